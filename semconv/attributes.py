@@ -1,0 +1,74 @@
+"""Attribute names. GenAI names follow the OpenTelemetry GenAI semantic conventions;
+the ``gen_ai.cost.*``, ``pii.*``, ``audit.*`` and ``anomaly.*`` names are this
+project's contract (DESIGN.md)."""
+
+from typing import Final
+
+# --- Resource / general ---------------------------------------------------------------
+SERVICE_NAME: Final = "service.name"
+SERVICE_NAMESPACE: Final = "service.namespace"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+ERROR_TYPE: Final = "error.type"
+
+# --- OTel GenAI semantic conventions -------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+
+# Operation names (gen_ai.operation.name values)
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_GENERATE_CONTENT: Final = "generate_content"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_CREATE_AGENT: Final = "create_agent"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+
+# --- Cost (genai_cost processor) ------------------------------------------------------
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+GEN_AI_USAGE_COST_INPUT: Final = "gen_ai.usage.cost.input"
+GEN_AI_USAGE_COST_OUTPUT: Final = "gen_ai.usage.cost.output"
+GEN_AI_USAGE_COST_CACHE_READ: Final = "gen_ai.usage.cost.cache_read"
+GEN_AI_USAGE_COST_CACHE_WRITE: Final = "gen_ai.usage.cost.cache_write"
+GEN_AI_COST_PRICING: Final = "gen_ai.cost.pricing"
+GEN_AI_COST_UNPRICED: Final = "gen_ai.cost.unpriced"
+GEN_AI_COST_REPORTED: Final = "gen_ai.cost.reported"
+GEN_AI_COST_MISMATCH: Final = "gen_ai.cost.mismatch"
+
+# --- PII (pii_redaction processor) ----------------------------------------------------
+PII_REDACTED_COUNT: Final = "pii.redacted.count"
+PII_REDACTED_TYPES: Final = "pii.redacted.types"
+
+# --- Audit ---------------------------------------------------------------------------
+AUDIT_ACTOR_ID: Final = "audit.actor.id"
+AUDIT_TENANT_ID: Final = "audit.tenant.id"
+AUDIT_ACTION: Final = "audit.action"
+AUDIT_RESOURCE_TYPE: Final = "audit.resource.type"
+AUDIT_RECORD_ID: Final = "audit.record.id"
+
+# --- Anomaly -------------------------------------------------------------------------
+ANOMALY_FLAGGED: Final = "anomaly.flagged"
+ANOMALY_KINDS: Final = "anomaly.kinds"
+ANOMALY_SCORE: Final = "anomaly.score"
+ANOMALY_KIND_LATENCY: Final = "latency"
+ANOMALY_KIND_ERROR_RATE: Final = "error_rate"
+ANOMALY_KIND_TOKENS: Final = "tokens"
+ANOMALY_KIND_COST: Final = "cost"
