@@ -85,6 +85,9 @@ class RequestContext:
     actor: str | None = None
     roles: tuple[str, ...] = ()
     received_at_ns: int = field(default_factory=time.time_ns)
+    # Set by an exporter queue on the batches it hands to ``Exporter.export``: stable
+    # across replays of the same queued items, so a backend can deduplicate retries.
+    dedup_token: str | None = None
 
 
 class ComponentConfig(BaseModel):
@@ -175,11 +178,21 @@ class PermanentExportError(ExportError):
     """The data can never be exported (rejected by the backend): dropped and counted."""
 
 
+class QueueBatchConfig(ComponentConfig):
+    """Coalescing of queued requests into larger exports (the Collector's queue batcher)."""
+
+    enabled: bool = False
+    min_size: int = Field(default=8192, ge=1, description="export once this many items are waiting")
+    max_size: int = Field(default=0, ge=0, description="split larger merged batches; 0 = no limit")
+    flush_timeout: float = Field(default=0.2, gt=0, description="seconds to wait for min_size")
+
+
 class QueueConfig(ComponentConfig):
     enabled: bool = True
     queue_size: int = Field(default=100_000, ge=1, description="capacity in items (spans, points, records)")
     num_consumers: int = Field(default=2, ge=1, le=64)
     storage: str | None = Field(default=None, description="directory of a persistent queue")
+    batch: QueueBatchConfig = QueueBatchConfig()
 
 
 class RetryConfig(ComponentConfig):
