@@ -8,12 +8,12 @@ rather than appending a duplicate (OTLP requires keys to be unique).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-Attributes = RepeatedCompositeFieldContainer[KeyValue]
+Attributes: TypeAlias = RepeatedCompositeFieldContainer[KeyValue]
 
 
 def any_value_to_python(v: AnyValue) -> Any:

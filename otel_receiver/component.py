@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -33,7 +33,7 @@ class Signal(StrEnum):
     LOGS = "logs"
 
 
-Batch = Union[ExportTraceServiceRequest, ExportMetricsServiceRequest, ExportLogsServiceRequest]
+Batch = ExportTraceServiceRequest | ExportMetricsServiceRequest | ExportLogsServiceRequest
 
 REQUEST_TYPES: dict[Signal, type[Batch]] = {
     Signal.TRACES: ExportTraceServiceRequest,
@@ -146,14 +146,10 @@ class Processor:
             return self.process_metrics(batch, context)
         return self.process_logs(batch, context)
 
-    def process_traces(
-        self, batch: ExportTraceServiceRequest, context: RequestContext
-    ) -> Batch | None:
+    def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         return batch
 
-    def process_metrics(
-        self, batch: ExportMetricsServiceRequest, context: RequestContext
-    ) -> Batch | None:
+    def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
         return batch
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
@@ -183,12 +179,13 @@ class QueueBatchConfig(ComponentConfig):
 
     enabled: bool = False
     min_size: int = Field(default=8192, ge=1, description="export once this many items are waiting")
-    max_size: int = Field(default=0, ge=0, description="split larger merged batches; 0 = no limit")
+    max_size: int = Field(
+        default=0, ge=0, description="stop merging before a batch would exceed this; 0 = no limit"
+    )
     flush_timeout: float = Field(default=0.2, gt=0, description="seconds to wait for min_size")
 
 
 class QueueConfig(ComponentConfig):
-    enabled: bool = True
     queue_size: int = Field(default=100_000, ge=1, description="capacity in items (spans, points, records)")
     num_consumers: int = Field(default=2, ge=1, le=64)
     storage: str | None = Field(default=None, description="directory of a persistent queue")
@@ -234,6 +231,10 @@ class Exporter(ABC):
     async def shutdown(self) -> None:
         """Flush whatever the exporter buffers itself; the queue is drained before this."""
         return None
+
+    def describe(self) -> str:
+        """One line for the start-up banner: where this exporter sends data."""
+        return self.settings.component_id
 
 
 C = TypeVar("C", bound=ComponentConfig)

@@ -20,6 +20,7 @@ EXPORTER_GROUP = "otel_receiver.exporters"
 # type name -> "module:attribute" of its Factory
 BUILTIN_PROCESSORS: dict[str, str] = {
     "batch": "processors.batch:factory",
+    "genai_normalize": "processors.genai_normalize:factory",
     "genai_cost": "processors.genai_cost:factory",
     "pii_redaction": "processors.pii_redaction:factory",
     "anomaly": "processors.anomaly:factory",

@@ -1,0 +1,126 @@
+"""``otel-receiver``: run, validate, query, report (DESIGN.md, "CLI")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from otel_receiver import __version__
+from otel_receiver.config import Config, ConfigError, load_config
+from otel_receiver.logs import setup_logging
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    logs = config.service.telemetry.logs
+    setup_logging(logs.level, logs.encoding)
+    from otel_receiver.service import Service
+
+    service = Service(config)
+
+    def started(svc: Service) -> None:
+        print(f"otel-receiver {__version__} running with {config.source}", flush=True)
+        for line in svc.banner():
+            print(f"  {line}", flush=True)
+        for unused in config.unused:
+            print(f"  note: {unused} is defined but used by no pipeline", flush=True)
+        print("  stop with Ctrl-C (SIGINT) or SIGTERM: queues are drained before exit", flush=True)
+
+    try:
+        asyncio.run(service.run_until_signalled(started))
+    except OSError as e:
+        print(f"cannot start: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(f"{config.source}: valid ({len(config.pipelines)} pipelines)")
+    for unused in config.unused:
+        print(f"note: {unused} is defined but used by no pipeline")
+    return 0
+
+
+def _clickhouse_config(config: Config) -> Any:
+    for entry in config.exporters.values():
+        if entry.type_name == "clickhouse":
+            return entry.config
+    print(f"{config.source}: no clickhouse exporter configured; nothing to query", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    from exporters.clickhouse.query import QueryError, run_query
+
+    try:
+        out = run_query(_clickhouse_config(config), args.sql, args.format)
+    except QueryError as e:
+        print(f"query failed: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    from exporters.clickhouse.query import QueryError, run_report
+
+    try:
+        out = run_report(_clickhouse_config(config), args.since, args.by)
+    except QueryError as e:
+        print(f"report failed: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-receiver",
+        description="OTLP receiver with GenAI cost, PII redaction, audit and anomaly processors",
+    )
+    parser.add_argument("--version", action="version", version=f"otel-receiver {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the receiver (built-in default config without --config)")
+    p.add_argument("--config", help="YAML config file")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="parse and validate a config file")
+    p.add_argument("--config", required=True, help="YAML config file")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("query", help="run SQL against the ClickHouse store of the config")
+    p.add_argument("--config", help="YAML config file (default: built-in, store in ./otel-data)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("sql")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("report", help="GenAI calls, tokens, cost, latency and anomalies")
+    p.add_argument("--config", help="YAML config file (default: built-in, store in ./otel-data)")
+    p.add_argument("--since", default="24h", help="time window, e.g. 30m, 24h, 7d")
+    p.add_argument("--by", choices=["service", "model", "tenant"], default="model")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""What both transports share: bounded decompression, decoding, validation, admission.
+
+The error types map one to one onto the OTLP spec's responses: ``InvalidRequest`` ->
+400 / INVALID_ARGUMENT, ``RequestTooLarge`` -> 413 / RESOURCE_EXHAUSTED (no retry
+info), ``Throttled`` -> 503 + Retry-After / UNAVAILABLE + RetryInfo,
+``Unauthenticated`` -> 401 / UNAUTHENTICATED. Messages name what is wrong but never
+quote the body: it may hold exactly the PII we exist to remove.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otel_receiver.component import REQUEST_TYPES, Batch, RequestContext, Signal, count_items
+from otel_receiver.pipeline import Pipeline, ProcessorError
+from otel_receiver.telemetry import SelfTelemetry
+
+log = logging.getLogger("otel_receiver.ingest")
+
+RETRY_AFTER_SECONDS = 1
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
+
+
+class IngestError(Exception):
+    reason = "error"
+
+
+class InvalidRequest(IngestError):
+    reason = "invalid"
+
+
+class RequestTooLarge(IngestError):
+    reason = "too_large"
+
+
+class Throttled(IngestError):
+    reason = "queue_full"
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Draining(Throttled):
+    reason = "shutting_down"
+
+
+class Unauthenticated(IngestError):
+    reason = "unauthenticated"
+
+
+class InternalError(IngestError):
+    reason = "processor_error"
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Decompress gzip (all members) without ever holding more than ``limit`` bytes."""
+    out: list[bytes] = []
+    total = 0
+    rest = data
+    while rest:
+        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        chunk_in = rest
+        while True:
+            try:
+                piece = d.decompress(chunk_in, limit - total + 1)
+            except zlib.error as e:
+                raise InvalidRequest(f"invalid gzip body: {e}") from None
+            total += len(piece)
+            if total > limit:
+                raise RequestTooLarge(f"decompressed request exceeds the limit of {limit} bytes")
+            out.append(piece)
+            if d.eof:
+                break
+            chunk_in = d.unconsumed_tail
+            if not chunk_in and not piece:
+                raise InvalidRequest("invalid gzip body: truncated stream")
+        rest = d.unused_data
+    return b"".join(out)
+
+
+def decode_protobuf(signal: Signal, body: bytes) -> Batch:
+    msg = REQUEST_TYPES[signal]()
+    try:
+        msg.ParseFromString(body)
+    except DecodeError as e:
+        detail = str(e) or "malformed protobuf"
+        raise InvalidRequest(f"cannot decode {msg.DESCRIPTOR.name}: {detail}") from None
+    except RecursionError:
+        raise InvalidRequest(f"cannot decode {msg.DESCRIPTOR.name}: nesting too deep") from None
+    return msg
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int
+    rejected: int = 0
+    message: str = ""
+
+
+def _reject_invalid_spans(req: ExportTraceServiceRequest) -> tuple[int, str]:
+    """Remove spans whose ids break the OTLP spec; they could never be joined or stored."""
+    rejected = 0
+    for rs in req.resource_spans:
+        for ss in rs.scope_spans:
+            bad = []
+            for i, span in enumerate(ss.spans):
+                tid = span.trace_id
+                sid = span.span_id
+                if (
+                    len(tid) != 16
+                    or len(sid) != 8
+                    or tid == _ZERO_TRACE_ID
+                    or sid == _ZERO_SPAN_ID
+                    or len(span.parent_span_id) not in (0, 8)
+                ):
+                    bad.append(i)
+            for i in reversed(bad):
+                del ss.spans[i]
+            rejected += len(bad)
+    if rejected:
+        return rejected, (
+            f"{rejected} spans rejected: trace_id must be 16 non-zero bytes, span_id 8 non-zero bytes, "
+            "parent_span_id empty or 8 bytes"
+        )
+    return 0, ""
+
+
+def _reject_invalid_log_ids(req: ExportLogsServiceRequest) -> tuple[int, str]:
+    rejected = 0
+    for rl in req.resource_logs:
+        for sl in rl.scope_logs:
+            bad = [
+                i
+                for i, rec in enumerate(sl.log_records)
+                if len(rec.trace_id) not in (0, 16) or len(rec.span_id) not in (0, 8)
+            ]
+            for i in reversed(bad):
+                del sl.log_records[i]
+            rejected += len(bad)
+    if rejected:
+        return (
+            rejected,
+            f"{rejected} log records rejected: trace_id must be empty or 16 bytes, span_id empty or 8",
+        )
+    return 0, ""
+
+
+class Ingest:
+    """Entry point of one receiver: decoded requests in, pipelines fed."""
+
+    def __init__(
+        self, receiver_id: str, pipelines: Mapping[Signal, Sequence[Pipeline]], telemetry: SelfTelemetry
+    ) -> None:
+        self.receiver_id = receiver_id
+        self.pipelines = pipelines
+        self.telemetry = telemetry
+        self.draining = False
+
+    def check_admission(self, signal: Signal, transport: str) -> None:
+        if self.draining:
+            self.telemetry.requests.labels(transport, signal.value, "draining").inc()
+            raise Draining("the receiver is shutting down; retry against another instance or later")
+        for p in self.pipelines.get(signal, ()):
+            if not p.has_room():
+                self.telemetry.requests.labels(transport, signal.value, "throttled").inc()
+                raise Throttled(f"exporter queues of pipeline {p.pipeline_id} are full; retry later")
+
+    def accept(self, signal: Signal, msg: Batch, context: RequestContext) -> IngestResult:
+        """Validate, process and enqueue an already decoded request (admission checked)."""
+        transport = context.transport
+        started = time.perf_counter()
+        rejected, message = 0, ""
+        if signal is Signal.TRACES:
+            assert isinstance(msg, ExportTraceServiceRequest)
+            rejected, message = _reject_invalid_spans(msg)
+        elif signal is Signal.LOGS:
+            assert isinstance(msg, ExportLogsServiceRequest)
+            rejected, message = _reject_invalid_log_ids(msg)
+        n = count_items(msg)
+        if rejected:
+            self.telemetry.refused_items.labels(transport, signal.value, "invalid_ids").inc(rejected)
+        pipelines = self.pipelines.get(signal, ())
+        if n:
+            for i, p in enumerate(pipelines):
+                # Processors mutate in place: every pipeline but the last gets its own copy.
+                batch = msg if i == len(pipelines) - 1 else _copy(msg)
+                try:
+                    p.consume(batch, context)
+                except ProcessorError as e:
+                    self.telemetry.requests.labels(transport, signal.value, "processor_error").inc()
+                    self.telemetry.refused_items.labels(transport, signal.value, "processor_error").inc(n)
+                    raise InternalError(str(e)) from None
+            self.telemetry.received_items.labels(transport, signal.value).inc(n)
+        self.telemetry.requests.labels(transport, signal.value, "ok" if not rejected else "partial").inc()
+        self.telemetry.batch_latency.labels(signal.value).observe(time.perf_counter() - started)
+        return IngestResult(n, rejected, message)
+
+    def refuse(self, signal: Signal, transport: str, err: IngestError) -> None:
+        self.telemetry.requests.labels(transport, signal.value, err.reason).inc()
+
+
+def _copy(msg: Batch) -> Batch:
+    dup = type(msg)()
+    dup.CopyFrom(msg)
+    return dup

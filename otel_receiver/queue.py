@@ -1,0 +1,289 @@
+"""Per-exporter bounded queue: admission control, coalescing, retry with backoff, persistence.
+
+Admission happens before a request is processed (``has_room``), so a full queue turns
+into a retryable status for the client instead of a silent drop. Every item that
+enters is either exported or counted in ``otel_receiver_dropped_items_total`` with a
+reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+from otel_receiver.component import (
+    REQUEST_TYPES,
+    Batch,
+    Exporter,
+    ExporterConfig,
+    PermanentExportError,
+    RequestContext,
+    RetryableExportError,
+    Signal,
+    count_items,
+    signal_of,
+)
+from otel_receiver.persistent_queue import PersistentLog
+from otel_receiver.telemetry import SelfTelemetry
+
+log = logging.getLogger("otel_receiver.queue")
+
+
+@dataclass(slots=True)
+class _Item:
+    seq: int
+    signal: Signal
+    batch: Batch
+    context: RequestContext
+    items: int
+    group_last: int | None = None  # replayed group: take exactly up to this seq
+
+
+class ExporterQueue:
+    def __init__(
+        self, exporter_id: str, exporter: Exporter, config: ExporterConfig, telemetry: SelfTelemetry
+    ) -> None:
+        self.exporter_id = exporter_id
+        self.exporter = exporter
+        self.config = config
+        self.qc = config.sending_queue
+        self.telemetry = telemetry
+        self._waiting: deque[_Item] = deque()
+        self._inflight: dict[int, tuple[Signal, int]] = {}  # first seq of group -> (signal, items)
+        self._size = 0  # items waiting or in flight
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._abort = asyncio.Event()
+        self._consumers: list[asyncio.Task[None]] = []
+        self._storage = PersistentLog(self.qc.storage) if self.qc.storage else None
+        self._run_id = self._storage.run_id if self._storage else secrets.token_hex(8)
+        self._next_seq = 1
+        self._size_gauge = telemetry.queue_size.labels(exporter_id)
+        telemetry.queue_capacity.labels(exporter_id).set(self.qc.queue_size)
+
+    # --- intake ----------------------------------------------------------------------
+    def has_room(self) -> bool:
+        return self._size < self.qc.queue_size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def put(self, batch: Batch, context: RequestContext) -> None:
+        """Enqueue an admitted batch. Never blocks; admission was checked with ``has_room``."""
+        n = count_items(batch)
+        if n == 0:
+            return
+        signal = signal_of(batch)
+        if self._closed:
+            self.telemetry.dropped_items.labels(self.exporter_id, signal.value, "queue_closed").inc(n)
+            return
+        if self._storage is not None:
+            seq = self._storage.append(signal, batch.SerializeToString(), context)
+        else:
+            seq = self._next_seq
+            self._next_seq += 1
+        self._waiting.append(_Item(seq, signal, batch, context, n))
+        self._size += n
+        self._size_gauge.set(self._size)
+        self._wakeup.set()
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._storage is not None:
+            items, groups = self._storage.recover()
+            group_end = dict(groups)
+            for it in items:
+                batch = REQUEST_TYPES[it.signal]()
+                batch.ParseFromString(it.body)
+                n = count_items(batch)
+                self._waiting.append(_Item(it.seq, it.signal, batch, it.context, n, group_end.get(it.seq)))
+                self._size += n
+            if items:
+                log.info(
+                    "%s: replaying %d items from the persistent queue at %s",
+                    self.exporter_id,
+                    self._size,
+                    self.qc.storage,
+                )
+            self._size_gauge.set(self._size)
+        for i in range(self.qc.num_consumers):
+            self._consumers.append(
+                asyncio.create_task(self._consume(), name=f"{self.exporter_id}-consumer-{i}")
+            )
+
+    async def drain(self, timeout: float) -> None:
+        """Stop intake, export what is queued; after ``timeout`` give up and count the rest."""
+        self._closed = True
+        self._wakeup.set()
+        done, pending = (
+            await asyncio.wait(self._consumers, timeout=timeout) if self._consumers else (set(), set())
+        )
+        if pending:
+            self._abort.set()
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        left = self._size
+        if left:
+            if self._storage is not None:
+                log.warning(
+                    "%s: %d items still queued at shutdown; kept in %s for the next start",
+                    self.exporter_id,
+                    left,
+                    self.qc.storage,
+                )
+            else:
+                by_signal: dict[Signal, int] = {}
+                for sig, n in [*((it.signal, it.items) for it in self._waiting), *self._inflight.values()]:
+                    by_signal[sig] = by_signal.get(sig, 0) + n
+                for sig, n in by_signal.items():
+                    self.telemetry.dropped_items.labels(self.exporter_id, sig.value, "shutdown_timeout").inc(
+                        n
+                    )
+                log.error("%s: dropped %d queued items: shutdown timeout", self.exporter_id, left)
+        if self._storage is not None:
+            self._storage.close()
+        for t in done:
+            if t.exception() is not None:
+                log.error("%s: consumer failed: %r", self.exporter_id, t.exception())
+
+    # --- consuming -------------------------------------------------------------------
+    async def _take(self) -> list[_Item] | None:
+        while not self._waiting:
+            if self._closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        group = [self._waiting.popleft()]
+        first = group[0]
+        if first.group_last is not None:
+            # A replayed group keeps its original bounds so its dedup token is unchanged.
+            while self._waiting and self._waiting[0].seq <= first.group_last:
+                group.append(self._waiting.popleft())
+            return group
+        bc = self.qc.batch
+        if not bc.enabled:
+            return group
+        total = first.items
+        deadline = time.monotonic() + bc.flush_timeout
+        while total < bc.min_size:
+            if self._waiting:
+                nxt = self._waiting[0]
+                if nxt.signal is not first.signal or nxt.group_last is not None:
+                    break
+                if bc.max_size and total + nxt.items > bc.max_size:
+                    break
+                group.append(self._waiting.popleft())
+                total += nxt.items
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed:
+                break
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                break
+        return group
+
+    async def _consume(self) -> None:
+        while True:
+            group = await self._take()
+            if group is None:
+                return
+            first, last = group[0].seq, group[-1].seq
+            n = sum(it.items for it in group)
+            self._inflight[first] = (group[0].signal, n)
+            if self._storage is not None and len(group) > 1 and group[0].group_last is None:
+                self._storage.claim(first, last)
+            batch, ctx = self._merge(group)
+            try:
+                await self._export(batch, ctx, group[0].signal, n)
+            finally:
+                if not self._abort.is_set():
+                    self._release(first, last, n)
+
+    def _merge(self, group: list[_Item]) -> tuple[Batch, RequestContext]:
+        token = f"{self.exporter_id}:{self._run_id}:{group[0].seq}-{group[-1].seq}"
+        if len(group) == 1:
+            return group[0].batch, replace(group[0].context, dedup_token=token)
+        merged = REQUEST_TYPES[group[0].signal]()
+        for it in group:
+            merged.MergeFrom(it.batch)  # concatenates the resource_* lists
+        c0 = group[0].context
+        same_principal = all(it.context.tenant == c0.tenant and it.context.actor == c0.actor for it in group)
+        ctx = RequestContext(
+            transport="internal",
+            tenant=c0.tenant if same_principal else None,
+            actor=c0.actor if same_principal else None,
+            roles=c0.roles if same_principal else (),
+            received_at_ns=c0.received_at_ns,
+            dedup_token=token,
+        )
+        return merged, ctx
+
+    def _release(self, first: int, last: int, n: int) -> None:
+        self._inflight.pop(first, None)
+        self._size -= n
+        self._size_gauge.set(self._size)
+        if self._storage is not None:
+            candidates = list(self._inflight)
+            if self._waiting:
+                candidates.append(self._waiting[0].seq)
+            self._storage.ack(first, last, min(candidates, default=None))
+
+    async def _export(self, batch: Batch, ctx: RequestContext, signal: Signal, n: int) -> None:
+        rc = self.config.retry_on_failure
+        started = time.monotonic()
+        interval = rc.initial_interval
+        while True:
+            try:
+                await asyncio.wait_for(self.exporter.export(batch, ctx), self.config.timeout)
+            except asyncio.CancelledError:
+                raise
+            except PermanentExportError as e:
+                log.error("%s: dropped %d %s: %s", self.exporter_id, n, signal.value, e)
+                self.telemetry.dropped_items.labels(self.exporter_id, signal.value, "permanent_error").inc(n)
+                return
+            except Exception as e:
+                reason = str(e) or type(e).__name__
+                if not rc.enabled:
+                    log.error("%s: export failed, retry disabled: %s", self.exporter_id, reason)
+                    self.telemetry.dropped_items.labels(self.exporter_id, signal.value, "export_failed").inc(
+                        n
+                    )
+                    return
+                wait = interval * random.uniform(0.8, 1.2)
+                if isinstance(e, RetryableExportError) and e.retry_after is not None:
+                    wait = max(wait, e.retry_after)
+                elapsed = time.monotonic() - started
+                if rc.max_elapsed_time and elapsed + wait > rc.max_elapsed_time:
+                    log.error(
+                        "%s: dropped %d %s after %.1fs of retries: %s",
+                        self.exporter_id,
+                        n,
+                        signal.value,
+                        elapsed,
+                        reason,
+                    )
+                    self.telemetry.dropped_items.labels(
+                        self.exporter_id, signal.value, "retries_exhausted"
+                    ).inc(n)
+                    return
+                log.warning("%s: export failed (%s); retrying in %.2fs", self.exporter_id, reason, wait)
+                self.telemetry.export_retries.labels(self.exporter_id).inc()
+                interval = min(interval * rc.multiplier, rc.max_interval)
+                try:
+                    await asyncio.wait_for(self._abort.wait(), wait)
+                    raise asyncio.CancelledError
+                except TimeoutError:
+                    continue
+            else:
+                self.telemetry.exported_items.labels(self.exporter_id, signal.value).inc(n)
+                return
