@@ -1,0 +1,378 @@
+"""GenAI metrics derived from spans (a connector in the traces pipeline).
+
+The hot path aggregates one batch into plain dicts keyed by label-value tuples, then
+merges the result into the exporter's state once, under one lock acquisition. Nothing
+here touches prometheus-client objects per span; the state is rendered into metric
+families only when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from prometheus_client.core import Metric
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
+
+import semconv
+from exporters.prometheus.naming import label_name, metric_name
+from exporters.prometheus.selfmetrics import ExporterSelfMetrics
+from otel_receiver.attributes import get_str, pick
+from otel_receiver.component import RequestContext
+
+# OTel GenAI semantic-convention metric names and units; the Prometheus names follow
+# from the translation rules, exactly as the Collector would name them.
+GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+
+TOKEN_USAGE_NAME, _ = metric_name(GEN_AI_CLIENT_TOKEN_USAGE, "{token}")
+DURATION_NAME, DURATION_UNIT = metric_name(GEN_AI_CLIENT_OPERATION_DURATION, "s")
+# Our own metrics (DESIGN.md "Prometheus"); family names without the _total the
+# exposition appends.
+COST_NAME = "gen_ai_client_cost_usd"
+ANOMALIES_NAME = "gen_ai_anomalies"
+PII_REDACTIONS_NAME = "pii_redactions"
+
+# Explicit bucket boundaries advised by the GenAI semantic conventions.
+TOKEN_BUCKETS: tuple[float, ...] = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+
+TOKEN_TYPE_INPUT = "input"
+TOKEN_TYPE_OUTPUT = "output"
+ERROR_TYPE_OTHER = "_OTHER"  # semconv fallback when an operation failed without error.type
+OVERFLOW_VALUE = "other"
+TENANT_UNKNOWN = "unknown"
+
+SERVICE_LABEL = label_name(semconv.SERVICE_NAME)
+PROVIDER_LABEL = label_name(semconv.GEN_AI_PROVIDER_NAME)
+MODEL_LABEL = label_name(semconv.GEN_AI_REQUEST_MODEL)
+OPERATION_LABEL = label_name(semconv.GEN_AI_OPERATION_NAME)
+TOKEN_TYPE_LABEL = label_name(semconv.GEN_AI_TOKEN_TYPE)
+ERROR_TYPE_LABEL = label_name(semconv.ERROR_TYPE)
+TENANT_LABEL = "tenant_id"
+KIND_LABEL = "kind"
+TYPE_LABEL = "type"
+
+BASE_LABELS: tuple[str, ...] = (SERVICE_LABEL, PROVIDER_LABEL, MODEL_LABEL, OPERATION_LABEL, TENANT_LABEL)
+
+_WANTED = frozenset(
+    {
+        semconv.GEN_AI_OPERATION_NAME,
+        semconv.GEN_AI_PROVIDER_NAME,
+        semconv.GEN_AI_REQUEST_MODEL,
+        semconv.GEN_AI_USAGE_INPUT_TOKENS,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+        semconv.GEN_AI_USAGE_COST,
+        semconv.ERROR_TYPE,
+        semconv.AUDIT_TENANT_ID,
+        semconv.ANOMALY_KINDS,
+        semconv.PII_REDACTED_TYPES,
+        semconv.PII_REDACTED_COUNT,
+    }
+)
+_STATUS_ERROR = Status.STATUS_CODE_ERROR
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySpec:
+    name: str
+    help: str
+    kind: str  # "histogram" or "counter"
+    labels: tuple[str, ...]
+    unit: str = ""
+    bounds: tuple[float, ...] = ()
+    # Label positions kept on overflow (bounded ones such as the token type); the rest
+    # read "other".
+    kept_on_overflow: frozenset[int] = frozenset()
+
+    def overflow_key(self, key: Key) -> Key:
+        return tuple(v if i in self.kept_on_overflow else OVERFLOW_VALUE for i, v in enumerate(key))
+
+
+TOKEN_USAGE = FamilySpec(
+    TOKEN_USAGE_NAME,
+    "Number of input and output tokens used, from GenAI spans",
+    "histogram",
+    (*BASE_LABELS, TOKEN_TYPE_LABEL),
+    bounds=TOKEN_BUCKETS,
+    kept_on_overflow=frozenset({len(BASE_LABELS)}),
+)
+DURATION = FamilySpec(
+    DURATION_NAME,
+    "GenAI operation duration, from GenAI spans",
+    "histogram",
+    (*BASE_LABELS, ERROR_TYPE_LABEL),
+    unit=DURATION_UNIT,
+    bounds=DURATION_BUCKETS,
+)
+COST = FamilySpec(COST_NAME, "Cost of GenAI calls in USD (gen_ai.usage.cost)", "counter", BASE_LABELS)
+ANOMALIES = FamilySpec(
+    ANOMALIES_NAME, "Spans flagged by the anomaly processor, by kind", "counter", (*BASE_LABELS, KIND_LABEL)
+)
+PII_REDACTIONS = FamilySpec(
+    PII_REDACTIONS_NAME,
+    "Values redacted by the PII processor, by type (a span's count split evenly over its types)",
+    "counter",
+    (*BASE_LABELS, TYPE_LABEL),
+)
+SPAN_FAMILIES: tuple[FamilySpec, ...] = (TOKEN_USAGE, DURATION, COST, ANOMALIES, PII_REDACTIONS)
+
+
+@dataclass(slots=True)
+class HistogramSeries:
+    counts: list[int]  # per bucket, not cumulative; the last one is (last bound, +Inf)
+    total: float = 0.0
+    count: int = 0
+    # Per bucket: (value, trace_id, span_id, unix seconds) of the latest exemplar.
+    exemplars: list[tuple[float, bytes, bytes, float] | None] = field(default_factory=list)
+    updated: float = 0.0
+
+
+@dataclass(slots=True)
+class CounterSeries:
+    value: float = 0.0
+    updated: float = 0.0
+
+
+# A batch's histogram accumulator: [bucket counts, sum, count, exemplar span, its value].
+_HistAcc = list
+
+
+@dataclass(slots=True)
+class BatchAggregate:
+    tokens: dict[Key, _HistAcc] = field(default_factory=dict)
+    duration: dict[Key, _HistAcc] = field(default_factory=dict)
+    cost: dict[Key, float] = field(default_factory=dict)
+    anomalies: dict[Key, int] = field(default_factory=dict)
+    pii: dict[Key, int] = field(default_factory=dict)
+
+
+def _observe(
+    accs: dict[Key, _HistAcc], key: Key, bounds: tuple[float, ...], value: float, span: Span
+) -> None:
+    acc = accs.get(key)
+    if acc is None:
+        acc = [[0] * (len(bounds) + 1), 0.0, 0, span, value]
+        accs[key] = acc
+    acc[0][bisect_left(bounds, value)] += 1
+    acc[1] += value
+    acc[2] += 1
+    acc[3] = span
+    acc[4] = value
+
+
+def aggregate_spans(
+    batch: ExportTraceServiceRequest, context: RequestContext, tenant_mode: str
+) -> BatchAggregate:
+    """One pass over a batch: every GenAI metric observation, summed per label tuple."""
+    agg = BatchAggregate()
+    tokens, duration, cost, anomalies, pii = agg.tokens, agg.duration, agg.cost, agg.anomalies, agg.pii
+    if tenant_mode == "never":
+        default_tenant = ""
+    else:
+        default_tenant = context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else "")
+    read_tenant = tenant_mode != "never"
+    for resource_spans in batch.resource_spans:
+        service = get_str(resource_spans.resource.attributes, semconv.SERVICE_NAME) or ""
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                found = pick(span.attributes, _WANTED)
+                if not found:
+                    continue
+                v = found.get(semconv.AUDIT_TENANT_ID)
+                tenant = v.string_value if (v is not None and read_tenant) else default_tenant
+                v = found.get(semconv.GEN_AI_OPERATION_NAME)
+                operation = v.string_value if v is not None else ""
+                v = found.get(semconv.GEN_AI_PROVIDER_NAME)
+                provider = v.string_value if v is not None else ""
+                v = found.get(semconv.GEN_AI_REQUEST_MODEL)
+                model = v.string_value if v is not None else ""
+                base = (service, provider, model, operation, tenant)
+                if operation or provider or model:
+                    v = found.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
+                    if v is not None:
+                        _observe(tokens, (*base, TOKEN_TYPE_INPUT), TOKEN_BUCKETS,
+                                 v.int_value or v.double_value, span)  # fmt: skip
+                    v = found.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
+                    if v is not None:
+                        _observe(tokens, (*base, TOKEN_TYPE_OUTPUT), TOKEN_BUCKETS,
+                                 v.int_value or v.double_value, span)  # fmt: skip
+                    v = found.get(semconv.ERROR_TYPE)
+                    if v is not None:
+                        error_type = v.string_value or ERROR_TYPE_OTHER
+                    elif span.status.code == _STATUS_ERROR:
+                        error_type = ERROR_TYPE_OTHER
+                    else:
+                        error_type = ""
+                    elapsed = span.end_time_unix_nano - span.start_time_unix_nano
+                    if elapsed >= 0:
+                        _observe(duration, (*base, error_type), DURATION_BUCKETS, elapsed / 1e9, span)
+                    v = found.get(semconv.GEN_AI_USAGE_COST)
+                    if v is not None:
+                        amount = v.double_value or v.int_value
+                        if amount > 0:
+                            cost[base] = cost.get(base, 0.0) + amount
+                v = found.get(semconv.ANOMALY_KINDS)
+                if v is not None:
+                    for kind in v.array_value.values:
+                        key = (*base, kind.string_value)
+                        anomalies[key] = anomalies.get(key, 0) + 1
+                v = found.get(semconv.PII_REDACTED_TYPES)
+                if v is not None:
+                    types = [t.string_value for t in v.array_value.values]
+                    if types:
+                        c = found.get(semconv.PII_REDACTED_COUNT)
+                        count = max(c.int_value if c is not None else 0, len(types))
+                        share, rest = divmod(count, len(types))
+                        for i, pii_type in enumerate(types):
+                            key = (*base, pii_type)
+                            pii[key] = pii.get(key, 0) + share + (1 if i < rest else 0)
+    return agg
+
+
+def _drop_stale(family: dict[Key, HistogramSeries] | dict[Key, CounterSeries], cutoff: float) -> int:
+    stale = [k for k, s in family.items() if s.updated < cutoff]
+    for k in stale:
+        del family[k]
+    return len(stale)
+
+
+class SpanMetricsState:
+    """Cumulative span-derived series; merged into per batch, rendered per scrape."""
+
+    def __init__(
+        self,
+        *,
+        exporter_id: str,
+        self_metrics: ExporterSelfMetrics,
+        max_series: int,
+        expiration: float,
+        exemplars: bool,
+        const_labels: dict[str, str],
+        lock: threading.Lock,
+    ) -> None:
+        self._exporter_id = exporter_id
+        self._self_metrics = self_metrics
+        self._max_series = max_series
+        self._expiration = expiration
+        self._exemplars = exemplars
+        self._const_labels = dict(const_labels)
+        self._lock = lock
+        self._hist: dict[str, dict[Key, HistogramSeries]] = {TOKEN_USAGE.name: {}, DURATION.name: {}}
+        self._counters: dict[str, dict[Key, CounterSeries]] = {
+            COST.name: {},
+            ANOMALIES.name: {},
+            PII_REDACTIONS.name: {},
+        }
+
+    def series_count(self) -> int:
+        return sum(len(s) for s in self._hist.values()) + sum(len(s) for s in self._counters.values())
+
+    def _limited_key(self, spec: FamilySpec, series: Mapping[Key, object], key: Key, items: int) -> Key:
+        if key in series or len(series) < self._max_series:
+            return key
+        self._self_metrics.overflow_items.labels(self._exporter_id, spec.name).inc(items)
+        return spec.overflow_key(key)
+
+    def merge(self, agg: BatchAggregate) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._merge_hist(TOKEN_USAGE, agg.tokens, now)
+            self._merge_hist(DURATION, agg.duration, now)
+            self._merge_counter(COST, agg.cost, now)
+            self._merge_counter(ANOMALIES, agg.anomalies, now)
+            self._merge_counter(PII_REDACTIONS, agg.pii, now)
+
+    def _merge_hist(self, spec: FamilySpec, accs: dict[Key, _HistAcc], now: float) -> None:
+        if not accs:
+            return
+        family = self._hist[spec.name]
+        nbuckets = len(spec.bounds) + 1
+        for key, (counts, total, count, span, value) in accs.items():
+            key = self._limited_key(spec, family, key, count)
+            series = family.get(key)
+            if series is None:
+                series = HistogramSeries([0] * nbuckets, exemplars=[None] * nbuckets)
+                family[key] = series
+            series_counts = series.counts
+            for i, c in enumerate(counts):
+                if c:
+                    series_counts[i] += c
+            series.total += total
+            series.count += count
+            series.updated = now
+            if self._exemplars:
+                series.exemplars[bisect_left(spec.bounds, value)] = (
+                    value,
+                    span.trace_id,
+                    span.span_id,
+                    span.end_time_unix_nano / 1e9,
+                )
+
+    def _merge_counter(self, spec: FamilySpec, values: dict[Key, float] | dict[Key, int], now: float) -> None:
+        if not values:
+            return
+        family = self._counters[spec.name]
+        for key, value in values.items():
+            key = self._limited_key(spec, family, key, 1 if spec is COST else int(value))
+            series = family.get(key)
+            if series is None:
+                series = CounterSeries()
+                family[key] = series
+            series.value += value
+            series.updated = now
+
+    def expire(self, now: float) -> int:
+        """Drop idle series; call with the lock held. Returns how many were dropped."""
+        if self._expiration <= 0:
+            return 0
+        cutoff = now - self._expiration
+        dropped = 0
+        for hist_family in self._hist.values():
+            dropped += _drop_stale(hist_family, cutoff)
+        for counter_family in self._counters.values():
+            dropped += _drop_stale(counter_family, cutoff)
+        return dropped
+
+    def _labels(self, spec: FamilySpec, key: Key) -> dict[str, str]:
+        labels = {name: value for name, value in zip(spec.labels, key, strict=True) if value}
+        if self._const_labels:
+            labels.update(self._const_labels)
+        return labels
+
+    def families(self) -> Iterator[Metric]:
+        """Render the state as metric families; call with the lock held."""
+        for spec in (TOKEN_USAGE, DURATION):
+            metric = Metric(spec.name, spec.help, "histogram", spec.unit)
+            les = [floatToGoString(b) for b in spec.bounds] + ["+Inf"]
+            for key, series in self._hist[spec.name].items():
+                labels = self._labels(spec, key)
+                cumulative = 0
+                for le, c, ex in zip(les, series.counts, series.exemplars, strict=True):
+                    cumulative += c
+                    exemplar = None
+                    if ex is not None:
+                        exemplar = Exemplar(
+                            {"trace_id": ex[1].hex(), "span_id": ex[2].hex()}, ex[0], ex[3] or None
+                        )
+                    metric.add_sample(spec.name + "_bucket", {**labels, "le": le}, cumulative, None, exemplar)
+                metric.add_sample(spec.name + "_count", labels, series.count)
+                metric.add_sample(spec.name + "_sum", labels, series.total)
+            yield metric
+        for spec in (COST, ANOMALIES, PII_REDACTIONS):
+            metric = Metric(spec.name, spec.help, "counter")
+            for key, cseries in self._counters[spec.name].items():
+                metric.add_sample(spec.name + "_total", self._labels(spec, key), cseries.value)
+            yield metric
