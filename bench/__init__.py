@@ -1,0 +1,1 @@
+"""Benchmark of the receiver and its realistic GenAI OTLP workload generator."""
