@@ -72,3 +72,63 @@ ANOMALY_KIND_LATENCY: Final = "latency"
 ANOMALY_KIND_ERROR_RATE: Final = "error_rate"
 ANOMALY_KIND_TOKENS: Final = "tokens"
 ANOMALY_KIND_COST: Final = "cost"
+
+# --- Cost: written by genai_cost beyond DESIGN.md's list (proposed to the lead) --------
+# Why a span with usage got no cost: "negative_remainder" (a subset count such as cache
+# read exceeds its total), "invalid_tokens" (negative or non-integer count).
+GEN_AI_COST_ERROR: Final = "gen_ai.cost.error"
+COST_ERROR_NEGATIVE_REMAINDER: Final = "negative_remainder"
+COST_ERROR_INVALID_TOKENS: Final = "invalid_tokens"
+
+# --- Older and vendor names, read by semconv.normalize (never written) ----------------
+# OTel GenAI semconv, deprecated names (replaced by gen_ai.provider.name, input/output_tokens)
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+
+# OpenLLMetry / Traceloop (opentelemetry-semantic-conventions-ai)
+TRACELOOP_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
+TRACELOOP_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+TRACELOOP_REASONING_TOKENS: Final = "gen_ai.usage.reasoning_tokens"
+TRACELOOP_TOTAL_COST: Final = "gen_ai.usage.total_cost"
+TRACELOOP_REQUEST_TYPE: Final = "llm.request.type"
+TRACELOOP_PROMPT_PREFIX: Final = "gen_ai.prompt."
+TRACELOOP_COMPLETION_PREFIX: Final = "gen_ai.completion."
+LLM_USAGE_PROMPT_TOKENS: Final = "llm.usage.prompt_tokens"
+LLM_USAGE_COMPLETION_TOKENS: Final = "llm.usage.completion_tokens"
+LLM_USAGE_CACHE_READ_INPUT_TOKENS: Final = "llm.usage.cache_read_input_tokens"
+LLM_REQUEST_MODEL: Final = "llm.request.model"
+LLM_RESPONSE_MODEL: Final = "llm.response.model"
+LLM_VENDOR: Final = "llm.vendor"
+
+# OpenInference (Arize Phoenix)
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OI_LLM_MODEL_NAME: Final = "llm.model_name"
+OI_LLM_PROVIDER: Final = "llm.provider"
+OI_LLM_SYSTEM: Final = "llm.system"
+OI_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+OI_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+OI_TOKEN_COUNT_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+OI_TOKEN_COUNT_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
+OI_TOKEN_COUNT_PROMPT_AUDIO: Final = "llm.token_count.prompt_details.audio"
+OI_TOKEN_COUNT_REASONING: Final = "llm.token_count.completion_details.reasoning"
+OI_TOKEN_COUNT_COMPLETION_AUDIO: Final = "llm.token_count.completion_details.audio"
+OI_COST_TOTAL: Final = "llm.cost.total"
+OI_INPUT_MESSAGES_PREFIX: Final = "llm.input_messages."
+OI_OUTPUT_MESSAGES_PREFIX: Final = "llm.output_messages."
+
+# PydanticAI / Logfire
+PYDANTIC_USAGE_DETAILS_PREFIX: Final = "gen_ai.usage.details."
+PYDANTIC_CACHE_READ_TOKENS: Final = "gen_ai.usage.details.cache_read_tokens"
+PYDANTIC_CACHE_WRITE_TOKENS: Final = "gen_ai.usage.details.cache_write_tokens"
+PYDANTIC_REASONING_TOKENS: Final = "gen_ai.usage.details.reasoning_tokens"
+PYDANTIC_AGGREGATED_USAGE_PREFIX: Final = "gen_ai.aggregated_usage."
+GEN_AI_AGGREGATED_USAGE_INPUT_TOKENS: Final = "gen_ai.aggregated_usage.input_tokens"
+GEN_AI_AGGREGATED_USAGE_OUTPUT_TOKENS: Final = "gen_ai.aggregated_usage.output_tokens"
+LOGFIRE_OPERATION_COST: Final = "operation.cost"
+
+# Audio token counts have no OTel GenAI name yet; PydanticAI's detail names are the
+# current names we read (and the ones OpenInference audio counts are normalised to).
+GEN_AI_USAGE_INPUT_AUDIO_TOKENS: Final = "gen_ai.usage.details.input_audio_tokens"
+GEN_AI_USAGE_OUTPUT_AUDIO_TOKENS: Final = "gen_ai.usage.details.output_audio_tokens"
+GEN_AI_USAGE_CACHE_AUDIO_READ_TOKENS: Final = "gen_ai.usage.details.cache_audio_read_tokens"
