@@ -92,6 +92,9 @@ class PrometheusExporter(Exporter):
     async def start(self) -> None:
         await self.server.start()
 
+    def describe(self) -> str:
+        return f"/metrics on {self.url}"
+
     async def shutdown(self) -> None:
         await self.server.stop()
 

@@ -98,7 +98,11 @@ class FamilySpec:
     kept_on_overflow: frozenset[int] = frozenset()
 
     def overflow_key(self, key: Key) -> Key:
-        return tuple(v if i in self.kept_on_overflow else OVERFLOW_VALUE for i, v in enumerate(key))
+        # An absent label (empty value) stays absent: the overflow series must not invent
+        # a tenant or an error the folded series did not have.
+        return tuple(
+            v if (i in self.kept_on_overflow or not v) else OVERFLOW_VALUE for i, v in enumerate(key)
+        )
 
 
 TOKEN_USAGE = FamilySpec(
