@@ -32,6 +32,8 @@ def _examples() -> list[Batch]:
 
 
 def _exporter(tmp_path: Path, **config: object) -> DebugExporter:
+    if "output" in config and config["output"] not in ("stdout", "stderr"):
+        config["output"] = str(tmp_path / str(config["output"]))
     settings = ComponentSettings(
         "debug/test", SelfTelemetry(), logging.getLogger("test"), config_dir=str(tmp_path)
     )

@@ -20,7 +20,7 @@ class DebugExporterConfig(ExporterConfig):
     output: str = Field(
         default="stderr",
         min_length=1,
-        description="stderr, stdout, or the path of a file to append to (relative to the config file)",
+        description="stderr, stdout, or the path of a file to append to (relative to the working directory)",
     )
     sampling_initial: int = Field(
         default=2, ge=1, description="batches written in full each second before sampling starts"

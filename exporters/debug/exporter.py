@@ -53,8 +53,8 @@ class DebugExporter(Exporter):
         self.batches: dict[Signal, int] = dict.fromkeys(Signal, 0)
 
     def _output_path(self) -> Path:
-        path = Path(self.config.output).expanduser()
-        return path if path.is_absolute() else Path(self.settings.config_dir) / path
+        # Relative to the working directory, as in the Collector.
+        return Path(self.config.output).expanduser().absolute()
 
     async def start(self) -> None:
         output = self.config.output
