@@ -296,6 +296,14 @@ _OUTPUT_COUNT_KEYS: Final = frozenset(r.old for r in RULES if r.new == a.GEN_AI_
 ExclusiveSources = frozenset[tuple[str, str | None]]
 
 
+def current_provider(value: str | None) -> str | None:
+    """``value`` as a gen_ai.provider.name (legacy and vendor spellings mapped, lower-cased)."""
+    if value is None:
+        return None
+    low = value.lower()
+    return PROVIDER_VALUES.get(low, low)
+
+
 def counting_for(source: str, provider: str | None, exclusive: ExclusiveSources) -> TokenCounting:
     """Token semantics of ``source`` for ``provider``: a deployment's ``exclusive_sources``
     (pairs ``(source, provider)``, provider None for all) override the table."""

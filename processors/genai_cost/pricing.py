@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation, Overflow
 from pathlib import Path
@@ -22,8 +22,6 @@ from typing import Any, Final
 import genai_prices
 from genai_prices import data_snapshot
 from genai_prices import types as gp
-
-from semconv import normalize
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +101,21 @@ def _rate_at(rate: Rate | None, total_input: int) -> Decimal | None:
     return rate.at(total_input)
 
 
+# Effective per-token rates of the eight leaf classes, parents' rates filled in:
+# (text input, audio input, cached text, cached audio, cache write, text output,
+#  reasoning, audio output).
+LeafRates = tuple[
+    Decimal | None,
+    Decimal | None,
+    Decimal | None,
+    Decimal | None,
+    Decimal | None,
+    Decimal | None,
+    Decimal | None,
+    Decimal | None,
+]
+
+
 @dataclass(frozen=True, slots=True)
 class PriceSheet:
     """Per-token USD rates of one model in one price period. ``None`` means the table
@@ -119,6 +132,50 @@ class PriceSheet:
     output_audio: Rate | None = None
     cache_audio_read: Rate | None = None
     per_request: Decimal | None = None
+    _flat: LeafRates | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rates = (
+            self.input,
+            self.output,
+            self.cache_read,
+            self.cache_write,
+            self.reasoning,
+            self.input_audio,
+            self.output_audio,
+            self.cache_audio_read,
+        )
+        if not any(isinstance(r, Tiered) for r in rates):
+            object.__setattr__(self, "_flat", self._leaf_rates(0))
+
+    def leaf_rates(self, total_input: int) -> LeafRates:
+        flat = self._flat
+        return flat if flat is not None else self._leaf_rates(total_input)
+
+    def _leaf_rates(self, n: int) -> LeafRates:
+        text_in = _rate_at(self.input, n)
+        output = _rate_at(self.output, n)
+        cache_read = _rate_at(self.cache_read, n)
+        audio_in = _rate_at(self.input_audio, n)
+        if self.cache_audio_read is not None:
+            cached_audio = _rate_at(self.cache_audio_read, n)
+        elif cache_read is not None:
+            cached_audio = cache_read
+        else:
+            cached_audio = audio_in if audio_in is not None else text_in
+        cache_write = _rate_at(self.cache_write, n)
+        reasoning = _rate_at(self.reasoning, n)
+        audio_out = _rate_at(self.output_audio, n)
+        return (
+            text_in,
+            audio_in if audio_in is not None else text_in,
+            cache_read if cache_read is not None else text_in,
+            cached_audio,
+            cache_write if cache_write is not None else text_in,
+            output,
+            reasoning if reasoning is not None else output,
+            audio_out if audio_out is not None else output,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +191,17 @@ class CostBreakdown:
     pricing: str
 
 
-def _cost(count: int, rate: Decimal | None) -> Decimal:
-    if not count or rate is None:
-        return ZERO
-    return EXACT.multiply(rate, count)
+_mul = EXACT.multiply
+_add = EXACT.add
 
 
 def price_usage(usage: TokenUsage, sheet: PriceSheet) -> CostBreakdown:
     """Price each leaf count exactly once.
 
     Leaves: uncached text input, uncached audio input, cache-read text, cache-read audio,
-    cache writes, text output, reasoning, output audio. Raises ``NegativeRemainderError``
-    when a subset exceeds its total (a data error, never priced)."""
+    cache writes, text output, reasoning, output audio. A tier is chosen by the total
+    input tokens. Raises ``NegativeRemainderError`` when a subset exceeds its total (a
+    data error, never priced)."""
     u = usage
     cached_audio = u.cache_audio_read
     cache_read_text = u.cache_read - cached_audio
@@ -153,57 +209,46 @@ def price_usage(usage: TokenUsage, sheet: PriceSheet) -> CostBreakdown:
     text_in = u.input - u.cache_read - u.cache_write - audio_in
     text_out = u.output - u.reasoning - u.output_audio
     if (
-        min(
-            cache_read_text,
-            audio_in,
-            text_in,
-            text_out,
-            cached_audio,
-            u.cache_write,
-            u.reasoning,
-            u.output_audio,
-            u.input,
-            u.output,
-        )
-        < 0
+        text_in < 0
+        or text_out < 0
+        or cache_read_text < 0
+        or audio_in < 0
+        or cached_audio < 0
+        or u.cache_write < 0
+        or u.reasoning < 0
+        or u.output_audio < 0
     ):
         raise NegativeRemainderError(f"token subsets exceed their totals: {usage!r}")
-    n = u.input
-    input_rate = _rate_at(sheet.input, n)
-    output_rate = _rate_at(sheet.output, n)
-    cache_read_rate = _rate_at(sheet.cache_read, n)
-    input_audio_rate = _rate_at(sheet.input_audio, n)
-    if sheet.cache_audio_read is not None:
-        cached_audio_rate = _rate_at(sheet.cache_audio_read, n)
-    elif cache_read_rate is not None:
-        cached_audio_rate = cache_read_rate
-    else:
-        cached_audio_rate = input_audio_rate if input_audio_rate is not None else input_rate
-
-    input_cost = EXACT.add(
-        _cost(text_in, input_rate),
-        _cost(audio_in, input_audio_rate if input_audio_rate is not None else input_rate),
+    (
+        r_text_in,
+        r_audio_in,
+        r_cache_text,
+        r_cache_audio,
+        r_cache_write,
+        r_text_out,
+        r_reasoning,
+        r_audio_out,
+    ) = sheet.leaf_rates(u.input)
+    input_cost = _mul(r_text_in, text_in) if text_in and r_text_in is not None else ZERO
+    if audio_in and r_audio_in is not None:
+        input_cost = _add(input_cost, _mul(r_audio_in, audio_in))
+    cache_read_cost = (
+        _mul(r_cache_text, cache_read_text) if cache_read_text and r_cache_text is not None else ZERO
     )
-    cache_read_cost = EXACT.add(
-        _cost(cache_read_text, cache_read_rate if cache_read_rate is not None else input_rate),
-        _cost(cached_audio, cached_audio_rate),
+    if cached_audio and r_cache_audio is not None:
+        cache_read_cost = _add(cache_read_cost, _mul(r_cache_audio, cached_audio))
+    cache_write_cost = (
+        _mul(r_cache_write, u.cache_write) if u.cache_write and r_cache_write is not None else ZERO
     )
-    cache_write_rate = _rate_at(sheet.cache_write, n)
-    cache_write_cost = _cost(u.cache_write, cache_write_rate if cache_write_rate is not None else input_rate)
-    reasoning_rate = _rate_at(sheet.reasoning, n)
-    output_audio_rate = _rate_at(sheet.output_audio, n)
-    output_cost = EXACT.add(
-        EXACT.add(
-            _cost(text_out, output_rate),
-            _cost(u.reasoning, reasoning_rate if reasoning_rate is not None else output_rate),
-        ),
-        _cost(u.output_audio, output_audio_rate if output_audio_rate is not None else output_rate),
-    )
+    output_cost = _mul(r_text_out, text_out) if text_out and r_text_out is not None else ZERO
+    if u.reasoning and r_reasoning is not None:
+        output_cost = _add(output_cost, _mul(r_reasoning, u.reasoning))
+    if u.output_audio and r_audio_out is not None:
+        output_cost = _add(output_cost, _mul(r_audio_out, u.output_audio))
     request_cost = sheet.per_request if sheet.per_request is not None else ZERO
-    total = EXACT.add(
-        EXACT.add(EXACT.add(input_cost, output_cost), EXACT.add(cache_read_cost, cache_write_cost)),
-        request_cost,
-    )
+    total = _add(_add(input_cost, output_cost), _add(cache_read_cost, cache_write_cost))
+    if request_cost:
+        total = _add(total, request_cost)
     return CostBreakdown(
         total=total,
         input=input_cost,
@@ -249,7 +294,7 @@ def _rate_from(value: object) -> Rate | None:
 
 
 def sheet_from_model_price(price: gp.ModelPrice, pricing: str) -> PriceSheet:
-    rates = {field: _rate_from(getattr(price, key, None)) for field, key in _MTOK_FIELDS.items()}
+    rates = {name: _rate_from(getattr(price, key, None)) for name, key in _MTOK_FIELDS.items()}
     requests = getattr(price, "requests_kcount", None)
     per_request = requests.scaleb(-3, EXACT) if isinstance(requests, Decimal) else None
     return PriceSheet(pricing=pricing, per_request=per_request, **rates)
@@ -449,9 +494,9 @@ def override_prices(name: str, periods: Sequence[tuple[datetime | None, Mapping[
     built: list[_Period] = []
     for valid_from, mtok in sorted(periods, key=lambda p: p[0] or datetime.min.replace(tzinfo=UTC)):
         rates: dict[str, Any] = {}
-        for field in _MTOK_FIELDS:
-            value = mtok.get(field)
-            rates[field] = per_token(value) if isinstance(value, Decimal) else None
+        for name in _MTOK_FIELDS:
+            value = mtok.get(name)
+            rates[name] = per_token(value) if isinstance(value, Decimal) else None
         per_request = mtok.get("per_request")
         sheet = PriceSheet(
             pricing=label,
@@ -464,11 +509,3 @@ def override_prices(name: str, periods: Sequence[tuple[datetime | None, Mapping[
             start_ns = int(aware.timestamp()) * _NS_PER_SECOND
         built.append(_Period(sheet, start_ns=start_ns))
     return ModelPrices(tuple(built), dated_start=bool(built) and built[0].start_ns is not None)
-
-
-def library_provider_for(otel_provider: str | None) -> str | None:
-    """The OTel provider name a legacy value maps to (for overrides written with either)."""
-    if otel_provider is None:
-        return None
-    low = otel_provider.lower()
-    return normalize.PROVIDER_VALUES.get(low, low)

@@ -41,7 +41,6 @@ from processors.genai_cost.pricing import (
     Override,
     PriceBook,
     TokenUsage,
-    library_provider_for,
     load_snapshot,
     override_prices,
     price_usage,
@@ -182,7 +181,7 @@ class GenAICostProcessor(Processor):
             label = f"{GENAI_PRICES_LABEL}+data:{os.path.basename(path)}"
         self.book = PriceBook(snapshot, _build_overrides(config), library_label=label)
         self.exclusive: normalize.ExclusiveSources = frozenset(
-            (e.source, library_provider_for(e.provider)) for e in config.exclusive_sources
+            (e.source, normalize.current_provider(e.provider)) for e in config.exclusive_sources
         )
         self.metrics = _metrics_for(settings.telemetry.registry)
         self._logged_models: set[str] = set()
@@ -395,7 +394,7 @@ class GenAICostProcessor(Processor):
 def _build_overrides(config: GenAICostConfig) -> list[Override]:
     groups: dict[tuple[str, str, str | None, str | None], list[tuple[object, dict[str, Decimal | None]]]] = {}
     for row in config.overrides:
-        provider = library_provider_for(row.provider)
+        provider = normalize.current_provider(row.provider)
         key = (row.name, row.model.lower(), provider, row.tenant)
         groups.setdefault(key, []).append((row.valid_from, row.period_prices()))
     built: list[Override] = []
