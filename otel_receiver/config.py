@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from otel_receiver.auth import AuthConfig
 from otel_receiver.component import ComponentConfig, Signal
-from otel_receiver.registry import REGISTRY, Registry, UnknownComponentError
+from otel_receiver.registry import REGISTRY, ComponentLoadError, Registry, UnknownComponentError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.yaml")
 MIB = 1024 * 1024
@@ -313,7 +313,7 @@ def _components(
         type_name = _split_id(cid)
         try:
             factory = registry.factory(kind, type_name)
-        except UnknownComponentError as e:
+        except (UnknownComponentError, ComponentLoadError) as e:
             raise ConfigError(f"{source}: {kind}.{cid}: {e}") from None
         try:
             cfg = factory.config_model.model_validate(body or {})

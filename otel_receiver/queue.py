@@ -203,11 +203,10 @@ class ExporterQueue:
             if self._storage is not None and len(group) > 1 and group[0].group_last is None:
                 self._storage.claim(first, last)
             batch, ctx = self._merge(group)
-            try:
-                await self._export(batch, ctx, group[0].signal, n)
-            finally:
-                if not self._abort.is_set():
-                    self._release(first, last, n)
+            # Cancelled (crash-like shutdown timeout): no release, so a persistent queue
+            # keeps the group unacknowledged and replays it at the next start.
+            await self._export(batch, ctx, group[0].signal, n)
+            self._release(first, last, n)
 
     def _merge(self, group: list[_Item]) -> tuple[Batch, RequestContext]:
         token = f"{self.exporter_id}:{self._run_id}:{group[0].seq}-{group[-1].seq}"

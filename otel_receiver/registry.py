@@ -38,10 +38,17 @@ class UnknownComponentError(LookupError):
     pass
 
 
+class ComponentLoadError(LookupError):
+    pass
+
+
 def _load(ref: str) -> Factory[Any, Any]:
     module_name, _, attr = ref.partition(":")
-    module = importlib.import_module(module_name)
-    factory = getattr(module, attr)
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as e:
+        raise ComponentLoadError(f"cannot load {ref}: {type(e).__name__}: {e}") from e
     if not isinstance(factory, Factory):
         raise TypeError(f"{ref} is not an otel_receiver.component.Factory")
     return factory
@@ -66,6 +73,11 @@ class Registry:
         if kind == "exporters":
             return BUILTIN_EXPORTERS, EXPORTER_GROUP
         raise ValueError(kind)
+
+    def register(self, kind: str, factory: Factory[Any, Any]) -> None:
+        """Add a component programmatically (embedding, tests); wins over entry points."""
+        self._tables(kind)
+        self._cache[(kind, factory.type_name)] = factory
 
     def factory(self, kind: str, type_name: str) -> Factory[Any, Any]:
         key = (kind, type_name)
