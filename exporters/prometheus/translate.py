@@ -522,8 +522,11 @@ class TranslatedMetrics:
             None,
             _exemplar(exemplars.get(len(bounds))),
         )
-        metric.add_sample(name + "_count", labels, series.count)
-        if series.has_sum:
+        # OpenMetrics wants _count and _sum together, and neither next to negative
+        # buckets (the sum is then no counter); the +Inf bucket still carries the count.
+        # Both formats get the same series.
+        if series.has_sum and not (bounds and bounds[0] < 0):
+            metric.add_sample(name + "_count", labels, series.count)
             metric.add_sample(name + "_sum", labels, series.total)
 
 
