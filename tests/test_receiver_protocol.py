@@ -197,7 +197,6 @@ def test_metrics_and_logs_reach_the_exporter(receiver: RunningReceiver) -> None:
     lg.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "hello"
     status, _, _ = http_post(receiver.http_url, "/v1/logs", lg.SerializeToString())
     assert status == 200
-    receiver.service.queues  # queues drain asynchronously; wait for them
     _wait_exported(receiver, before + 2, "protocol")
 
 
@@ -222,7 +221,7 @@ def _wait_exported(r: RunningReceiver, expected: int, name: str) -> None:
     ],
 )
 def test_malformed_protobuf(receiver: RunningReceiver, body: bytes) -> None:
-    status, headers, resp = http_post(receiver.http_url, "/v1/traces", body)
+    status, _headers, resp = http_post(receiver.http_url, "/v1/traces", body)
     assert status == 400
     assert "ExportTraceServiceRequest" in status_message(resp)
     with pytest.raises(grpc.RpcError) as err:
@@ -256,7 +255,7 @@ def test_malformed_json(receiver: RunningReceiver, body: bytes, fragment: str) -
 def test_invalid_utf8_in_protobuf_string_is_rejected(receiver: RunningReceiver) -> None:
     req = span_request()
     raw = req.SerializeToString().replace(b"op", b"\xc3\x28")  # invalid 2-byte sequence
-    status, _, resp = http_post(receiver.http_url, "/v1/traces", raw)
+    status, _, _resp = http_post(receiver.http_url, "/v1/traces", raw)
     assert status == 400
     with pytest.raises(grpc.RpcError) as err:
         grpc_call(receiver.grpc_endpoint, TRACES, raw)
@@ -287,7 +286,7 @@ def test_deep_nesting_is_refused_not_crashing(receiver: RunningReceiver) -> None
     scope_spans = b"\x12" + _varint(len(span)) + span
     resource_spans = b"\x12" + _varint(len(scope_spans)) + scope_spans
     request = b"\x0a" + _varint(len(resource_spans)) + resource_spans
-    status, _, resp = http_post(receiver.http_url, "/v1/traces", request)
+    status, _, _resp = http_post(receiver.http_url, "/v1/traces", request)
     assert status == 400
     with pytest.raises(grpc.RpcError) as err:
         grpc_call(receiver.grpc_endpoint, TRACES, request)
@@ -318,7 +317,7 @@ def _varint(n: int) -> bytes:
 
 def test_oversized_request(receiver: RunningReceiver) -> None:
     big = span_request(1, name="x" * (2 * LIMIT)).SerializeToString()
-    status, headers, resp = http_post(receiver.http_url, "/v1/traces", big)
+    status, headers, _resp = http_post(receiver.http_url, "/v1/traces", big)
     assert status == 413
     assert "retry-after" not in headers
     with pytest.raises(grpc.RpcError) as err:
@@ -454,7 +453,7 @@ service: {pipelines: {traces: {receivers: [otlp], exporters: [recording]}}}
     )
     body = span_request(2).SerializeToString()
     assert http_post(r.http_url, "/v1/traces", body)[0] == 200  # fills the queue (2 >= 1)
-    status, headers, resp = http_post(r.http_url, "/v1/traces", body)
+    status, headers, _resp = http_post(r.http_url, "/v1/traces", body)
     assert status == 503 and headers["retry-after"] == "1"
     with pytest.raises(grpc.RpcError) as err:
         grpc_call(r.grpc_endpoint, TRACES, body)
