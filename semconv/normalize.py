@@ -327,9 +327,13 @@ def _int_of(v: AnyValue | None) -> int:
 
 def _map_value(v: AnyValue, values: Mapping[str, str]) -> None:
     if v.WhichOneof("value") == "string_value":
-        mapped = values.get(v.string_value.lower())
+        low = v.string_value.lower()
+        mapped = values.get(low)
         if mapped is not None:
             v.string_value = mapped
+        elif values is PROVIDER_VALUES:
+            # gen_ai.provider.name values are lower-case ("OpenAI" from OpenLLMetry)
+            v.string_value = low
 
 
 def normalize_attributes(

@@ -52,7 +52,9 @@ def pydantic_ai_trace() -> list[Span]:
         kind=INTERNAL,
     )
     first = model_request("gpt-4o", 1000, 200, **{a.PYDANTIC_CACHE_READ_TOKENS: 0})
-    tool = make_span({a.GEN_AI_OPERATION_NAME: a.OP_EXECUTE_TOOL, a.GEN_AI_TOOL_NAME: "lookup"}, kind=INTERNAL)
+    tool = make_span(
+        {a.GEN_AI_OPERATION_NAME: a.OP_EXECUTE_TOOL, a.GEN_AI_TOOL_NAME: "lookup"}, kind=INTERNAL
+    )
     second = model_request("gpt-4o", 2000, 500, **{a.PYDANTIC_CACHE_READ_TOKENS: 1000})
     return [run_span, first, tool, second]
 
@@ -104,8 +106,13 @@ def test_nested_agents_with_plain_usage_count_each_call_once() -> None:
             kind=CLIENT,
         )
 
-    spans = [agent("planner", 6000, 600), call(1000, 100), agent("researcher", 5000, 500), call(2000, 200),
-             call(3000, 300)]
+    spans = [
+        agent("planner", 6000, 600),
+        call(1000, 100),
+        agent("researcher", 5000, 500),
+        call(2000, 200),
+        call(3000, 300),
+    ]
     outs = run(make_processor(), *spans)
     assert [a.GEN_AI_USAGE_COST in o for o in outs] == [False, True, False, True, True]
     assert total_cost(outs) == usd((6000, "3"), (600, "15"))

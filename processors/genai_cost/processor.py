@@ -339,6 +339,8 @@ class GenAICostProcessor(Processor):
             return None
         rule = normalize.RULE_BY_KEY.get(key)
         if rule is not None and rule.values is not None:
+            if rule.values is normalize.PROVIDER_VALUES:
+                return normalize.current_provider(s)
             mapped = rule.values.get(s.lower())
             if mapped is not None:
                 return mapped
