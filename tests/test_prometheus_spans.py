@@ -293,3 +293,25 @@ def test_config_rejects_bad_values() -> None:
     ):
         with pytest.raises(ValidationError):
             factory.config_model(**bad)
+
+
+def test_a_self_metric_named_like_a_span_metric_is_not_exposed_twice() -> None:
+    from prometheus_client import Counter
+
+    exporter, telemetry = make_exporter()
+    # what the pii_redaction processor registers on the shared registry
+    clash = Counter("pii_redactions", "by the processor", ["type"], registry=telemetry.registry)
+    clash.labels("EMAIL").inc(5)
+    _, types = samples_of(scrape(exporter)[0])  # rejects a family exposed twice
+    assert "pii_redactions" not in types  # the name stays reserved before spans arrive
+    export(exporter, trace_request([SpanSpec(pii_types=["EMAIL"], pii_count=2)]))
+    for accept in ("", OPENMETRICS_ACCEPT):
+        samples, _ = samples_of(scrape(exporter, accept)[0], openmetrics=bool(accept))
+        assert total(samples, "pii_redactions_total") == 2
+    # without span metrics the processor's own counter is what the endpoint shows
+    plain, telemetry = make_exporter(span_metrics=False)
+    Counter("pii_redactions", "by the processor", ["type"], registry=telemetry.registry).labels("EMAIL").inc(
+        5
+    )
+    samples, _ = samples_of(scrape(plain)[0])
+    assert value(samples, "pii_redactions_total", type="EMAIL") == 5

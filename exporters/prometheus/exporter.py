@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from exporters.prometheus.config import PrometheusExporterConfig, split_endpoint
 from exporters.prometheus.selfmetrics import self_metrics_for
 from exporters.prometheus.server import ScrapeServer
-from exporters.prometheus.spanmetrics import SpanMetricsState, aggregate_spans
+from exporters.prometheus.spanmetrics import SPAN_FAMILIES, SpanMetricsState, aggregate_spans
 from exporters.prometheus.translate import TranslatedMetrics
 from otel_receiver.component import (
     Batch,
@@ -81,6 +81,10 @@ class PrometheusExporter(Exporter):
             GCCollector(registry=process)
             self._self_collectors = [settings.telemetry.registry, process]
         self._warned_clashes: set[str] = set()
+        # DESIGN.md gives these names to the span-derived metrics; a self-metric a processor
+        # registers under one of them must not take the name over while no span has
+        # produced a sample yet.
+        self._reserved = frozenset(f.name for f in SPAN_FAMILIES) if config.span_metrics else frozenset()
         host, port = split_endpoint(config.endpoint)
         self.server = ScrapeServer(host, port, self.render, settings.logger)
 
@@ -139,7 +143,7 @@ class PrometheusExporter(Exporter):
     def _add_self_metrics(self, by_name: dict[str, Metric], collectors: Iterable[Collector]) -> None:
         for collector in collectors:
             for family in collector.collect():
-                if family.name in by_name:
+                if family.name in by_name or family.name in self._reserved:
                     # Never expose two families under one name: sums over the name would
                     # double count. The exported (span-derived or translated) one wins.
                     if family.name not in self._warned_clashes:
