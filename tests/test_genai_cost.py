@@ -7,6 +7,7 @@ pricing, azure.microsoft.com (Azure OpenAI / AI Foundry), api-docs.deepseek.com.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -733,3 +734,52 @@ def test_double_attribute_recovers_nine_decimals() -> None:
     significant digits hold every 9-decimal value."""
     cost = Decimal("987654.123456789")
     assert Decimal(repr(float(cost))).quantize(Decimal("1e-9")) == cost
+
+
+# --- Offline price refresh ---------------------------------------------------------------------
+
+PRICES_FILE = [
+    {
+        "id": "openai",
+        "name": "OpenAI",
+        "api_pattern": "https://api\\.openai\\.com",
+        "models": [
+            {
+                "id": "gpt-4o",
+                "match": {"or": [{"equals": "gpt-4o"}, {"starts_with": "gpt-4o-2024"}]},
+                "prices": [
+                    {"prices": {"input_mtok": "2.5", "output_mtok": "10"}},
+                    {
+                        "constraint": {"start_date": "2027-01-01"},
+                        "prices": {"input_mtok": "1.25", "output_mtok": "5"},
+                    },
+                ],
+            }
+        ],
+    }
+]
+
+
+def test_prices_file_replaces_bundled_data(tmp_path: Any) -> None:
+    (tmp_path / "prices.json").write_text(json.dumps(PRICES_FILE))
+    cfg = factory.config_model.model_validate({"prices_file": "prices.json"})
+    settings = ComponentSettings(
+        "genai_cost", SelfTelemetry(), logging.getLogger("t"), config_dir=str(tmp_path)
+    )
+    proc = factory.create(cfg, settings)
+    assert isinstance(proc, GenAICostProcessor)
+    attrs = chat("openai", "gpt-4o", input=1000, output=1000)
+    (now,) = run(proc, make_span(attrs))
+    (later,) = run(proc, make_span(attrs, start="2027-02-01T00:00:00"))
+    assert now[a.GEN_AI_USAGE_COST] == float(usd((1000, "2.5"), (1000, "10")))
+    assert later[a.GEN_AI_USAGE_COST] == float(usd((1000, "1.25"), (1000, "5")))
+    assert now[a.GEN_AI_COST_PRICING] == "genai-prices@0.2.3+data:prices.json"
+    (gone,) = run(proc, make_span(chat("anthropic", "claude-3-haiku-20240307", input=1, output=1)))
+    assert gone[a.GEN_AI_COST_UNPRICED] is True
+
+
+def test_bad_prices_file_fails_at_start(tmp_path: Any) -> None:
+    (tmp_path / "prices.json").write_text('{"not": "a list"}')
+    cfg = factory.config_model.model_validate({"prices_file": str(tmp_path / "prices.json")})
+    with pytest.raises(ValueError, match="JSON array"):
+        factory.create(cfg, ComponentSettings("genai_cost", SelfTelemetry(), logging.getLogger("t")))
