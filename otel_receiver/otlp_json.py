@@ -253,7 +253,7 @@ def _scalar_encoder(field: FieldDescriptor) -> Callable[[Any], Any] | None:
 # per-message tables, built once per descriptor
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class _Field:
     name: str
     json_name: str
@@ -263,15 +263,18 @@ class _Field:
     message: Descriptor | None  # set for message fields
     convert: Callable[[Any], Any] | None  # set for scalar fields
     encode: Callable[[Any], Any] | None
+    table: dict[str, _Field] | None = None  # decode table of a message field, resolved on first use
 
 
-_DECODE_TABLES: dict[str, dict[str, _Field]] = {}
-_ENCODE_TABLES: dict[str, dict[int, _Field]] = {}
+# Keyed by the descriptor objects themselves: upb hands out the same object every time,
+# and hashing it is cheaper than building its full_name string.
+_DECODE_TABLES: dict[Descriptor, dict[str, _Field]] = {}
+_ENCODE_TABLES: dict[Descriptor, dict[FieldDescriptor, _Field]] = {}
 
 
 def _build_tables(descriptor: Descriptor) -> None:
     by_key: dict[str, _Field] = {}
-    by_number: dict[int, _Field] = {}
+    by_field: dict[FieldDescriptor, _Field] = {}
     for fd in descriptor.fields:
         is_message = fd.type == _T.TYPE_MESSAGE
         if is_message and fd.message_type.GetOptions().map_entry:
@@ -288,24 +291,24 @@ def _build_tables(descriptor: Descriptor) -> None:
         )
         by_key[fd.json_name] = spec
         by_key[fd.name] = spec
-        by_number[fd.number] = spec
-    _DECODE_TABLES[descriptor.full_name] = by_key
-    _ENCODE_TABLES[descriptor.full_name] = by_number
+        by_field[fd] = spec
+    _DECODE_TABLES[descriptor] = by_key
+    _ENCODE_TABLES[descriptor] = by_field
 
 
 def _decode_table(descriptor: Descriptor) -> dict[str, _Field]:
-    table = _DECODE_TABLES.get(descriptor.full_name)
+    table = _DECODE_TABLES.get(descriptor)
     if table is None:
         _build_tables(descriptor)
-        table = _DECODE_TABLES[descriptor.full_name]
+        table = _DECODE_TABLES[descriptor]
     return table
 
 
-def _encode_table(descriptor: Descriptor) -> dict[int, _Field]:
-    table = _ENCODE_TABLES.get(descriptor.full_name)
+def _encode_table(descriptor: Descriptor) -> dict[FieldDescriptor, _Field]:
+    table = _ENCODE_TABLES.get(descriptor)
     if table is None:
         _build_tables(descriptor)
-        table = _ENCODE_TABLES[descriptor.full_name]
+        table = _ENCODE_TABLES[descriptor]
     return table
 
 
@@ -313,27 +316,31 @@ def _encode_table(descriptor: Descriptor) -> dict[int, _Field]:
 # decode
 
 
-def _fill(message: Message, obj: dict[str, Any], depth: int) -> None:
-    table = _decode_table(message.DESCRIPTOR)
+def _fill(message: Message, obj: dict[str, Any], table: dict[str, _Field], depth: int) -> None:
+    # Duplicate and oneof checks only matter with two keys or more; most AnyValue and
+    # KeyValue objects have one or two, so the single-key case skips the bookkeeping.
+    check = len(obj) > 1
     seen: set[int] = set()
-    oneofs: set[str] | None = None
+    oneofs: set[str] = set()
     for key, value in obj.items():
         spec = table.get(key)
         if spec is None or value is None:
             continue
         try:
-            if spec.number in seen:
-                raise _Invalid("field given twice")
-            seen.add(spec.number)
-            if spec.oneof is not None:
-                if oneofs is None:
-                    oneofs = set()
-                elif spec.oneof in oneofs:
-                    raise _Invalid(f"more than one field of oneof '{spec.oneof}' given")
-                oneofs.add(spec.oneof)
+            if check:
+                if spec.number in seen:
+                    raise _Invalid("field given twice")
+                seen.add(spec.number)
+                if spec.oneof is not None:
+                    if spec.oneof in oneofs:
+                        raise _Invalid(f"more than one field of oneof '{spec.oneof}' given")
+                    oneofs.add(spec.oneof)
             if spec.message is not None:
                 if depth >= MAX_MESSAGE_DEPTH:
                     raise _Invalid(f"nested deeper than {MAX_MESSAGE_DEPTH} messages")
+                child_table = spec.table
+                if child_table is None:
+                    child_table = spec.table = _decode_table(spec.message)
                 if spec.repeated:
                     if type(value) is not list:
                         raise _Invalid("expected an array")
@@ -342,7 +349,7 @@ def _fill(message: Message, obj: dict[str, Any], depth: int) -> None:
                         try:
                             if type(item) is not dict:
                                 raise _Invalid("expected an object")
-                            _fill(container.add(), item, depth + 1)
+                            _fill(container.add(), item, child_table, depth + 1)
                         except _Invalid as exc:
                             exc.segments.append(f"[{index}]")
                             raise
@@ -351,7 +358,7 @@ def _fill(message: Message, obj: dict[str, Any], depth: int) -> None:
                         raise _Invalid("expected an object")
                     child = getattr(message, spec.name)
                     child.SetInParent()
-                    _fill(child, value, depth + 1)
+                    _fill(child, value, child_table, depth + 1)
             else:
                 convert = spec.convert
                 assert convert is not None
@@ -401,7 +408,7 @@ def decode(request_type: type[M], body: bytes | bytearray | memoryview | str) ->
         raise OtlpJsonError("the request must be a JSON object")
     message = request_type()
     try:
-        _fill(message, document, 0)
+        _fill(message, document, _decode_table(message.DESCRIPTOR), 0)
     except _Invalid as exc:
         raise OtlpJsonError(f"{_path(exc.segments)}: {exc.reason}") from None
     return message
@@ -417,7 +424,7 @@ def to_dict(message: Message) -> dict[str, Any]:
     table = _encode_table(message.DESCRIPTOR)
     out: dict[str, Any] = {}
     for fd, value in message.ListFields():
-        spec = table[fd.number]
+        spec = table[fd]
         if spec.message is not None:
             out[spec.json_name] = [to_dict(item) for item in value] if spec.repeated else to_dict(value)
         elif spec.encode is None:
