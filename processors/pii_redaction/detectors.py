@@ -1,0 +1,751 @@
+"""Built-in PII and secret detectors: a candidate regex, a prefilter anchor, and a validator.
+
+Every detector has three parts:
+
+* ``pattern``: an RE2 regex (linear time, no backtracking) that finds *candidates* in a
+  UTF-8 string. A named group ``value`` marks the part to redact (e.g. the token after
+  ``Bearer``); without it the whole match is redacted.
+* ``anchor``: a regex that matches a *superset* of the pattern and is safe to run over the
+  serialized protobuf bytes of a whole request (no word boundaries, since a string value is
+  preceded by arbitrary length bytes). The processor proves a request clean with a single
+  scan of all anchors before anything else runs.
+* ``validate``: a check on each candidate (Luhn, mod-97, libphonenumber, ``ipaddress``,
+  JWT header, ...). It receives the whole buffer and the candidate's byte span, and returns
+  the spans to redact (possibly narrower, or several), so context and trimming are possible.
+
+Validation uses the libraries made for it: ``python-stdnum`` (Luhn, IBAN, US SSN),
+``phonenumbers`` (libphonenumber) and ``ipaddress``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import importlib.resources
+import ipaddress
+import re as stdlib_re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import phonenumbers
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.us import ssn as stdnum_ssn
+
+Span = tuple[int, int]
+Validator = Callable[[bytes, int, int], list[Span]]
+Normalizer = Callable[[str], str]
+
+EMAIL = "EMAIL"
+CREDIT_CARD = "CREDIT_CARD"
+US_SSN = "US_SSN"
+IBAN = "IBAN"
+PHONE = "PHONE"
+IP_ADDRESS = "IP_ADDRESS"
+SECRET = "SECRET"
+BLOCKED_KEY = "BLOCKED_KEY"
+
+BUILTIN_TYPES = (EMAIL, CREDIT_CARD, US_SSN, IBAN, PHONE, IP_ADDRESS, SECRET)
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    type: str
+    pattern: str
+    anchors: tuple[str, ...]
+    validate: Validator | None = None
+    normalize: Normalizer | None = None
+    # Higher wins when validated matches of different detectors overlap.
+    priority: int = 0
+    description: str = ""
+    # Anchors of one group share a hyperscan database (see engine.RequestScanner).
+    anchor_group: str = "literal"
+
+
+def _whole(buf: bytes, start: int, end: int) -> list[Span]:
+    return [(start, end)]
+
+
+def _text(buf: bytes, start: int, end: int) -> str:
+    return buf[start:end].decode("utf-8", "replace")
+
+
+def _digits(s: str) -> str:
+    return "".join(c for c in s if c.isdigit())
+
+
+def _is_word_byte(b: int) -> bool:
+    return b == 0x5F or 0x30 <= b <= 0x39 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A
+
+
+# --- Validators -----------------------------------------------------------------------
+
+
+def _validate_email(buf: bytes, start: int, end: int) -> list[Span]:
+    text = _text(buf, start, end)
+    local, _, domain = text.rpartition("@")
+    if not local or len(text) > 254 or local.startswith(".") or local.endswith(".") or ".." in local:
+        return []
+    tld = domain.rsplit(".", 1)[-1]
+    # Retina image names ("logo@2x.png") have the shape of an address but a file extension.
+    if tld.lower() in _FILE_EXTENSIONS:
+        return []
+    # RFC 2606 / 6761 reserved names cannot be anyone's mailbox.
+    lowered = domain.lower()
+    if lowered in _RESERVED_DOMAINS or lowered.endswith(_RESERVED_SUFFIXES):
+        return []
+    return [(start, end)]
+
+
+_RESERVED_DOMAINS = frozenset({"example.com", "example.org", "example.net"})
+_RESERVED_SUFFIXES = (
+    ".example",
+    ".test",
+    ".invalid",
+    ".localhost",
+    ".example.com",
+    ".example.org",
+    ".example.net",
+)
+_FILE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "pdf", "js", "css", "py"})
+
+# Issuer prefixes (IIN ranges) of the card networks: a 16-digit number that passes Luhn but
+# starts with, say, 1 or 9 is an order number or a timestamp, not a card.
+_CARD_PREFIXES = (
+    ("4", 13, 19),  # Visa
+    ("51", 16, 16),
+    ("52", 16, 16),
+    ("53", 16, 16),
+    ("54", 16, 16),
+    ("55", 16, 16),
+    ("22", 16, 16),
+    ("23", 16, 16),
+    ("24", 16, 16),
+    ("25", 16, 16),
+    ("26", 16, 16),
+    ("27", 16, 16),
+    ("34", 15, 15),
+    ("37", 15, 15),  # Amex
+    ("6011", 16, 19),
+    ("644", 16, 19),
+    ("645", 16, 19),
+    ("646", 16, 19),
+    ("647", 16, 19),
+    ("648", 16, 19),
+    ("649", 16, 19),
+    ("65", 16, 19),  # Discover
+    ("35", 16, 19),  # JCB
+    ("36", 14, 19),
+    ("300", 14, 14),
+    ("301", 14, 14),
+    ("302", 14, 14),
+    ("303", 14, 14),
+    ("304", 14, 14),
+    ("305", 14, 14),
+    ("38", 14, 14),
+    ("39", 14, 14),  # Diners
+    ("62", 16, 19),  # UnionPay
+    ("50", 12, 19),
+    ("56", 12, 19),
+    ("57", 12, 19),
+    ("58", 12, 19),
+    ("63", 12, 19),
+    ("67", 12, 19),  # Maestro
+)
+
+
+def _validate_card(buf: bytes, start: int, end: int) -> list[Span]:
+    text = _text(buf, start, end)
+    separators = {c for c in text if not c.isdigit()}
+    if len(separators) > 1:
+        return []
+    digits = _digits(text)
+    if not 12 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return []
+    if not any(digits.startswith(p) and lo <= len(digits) <= hi for p, lo, hi in _CARD_PREFIXES):
+        return []
+    return [(start, end)] if luhn.is_valid(digits) else []
+
+
+def _validate_ssn(buf: bytes, start: int, end: int) -> list[Span]:
+    # stdnum rejects the never-issued areas (000, 666, 900-999), group 00, serial 0000
+    # and the numbers known from advertising (078-05-1120, ...).
+    return [(start, end)] if stdnum_ssn.is_valid(_digits(_text(buf, start, end))) else []
+
+
+def _validate_iban(buf: bytes, start: int, end: int) -> list[Span]:
+    text = _text(buf, start, end)
+    if stdnum_iban.is_valid(text):
+        return [(start, end)]
+    # The candidate may have swallowed a following upper-case word ("... 7034 THANKS"):
+    # retry without its trailing space-separated groups.
+    cut = end
+    while True:
+        space = buf.rfind(b" ", start, cut)
+        if space <= start + 4:
+            return []
+        cut = space
+        if stdnum_iban.is_valid(_text(buf, start, cut)):
+            return [(start, cut)]
+
+
+# ISO dates and timestamps ("2024-01-15 10", "2024/01/15") that libphonenumber would accept.
+_DATE_LIKE = stdlib_re.compile(r"[12]\d{3}[-/.][01]?\d[-/.][0-3]?\d|[0-3]?\d[-/.][01]?\d[-/.][12]\d{3}")
+_EXTENSION = stdlib_re.compile(r"\s?(?:x|ext\.?)\s?\d{1,5}$")
+
+_NANP_REGIONS = frozenset(
+    {
+        "US",
+        "CA",
+        "AG",
+        "AI",
+        "AS",
+        "BB",
+        "BM",
+        "BS",
+        "DM",
+        "DO",
+        "GD",
+        "GU",
+        "JM",
+        "KN",
+        "KY",
+        "LC",
+        "MP",
+        "MS",
+        "PR",
+        "SX",
+        "TC",
+        "TT",
+        "VC",
+        "VG",
+        "VI",
+    }
+)
+_PHONE_EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?"
+# Candidates are shaped like phone numbers, so that dates, amounts and order numbers rarely
+# reach libphonenumber (about 100 us per parse in pure Python).
+_PHONE_INTERNATIONAL = (
+    r"\+[1-9]\d{0,2}[ .\-]?(?:\(\d{1,5}\)[ .\-]?)?\d{1,5}(?:[ .\-/]?\d{1,6}){1,5}" + _PHONE_EXT
+)
+_PHONE_NANP = (
+    r"(?:\b1[ .\-]?)?(?:\([2-9]\d{2}\)[ .\-]?|\b[2-9]\d{2}[ .\-])[2-9]\d{2}[ .\-]\d{4}\b"
+    + _PHONE_EXT
+    + r"|\b[2-9]\d{2}[2-9]\d{6}\b"
+)
+_PHONE_TRUNK = r"(?:\b0\d{1,4}|\(0\d{1,4}\))(?:[ .\-/]?\d{2,8}){1,4}\b" + _PHONE_EXT
+
+
+def phone_pattern(regions: Sequence[str]) -> str:
+    parts = [_PHONE_INTERNATIONAL]
+    if any(r in _NANP_REGIONS for r in regions):
+        parts.append(_PHONE_NANP)
+    if any(r not in _NANP_REGIONS for r in regions):
+        parts.append(_PHONE_TRUNK)
+    return "|".join(f"(?:{p})" for p in parts)
+
+
+def make_phone_validator(regions: Sequence[str]) -> Validator:
+    """libphonenumber decides; candidates that hold a date are split around it, and a
+    candidate that does not parse as a whole is retried without its trailing groups."""
+    region_list = list(regions) or ["US"]
+    cache: dict[bytes, list[tuple[int, int]]] = {}
+
+    def valid(text: str) -> bool:
+        for region in [None] if text.startswith("+") else region_list:
+            try:
+                if phonenumbers.is_valid_number(phonenumbers.parse(text, region)):
+                    return True
+            except phonenumbers.NumberParseException:
+                continue
+        return False
+
+    def spans_in(text: str) -> list[tuple[int, int]]:
+        pieces: list[tuple[int, str]] = []
+        last = 0
+        for m in _DATE_LIKE.finditer(text):
+            pieces.append((last, text[last : m.start()]))
+            last = m.end()
+        pieces.append((last, text[last:]))
+        found: list[tuple[int, int]] = []
+        for offset, piece in pieces:
+            stripped = piece.rstrip(" .-/(")
+            lead = len(stripped) - len(stripped.lstrip(" .-/)"))
+            stripped = stripped[lead:]
+            while sum(c.isdigit() for c in stripped) >= 7:
+                if valid(stripped):
+                    found.append((offset + lead, offset + lead + len(stripped)))
+                    break
+                ext = _EXTENSION.search(stripped)
+                cut = (
+                    ext.start() if ext else max(stripped.rfind(" "), stripped.rfind("-"), stripped.rfind("."))
+                )
+                if cut <= 0:
+                    break
+                stripped = stripped[:cut].rstrip(" .-/(")
+        return found
+
+    def validate(buf: bytes, start: int, end: int) -> list[Span]:
+        raw = buf[start:end]
+        # Keyed by a digest so that no phone number is kept in memory as text.
+        key = hashlib.blake2b(raw, digest_size=16).digest()
+        rel = cache.get(key)
+        if rel is None:
+            rel = spans_in(raw.decode("ascii", "replace"))
+            if len(cache) >= 8192:
+                cache.clear()
+            cache[key] = rel
+        return [(start + a, start + b) for a, b in rel]
+
+    return validate
+
+
+def make_ipv4_validator(include_private: bool) -> Validator:
+    def validate(buf: bytes, start: int, end: int) -> list[Span]:
+        try:
+            addr = ipaddress.IPv4Address(_text(buf, start, end))
+        except ValueError:
+            return []
+        if addr.is_unspecified or (not include_private and not addr.is_global):
+            return []
+        return _ipv4_context(buf, start, end)
+
+    return validate
+
+
+def _ipv4_context(buf: bytes, start: int, end: int) -> list[Span]:
+    # "v1.2.3.4" / "version 1.2.3.4" and dotted sequences of five or more parts are versions/OIDs.
+    before = buf[max(0, start - 8) : start].lower()
+    if before.endswith((b"v", b"version ", b"version", b"ver ")):
+        return []
+    if end + 1 < len(buf) and buf[end : end + 1] == b"." and buf[end + 1 : end + 2].isdigit():
+        return []
+    if start >= 2 and buf[start - 1 : start] == b"." and buf[start - 2 : start - 1].isdigit():
+        return []
+    return [(start, end)]
+
+
+def make_ipv6_validator(include_private: bool) -> Validator:
+    def validate(buf: bytes, start: int, end: int) -> list[Span]:
+        spans = _validate_ipv6(buf, start, end)
+        if spans and not include_private and not ipaddress.IPv6Address(_text(buf, start, end)).is_global:
+            return []
+        return spans
+
+    return validate
+
+
+def _validate_ipv6(buf: bytes, start: int, end: int) -> list[Span]:
+    text = _text(buf, start, end)
+    if sum(c not in ":." for c in text) < 3:
+        return []
+    # "std::vector", "Foo::bar": a letter or word glued to the candidate means code.
+    if (start > 0 and (_is_word_byte(buf[start - 1]) or buf[start - 1] == 0x3A)) or (
+        end < len(buf) and (_is_word_byte(buf[end]) or buf[end] == 0x3A)
+    ):
+        return []
+    try:
+        addr = ipaddress.IPv6Address(text)
+    except ValueError:
+        return []
+    return [] if addr.is_unspecified else [(start, end)]
+
+
+def _looks_random(token: str, min_len: int = 16) -> bool:
+    """API keys mix digits and letters of both cases; words joined by dashes do not."""
+    return (
+        len(token) >= min_len
+        and any(c.isdigit() for c in token)
+        and any(c.isupper() for c in token)
+        and any(c.islower() for c in token)
+    )
+
+
+def _validate_random_token(buf: bytes, start: int, end: int) -> list[Span]:
+    text = _text(buf, start, end)
+    body = text.split("_", 1)[-1] if "_" in text[:12] else text.split("-", 1)[-1]
+    return [(start, end)] if _looks_random(body, 16) else []
+
+
+def _validate_jwt(buf: bytes, start: int, end: int) -> list[Span]:
+    header = buf[start:end].split(b".", 1)[0]
+    try:
+        decoded = base64.urlsafe_b64decode(header + b"=" * (-len(header) % 4))
+        obj = orjson.loads(decoded)
+    except (binascii.Error, ValueError):
+        return []
+    return [(start, end)] if isinstance(obj, dict) and ("alg" in obj or "typ" in obj) else []
+
+
+_PLACEHOLDERS = frozenset({"null", "none", "true", "false", "redacted", "changeme", "password"})
+
+
+def _validate_assignment(buf: bytes, start: int, end: int) -> list[Span]:
+    value = _text(buf, start, end).strip("\"'")
+    if (
+        value.lower() in _PLACEHOLDERS
+        or set(value) <= {"*", "x", "X", "."}
+        or value.startswith(("${", "{{", "<", "[REDACTED"))
+    ):
+        return []
+    return [(start, end)]
+
+
+def _validate_bearer(buf: bytes, start: int, end: int) -> list[Span]:
+    token = _text(buf, start, end)
+    return [(start, end)] if any(c.isdigit() for c in token) and any(c.isalpha() for c in token) else []
+
+
+# --- Normalisers for the keyed hash: the same card written with or without spaces hashes alike
+
+
+def _norm_digits(s: str) -> str:
+    return _digits(s)
+
+
+def _norm_lower(s: str) -> str:
+    return s.lower()
+
+
+def _norm_compact_upper(s: str) -> str:
+    return s.replace(" ", "").upper()
+
+
+# --- Anchors --------------------------------------------------------------------------
+
+# Phone anchors. A candidate not glued to a letter or digit on its left is found through a
+# non-alphanumeric byte before it; a string value can also start right after its length byte,
+# which may be any byte: those are caught through the preceding field tag (0x0a
+# AnyValue.string_value, 0x12 status message/event name, 0x2a span name/log body, 0x3a
+# AnyValue.bytes_value) and a one- to four-byte length.
+_VALUE_START = r"(?:[^0-9A-Za-z_]|[\x0a\x12\x2a\x3a][\x80-\xff]{0,3}[\x00-\x7f])"
+
+
+def phone_anchors(regions: Sequence[str]) -> tuple[str, ...]:
+    out = [r"\+\d(?:[ .\-()/]{0,2}\d){6}"]
+    if any(r in _NANP_REGIONS for r in regions):
+        out.append(r"\d{3}(?:\)[ .\-]?|[ .\-])\d{3}[ .\-]\d{4}")
+        out.append(_VALUE_START + r"\d{10}")
+    if any(r not in _NANP_REGIONS for r in regions):
+        out.append(_VALUE_START + r"\(?0(?:[ .\-()/]{0,2}\d){6}")
+    return tuple(out)
+
+
+def key_anchors(patterns: Sequence[str]) -> list[str]:
+    """Anchors proving a key rule cannot apply: the key as a protobuf KeyValue key (tag 0x0a,
+    length, key, then the value's tag 0x12) or as a JSON object key, plain or escaped inside
+    another JSON string. Without this framing a rule like ``.*secret.*`` would fire on prose."""
+    p = "(?:" + "|".join("(?:" + relax_assertions(x, dot=r'[^\x00-\x1f"\\]') + ")" for x in patterns) + ")"
+    return [
+        r"\x0a[\x00-\x7f]" + p + r"\x12",
+        r"\x0a[\x80-\xff]{1,2}[\x00-\x7f]" + p + r"\x12",
+        '"' + p + r'"\s*:',
+        r'\\"' + p + r'\\"\s*:',
+    ]
+
+
+def _iban_countries() -> list[str]:
+    """Country codes of the IBAN registry shipped with python-stdnum."""
+    data = importlib.resources.files("stdnum").joinpath("iban.dat").read_text()
+    return sorted({line[:2] for line in data.splitlines() if line[:2].isalpha() and line[:2].isupper()})
+
+
+_IBAN_CC = "(?:" + "|".join(_iban_countries()) + ")"
+
+
+def builtin_detectors(phone_regions: Sequence[str], include_private_ips: bool = False) -> list[Detector]:
+    secret_token = r"[A-Za-z0-9_\-]"
+    return [
+        Detector(
+            "email",
+            EMAIL,
+            r"[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b",
+            (r"@[A-Za-z0-9\-]+\.[A-Za-z]",),
+            _validate_email,
+            _norm_lower,
+            5,
+            "e-mail addresses",
+        ),
+        Detector(
+            "credit_card",
+            CREDIT_CARD,
+            r"\b\d(?:[ \-]?\d){11,18}\b",
+            (_VALUE_START + r"\d(?:[ \-]?\d){11}",),
+            _validate_card,
+            _norm_digits,
+            8,
+            "payment card numbers, 12-19 digits, Luhn and issuer prefix checked",
+            "numeric",
+        ),
+        Detector(
+            "us_ssn",
+            US_SSN,
+            r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"
+            r"|(?i:ssn|social security(?: number)?)\W{1,5}(?P<value>\d{9})\b",
+            (r"\d{3}[ \-]\d{2}[ \-]\d{4}", r"(?i)(?:ssn|social security)"),
+            _validate_ssn,
+            _norm_digits,
+            7,
+            "US social security numbers, never-issued ranges excluded",
+            "numeric",
+        ),
+        Detector(
+            "iban",
+            IBAN,
+            r"\b" + _IBAN_CC + r"\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b",
+            (_IBAN_CC + r"\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",),
+            _validate_iban,
+            _norm_compact_upper,
+            9,
+            "IBANs, country format and mod-97 checked",
+            "iban",
+        ),
+        Detector(
+            "phone",
+            PHONE,
+            phone_pattern(phone_regions),
+            phone_anchors(phone_regions),
+            make_phone_validator(phone_regions),
+            _norm_digits,
+            2,
+            "phone numbers validated by libphonenumber",
+            "numeric",
+        ),
+        Detector(
+            "ipv4",
+            IP_ADDRESS,
+            r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+            (r"\d\.\d{1,3}\.\d{1,3}\.\d",),
+            make_ipv4_validator(include_private_ips),
+            None,
+            6,
+            "IPv4 addresses",
+            "numeric",
+        ),
+        Detector(
+            "ipv6",
+            IP_ADDRESS,
+            r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:\.\d{1,3}){0,3}",
+            (r"[0-9A-Fa-f]::", r"::[0-9A-Fa-f]", r"(?:[0-9A-Fa-f]{1,4}:){7}"),
+            make_ipv6_validator(include_private_ips),
+            _norm_lower,
+            6,
+            "IPv6 addresses",
+            "numeric",
+        ),
+        # --- Secrets and credentials ---
+        Detector(
+            "openai_api_key",
+            SECRET,
+            r"\bsk-(?:proj-|svcacct-|admin-)?" + secret_token + r"{20,}",
+            (r"sk-" + secret_token + r"{20}",),
+            _validate_random_token,
+            None,
+            10,
+            "OpenAI API keys",
+        ),
+        Detector(
+            "anthropic_api_key",
+            SECRET,
+            r"\bsk-ant-(?:api|admin)\d\d-" + secret_token + r"{20,}",
+            (r"sk-ant-",),
+            None,
+            None,
+            11,
+            "Anthropic API keys",
+        ),
+        Detector(
+            "aws_access_key_id",
+            SECRET,
+            r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
+            (r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}",),
+            None,
+            None,
+            10,
+            "AWS access key ids",
+        ),
+        Detector(
+            "aws_secret_access_key",
+            SECRET,
+            r"(?i)aws[_\-.]?secret[_\-.]?(?:access[_\-.]?)?key[\"']?\s*[:=]\s*[\"']?(?P<value>[A-Za-z0-9/+]{40})\b",
+            (r"(?i)aws[_\-.]?secret",),
+            None,
+            None,
+            10,
+            "AWS secret access keys next to their name",
+        ),
+        Detector(
+            "github_token",
+            SECRET,
+            r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b|\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
+            (r"gh[pousr]_[A-Za-z0-9]{30}", r"github_pat_"),
+            None,
+            None,
+            10,
+            "GitHub tokens",
+        ),
+        Detector(
+            "gitlab_token",
+            SECRET,
+            r"\bgl(?:pat|ptt|dt|rt|soat|cbt|imt|ft|oas|agent)-" + secret_token + r"{20,}",
+            (r"gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft|oas|agent)-",),
+            None,
+            None,
+            10,
+            "GitLab tokens",
+        ),
+        Detector(
+            "slack_token",
+            SECRET,
+            r"\bxox[abposr]-[A-Za-z0-9\-]{10,}|\bxapp-\d-[A-Za-z0-9\-]{10,}"
+            r"|https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}",
+            (r"xox[abposr]-", r"xapp-\d-", r"hooks\.slack\.com/services/"),
+            None,
+            None,
+            10,
+            "Slack tokens and webhook URLs",
+        ),
+        Detector(
+            "stripe_key",
+            SECRET,
+            r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{20,}",
+            (r"[sr]k_(?:live|test)_", r"whsec_"),
+            None,
+            None,
+            10,
+            "Stripe secret keys",
+        ),
+        Detector(
+            "google_api_key",
+            SECRET,
+            r"\bAIza[0-9A-Za-z_\-]{35}\b",
+            (r"AIza[0-9A-Za-z_\-]{30}",),
+            None,
+            None,
+            10,
+            "Google API keys",
+        ),
+        Detector(
+            "jwt",
+            SECRET,
+            r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
+            (r"eyJ[A-Za-z0-9_\-]{8}",),
+            _validate_jwt,
+            None,
+            10,
+            "JSON Web Tokens",
+        ),
+        Detector(
+            "private_key",
+            SECRET,
+            r"-----BEGIN[A-Z ]{0,30}PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:(?s:.)*?-----END[A-Z ]{0,30}PRIVATE KEY(?: BLOCK)?-----|(?s:.)*)",
+            (r"-----BEGIN",),
+            None,
+            None,
+            12,
+            "PEM private key blocks (to the end of the text if unterminated)",
+        ),
+        Detector(
+            "bearer_token",
+            SECRET,
+            r"(?i)\b(?:bearer|token)\s+(?P<value>[A-Za-z0-9\-._~+/]{16,}=*)",
+            (r"(?i)(?:bearer|token)\s+[A-Za-z0-9\-._~+/]{16}",),
+            _validate_bearer,
+            None,
+            9,
+            "bearer tokens in headers and text",
+        ),
+        Detector(
+            "url_credentials",
+            SECRET,
+            r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@\"'<>]{1,128}:(?P<value>[^\s/@\"'<>]{1,256})@",
+            (r"://[^\s:/@\"'<>]{1,128}:[^\s/@\"'<>]{1,256}@",),
+            None,
+            None,
+            9,
+            "passwords in URLs and DSNs (scheme://user:password@host)",
+        ),
+        Detector(
+            "url_token_param",
+            SECRET,
+            r"(?i)[?&](?:access_token|id_token|refresh_token|token|api_key|apikey|key|secret|password|sig|signature|auth|client_secret)=(?P<value>[^&\s#\"']{6,})",
+            (
+                r"(?i)[?&](?:access_token|id_token|refresh_token|token|api_key|apikey|key|secret|password|sig|signature|auth|client_secret)=",
+            ),
+            _validate_assignment,
+            None,
+            9,
+            "credentials in URL query parameters",
+        ),
+        Detector(
+            "secret_assignment",
+            SECRET,
+            r"(?i)\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?key|auth[_\-]?token|access[_\-]?token|private[_\-]?key)\b[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"'`,;&<>]{6,200})",
+            (
+                r"(?i)(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|auth[_\-]?token|access[_\-]?token|private[_\-]?key)[\"']?\s*[:=]",
+            ),
+            _validate_assignment,
+            None,
+            8,
+            "values assigned to password/secret/api_key names (connection strings, env files, configs)",
+        ),
+    ]
+
+
+def detector_names(regions: Sequence[str] = ("US",)) -> list[str]:
+    return [d.name for d in builtin_detectors(regions)]
+
+
+def validator_from_callable(fn: Callable[[str], bool]) -> Validator:
+    """Adapt a user validator ``fn(candidate_text) -> bool`` to the span protocol."""
+
+    def validate(buf: bytes, start: int, end: int) -> list[Span]:
+        return [(start, end)] if fn(_text(buf, start, end)) else []
+
+    return validate
+
+
+# Zero-width assertions removed from a user pattern to get its prefilter anchor: dropping an
+# assertion only widens what a regex matches, so the anchor is a superset of the pattern.
+def relax_assertions(pattern: str, dot: str | None = None) -> str:
+    out: list[str] = []
+    i = 0
+    in_class = False
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            if not in_class and nxt in "bBAz":
+                i += 2
+                continue
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+        elif c == "[":
+            in_class = True
+            out.append(c)
+            # A leading "]" or "^]" is literal inside a class.
+            if i + 1 < n and pattern[i + 1] == "^":
+                out.append("^")
+                i += 1
+            if i + 1 < n and pattern[i + 1] == "]":
+                out.append("]")
+                i += 1
+        elif c in "^$":
+            pass
+        elif c == "." and dot is not None:
+            # Keys never hold control characters or quotes: keep the anchor inside one key.
+            out.append(dot)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)

@@ -1,0 +1,471 @@
+"""The redaction engine: finds validated PII in strings, JSON and bytes, and rewrites them.
+
+Two levels of matching keep clean data cheap:
+
+1. ``RequestScanner`` runs every detector's *anchor* over the serialized bytes of a whole
+   request in one pass (hyperscan when installed, else RE2). No anchor hit proves the
+   request clean; otherwise the hit offsets say which spans/records to look at.
+2. ``Redactor.find`` checks one string with an RE2 ``Set`` of all candidate patterns (one
+   DFA pass), then enumerates only the detectors that matched and validates each candidate.
+
+Everything runs on UTF-8 bytes, with RE2's low-level ``Match`` (byte offsets): the
+``re2`` module's Python wrapper re-encodes the text and maps offsets back to characters on
+every call, which costs more than the match itself on short strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import re2
+
+from processors.pii_redaction.detectors import (
+    BLOCKED_KEY,
+    Detector,
+    builtin_detectors,
+    key_anchors,
+    relax_assertions,
+    validator_from_callable,
+)
+
+_hyperscan: Any
+try:  # optional: measured faster than RE2 for the request prefilter (bench/README.md)
+    import hyperscan as _hyperscan
+except ImportError:  # pragma: no cover - depends on the environment
+    _hyperscan = None
+
+log = logging.getLogger(__name__)
+
+_UNANCHORED = re2._Anchor.UNANCHORED
+_ANCHOR_BOTH = re2._Anchor.ANCHOR_BOTH
+
+DROP: Any = object()  # sentinel: remove the enclosing attribute / map entry / element
+
+
+def hyperscan_available() -> bool:
+    return _hyperscan is not None
+
+
+def _raw(pattern: str) -> Any:
+    """The compiled ``_re2.RE2`` object behind ``re2.compile`` (byte-offset ``Match``)."""
+    return re2.compile(pattern)._regexp
+
+
+@dataclass(slots=True)
+class Hit:
+    start: int
+    end: int
+    detector: Detector
+
+
+class Tally:
+    """Redactions of one span / log record / resource, by type."""
+
+    __slots__ = ("by_type",)
+
+    def __init__(self) -> None:
+        self.by_type: dict[str, int] = {}
+
+    def add(self, type_name: str, n: int = 1) -> None:
+        self.by_type[type_name] = self.by_type.get(type_name, 0) + n
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_type.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.by_type)
+
+
+class RequestScanner:
+    """Finds the byte offsets in a serialized request where some anchor matches.
+
+    Returned offsets are match *end* positions (exclusive); the byte before each lies inside
+    the matched text, which is inside the string value holding the candidate.
+
+    With hyperscan, anchors are compiled into one database per group: hyperscan's compiler
+    picks a slow engine for some mixes of class-led patterns (digit runs together with the
+    IBAN country list measured 7x slower than the two scanned apart; bench/bench_pii.py).
+    """
+
+    def __init__(self, groups: dict[str, list[str]], engine: str = "auto") -> None:
+        self.groups = {g: list(a) for g, a in groups.items() if a}
+        self.anchors = [a for group in self.groups.values() for a in group]
+        self.engine = "re2"
+        self._hs_dbs: list[Any] = []
+        if engine == "hyperscan" and _hyperscan is None:
+            raise ValueError("engine: hyperscan is not installed (pip install hyperscan)")
+        if engine in ("auto", "hyperscan") and _hyperscan is not None and self.anchors:
+            try:
+                for group in self.groups.values():
+                    db = _hyperscan.Database(mode=_hyperscan.HS_MODE_BLOCK)
+                    db.compile(
+                        expressions=[a.encode() for a in group],
+                        ids=list(range(len(group))),
+                        elements=len(group),
+                        flags=[0] * len(group),
+                    )
+                    self._hs_dbs.append(db)
+                self.engine = "hyperscan"
+            except Exception as e:  # an anchor hyperscan cannot compile: RE2 scans instead
+                self._hs_dbs = []
+                log.warning("hyperscan cannot compile the PII anchors (%s); using RE2", type(e).__name__)
+        self._re2 = _raw("|".join(f"(?:{a})" for a in self.anchors)) if self.anchors else None
+
+    def ends(self, buf: bytes) -> list[int]:
+        if not self.anchors:
+            return []
+        if self._hs_dbs:
+            found: list[int] = []
+            append = found.append
+
+            def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
+                append(to)
+
+            for db in self._hs_dbs:
+                db.scan(buf, match_event_handler=on_match)
+            if len(found) > 1:
+                found = sorted(set(found))
+            return found
+        out: list[int] = []
+        pos, n, rx = 0, len(buf), self._re2
+        assert rx is not None  # anchors is non-empty
+        while pos <= n:
+            s, e = rx.Match(_UNANCHORED, buf, pos, n)[0]
+            if s < 0:
+                break
+            out.append(max(e, s + 1))
+            pos = e if e > s else e + 1
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDecision:
+    allowed: bool = False
+    action: str | None = None  # whole-value action for blocked keys / key rules
+
+
+_PASS = KeyDecision()
+_ALLOW = KeyDecision(allowed=True)
+
+
+class Redactor:
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        *,
+        default_action: str = "mask",
+        actions: dict[str, str] | None = None,
+        allowed_keys: Iterable[str] = (),
+        allowed_key_patterns: Iterable[str] = (),
+        key_rules: Sequence[tuple[str, str]] = (),
+        hash_key: bytes | None = None,
+        parse_json: bool = True,
+        max_depth: int = 64,
+        ner: Callable[[str], list[tuple[int, int, str]]] | None = None,
+    ) -> None:
+        self.detectors = list(detectors)
+        self.default_action = default_action
+        self.actions = dict(actions or {})
+        self.allowed_keys = frozenset(allowed_keys)
+        self._allowed_rx = [_raw(p) for p in allowed_key_patterns]
+        self._key_rules = [(_raw(p), action) for p, action in key_rules]
+        self.key_patterns = [p for p, _ in key_rules]
+        self.hash_key = hash_key
+        self.parse_json = parse_json
+        self.max_depth = max_depth
+        self.ner = ner
+        self._key_cache: dict[str, KeyDecision] = {}
+
+        self._set = re2.Set.SearchSet()
+        self._compiled: list[tuple[Any, int, Detector]] = []
+        for d in self.detectors:
+            self._set.Add(d.pattern)
+            compiled = re2.compile(d.pattern)
+            value_group = compiled.groupindex.get("value", 0)
+            self._compiled.append((compiled._regexp, value_group, d))
+        # Key patterns also make a string worth parsing as JSON (a "password" key inside).
+        self._key_marker = len(self.detectors)
+        if self.key_patterns:
+            for a in key_anchors(self.key_patterns)[2:]:  # JSON-key forms; protobuf keys are checked directly
+                self._set.Add(a)
+        # A needlessly escaped ASCII character ("\u0040" for "@") can hide a value from the
+        # raw-text check; such JSON is always parsed.
+        self._set.Add(r"\\u00[2-7][0-9a-fA-F]")
+        self._set.Compile()
+        self._raw_set = self._set._set
+        self._action_cache: dict[Detector, str] = {}
+
+    # --- anchors for the request prefilter ---
+
+    def anchor_groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for d in self.detectors:
+            group = groups.setdefault(d.anchor_group, [])
+            for a in d.anchors:
+                if a not in group:
+                    group.append(a)
+        if self.key_patterns:
+            groups.setdefault("literal", []).extend(key_anchors(self.key_patterns))
+        return groups
+
+    # --- keys ---
+
+    def key_decision(self, key: str) -> KeyDecision:
+        d = self._key_cache.get(key)
+        if d is not None:
+            return d
+        kb = key.encode("utf-8", "surrogatepass")
+        if key in self.allowed_keys or any(
+            rx.Match(_ANCHOR_BOTH, kb, 0, len(kb))[0][0] >= 0 for rx in self._allowed_rx
+        ):
+            d = _ALLOW
+        else:
+            d = _PASS
+            for rx, action in self._key_rules:
+                if rx.Match(_ANCHOR_BOTH, kb, 0, len(kb))[0][0] >= 0:
+                    d = KeyDecision(action=action)
+                    break
+        if len(self._key_cache) < 65536:  # keys are low-cardinality; the bound guards abuse
+            self._key_cache[key] = d
+        return d
+
+    # --- actions ---
+
+    def action_for(self, det: Detector) -> str:
+        a = self._action_cache.get(det)
+        if a is None:
+            a = self.actions.get(det.name) or self.actions.get(det.type) or self.default_action
+            self._action_cache[det] = a
+        return a
+
+    def token(self, type_name: str, action: str, value: bytes) -> bytes:
+        if action == "hash" and self.hash_key is not None:
+            digest = hmac.new(self.hash_key, value, hashlib.sha256).hexdigest()[:8]
+            return f"[{type_name}:{digest}]".encode()
+        return f"[REDACTED:{type_name}]".encode()
+
+    def whole_value_token(self, action: str, value: bytes) -> str:
+        return self.token(BLOCKED_KEY, action, value).decode()
+
+    # --- detection ---
+
+    def find(self, buf: bytes) -> list[Hit]:
+        ids = self._raw_set.Match(buf)
+        return self._find_ids(buf, ids) if ids else []
+
+    def _find_ids(self, buf: bytes, ids: list[int]) -> list[Hit]:
+        hits: list[Hit] = []
+        n = len(buf)
+        marker = self._key_marker
+        for i in ids:
+            if i >= marker:
+                continue
+            rx, value_group, det = self._compiled[i]
+            validate = det.validate
+            pos = 0
+            while pos <= n:
+                spans = rx.Match(_UNANCHORED, buf, pos, n)
+                s, e = spans[0]
+                if s < 0:
+                    break
+                vs, ve = spans[value_group] if value_group else (s, e)
+                if vs >= 0 and ve > vs:
+                    if validate is None:
+                        hits.append(Hit(vs, ve, det))
+                    else:
+                        for a, z in validate(buf, vs, ve):
+                            hits.append(Hit(a, z, det))
+                pos = e if e > s else e + 1
+        if len(hits) > 1:
+            hits = _resolve(hits)
+        return hits
+
+    def has_key_marker(self, buf: bytes) -> bool:
+        ids = self._raw_set.Match(buf)
+        return bool(ids) and any(i >= self._key_marker for i in ids)
+
+    # --- rewriting ---
+
+    def redact_bytes(self, buf: bytes, tally: Tally, hits: list[Hit] | None = None) -> bytes | Any | None:
+        """Redacted copy of ``buf``; None when clean; DROP when a hit's action is drop."""
+        if hits is None:
+            hits = self.find(buf)
+        if not hits:
+            return None
+        out: list[bytes] = []
+        last = 0
+        for h in hits:
+            det = h.detector
+            action = self.action_for(det)
+            tally.add(det.type)
+            if action == "drop":
+                return DROP
+            value = buf[h.start : h.end]
+            if action == "hash" and det.normalize is not None:
+                value = det.normalize(value.decode("utf-8", "replace")).encode()
+            out.append(buf[last : h.start])
+            out.append(self.token(det.type, action, value))
+            last = h.end
+        out.append(buf[last:])
+        return b"".join(out)
+
+    def redact_text(self, text: str, tally: Tally, depth: int = 0) -> str | Any | None:
+        """Redacted ``text`` (JSON inside kept valid); None when clean; DROP to drop it."""
+        buf = text.encode("utf-8", "surrogatepass")
+        ids = self._raw_set.Match(buf)
+        ner_spans = self.ner(text) if self.ner is not None else None
+        if not ids and not ner_spans:
+            return None
+        hits: list[Hit] | None = None
+        if self.parse_json and depth < self.max_depth:
+            stripped = text.lstrip()
+            if stripped[:1] in ("{", "[") and text.rstrip()[-1:] in ("}", "]"):
+                marker = self._key_marker
+                if not ner_spans and not any(i >= marker for i in ids):
+                    # Cheap path: no validated value in the raw text means none in the parsed
+                    # strings either (no key rule and no escaped ASCII is involved).
+                    hits = self._find_ids(buf, ids)
+                    if not hits:
+                        return None
+                try:
+                    doc = orjson.loads(buf)
+                except orjson.JSONDecodeError:
+                    doc = _NOT_JSON
+                if doc is not _NOT_JSON:
+                    new_doc = self.redact_json(doc, tally, depth + 1)
+                    if new_doc is DROP:
+                        return DROP
+                    if new_doc is _UNCHANGED:
+                        return None
+                    return orjson.dumps(new_doc).decode()
+        if hits is None:
+            hits = self._find_ids(buf, ids) if ids else []
+        if ner_spans:
+            hits = _resolve(hits + _ner_hits(buf, text, ner_spans))
+        result = self.redact_bytes(buf, tally, hits)
+        if result is None or result is DROP:
+            return result
+        decoded: str = result.decode("utf-8", "surrogatepass")
+        return decoded
+
+    def redact_json(self, node: Any, tally: Tally, depth: int) -> Any:
+        """Redacted copy of a parsed JSON value, ``_UNCHANGED`` when clean, DROP to drop it."""
+        if depth > self.max_depth:
+            tally.add(BLOCKED_KEY)
+            return self.whole_value_token("mask", b"")
+        if isinstance(node, str):
+            r = self.redact_text(node, tally, depth)
+            return _UNCHANGED if r is None else r
+        if isinstance(node, dict):
+            changed = False
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                decision = self.key_decision(k)
+                if decision.allowed:
+                    out[k] = v
+                    continue
+                if decision.action is not None:
+                    tally.add(BLOCKED_KEY)
+                    changed = True
+                    if decision.action == "drop":
+                        continue
+                    out[k] = self.whole_value_token(decision.action, orjson.dumps(v))
+                    continue
+                nk = self.redact_text(k, tally, self.max_depth) if not k.isidentifier() else None
+                nv = self.redact_json(v, tally, depth + 1)
+                if nk is DROP or nv is DROP:
+                    changed = True
+                    continue
+                if nk is not None:
+                    changed = True
+                    k = nk
+                if nv is not _UNCHANGED:
+                    changed = True
+                    out[k] = nv
+                else:
+                    out[k] = v
+            return out if changed else _UNCHANGED
+        if isinstance(node, list):
+            changed = False
+            items: list[Any] = []
+            for v in node:
+                nv = self.redact_json(v, tally, depth + 1)
+                if nv is DROP:
+                    changed = True
+                    continue
+                if nv is _UNCHANGED:
+                    items.append(v)
+                else:
+                    changed = True
+                    items.append(nv)
+            return items if changed else _UNCHANGED
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= 1_000_000:
+            r = self.redact_text(str(node), tally, self.max_depth)
+            return _UNCHANGED if r is None else r
+        return _UNCHANGED
+
+
+_NOT_JSON: Any = object()
+_UNCHANGED: Any = object()
+
+
+def _resolve(hits: list[Hit]) -> list[Hit]:
+    """Non-overlapping hits, preferring higher priority, then longer; sorted by start."""
+    ordered = sorted(hits, key=lambda h: (-h.detector.priority, -(h.end - h.start), h.start))
+    kept: list[Hit] = []
+    for h in ordered:
+        if all(h.end <= k.start or h.start >= k.end for k in kept):
+            kept.append(h)
+    kept.sort(key=lambda h: h.start)
+    return kept
+
+
+def _ner_hits(buf: bytes, text: str, spans: list[tuple[int, int, str]]) -> list[Hit]:
+    """NER spans come in characters; convert to byte offsets of ``buf``."""
+    out: list[Hit] = []
+    for start, end, entity in spans:
+        bs = len(text[:start].encode("utf-8", "surrogatepass"))
+        be = bs + len(text[start:end].encode("utf-8", "surrogatepass"))
+        out.append(Hit(bs, be, _ner_detector(entity)))
+    return out
+
+
+_NER_DETECTORS: dict[str, Detector] = {}
+
+
+def _ner_detector(entity: str) -> Detector:
+    d = _NER_DETECTORS.get(entity)
+    if d is None:
+        d = Detector(f"ner_{entity.lower()}", entity, "", (), None, None, 1, "Presidio NER")
+        _NER_DETECTORS[entity] = d
+    return d
+
+
+def build_detectors(
+    *,
+    phone_regions: Sequence[str],
+    enabled: Sequence[str] | None,
+    disabled: Sequence[str],
+    custom: Sequence[Any],
+    resolve_validator: Callable[[str], Callable[[str], bool]],
+    include_private_ips: bool = False,
+) -> list[Detector]:
+    chosen = []
+    for d in builtin_detectors(phone_regions, include_private_ips):
+        if enabled is not None and d.name not in enabled and d.type not in enabled:
+            continue
+        if d.name in disabled or d.type in disabled:
+            continue
+        chosen.append(d)
+    for c in custom:
+        validate = validator_from_callable(resolve_validator(c.validator)) if c.validator else None
+        anchor = c.anchor or relax_assertions(c.pattern)
+        chosen.append(Detector(c.name, c.type, c.pattern, (anchor,), validate, None, 4, "custom", "custom"))
+    return chosen

@@ -1,0 +1,451 @@
+"""The ``pii_redaction`` processor: walks spans, log records and metric points in place.
+
+Clean path: serialize the request once (upb, C speed), scan it once for every anchor. No hit
+means nothing to do. Hits are mapped back to the ``resource`` / ``scope`` / span, record or
+metric they fall in by reading the protobuf framing (tags and lengths) of the serialized
+bytes, so only those items are walked attribute by attribute.
+
+Failure is closed: a value that cannot be processed is replaced by a mask, never passed on;
+log lines name keys and exception types, never values.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from prometheus_client import CollectorRegistry, Counter
+
+from otel_receiver import attributes as attrs
+from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
+from processors.pii_redaction.engine import DROP, Redactor, RequestScanner, Tally, build_detectors
+from semconv import attributes as sc
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPE = "ERROR"
+
+_COUNTERS: dict[int, Counter] = {}
+_COUNTERS_LOCK = threading.Lock()
+
+
+def redactions_counter(registry: CollectorRegistry) -> Counter:
+    """``pii_redactions_total{type}``, shared by every instance on the same registry."""
+    with _COUNTERS_LOCK:
+        c = _COUNTERS.get(id(registry))
+        if c is None:
+            c = Counter(
+                "pii_redactions",
+                "Values redacted by the pii_redaction processor, by type",
+                ["type"],
+                registry=registry,
+            )
+            _COUNTERS[id(registry)] = c
+        return c
+
+
+# Paths produced by ``locate``: (resource index, -1, -1) for resource attributes,
+# (resource, scope, -1) for scope attributes, (resource, scope, item) for a span/record/metric.
+Path = tuple[int, int, int]
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _len_fields(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    """``(field number, value start, value end)`` of the length-delimited fields in a range."""
+    out: list[tuple[int, int, int]] = []
+    pos = start
+    while pos < end:
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos)
+        wire = key & 7
+        if wire == 2:
+            b = buf[pos]
+            if b < 0x80:
+                length = b
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos)
+            out.append((key >> 3, pos, pos + length))
+            pos += length
+        elif wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError("unsupported wire type")
+    return out
+
+
+# Fields of one located message that hold a hit: (field number, occurrence index), or None
+# for "look at everything" (no prefilter).
+Fields = set[tuple[int, int]] | None
+
+
+def locate(buf: bytes, ends: list[int]) -> dict[Path, Fields]:
+    """Which resources, scopes and items of a serialized Export*ServiceRequest contain the
+    bytes just before each offset in ``ends`` (sorted), and in which of their fields. The
+    three signals share the layout request{1: resource_x{1: resource, 2: scope_x{1: scope,
+    2: item}}}."""
+    points = [e - 1 for e in ends]
+    out: dict[Path, Fields] = {}
+
+    def has(s: int, e: int) -> bool:
+        i = bisect.bisect_left(points, s)
+        return i < len(points) and points[i] < e
+
+    def fields_with_hits(s: int, e: int) -> set[tuple[int, int]]:
+        seen: dict[int, int] = {}
+        hit: set[tuple[int, int]] = set()
+        for fno, fs, fe in _len_fields(buf, s, e):
+            idx = seen.get(fno, -1) + 1
+            seen[fno] = idx
+            if has(fs, fe):
+                hit.add((fno, idx))
+        return hit
+
+    ri = -1
+    for fno, s, e in _len_fields(buf, 0, len(buf)):
+        if fno != 1:
+            continue
+        ri += 1
+        if not has(s, e):
+            continue
+        si = -1
+        for fno2, s2, e2 in _len_fields(buf, s, e):
+            if fno2 == 1:
+                if has(s2, e2):
+                    out[(ri, -1, -1)] = fields_with_hits(s2, e2)
+            elif fno2 == 2:
+                si += 1
+                if not has(s2, e2):
+                    continue
+                k = -1
+                for fno3, s3, e3 in _len_fields(buf, s2, e2):
+                    if fno3 == 1:
+                        if has(s3, e3):
+                            out[(ri, si, -1)] = fields_with_hits(s3, e3)
+                    elif fno3 == 2:
+                        k += 1
+                        if has(s3, e3):
+                            out[(ri, si, k)] = fields_with_hits(s3, e3)
+    return out
+
+
+# Field numbers in the OTLP protos (opentelemetry-proto v1).
+_RESOURCE_ATTRIBUTES = 1
+_SCOPE_ATTRIBUTES = 3
+_SPAN_NAME, _SPAN_ATTRIBUTES, _SPAN_EVENTS, _SPAN_LINKS, _SPAN_STATUS = 5, 9, 11, 13, 15
+_LOG_BODY, _LOG_ATTRIBUTES = 5, 6
+
+
+def _indexes(fields: Fields, fno: int) -> list[int] | None:
+    """Occurrence indexes of ``fno`` to visit, highest first (deletions keep lower ones valid)."""
+    if fields is None:
+        return None
+    return sorted((i for f, i in fields if f == fno), reverse=True)
+
+
+def _wants(fields: Fields, fno: int) -> bool:
+    return fields is None or any(f == fno for f, _ in fields)
+
+
+class PiiRedactionProcessor(Processor):
+    signals = frozenset({Signal.TRACES, Signal.METRICS, Signal.LOGS})
+
+    def __init__(self, config: PiiRedactionConfig, settings: ComponentSettings) -> None:
+        super().__init__(config, settings)
+        self.cfg = config
+        self.log = settings.logger if settings.logger is not None else log
+        detectors = build_detectors(
+            phone_regions=config.phone_regions,
+            enabled=config.detectors,
+            disabled=config.disabled_detectors,
+            custom=config.custom_detectors,
+            resolve_validator=resolve_validator,
+            include_private_ips=config.redact_private_ips,
+        )
+        ner = None
+        if config.ner.enabled:
+            from processors.pii_redaction.ner import make_ner
+
+            ner = make_ner(config.ner.entities, config.ner.language, config.ner.score_threshold)
+        key_rules = [(p, "mask") for p in config.blocked_key_patterns]
+        key_rules += [(r.pattern, r.action) for r in config.key_rules]
+        self.redactor = Redactor(
+            detectors,
+            default_action=config.default_action,
+            actions=dict(config.actions),
+            allowed_keys=config.allowed_keys,
+            allowed_key_patterns=config.allowed_key_patterns,
+            key_rules=key_rules,
+            hash_key=config.hash_key.get_secret_value().encode() if config.hash_key else None,
+            parse_json=config.parse_json,
+            max_depth=config.max_depth,
+            ner=ner,
+        )
+        # Without NER every detector has an anchor, so one scan can prove a request clean.
+        self.scanner = (
+            None if ner is not None else RequestScanner(self.redactor.anchor_groups(), config.engine)
+        )
+        self.counter = redactions_counter(settings.telemetry.registry)
+
+    # --- per-request entry points ---
+
+    def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
+        totals: dict[str, int] = {}
+        for (ri, si, k), fields in self._targets(batch):
+            rs = batch.resource_spans[ri]
+            if si < 0:
+                self._resource(rs.resource.attributes, fields, totals)
+            elif k < 0:
+                self._scope(rs.scope_spans[si].scope.attributes, fields, totals)
+            else:
+                self._span(rs.scope_spans[si].spans[k], fields, totals)
+        self._count(totals)
+        return batch
+
+    def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
+        totals: dict[str, int] = {}
+        for (ri, si, k), fields in self._targets(batch):
+            rl = batch.resource_logs[ri]
+            if si < 0:
+                self._resource(rl.resource.attributes, fields, totals)
+            elif k < 0:
+                self._scope(rl.scope_logs[si].scope.attributes, fields, totals)
+            else:
+                self._log_record(rl.scope_logs[si].log_records[k], fields, totals)
+        self._count(totals)
+        return batch
+
+    def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
+        totals: dict[str, int] = {}
+        for (ri, si, k), fields in self._targets(batch):
+            rm = batch.resource_metrics[ri]
+            if si < 0:
+                self._resource(rm.resource.attributes, fields, totals)
+            elif k < 0:
+                self._scope(rm.scope_metrics[si].scope.attributes, fields, totals)
+            else:
+                self._metric(rm.scope_metrics[si].metrics[k], totals)
+        self._count(totals)
+        return batch
+
+    def _targets(self, batch: Any) -> list[tuple[Path, Fields]]:
+        if self.scanner is not None:
+            buf = batch.SerializeToString()
+            ends = self.scanner.ends(buf)
+            if not ends:
+                return []
+            try:
+                return sorted(locate(buf, ends).items())
+            except (IndexError, ValueError):
+                self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
+        return [(path, None) for path in _every_path(batch)]
+
+    def _count(self, totals: dict[str, int]) -> None:
+        for type_name, n in totals.items():
+            self.counter.labels(type=type_name).inc(n)
+
+    # --- items ---
+
+    def _resource(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> None:
+        tally = Tally()
+        self._attributes(attributes, tally, 0, _indexes(fields, _RESOURCE_ATTRIBUTES))
+        self._finish(attributes, tally, totals)
+
+    def _scope(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> None:
+        tally = Tally()
+        self._attributes(attributes, tally, 0, _indexes(fields, _SCOPE_ATTRIBUTES))
+        self._merge(tally, totals)
+
+    def _span(self, span: Any, fields: Fields, totals: dict[str, int]) -> None:
+        tally = Tally()
+        self._attributes(span.attributes, tally, 0, _indexes(fields, _SPAN_ATTRIBUTES))
+        if span.name and _wants(fields, _SPAN_NAME):
+            span.name = self._plain_text(span.name, tally)
+        if span.status.message and _wants(fields, _SPAN_STATUS):
+            span.status.message = self._plain_text(span.status.message, tally)
+        events = _indexes(fields, _SPAN_EVENTS)
+        for j in range(len(span.events)) if events is None else events:
+            event = span.events[j]
+            if event.name:
+                event.name = self._plain_text(event.name, tally)
+            self._attributes(event.attributes, tally, 0)
+        links = _indexes(fields, _SPAN_LINKS)
+        for j in range(len(span.links)) if links is None else links:
+            self._attributes(span.links[j].attributes, tally, 0)
+        self._finish(span.attributes, tally, totals)
+
+    def _log_record(self, record: Any, fields: Fields, totals: dict[str, int]) -> None:
+        tally = Tally()
+        if record.HasField("body") and _wants(fields, _LOG_BODY):
+            try:
+                if self._any_value(record.body, tally, 0) is DROP:
+                    record.ClearField("body")
+            except Exception as e:
+                self._fail_closed(record.body, tally, "body", e)
+        self._attributes(record.attributes, tally, 0, _indexes(fields, _LOG_ATTRIBUTES))
+        self._finish(record.attributes, tally, totals)
+
+    def _metric(self, metric: Any, totals: dict[str, int]) -> None:
+        tally = Tally()
+        kind = metric.WhichOneof("data")
+        if kind is not None:
+            for dp in getattr(metric, kind).data_points:
+                self._attributes(dp.attributes, tally, 0)
+                for ex in getattr(dp, "exemplars", ()):
+                    self._attributes(ex.filtered_attributes, tally, 0)
+        if metric.description:
+            metric.description = self._plain_text(metric.description, tally)
+        # Data points are not annotated: an extra attribute would split their series.
+        self._merge(tally, totals)
+
+    def _finish(self, attributes: Any, tally: Tally, totals: dict[str, int]) -> None:
+        if not tally:
+            return
+        if self.cfg.annotate:
+            previous = attrs.get(attributes, sc.PII_REDACTED_COUNT)
+            prev_count = previous.int_value if previous is not None and previous.HasField("int_value") else 0
+            prev_types = attrs.get(attributes, sc.PII_REDACTED_TYPES)
+            types = set(tally.by_type)
+            if prev_types is not None and prev_types.HasField("array_value"):
+                types.update(v.string_value for v in prev_types.array_value.values)
+            attrs.set_int(attributes, sc.PII_REDACTED_COUNT, prev_count + tally.total)
+            attrs.set_str_array(attributes, sc.PII_REDACTED_TYPES, sorted(types))
+        self._merge(tally, totals)
+
+    @staticmethod
+    def _merge(tally: Tally, totals: dict[str, int]) -> None:
+        for t, n in tally.by_type.items():
+            totals[t] = totals.get(t, 0) + n
+
+    # --- values ---
+
+    def _plain_text(self, text: str, tally: Tally) -> str:
+        try:
+            r = self.redactor.redact_text(text, tally, self.cfg.max_depth)
+        except Exception as e:
+            self.log.error("pii_redaction: failed on a name/message (%s); masked", type(e).__name__)
+            tally.add(ERROR_TYPE)
+            return f"[REDACTED:{ERROR_TYPE}]"
+        if r is None:
+            return text
+        if r is DROP:
+            return ""
+        result: str = r
+        return result
+
+    def _attributes(self, attributes: Any, tally: Tally, depth: int, only: list[int] | None = None) -> None:
+        """Redacts every attribute, or those at the indexes in ``only`` (highest first)."""
+        redactor = self.redactor
+        order = range(len(attributes) - 1, -1, -1) if only is None else only
+        for i in order:
+            if i >= len(attributes):
+                continue
+            kv = attributes[i]
+            key = kv.key
+            decision = redactor.key_decision(key)
+            if decision.allowed:
+                continue
+            try:
+                if decision.action is not None:
+                    tally.add("BLOCKED_KEY")
+                    if decision.action == "drop":
+                        del attributes[i]
+                    else:
+                        raw = (
+                            kv.value.string_value.encode()
+                            if kv.value.HasField("string_value")
+                            else kv.value.SerializeToString()
+                        )
+                        kv.value.Clear()
+                        kv.value.string_value = redactor.whole_value_token(decision.action, raw)
+                elif self._any_value(kv.value, tally, depth) is DROP:
+                    del attributes[i]
+            except Exception as e:
+                self._fail_closed(kv.value, tally, key, e)
+
+    def _fail_closed(self, value: AnyValue, tally: Tally, where: str, e: Exception) -> None:
+        self.log.error("pii_redaction: failed on %r (%s); value masked", where, type(e).__name__)
+        value.Clear()
+        value.string_value = f"[REDACTED:{ERROR_TYPE}]"
+        tally.add(ERROR_TYPE)
+
+    def _any_value(self, value: AnyValue, tally: Tally, depth: int) -> Any:
+        """Redacts ``value`` in place; returns DROP when the enclosing entry must go."""
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            r = self.redactor.redact_text(value.string_value, tally, depth)
+            if r is None or r is DROP:
+                return r
+            value.string_value = r
+            return None
+        if kind is None or kind in ("bool_value", "double_value"):
+            return None
+        if depth >= self.cfg.max_depth:
+            value.Clear()
+            value.string_value = "[REDACTED:BLOCKED_KEY]"
+            tally.add("BLOCKED_KEY")
+            return None
+        if kind == "array_value":
+            values = value.array_value.values
+            i = len(values) - 1
+            while i >= 0:
+                if self._any_value(values[i], tally, depth + 1) is DROP:
+                    del values[i]
+                i -= 1
+            return None
+        if kind == "kvlist_value":
+            self._attributes(value.kvlist_value.values, tally, depth + 1)
+            return None
+        if kind == "bytes_value":
+            r = self.redactor.redact_bytes(value.bytes_value, tally)
+            if r is None or r is DROP:
+                return r
+            value.bytes_value = r
+            return None
+        if kind == "int_value" and abs(value.int_value) >= 1_000_000:
+            r = self.redactor.redact_text(str(value.int_value), tally, self.cfg.max_depth)
+            if r is None or r is DROP:
+                return r
+            value.string_value = r
+        return None
+
+
+def _every_path(batch: Any) -> list[Path]:
+    out: list[Path] = []
+    if isinstance(batch, ExportTraceServiceRequest):
+        groups = [(rs.scope_spans, "spans") for rs in batch.resource_spans]
+    elif isinstance(batch, ExportLogsServiceRequest):
+        groups = [(rl.scope_logs, "log_records") for rl in batch.resource_logs]
+    else:
+        groups = [(rm.scope_metrics, "metrics") for rm in batch.resource_metrics]
+    for ri, (scopes, field) in enumerate(groups):
+        out.append((ri, -1, -1))
+        for si, scope in enumerate(scopes):
+            out.append((ri, si, -1))
+            out.extend((ri, si, k) for k in range(len(getattr(scope, field))))
+    return out
