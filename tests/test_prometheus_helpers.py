@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
-from opentelemetry.proto.trace.v1.trace_pb2 import Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
@@ -42,6 +42,7 @@ class SpanSpec:
     anomaly_kinds: Sequence[str] = ()
     pii_types: Sequence[str] = ()
     pii_count: int | None = None
+    kind: int = Span.SPAN_KIND_CLIENT
     trace_id: bytes = field(default_factory=lambda: os.urandom(16))
     span_id: bytes = field(default_factory=lambda: os.urandom(8))
 
@@ -63,6 +64,7 @@ def trace_request(
         span = scope_spans.spans.add()
         span.trace_id, span.span_id = spec.trace_id, spec.span_id
         span.name = f"{spec.operation} {spec.model}"
+        span.kind = spec.kind  # type: ignore[assignment]
         span.start_time_unix_nano = start_ns
         span.end_time_unix_nano = start_ns + round(spec.duration_s * 1e9)
         a = span.attributes

@@ -315,3 +315,26 @@ def test_a_self_metric_named_like_a_span_metric_is_not_exposed_twice() -> None:
     )
     samples, _ = samples_of(scrape(plain)[0])
     assert value(samples, "pii_redactions_total", type="EMAIL") == 5
+
+
+def test_usage_rolled_up_on_internal_agent_spans_is_not_counted_twice() -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    specs = [
+        SpanSpec(operation="invoke_agent", input_tokens=300, output_tokens=50, kind=Span.SPAN_KIND_INTERNAL),
+        SpanSpec(operation="chat", input_tokens=300, output_tokens=50, kind=Span.SPAN_KIND_CLIENT),
+        SpanSpec(operation="invoke_agent", input_tokens=7, output_tokens=1, kind=Span.SPAN_KIND_CLIENT),
+    ]
+    exporter, _ = make_exporter()
+    export(exporter, trace_request(specs))
+    samples, _ = samples_of(scrape(exporter)[0])
+    assert total(samples, "gen_ai_client_token_usage_sum", gen_ai_token_type="input") == 307
+    # the agent span's duration still counts
+    assert (
+        total(samples, "gen_ai_client_operation_duration_seconds_count", gen_ai_operation_name="invoke_agent")
+        == 2
+    )
+    exporter, _ = make_exporter(count_internal_agent_usage=True)
+    export(exporter, trace_request(specs))
+    samples, _ = samples_of(scrape(exporter)[0])
+    assert total(samples, "gen_ai_client_token_usage_sum", gen_ai_token_type="input") == 607

@@ -30,6 +30,11 @@ class PrometheusExporterConfig(ExporterConfig):
         default=True,
         description="derive the GenAI metrics (tokens, duration, cost, anomalies, PII redactions) from spans",
     )
+    count_internal_agent_usage: bool = Field(
+        default=False,
+        description="count token usage on INTERNAL invoke_agent/create_agent/execute_tool spans "
+        "(off: it is a roll-up of child model spans, as the genai_cost processor assumes)",
+    )
     self_metrics: bool = Field(
         default=True,
         description="also expose the receiver's own otel_receiver_* metrics and Python process metrics",

@@ -105,7 +105,11 @@ class PrometheusExporter(Exporter):
     async def export(self, batch: Batch, context: RequestContext) -> None:
         if isinstance(batch, ExportTraceServiceRequest):
             if self.cfg.span_metrics:
-                self.spans.merge(aggregate_spans(batch, context, self.cfg.tenant_label))
+                self.spans.merge(
+                    aggregate_spans(
+                        batch, context, self.cfg.tenant_label, self.cfg.count_internal_agent_usage
+                    )
+                )
                 self._self_metrics.series.labels(self._id, "spans").set(self.spans.series_count())
         elif isinstance(batch, ExportMetricsServiceRequest):
             self.translated.consume(batch)

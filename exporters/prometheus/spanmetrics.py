@@ -81,6 +81,8 @@ _WANTED = frozenset(
     }
 )
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
+_SPAN_KIND_CLIENT = Span.SPAN_KIND_CLIENT
+_AGENT_OPERATIONS = frozenset({semconv.OP_INVOKE_AGENT, semconv.OP_CREATE_AGENT, semconv.OP_EXECUTE_TOOL})
 
 Key = tuple[str, ...]
 
@@ -178,9 +180,18 @@ def _observe(
 
 
 def aggregate_spans(
-    batch: ExportTraceServiceRequest, context: RequestContext, tenant_mode: str
+    batch: ExportTraceServiceRequest,
+    context: RequestContext,
+    tenant_mode: str,
+    internal_agent_usage: bool = False,
 ) -> BatchAggregate:
-    """One pass over a batch: every GenAI metric observation, summed per label tuple."""
+    """One pass over a batch: every GenAI metric observation, summed per label tuple.
+
+    Token usage on an INTERNAL agent or tool span (``invoke_agent``, ``create_agent``,
+    ``execute_tool``) is a roll-up of its child model calls and is not counted again,
+    the rule the genai_cost processor prices by; ``internal_agent_usage`` counts it, for
+    frameworks that emit no model spans under their agent spans.
+    """
     agg = BatchAggregate()
     tokens, duration, cost, anomalies, pii = agg.tokens, agg.duration, agg.cost, agg.anomalies, agg.pii
     if tenant_mode == "never":
@@ -205,14 +216,19 @@ def aggregate_spans(
                 model = v.string_value if v is not None else ""
                 base = (service, provider, model, operation, tenant)
                 if operation or provider or model:
-                    v = found.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
-                    if v is not None:
-                        _observe(tokens, (*base, TOKEN_TYPE_INPUT), TOKEN_BUCKETS,
-                                 v.int_value or v.double_value, span)  # fmt: skip
-                    v = found.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
-                    if v is not None:
-                        _observe(tokens, (*base, TOKEN_TYPE_OUTPUT), TOKEN_BUCKETS,
-                                 v.int_value or v.double_value, span)  # fmt: skip
+                    if (
+                        internal_agent_usage
+                        or operation not in _AGENT_OPERATIONS
+                        or span.kind == _SPAN_KIND_CLIENT
+                    ):
+                        v = found.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
+                        if v is not None:
+                            _observe(tokens, (*base, TOKEN_TYPE_INPUT), TOKEN_BUCKETS,
+                                     v.int_value or v.double_value, span)  # fmt: skip
+                        v = found.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
+                        if v is not None:
+                            _observe(tokens, (*base, TOKEN_TYPE_OUTPUT), TOKEN_BUCKETS,
+                                     v.int_value or v.double_value, span)  # fmt: skip
                     v = found.get(semconv.ERROR_TYPE)
                     if v is not None:
                         error_type = v.string_value or ERROR_TYPE_OTHER
