@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -604,3 +605,63 @@ def test_nan_round_trips_bit_for_bit() -> None:
     encoded = encode(request)
     assert b'"doubleValue":"NaN"' in encoded
     assert decode(ExportLogsServiceRequest, encoded).SerializeToString() == request.SerializeToString()
+
+
+# ---------------------------------------------------------------------------
+# fuzz: any JSON document either decodes or raises OtlpJsonError, nothing else
+
+
+def _field_names(descriptor: Descriptor, names: set[str]) -> set[str]:
+    for field in descriptor.fields:
+        if field.json_name in names:
+            continue
+        names.update({field.json_name, field.name})
+        if field.message_type is not None:
+            _field_names(field.message_type, names)
+    return names
+
+
+_KEYS = sorted(
+    _field_names(ExportTraceServiceRequest.DESCRIPTOR, set())
+    | _field_names(ExportMetricsServiceRequest.DESCRIPTOR, set())
+    | _field_names(ExportLogsServiceRequest.DESCRIPTOR, set())
+)
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),  # what orjson can write
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "0102030405060708", "AP8=", "SPAN_KIND_SERVER", "12"]),
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(_KEYS), st.text(max_size=5)), children, max_size=5),
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(REQUEST_TYPES), _JSON_VALUES)
+def test_random_json_decodes_or_raises_otlp_json_error(request_type: type[Message], document: Any) -> None:
+    body = orjson.dumps(document)
+    try:
+        message = decode(request_type, body)
+    except OtlpJsonError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert decode(request_type, encode(message)) == message or _has_nan(message)
+
+
+def _has_nan(message: Message) -> bool:
+    return b"NaN" in encode(message)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(REQUEST_TYPES), st.binary(max_size=200))
+def test_random_bytes_decode_or_raise_otlp_json_error(request_type: type[Message], body: bytes) -> None:
+    with contextlib.suppress(OtlpJsonError):
+        decode(request_type, body)
