@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from statistics import NormalDist
 from typing import Any
 
 _TINY = 1e-9
@@ -78,13 +79,17 @@ def score_to_z(score: float, k: float = DEFAULT_PARAMS.score_k) -> float:
 class Detector:
     """``update(timestamp_seconds, value) -> score in [0, 1]``, one instance per series.
 
+    The score is the alert view (silent during the refractory period after an alarm);
+    ``last_z`` keeps the underlying likelihood z of the latest point for callers that
+    flag every anomalous point of an episode rather than its onset.
+
     Timestamps are accepted for interface stability (replayed data, future time-based
     decay) but the model advances per point: NAB series and span streams alike are
     scored by their order.
     """
 
     __slots__ = (
-        "_p", "counts", "err_mean", "err_short", "err_var", "hi", "level", "lo", "n", "quiet",
+        "_p", "counts", "err_mean", "err_short", "err_var", "hi", "last_z", "level", "lo", "n", "quiet",
         "rare_mean", "rare_short", "rare_var", "scale", "total", "weight",
     )
 
@@ -100,6 +105,9 @@ class Detector:
         self.total = 0.0
         self.weight = 1.0
         self.quiet = 0
+        # Likelihood z of the last point before the refractory silence (0 in warm-up):
+        # the processor flags spans on it, so every span of an ongoing episode is flagged.
+        self.last_z = 0.0
 
     @property
     def params(self) -> DetectorParams:
@@ -146,6 +154,7 @@ class Detector:
             z = z_rare
         if n < p.warmup:
             return 0.0
+        self.last_z = z
         if self.quiet > 0:
             self.quiet -= 1
             return 0.0
@@ -227,3 +236,103 @@ def params_from_mapping(values: dict[str, Any]) -> DetectorParams:
 
 def params_to_mapping(params: DetectorParams) -> dict[str, Any]:
     return asdict(params)
+
+
+def _z_of_log_tail(log_p: float) -> float:
+    """Standard-normal z whose upper tail is ``exp(log_p)``; the Mills-ratio asymptote
+    past what a double can hold."""
+    if log_p >= 0.0:
+        return -math.inf
+    if log_p > -700.0:
+        return -_NORMAL.inv_cdf(math.exp(log_p))
+    z = math.sqrt(-2.0 * log_p)
+    for _ in range(3):
+        z = math.sqrt(max(-2.0 * log_p - 2.0 * math.log(z * _SQRT_2PI), 1e-12))
+    return z
+
+
+def _log_poisson_tail(k: float, lam: float) -> float:
+    """log P(X >= k) for X ~ Poisson(lam), k >= 0 real (decayed counts are fractional)."""
+    if lam <= 0.0:
+        return -math.inf if k > 0.0 else 0.0
+    if k <= 0.0:
+        return 0.0
+    log_term = k * math.log(lam) - lam - math.lgamma(k + 1.0)
+    total, term, j = 1.0, 1.0, 0
+    while j < 1000:
+        term *= lam / (k + j + 1.0)
+        total += term
+        j += 1
+        if term < 1e-12 * total:
+            break
+    return min(0.0, log_term + math.log(total))
+
+
+class ErrorShareDetector:
+    """Surprise of the recent error count of a series under its own long-run error share.
+
+    Errors are 0/1 events, so their share is scored with the textbook model rather than
+    the value detector: the count of failures in an exponentially decayed window of
+    ``window_s`` seconds (event time) against a Poisson with mean ``calls x p0``, p0
+    the series' long-run share (decayed per call, with a weak 1 % prior so a series that
+    never failed is not infinitely surprised by its first error). The tail probability
+    is reported as a normal z (``last_z``) and as a score ``z / (z + k)``.
+    """
+
+    __slots__ = ("_k", "_long_alpha", "_min_errors", "_warmup", "_window_s", "last_t", "last_z",
+                 "long_errors", "long_total", "n", "recent_errors", "recent_total")
+
+    PRIOR_CALLS = 100.0
+    PRIOR_SHARE = 0.01
+
+    def __init__(self, window_s: float = 60.0, min_errors: float = 3.0, warmup: int = DEFAULT_PARAMS.warmup,
+                 long_alpha: float = 0.0005, score_k: float = DEFAULT_PARAMS.score_k) -> None:
+        if window_s <= 0 or not 0.0 < long_alpha <= 1.0:
+            raise ValueError("window_s > 0 and long_alpha in (0, 1] required")
+        self._window_s = window_s
+        self._min_errors = min_errors
+        self._warmup = warmup
+        self._long_alpha = long_alpha
+        self._k = score_k
+        self.n = 0
+        self.last_t = 0.0
+        self.recent_errors = self.recent_total = 0.0
+        self.long_errors = self.long_total = 0.0
+        self.last_z = 0.0
+
+    def update(self, timestamp_seconds: float, failed: float) -> float:
+        t = timestamp_seconds
+        dt = t - self.last_t
+        if self.n and dt > 0.0:
+            decay = math.exp(-dt / self._window_s)
+            self.recent_errors *= decay
+            self.recent_total *= decay
+        if dt > 0.0 or not self.n:
+            self.last_t = t
+        self.n += 1
+        self.recent_total += 1.0
+        self.recent_errors += failed
+        p0 = (self.long_errors + self.PRIOR_SHARE * self.PRIOR_CALLS) / (self.long_total + self.PRIOR_CALLS)
+        z = 0.0
+        errors = self.recent_errors
+        if self.n >= self._warmup and errors >= self._min_errors:
+            lam = self.recent_total * p0
+            if errors > lam:
+                z = _z_of_log_tail(_log_poisson_tail(errors, lam))
+        a = self._long_alpha
+        self.long_total = self.long_total * (1.0 - a) + 1.0
+        self.long_errors = self.long_errors * (1.0 - a) + failed
+        self.last_z = z
+        return z / (z + self._k) if z > 0.0 else 0.0
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _ERROR_STATE_FIELDS}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        for name in _ERROR_STATE_FIELDS:
+            setattr(self, name, type(getattr(self, name))(snapshot[name]))
+
+
+_ERROR_STATE_FIELDS = ("n", "last_t", "recent_errors", "recent_total", "long_errors", "long_total")
+_NORMAL = NormalDist()
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
