@@ -273,3 +273,28 @@ service:
     # the scrape target is healthy
     targets = prom.api("targets")["activeTargets"]
     assert [t["health"] for t in targets] == ["up"], targets
+
+
+@pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian package prometheus not installed")
+def test_promtool_lints_the_exposition_clean() -> None:
+    exporter, telemetry = make_exporter()
+    telemetry.received_items.labels("grpc", "traces").inc()
+    specs = [
+        SpanSpec(cost=0.5, tenant="acme", anomaly_kinds=["cost"], pii_types=["EMAIL"]),
+        SpanSpec(error_type="x"),
+    ]
+    asyncio.run(exporter.export(trace_request(specs), RequestContext()))
+    metrics = [
+        number_metric("http.server.requests", "sum", [({"code": 200}, 5, 1)], unit="{request}"),
+        number_metric("process.memory.usage", "gauge", [({}, 5, 1)], unit="By"),
+        number_metric("cpu.utilization", "gauge", [({}, 0.5, 1)], unit="1"),
+    ]
+    asyncio.run(
+        exporter.export(
+            metrics_request(metrics, {semconv.SERVICE_NAME: "a", "host.name": "h"}), RequestContext()
+        )
+    )
+    text = exporter.render("", False)[0]
+    promtool = str(Path(PROMETHEUS).with_name("promtool"))
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()

@@ -51,6 +51,11 @@ LabelKey = tuple[tuple[str, str], ...]
 ExemplarData = tuple[float, bytes, bytes, float]
 
 
+def _help(metric: metrics_pb2.Metric) -> str:
+    """The description, or the OTLP name when there is none (Prometheus lints empty help)."""
+    return metric.description or f"OTLP metric {metric.name}"
+
+
 def label_value(value: AnyValue) -> str:
     """A label value as the Collector writes it: scalars as text, others as JSON."""
     kind = value.WhichOneof("value")
@@ -341,7 +346,7 @@ class TranslatedMetrics:
         *,
         accumulate: bool,
     ) -> None:
-        family = self._family(named[0], kind, metric.description, named[1])
+        family = self._family(named[0], kind, _help(metric), named[1])
         for point in points:
             if family is None:
                 self._drop("type_conflict")
@@ -361,7 +366,7 @@ class TranslatedMetrics:
     def _histograms(self, metric: metrics_pb2.Metric, base: dict[str, str], now: float) -> None:
         h = metric.histogram
         name, unit = self._name(metric)
-        family = self._family(name, HISTOGRAM, metric.description, unit)
+        family = self._family(name, HISTOGRAM, _help(metric), unit)
         delta = h.aggregation_temporality == DELTA
         for point in h.data_points:
             if family is None:
@@ -405,7 +410,7 @@ class TranslatedMetrics:
     def _exponential_histograms(self, metric: metrics_pb2.Metric, base: dict[str, str], now: float) -> None:
         h = metric.exponential_histogram
         name, unit = self._name(metric)
-        family = self._family(name, HISTOGRAM, metric.description, unit)
+        family = self._family(name, HISTOGRAM, _help(metric), unit)
         delta = h.aggregation_temporality == DELTA
         for point in h.data_points:
             if family is None:
@@ -433,7 +438,7 @@ class TranslatedMetrics:
 
     def _summaries(self, metric: metrics_pb2.Metric, base: dict[str, str], now: float) -> None:
         name, unit = self._name(metric)
-        family = self._family(name, SUMMARY, metric.description, unit)
+        family = self._family(name, SUMMARY, _help(metric), unit)
         for point in metric.summary.data_points:
             if family is None:
                 self._drop("type_conflict")
