@@ -783,3 +783,22 @@ def test_bad_prices_file_fails_at_start(tmp_path: Any) -> None:
     cfg = factory.config_model.model_validate({"prices_file": str(tmp_path / "prices.json")})
     with pytest.raises(ValueError, match="JSON array"):
         factory.create(cfg, ComponentSettings("genai_cost", SelfTelemetry(), logging.getLogger("t")))
+
+
+def test_pricing_twice_overwrites_in_place() -> None:
+    proc = make_processor()
+    attrs = chat(
+        "anthropic", "claude-3-5-sonnet-20241022", input=10000, cache_read=6000, cache_write=2000, output=8
+    )
+    attrs[a.LOGFIRE_OPERATION_COST] = 1.0
+    req = ExportTraceServiceRequest()
+    req.resource_spans.add().scope_spans.add().spans.add().CopyFrom(make_span(attrs))
+    proc.process(req, RequestContext())
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    first = [(kv.key, any_value_to_python(kv.value)) for kv in span.attributes]
+    proc.process(req, RequestContext())
+    second = [(kv.key, any_value_to_python(kv.value)) for kv in span.attributes]
+    assert first == second
+    keys = [k for k, _ in second]
+    assert len(keys) == len(set(keys))
+    assert dict(second)[a.GEN_AI_COST_MISMATCH] is True

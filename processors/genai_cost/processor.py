@@ -13,6 +13,7 @@ carries part of a trace.
 from __future__ import annotations
 
 import os
+import struct
 import weakref
 from collections import Counter as Tally
 from collections.abc import Mapping
@@ -21,11 +22,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client import CollectorRegistry, Counter
 
-from otel_receiver.attributes import Attributes, set_bool, set_double, set_str
+from otel_receiver.attributes import Attributes
 from otel_receiver.component import (
     Batch,
     ComponentSettings,
@@ -53,7 +54,10 @@ _OP, _PROVIDER, _REQ_MODEL, _RESP_MODEL = 0, 1, 2, 3
 _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _REASONING = 4, 5, 6, 7, 8
 _AUDIO_IN, _AUDIO_OUT, _CACHE_AUDIO_READ = 9, 10, 11
 _REPORTED, _PRICING, _OUR_COST = 12, 13, 14
-_SLOTS = 15
+# Attributes we write: found in the same scan so that writing never rescans the list.
+_COST_INPUT, _COST_OUTPUT, _COST_CACHE_READ, _COST_CACHE_WRITE = 15, 16, 17, 18
+_MISMATCH, _UNPRICED, _ERROR = 19, 20, 21
+_SLOTS = 22
 
 _CURRENT: Final[Mapping[str, int]] = {
     a.GEN_AI_OPERATION_NAME: _OP,
@@ -71,6 +75,13 @@ _CURRENT: Final[Mapping[str, int]] = {
     a.GEN_AI_COST_REPORTED: _REPORTED,
     a.GEN_AI_COST_PRICING: _PRICING,
     a.GEN_AI_USAGE_COST: _OUR_COST,
+    a.GEN_AI_USAGE_COST_INPUT: _COST_INPUT,
+    a.GEN_AI_USAGE_COST_OUTPUT: _COST_OUTPUT,
+    a.GEN_AI_USAGE_COST_CACHE_READ: _COST_CACHE_READ,
+    a.GEN_AI_USAGE_COST_CACHE_WRITE: _COST_CACHE_WRITE,
+    a.GEN_AI_COST_MISMATCH: _MISMATCH,
+    a.GEN_AI_COST_UNPRICED: _UNPRICED,
+    a.GEN_AI_COST_ERROR: _ERROR,
 }
 # Legacy and vendor names of the same values (the normalisation table), so that pricing
 # works whether genai_normalize ran before us, ran with keep_original, or not at all.
@@ -124,10 +135,91 @@ def _metrics_for(registry: CollectorRegistry) -> _Metrics:
     return metrics
 
 
-def _string(v: AnyValue | None) -> str | None:
-    if v is not None and v.WhichOneof("value") == "string_value" and v.string_value:
+def _string(kv: KeyValue | None) -> str | None:
+    if kv is None:
+        return None
+    v = kv.value
+    if v.WhichOneof("value") == "string_value" and v.string_value:
         return v.string_value
     return None
+
+
+def _legacy_value(kv: KeyValue | None) -> str | None:
+    """A string from an old or vendor key, with the table's value mapping applied."""
+    s = _string(kv)
+    if s is None or kv is None:
+        return None
+    rule = normalize.RULE_BY_KEY.get(kv.key)
+    if rule is not None and rule.values is not None:
+        if rule.values is normalize.PROVIDER_VALUES:
+            return normalize.current_provider(s)
+        mapped = rule.values.get(s.lower())
+        if mapped is not None:
+            return mapped
+        if not rule.rename:
+            return None
+    return s
+
+
+# Appending attributes through the protobuf API costs ~1-2 µs each (a Python wrapper per
+# KeyValue and per AnyValue); merging their wire encoding costs one C call per span. A
+# repeated field merges by appending, so ``span.MergeFromString(blob)`` adds the
+# KeyValues exactly as ``attributes.add()`` would. Used only for keys the scan did not
+# find (a key that exists is overwritten in place through ``_put``).
+_SPAN_ATTRIBUTES_TAG: Final = b"\x4a"  # Span.attributes = 9, length-delimited
+_DOUBLE: Final = struct.Struct("<d").pack
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _attribute_prefix(key: str, any_value_len: int) -> bytes:
+    """Wire bytes of ``Span.attributes`` entry up to its AnyValue's content."""
+    k = key.encode()
+    body = b"\x0a" + _varint(len(k)) + k + b"\x12" + _varint(any_value_len)
+    return _SPAN_ATTRIBUTES_TAG + _varint(len(body) + any_value_len) + body
+
+
+def _double_prefix(key: str) -> bytes:
+    return _attribute_prefix(key, 9) + b"\x21"  # AnyValue.double_value = 4, fixed64
+
+
+def _string_attribute(key: str, value: str) -> bytes:
+    v = value.encode()
+    any_value = b"\x0a" + _varint(len(v)) + v  # AnyValue.string_value = 1
+    return _attribute_prefix(key, len(any_value)) + any_value
+
+
+def _true_attribute(key: str) -> bytes:
+    return _attribute_prefix(key, 2) + b"\x10\x01"  # AnyValue.bool_value = 2
+
+
+_COST_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST)
+_COST_INPUT_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_INPUT)
+_COST_OUTPUT_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_OUTPUT)
+_COST_CACHE_READ_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_CACHE_READ)
+_COST_CACHE_WRITE_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_CACHE_WRITE)
+_REPORTED_PREFIX: Final = _double_prefix(a.GEN_AI_COST_REPORTED)
+_MISMATCH_TRUE: Final = _true_attribute(a.GEN_AI_COST_MISMATCH)
+_UNPRICED_TRUE: Final = _true_attribute(a.GEN_AI_COST_UNPRICED)
+
+
+def _put(attrs: Attributes, found: KeyValue | None, key: str) -> AnyValue:
+    """The value slot of ``key``: the KeyValue the scan found, or a new one appended.
+    Setting a oneof member replaces whatever kind the old value had."""
+    if found is None:
+        found = attrs.add()
+        found.key = key
+    return found.value
 
 
 def _count(v: AnyValue | None) -> int:
@@ -186,6 +278,7 @@ class GenAICostProcessor(Processor):
         self.metrics = _metrics_for(settings.telemetry.registry)
         self._logged_models: set[str] = set()
         self._label_models: set[str] = set()
+        self._pricing_bytes: dict[str, bytes] = {}
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         unpriced: Tally[str] = Tally()
@@ -211,37 +304,36 @@ class GenAICostProcessor(Processor):
         errors: Tally[str],
     ) -> None:
         attrs = span.attributes
-        cur: list[AnyValue | None] = [None] * _SLOTS
-        leg: list[AnyValue | None] | None = None
-        leg_keys: list[str | None] | None = None
+        # One scan: the KeyValue of every name we read or write. Iterating an attribute
+        # list creates a Python wrapper per entry (upb), so it is done exactly once.
+        cur: list[KeyValue | None] = [None] * _SLOTS
+        leg: list[KeyValue | None] | None = None
         current = _CURRENT
         legacy = _LEGACY
         for kv in attrs:
             key = kv.key
             slot = current.get(key)
             if slot is not None:
-                cur[slot] = kv.value
+                cur[slot] = kv
                 continue
             slot = legacy.get(key)
             if slot is not None:
-                if leg is None or leg_keys is None:
+                if leg is None:
                     leg = [None] * _SLOTS
-                    leg_keys = [None] * _SLOTS
                 if leg[slot] is None or key == a.OI_LLM_PROVIDER:
-                    leg[slot] = kv.value
-                    leg_keys[slot] = key
+                    leg[slot] = kv
 
-        in_v = cur[_IN]
-        out_v = cur[_OUT]
+        in_kv = cur[_IN]
+        out_kv = cur[_OUT]
         if leg is not None:
-            in_v = in_v if in_v is not None else leg[_IN]
-            out_v = out_v if out_v is not None else leg[_OUT]
-        if in_v is None and out_v is None:
+            in_kv = in_kv if in_kv is not None else leg[_IN]
+            out_kv = out_kv if out_kv is not None else leg[_OUT]
+        if in_kv is None and out_kv is None:
             return
 
         operation = _string(cur[_OP])
-        if operation is None and leg is not None and leg_keys is not None:
-            operation = self._legacy_value(leg[_OP], leg_keys[_OP])
+        if operation is None and leg is not None:
+            operation = _legacy_value(leg[_OP])
         if (
             operation in _AGENT_OPERATIONS
             and span.kind != Span.SPAN_KIND_CLIENT
@@ -252,35 +344,40 @@ class GenAICostProcessor(Processor):
         response_model = _string(cur[_RESP_MODEL])
         request_model = _string(cur[_REQ_MODEL])
         provider = _string(cur[_PROVIDER])
-        if leg is not None and leg_keys is not None:
+        if leg is not None:
             if response_model is None:
                 response_model = _string(leg[_RESP_MODEL])
             if request_model is None:
                 request_model = _string(leg[_REQ_MODEL])
             if provider is None:
-                provider = self._legacy_value(leg[_PROVIDER], leg_keys[_PROVIDER])
+                provider = _legacy_value(leg[_PROVIDER])
         if response_model is None and request_model is None:
             return
 
         counts = [0] * _SLOTS
         for slot in _TOKEN_SLOTS:
-            v = cur[slot]
-            if v is None and leg is not None:
-                v = leg[slot]
-            n = _count(v)
+            found = cur[slot]
+            if found is None and leg is not None:
+                found = leg[slot]
+            if found is None:
+                continue
+            n = _count(found.value)
             if n == _INVALID:
-                self._flag_error(attrs, a.COST_ERROR_INVALID_TOKENS, errors)
+                self._flag_error(attrs, cur, a.COST_ERROR_INVALID_TOKENS, errors)
                 return
             counts[slot] = n
-        if self.exclusive and leg is not None and leg_keys is not None:
-            self._make_inclusive(counts, cur, leg_keys, provider)
+        if self.exclusive and leg is not None:
+            self._make_inclusive(counts, cur, leg, provider)
 
         prices = self.book.lookup(provider, (response_model or "", request_model or ""), tenant)
         start_ns = span.start_time_unix_nano or fallback_ns
         sheet = prices.at(start_ns) if prices is not None else None
         if sheet is None:
             model = response_model or request_model or ""
-            set_bool(attrs, a.GEN_AI_COST_UNPRICED, True)
+            if cur[_UNPRICED] is None:
+                span.MergeFromString(_UNPRICED_TRUE)
+            else:
+                _put(attrs, cur[_UNPRICED], a.GEN_AI_COST_UNPRICED).bool_value = True
             unpriced[model] += 1
             self._log_unpriced_once(provider, model)
             return
@@ -297,32 +394,76 @@ class GenAICostProcessor(Processor):
         try:
             cost = price_usage(usage, sheet)
         except NegativeRemainderError:
-            self._flag_error(attrs, a.COST_ERROR_NEGATIVE_REMAINDER, errors)
+            self._flag_error(attrs, cur, a.COST_ERROR_NEGATIVE_REMAINDER, errors)
             return
 
-        reported = _decimal(cur[_REPORTED])
+        reported_kv = cur[_REPORTED]
+        reported = _decimal(reported_kv.value) if reported_kv is not None else None
         reported_is_new = False
-        if reported is None and leg is not None:
-            reported = _decimal(leg[_REPORTED])
+        legacy_reported = leg[_REPORTED] if leg is not None else None
+        if reported is None and legacy_reported is not None:
+            reported = _decimal(legacy_reported.value)
             reported_is_new = reported is not None
-        if reported is None and cur[_PRICING] is None and cur[_OUR_COST] is not None:
+        our_cost = cur[_OUR_COST]
+        if reported is None and cur[_PRICING] is None and our_cost is not None:
             # OpenLIT's own estimate under gen_ai.usage.cost (no pricing label: not ours).
-            reported = _decimal(cur[_OUR_COST])
+            reported = _decimal(our_cost.value)
             reported_is_new = reported is not None
 
-        set_double(attrs, a.GEN_AI_USAGE_COST, float(cost.total))
-        set_double(attrs, a.GEN_AI_USAGE_COST_INPUT, float(cost.input))
-        set_double(attrs, a.GEN_AI_USAGE_COST_OUTPUT, float(cost.output))
+        mismatch = reported is not None and self._mismatch(cost.total, reported)
+        if (
+            our_cost is None
+            and cur[_COST_INPUT] is None
+            and cur[_COST_OUTPUT] is None
+            and cur[_COST_CACHE_READ] is None
+            and cur[_COST_CACHE_WRITE] is None
+            and cur[_PRICING] is None
+            and cur[_MISMATCH] is None
+            and (reported_kv is None or not reported_is_new)
+        ):
+            parts = [
+                _COST_PREFIX,
+                _DOUBLE(float(cost.total)),
+                _COST_INPUT_PREFIX,
+                _DOUBLE(float(cost.input)),
+                _COST_OUTPUT_PREFIX,
+                _DOUBLE(float(cost.output)),
+            ]
+            if cost.cache_read:
+                parts += (_COST_CACHE_READ_PREFIX, _DOUBLE(float(cost.cache_read)))
+            if cost.cache_write:
+                parts += (_COST_CACHE_WRITE_PREFIX, _DOUBLE(float(cost.cache_write)))
+            parts.append(self._pricing_attribute(cost.pricing))
+            if reported is not None and reported_is_new:
+                parts += (_REPORTED_PREFIX, _DOUBLE(float(reported)))
+            if mismatch:
+                parts.append(_MISMATCH_TRUE)
+            span.MergeFromString(b"".join(parts))
+            return
+        # A span priced before (e.g. by an upstream receiver): overwrite in place.
+        _put(attrs, our_cost, a.GEN_AI_USAGE_COST).double_value = float(cost.total)
+        _put(attrs, cur[_COST_INPUT], a.GEN_AI_USAGE_COST_INPUT).double_value = float(cost.input)
+        _put(attrs, cur[_COST_OUTPUT], a.GEN_AI_USAGE_COST_OUTPUT).double_value = float(cost.output)
         if cost.cache_read:
-            set_double(attrs, a.GEN_AI_USAGE_COST_CACHE_READ, float(cost.cache_read))
+            _put(attrs, cur[_COST_CACHE_READ], a.GEN_AI_USAGE_COST_CACHE_READ).double_value = float(
+                cost.cache_read
+            )
         if cost.cache_write:
-            set_double(attrs, a.GEN_AI_USAGE_COST_CACHE_WRITE, float(cost.cache_write))
-        set_str(attrs, a.GEN_AI_COST_PRICING, cost.pricing)
-        if reported is not None:
-            if reported_is_new:
-                set_double(attrs, a.GEN_AI_COST_REPORTED, float(reported))
-            if self._mismatch(cost.total, reported):
-                set_bool(attrs, a.GEN_AI_COST_MISMATCH, True)
+            _put(attrs, cur[_COST_CACHE_WRITE], a.GEN_AI_USAGE_COST_CACHE_WRITE).double_value = float(
+                cost.cache_write
+            )
+        _put(attrs, cur[_PRICING], a.GEN_AI_COST_PRICING).string_value = cost.pricing
+        if reported is not None and reported_is_new:
+            _put(attrs, reported_kv, a.GEN_AI_COST_REPORTED).double_value = float(reported)
+        if mismatch:
+            _put(attrs, cur[_MISMATCH], a.GEN_AI_COST_MISMATCH).bool_value = True
+
+    def _pricing_attribute(self, pricing: str) -> bytes:
+        encoded = self._pricing_bytes.get(pricing)
+        if encoded is None:
+            encoded = _string_attribute(a.GEN_AI_COST_PRICING, pricing)
+            self._pricing_bytes[pricing] = encoded
+        return encoded
 
     def _mismatch(self, ours: Decimal, reported: Decimal) -> bool:
         difference = EXACT.abs(EXACT.subtract(ours, reported))
@@ -332,43 +473,27 @@ class GenAICostProcessor(Processor):
         )
         return difference > allowed
 
-    @staticmethod
-    def _legacy_value(v: AnyValue | None, key: str | None) -> str | None:
-        s = _string(v)
-        if s is None or key is None:
-            return None
-        rule = normalize.RULE_BY_KEY.get(key)
-        if rule is not None and rule.values is not None:
-            if rule.values is normalize.PROVIDER_VALUES:
-                return normalize.current_provider(s)
-            mapped = rule.values.get(s.lower())
-            if mapped is not None:
-                return mapped
-            if not rule.rename:
-                return None
-        return s
-
     def _make_inclusive(
         self,
         counts: list[int],
-        cur: list[AnyValue | None],
-        leg_keys: list[str | None],
+        cur: list[KeyValue | None],
+        leg: list[KeyValue | None],
         provider: str | None,
     ) -> None:
-        in_key = leg_keys[_IN]
-        if cur[_IN] is None and in_key is not None:
-            source = normalize.source_of_key(in_key)
+        in_kv = leg[_IN]
+        if cur[_IN] is None and in_kv is not None:
+            source = normalize.source_of_key(in_kv.key)
             if not normalize.counting_for(source, provider, self.exclusive).input_includes_cache:
                 counts[_IN] += counts[_CACHE_READ] + counts[_CACHE_WRITE]
-        out_key = leg_keys[_OUT]
-        if cur[_OUT] is None and out_key is not None:
-            source = normalize.source_of_key(out_key)
+        out_kv = leg[_OUT]
+        if cur[_OUT] is None and out_kv is not None:
+            source = normalize.source_of_key(out_kv.key)
             if not normalize.counting_for(source, provider, self.exclusive).output_includes_reasoning:
                 counts[_OUT] += counts[_REASONING]
 
     @staticmethod
-    def _flag_error(attrs: Attributes, reason: str, errors: Tally[str]) -> None:
-        set_str(attrs, a.GEN_AI_COST_ERROR, reason)
+    def _flag_error(attrs: Attributes, cur: list[KeyValue | None], reason: str, errors: Tally[str]) -> None:
+        _put(attrs, cur[_ERROR], a.GEN_AI_COST_ERROR).string_value = reason
         errors[reason] += 1
 
     def _model_label(self, model: str) -> str:
