@@ -162,6 +162,51 @@ def available_components() -> tuple[list[str], bool, list[str]]:
     return procs, clickhouse, notes
 
 
+def processor_costs(processors: Sequence[str], args: argparse.Namespace, requests: int = 30) -> list[str]:
+    """CPU cost of decoding and of each processor on the same requests, in this process:
+    where the pipeline's time goes, independent of the drivers and of the network."""
+    import asyncio
+    import logging
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from otel_receiver.component import ComponentSettings, RequestContext
+    from otel_receiver.registry import REGISTRY
+    from otel_receiver.telemetry import SelfTelemetry
+
+    bodies = [
+        r.SerializeToString()
+        for r in workload.generate_trace_requests(
+            requests, args.spans_per_request, args.seed + 1, args.pii_fraction
+        )
+    ]
+    rows = ["| step | CPU ms per request | spans/s on one core |", "|---|---|---|"]
+
+    def row(name: str, seconds: float) -> None:
+        per_request = seconds / requests
+        rate = args.spans_per_request / per_request if per_request else float("inf")
+        rows.append(f"| {name} | {per_request * 1000:.2f} | {rate:,.0f} |")
+
+    start = time.process_time()
+    for body in bodies:
+        ExportTraceServiceRequest.FromString(body)
+    row("protobuf decode", time.process_time() - start)
+    for name in processors:
+        if name == "batch":
+            continue  # buffers and forwards; its cost is in the end-to-end numbers
+        factory = REGISTRY.factory("processors", name)
+        settings = ComponentSettings(name, SelfTelemetry(), logging.getLogger(f"bench.{name}"))
+        processor = factory.create(factory.config_model.model_validate({}), settings)
+        asyncio.run(processor.start())
+        messages = [ExportTraceServiceRequest.FromString(b) for b in bodies]
+        start = time.process_time()
+        for message in messages:
+            processor.process(message, RequestContext())
+        row(name, time.process_time() - start)
+        asyncio.run(processor.shutdown())
+    return rows
+
+
 def receiver_yaml(scenario: Scenario, grpc_port: int, http_port: int, metrics_port: int) -> str:
     lines = [
         "receivers:",
@@ -174,7 +219,8 @@ def receiver_yaml(scenario: Scenario, grpc_port: int, http_port: int, metrics_po
     lines += [f"  {p}:" for p in scenario.processors]
     lines += [
         "exporters:",
-        "  debug: {verbosity: basic}",
+        # Counting only: the terminal must not be what is measured.
+        "  debug: {verbosity: basic, sampling_thereafter: 1000000}",
         # Serves the receiver's self-metrics; fed by no spans, so it costs the traces nothing.
         f"  prometheus/self: {{endpoint: 127.0.0.1:{metrics_port}, span_metrics: false}}",
     ]
@@ -214,16 +260,23 @@ def process_cpu_seconds(pid: int) -> float:
 class Server:
     """A receiver under test: our CLI or rotel, as a subprocess on loopback."""
 
-    def __init__(self, argv: list[str], health_url: str, metrics_url: str | None, log: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        health_url: str,
+        metrics_url: str | None,
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.argv, self.health_url, self.metrics_url, self.log = argv, health_url, metrics_url, log
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
         logf = self.log.open("wb")
-        self.proc = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT, env=self.env,
-                                     cwd=self.log.parent)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=logf, stderr=subprocess.STDOUT, env=self.env, cwd=self.log.parent
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -295,12 +348,25 @@ def _run_driver(argv: list[str], env: dict[str, str] | None = None) -> tuple[str
     return out, wall, usage.ru_utime + usage.ru_stime
 
 
-def h2load(port: int, body: Path, seconds: float, clients: int, streams: int, log: Path,
-           warmup: bool = False) -> tuple[int, int, float, list[float], float]:
+def h2load(
+    port: int, body: Path, seconds: float, clients: int, streams: int, log: Path, warmup: bool = False
+) -> tuple[int, int, float, list[float], float]:
     """(succeeded, failed, seconds, latencies in ms, driver CPU share of one core)."""
-    argv = ["h2load", "-c", str(clients), "-m", str(streams), "-t", "1",
-            "--header", "content-type: application/grpc", "--header", "te: trailers",
-            "-d", str(body)]
+    argv = [
+        "h2load",
+        "-c",
+        str(clients),
+        "-m",
+        str(streams),
+        "-t",
+        "1",
+        "--header",
+        "content-type: application/grpc",
+        "--header",
+        "te: trailers",
+        "-d",
+        str(body),
+    ]
     if warmup:
         argv += ["-n", str(clients * streams * 4)]
     else:
@@ -322,16 +388,30 @@ def h2load(port: int, body: Path, seconds: float, clients: int, streams: int, lo
     return int(m.group(1)), int(m.group(2)), float(finished.group(1)), latencies, cpu / wall
 
 
-def wrk(port: int, body: Path, seconds: float, connections: int, script: Path,
-        warmup: bool = False) -> tuple[int, int, float, float, float, float]:
+def wrk(
+    port: int, body: Path, seconds: float, connections: int, script: Path, warmup: bool = False
+) -> tuple[int, int, float, float, float, float]:
     """(requests, failed, seconds, p50 ms, p99 ms, driver CPU share of one core)."""
     env = dict(os.environ, BENCH_BODY=str(body))
     duration = 1 if warmup else max(1, round(seconds))
-    argv = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "-s", str(script),
-            f"http://127.0.0.1:{port}/v1/traces"]
+    argv = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}/v1/traces",
+    ]
     out, wall, cpu = _run_driver(argv, env)
-    m = re.search(r"BENCH requests=(\d+) duration_us=(\d+) non2xx=(\d+) errors=(\d+) "
-                  r"p50_us=(\d+) p99_us=(\d+)", out)
+    m = re.search(
+        r"BENCH requests=(\d+) duration_us=(\d+) non2xx=(\d+) errors=(\d+) "
+        r"p50_us=(\d+) p99_us=(\d+)",
+        out,
+    )
     if not m:
         raise RuntimeError(f"cannot parse wrk output:\n{out[-2000:]}")
     req, dur_us, non2xx, errors, p50, p99 = (int(g) for g in m.groups())
@@ -347,15 +427,28 @@ def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def measure(server: Server, name: str, grpc_port: int, http_port: int, bodies: Path, work: Path,
-            args: argparse.Namespace) -> list[Run]:
+def measure(
+    server: Server,
+    name: str,
+    grpc_port: int,
+    http_port: int,
+    bodies: Path,
+    work: Path,
+    args: argparse.Namespace,
+) -> list[Run]:
     runs: list[Run] = []
     spans = args.spans_per_request
     if "grpc" in args.protocols:
         h2load(grpc_port, bodies / "traces.grpc", 0, args.clients, args.streams, work / "h2.log", warmup=True)
         before, cpu0 = server.span_counters(), server.cpu_seconds()
-        ok, failed, secs, lat, dcpu = h2load(grpc_port, bodies / "traces.grpc", args.duration, args.clients,
-                                             args.streams, work / f"h2-{name}.log")
+        ok, failed, secs, lat, dcpu = h2load(
+            grpc_port,
+            bodies / "traces.grpc",
+            args.duration,
+            args.clients,
+            args.streams,
+            work / f"h2-{name}.log",
+        )
         after, cpu1 = server.span_counters(), server.cpu_seconds()
         # h2load sees gRPC errors as HTTP 200 (the status is in the trailers): the receiver's
         # refusal counter is what tells them apart.
@@ -363,19 +456,34 @@ def measure(server: Server, name: str, grpc_port: int, http_port: int, bodies: P
         if counted is not None:
             refused_requests = round(sum(counted.refused.values()))
             ok, failed = ok - refused_requests, failed + refused_requests
-        runs.append(Run(name, "gRPC (h2load)", ok, failed, secs, percentile(lat, 50), percentile(lat, 99),
-                        dcpu, (cpu1 - cpu0) / secs, counted, spans))
+        runs.append(
+            Run(
+                name,
+                "gRPC (h2load)",
+                ok,
+                failed,
+                secs,
+                percentile(lat, 50),
+                percentile(lat, 99),
+                dcpu,
+                (cpu1 - cpu0) / secs,
+                counted,
+                spans,
+            )
+        )
     if "http" in args.protocols:
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
         wrk(http_port, bodies / "traces.pb", 1, args.connections, script, warmup=True)
         before, cpu0 = server.span_counters(), server.cpu_seconds()
-        ok, failed, secs, p50, p99, dcpu = wrk(http_port, bodies / "traces.pb", args.duration,
-                                               args.connections, script)
+        ok, failed, secs, p50, p99, dcpu = wrk(
+            http_port, bodies / "traces.pb", args.duration, args.connections, script
+        )
         after, cpu1 = server.span_counters(), server.cpu_seconds()
         counted = None if before is None or after is None else after.minus(before)
-        runs.append(Run(name, "HTTP (wrk)", ok, failed, secs, p50, p99, dcpu, (cpu1 - cpu0) / secs,
-                        counted, spans))
+        runs.append(
+            Run(name, "HTTP (wrk)", ok, failed, secs, p50, p99, dcpu, (cpu1 - cpu0) / secs, counted, spans)
+        )
     return runs
 
 
@@ -389,8 +497,13 @@ def run_ours(scenario: Scenario, bodies: Path, work: Path, args: argparse.Namesp
     # when the venv's editable install is stale.
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, PYTHONPATH=path)
-    server = Server(argv, f"http://127.0.0.1:{http_port}/health", f"http://127.0.0.1:{metrics_port}/metrics",
-                    work / f"{config.stem}.log", env)
+    server = Server(
+        argv,
+        f"http://127.0.0.1:{http_port}/health",
+        f"http://127.0.0.1:{metrics_port}/metrics",
+        work / f"{config.stem}.log",
+        env,
+    )
     with server:
         return measure(server, scenario.name, grpc_port, http_port, bodies, work, args)
 
@@ -406,10 +519,22 @@ def rotel_binary() -> Path | None:
 
 def run_rotel(binary: Path, bodies: Path, work: Path, args: argparse.Namespace) -> list[Run]:
     grpc_port, http_port = free_port(), free_port()
-    argv = [str(binary), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
-            "--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "blackhole",
-            "--otlp-grpc-max-recv-msg-size-mib", "64",
-            "--pid-file", str(work / "rotel.pid"), "--log-file", str(work / "rotel-agent.log")]
+    argv = [
+        str(binary),
+        "start",
+        "--otlp-grpc-endpoint",
+        f"127.0.0.1:{grpc_port}",
+        "--otlp-http-endpoint",
+        f"127.0.0.1:{http_port}",
+        "--exporter",
+        "blackhole",
+        "--otlp-grpc-max-recv-msg-size-mib",
+        "64",
+        "--pid-file",
+        str(work / "rotel.pid"),
+        "--log-file",
+        str(work / "rotel-agent.log"),
+    ]
     server = RotelServer(argv, "", None, work / "rotel.log")
     server.port = grpc_port
     with server:
@@ -424,14 +549,18 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, "
-            f"Python {platform.python_version()}, load average at start {load}")
+    return (
+        f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}, load average at start {load}"
+    )
 
 
 def table(runs: Sequence[Run]) -> str:
-    head = ("| scenario | protocol | spans/s | req/s | p50 ms | p99 ms | failed (refused by reason) "
-            "| receiver count / driver "
-            "| receiver CPU | driver CPU |")
+    head = (
+        "| scenario | protocol | spans/s | req/s | p50 ms | p99 ms | failed (refused by reason) "
+        "| receiver count / driver "
+        "| receiver CPU | driver CPU |"
+    )
     rows = [head, "|" + "---|" * 10]
     for r in runs:
         server_cpu = "n/a" if r.server_cpu is None else f"{r.server_cpu:.0%}"
@@ -453,8 +582,15 @@ def ratios(runs: Sequence[Run]) -> list[str]:
     return out
 
 
-def report(runs: Sequence[Run], notes: Sequence[str], args: argparse.Namespace, started: dt.datetime,
-           host: str, processors: Sequence[str]) -> str:
+def report(
+    runs: Sequence[Run],
+    notes: Sequence[str],
+    args: argparse.Namespace,
+    started: dt.datetime,
+    host: str,
+    processors: Sequence[str],
+    costs: Sequence[str],
+) -> str:
     lines = [
         f"## {SECTION_TITLE}",
         "",
@@ -471,7 +607,7 @@ def report(runs: Sequence[Run], notes: Sequence[str], args: argparse.Namespace, 
         table(runs),
         "",
         "spans/s = requests/s x spans per request as the driver saw them; *receiver count / driver* = "
-        "the receiver's own `otel_receiver_received_items_total{signal=\"traces\"}` delta over the run "
+        'the receiver\'s own `otel_receiver_received_items_total{signal="traces"}` delta over the run '
         "divided by succeeded requests x spans (1.00 = every acknowledged span counted; slightly above 1 "
         "when requests in flight at the end were received but not counted by the driver). CPU columns are "
         "shares of one core (receiver: utime+stime of its process from /proc; driver: from wait4).",
@@ -479,6 +615,14 @@ def report(runs: Sequence[Run], notes: Sequence[str], args: argparse.Namespace, 
         "Ratios (pipeline throughput / raw throughput):",
         *ratios(runs),
     ]
+    if costs:
+        lines += [
+            "",
+            f"Where the pipeline's time goes (in-process CPU time per {args.spans_per_request}-span request "
+            "of the same workload, each processor with its default config, `time.process_time`):",
+            "",
+            *costs,
+        ]
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     lines += [
@@ -525,8 +669,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=4, help="h2load concurrent streams per connection")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--protocols", nargs="+", choices=["grpc", "http"], default=["grpc", "http"])
-    parser.add_argument("--scenarios", nargs="+", choices=["raw", "pipeline", "pipeline+clickhouse", "rotel"],
-                        default=["raw", "pipeline", "pipeline+clickhouse", "rotel"])
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=["raw", "pipeline", "pipeline+clickhouse", "rotel"],
+        default=["raw", "pipeline", "pipeline+clickhouse", "rotel"],
+    )
+    parser.add_argument(
+        "--processors",
+        nargs="+",
+        default=None,
+        help="pipeline processors to use instead of every available one, in order",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep configs, logs and bodies here")
     parser.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
     args = parser.parse_args(argv)
@@ -538,6 +692,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     host = machine()
     processors, clickhouse, notes = available_components()
+    if args.processors is not None:
+        processors = args.processors
     with workdir(args.workdir) as work:
         bodies = work / "bodies"
         workload.write_bodies(bodies, args.spans_per_request, args.seed, args.pii_fraction)
@@ -548,8 +704,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenarios.append(Scenario("pipeline", processors))
         if "pipeline+clickhouse" in args.scenarios and clickhouse:
             store = work / "clickhouse-data"
-            scenarios.append(Scenario("pipeline+clickhouse", processors,
-                                      {"clickhouse": {"endpoint": f"embedded:{store}"}}))
+            scenarios.append(
+                Scenario("pipeline+clickhouse", processors, {"clickhouse": {"endpoint": f"embedded:{store}"}})
+            )
         runs: list[Run] = []
         for scenario in scenarios:
             print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
@@ -568,7 +725,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runs += run_rotel(binary, bodies, work, args)
                 except RuntimeError as e:
                     notes.append(f"rotel reference failed: {textwrap.shorten(str(e), 300)}")
-    section = report(runs, notes, args, started, host, processors)
+    costs: list[str] = []
+    if "pipeline" in args.scenarios:
+        try:
+            costs = processor_costs(processors, args)
+        except Exception as e:  # the end-to-end numbers stand without the breakdown
+            notes.append(
+                f"processor cost breakdown failed: {type(e).__name__}: {textwrap.shorten(str(e), 200)}"
+            )
+    section = report(runs, notes, args, started, host, processors, costs)
     print(section)
     if not args.no_readme:
         update_readme(section)
