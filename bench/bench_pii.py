@@ -93,7 +93,9 @@ def measure(bodies: list[bytes], work: Callable[[ExportTraceServiceRequest], obj
 
 def processor(engine: str) -> Callable[[ExportTraceServiceRequest], object]:
     cfg = PiiRedactionConfig(engine=engine)  # type: ignore[arg-type]
-    proc = factory.create(cfg, ComponentSettings("pii_redaction", SelfTelemetry(), logging.getLogger("bench")))
+    proc = factory.create(
+        cfg, ComponentSettings("pii_redaction", SelfTelemetry(), logging.getLogger("bench"))
+    )
     ctx = RequestContext()
     return lambda req: proc.process(req, ctx)
 
@@ -106,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     engines = (["hyperscan"] if hyperscan_available() else []) + ["re2"]
-    variants: list[tuple[str, Callable[[ExportTraceServiceRequest], object]]] = [("raw decode", lambda r: None)]
+    variants: list[tuple[str, Callable[[ExportTraceServiceRequest], object]]] = [
+        ("raw decode", lambda r: None)
+    ]
     variants += [(f"pii_redaction ({e})", processor(e)) for e in engines]
     variants.append(("naive combined re", naive_redact))
 
@@ -114,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':<28}" + "".join(f"{f'{f:.0%} PII':>22}" for f in fractions))
     results: dict[str, list[float]] = {name: [] for name, _ in variants}
     for f in fractions:
-        reqs = generate_trace_requests(args.requests, 100, seed=7, pii_fraction=f, start_time_ns=1_763_700_000_000_000_000)
+        reqs = generate_trace_requests(
+            args.requests, 100, seed=7, pii_fraction=f, start_time_ns=1_763_700_000_000_000_000
+        )
         bodies = [r.SerializeToString() for r in reqs]
         for name, work in variants:
             results[name].append(measure(bodies, work, args.repeat))

@@ -276,7 +276,9 @@ class Redactor:
                 if s < 0:
                     break
                 vs, ve = spans[value_group] if value_group else (s, e)
-                if vs >= 0 and ve > vs:
+                if vs < 0:  # the alternative that matched has no `value` group
+                    vs, ve = s, e
+                if ve > vs:
                     if validate is None:
                         hits.append(Hit(vs, ve, det))
                     else:

@@ -403,7 +403,7 @@ class PiiRedactionProcessor(Processor):
                 return r
             value.string_value = r
             return None
-        if kind is None or kind in ("bool_value", "double_value"):
+        if kind is None or kind in ("bool_value", "double_value", "int_value"):
             return None
         if depth >= self.cfg.max_depth:
             value.Clear()
@@ -427,11 +427,8 @@ class PiiRedactionProcessor(Processor):
                 return r
             value.bytes_value = r
             return None
-        if kind == "int_value" and abs(value.int_value) >= 1_000_000:
-            r = self.redactor.redact_text(str(value.int_value), tally, self.cfg.max_depth)
-            if r is None or r is DROP:
-                return r
-            value.string_value = r
+        # int values are not scanned: the request prefilter sees their varint bytes, not
+        # digits. Key rules cover numeric attributes that hold identifiers.
         return None
 
 

@@ -1,0 +1,641 @@
+"""pii_redaction: detectors, actions, key rules, every location, JSON kept valid, config errors."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from pydantic import ValidationError
+
+from bench.workload import generate_logs_requests, generate_trace_requests
+from otel_receiver.attributes import any_value_to_python, get
+from otel_receiver.component import ComponentSettings, RequestContext
+from otel_receiver.telemetry import SelfTelemetry
+from processors.pii_redaction import PiiRedactionConfig, PiiRedactionProcessor, factory, hyperscan_available
+from processors.pii_redaction.detectors import relax_assertions
+from processors.pii_redaction.engine import Tally
+from semconv import attributes as sc
+
+HASH_KEY = "test-hash-key-0123456789abcdef"
+EMAIL = "maria.gonzalez@gmail.com"
+CARD = "4111 1111 1111 1111"
+PHONE = "+1 (415) 555-0132"
+IBAN = "DE89 3704 0044 0532 0130 00"
+SSN = "219-45-6789"
+OPENAI_KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+CTX = RequestContext()
+
+
+def make(telemetry: SelfTelemetry | None = None, **config: Any) -> PiiRedactionProcessor:
+    settings = ComponentSettings("pii_redaction", telemetry or SelfTelemetry(), logging.getLogger("test"))
+    proc = factory.create(PiiRedactionConfig.model_validate(config), settings)
+    assert isinstance(proc, PiiRedactionProcessor)
+    return proc
+
+
+_SHARED: dict[str, PiiRedactionProcessor] = {}
+
+
+def shared(**config: Any) -> PiiRedactionProcessor:
+    """One processor per config for tests that only read results (building one takes ~0.3 s)."""
+    key = json.dumps(config, sort_keys=True)
+    if key not in _SHARED:
+        _SHARED[key] = make(**config)
+    return _SHARED[key]
+
+
+def put(attrs: Any, key: str, value: Any) -> None:
+    kv = attrs.add()
+    kv.key = key
+    _set_any(kv.value, value)
+
+
+def _set_any(v: AnyValue, value: Any) -> None:
+    if isinstance(value, str):
+        v.string_value = value
+    elif isinstance(value, bool):
+        v.bool_value = value
+    elif isinstance(value, int):
+        v.int_value = value
+    elif isinstance(value, float):
+        v.double_value = value
+    elif isinstance(value, bytes):
+        v.bytes_value = value
+    elif isinstance(value, list):
+        for x in value:
+            _set_any(v.array_value.values.add(), x)
+    elif isinstance(value, dict):
+        for k, x in value.items():
+            kv = v.kvlist_value.values.add()
+            kv.key = k
+            _set_any(kv.value, x)
+
+
+def trace_request(span_attrs: dict[str, Any]) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    put(rs.resource.attributes, "service.name", "chat-api")
+    span = rs.scope_spans.add().spans.add()
+    span.trace_id = bytes(range(16))
+    span.span_id = bytes(range(8))
+    span.name = "chat gpt-4o"
+    for k, v in span_attrs.items():
+        put(span.attributes, k, v)
+    return req
+
+
+def the_span(req: ExportTraceServiceRequest) -> Any:
+    return req.resource_spans[0].scope_spans[0].spans[0]
+
+
+def attr(attrs: Any, key: str) -> Any:
+    v = get(attrs, key)
+    return None if v is None else any_value_to_python(v)
+
+
+def redact(text: str, **config: Any) -> tuple[str | None, dict[str, int]]:
+    tally = Tally()
+    result = shared(**config).redactor.redact_text(text, tally)
+    return result, tally.by_type
+
+
+# --- detectors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "type_name"),
+    [
+        (f"write to {EMAIL} today", "EMAIL"),
+        (f"card {CARD} exp 09/28", "CREDIT_CARD"),
+        ("card 5500-0000-0000-0004 please", "CREDIT_CARD"),
+        ("amex 378282246310005.", "CREDIT_CARD"),
+        (f"ssn {SSN}", "US_SSN"),
+        ("my social security number: 219456789", "US_SSN"),
+        (f"IBAN {IBAN} thanks", "IBAN"),
+        ("iban GB82WEST12345698765432.", "IBAN"),
+        (f"call {PHONE}", "PHONE"),
+        ("call 415-555-0132 now", "PHONE"),
+        ("ring +44 20 7946 0958", "PHONE"),
+        ("client 81.2.69.160 connected", "IP_ADDRESS"),
+        ("from 2a00:1450:4007:80e::200e over v6", "IP_ADDRESS"),
+        (f"OPENAI_API_KEY={OPENAI_KEY}", "SECRET"),
+        ("key sk-ant-api03-" + "aB3" * 30 + " here", "SECRET"),
+        ("aws AKIAIOSFODNN7EXAMPL3 x", "SECRET"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SECRET"),
+        ("token ghp_" + "a1B2c3D4e5" * 4 + " pushed", "SECRET"),
+        ("glpat-" + "x1Y2z3W4v5U6t7S8r9Q0", "SECRET"),
+        ("slack xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "SECRET"),
+        ("stripe sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "SECRET"),
+        ("google AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW", "SECRET"),
+        (
+            "jwt eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "SECRET",
+        ),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "SECRET"),
+        ("Authorization: Bearer abcDEF0123456789ghiJKL", "SECRET"),
+        ("postgres://app:S3cretPw@db.internal:5432/app", "SECRET"),
+        ("GET https://api.example.net/v1?access_token=abc123XYZ789&x=1", "SECRET"),
+        ("Server=db;User Id=app;Password=Hunter2Pass;", "SECRET"),
+    ],
+)
+def test_each_detector_finds_its_type(text: str, type_name: str) -> None:
+    out, types = redact(text)
+    assert out is not None and f"[REDACTED:{type_name}]" in out, (out, types)
+    assert types.get(type_name, 0) >= 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 4111 1111 1111 1112 failed luhn",  # Luhn-invalid
+        "ticket 1234567890123456",  # no card issuer prefix
+        "ssn 666-12-3456 and 000-12-3456 and 900-12-3456",  # never-issued areas
+        "iban DE89 3704 0044 0532 0130 01",  # mod-97 wrong
+        "released v1.2.3.4 and version 10.0.0.1",
+        "uuid 123e4567-e89b-12d3-a456-426614174000",
+        "trace 4bf92f3577b34da6a3ce929d0e0e4736",
+        "at 2024-01-15 10:30:00 the price was $1,299.99 for 3 items",
+        "see std::vector and Foo::bar in C++",
+        "contact admin@example.com for the demo",  # RFC 2606 documentation domain
+        "private 10.0.0.12 and 192.168.1.20",  # not public by default
+        "pip install scikit-learn sk-learn-is-a-great-library-name",
+        "the password: ******** is hidden",
+        "[REDACTED:EMAIL] already",
+    ],
+)
+def test_look_alikes_are_left_alone(text: str) -> None:
+    assert redact(text) == (None, {})
+
+
+def test_private_ips_can_be_included() -> None:
+    out, _ = redact("private 10.0.0.12", redact_private_ips=True)
+    assert out == "private [REDACTED:IP_ADDRESS]"
+
+
+def test_detectors_can_be_switched_off_by_name_or_type() -> None:
+    text = f"{EMAIL} {PHONE} {OPENAI_KEY}"
+    out, types = redact(text, disabled_detectors=["EMAIL", "openai_api_key"])
+    assert out is not None and EMAIL in out and OPENAI_KEY in out and "PHONE" in out
+    out, types = redact(text, detectors=["email"])
+    assert types == {"EMAIL": 1}
+
+
+def test_phone_regions_for_national_numbers() -> None:
+    assert redact("ruf an: 030 12345678")[0] is None  # US only by default
+    out, _ = redact("ruf an: 030 12345678", phone_regions=["US", "DE"])
+    assert out == "ruf an: [REDACTED:PHONE]"
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+def test_hash_is_keyed_hmac_of_the_normalised_value() -> None:
+    out, _ = redact(f"a {CARD} b", default_action="hash", hash_key=HASH_KEY)
+    digits = CARD.replace(" ", "")
+    expected = hmac.new(HASH_KEY.encode(), digits.encode(), hashlib.sha256).hexdigest()[:8]
+    assert out == f"a [CREDIT_CARD:{expected}] b"
+    # Same card written differently joins to the same token; an unkeyed hash would differ.
+    out2, _ = redact(f"a {CARD.replace(' ', '-')} b", default_action="hash", hash_key=HASH_KEY)
+    assert out2 == out
+    assert hashlib.sha256(digits.encode()).hexdigest()[:8] != expected
+
+
+def test_actions_per_type_and_drop() -> None:
+    proc = make(actions={"EMAIL": "hash", "PHONE": "drop"}, hash_key=HASH_KEY)
+    req = trace_request({"user.note": f"mail {EMAIL}", "user.contact": f"tel {PHONE}", "keep": "fine"})
+    proc.process(req, CTX)
+    attrs = the_span(req).attributes
+    assert attr(attrs, "user.note").startswith("mail [EMAIL:")
+    assert attr(attrs, "user.contact") is None  # dropped
+    assert attr(attrs, "keep") == "fine"
+    assert attr(attrs, sc.PII_REDACTED_COUNT) == 2
+    assert attr(attrs, sc.PII_REDACTED_TYPES) == ["EMAIL", "PHONE"]
+
+
+def test_hash_action_without_key_is_a_config_error() -> None:
+    with pytest.raises(ValidationError, match="hash_key"):
+        PiiRedactionConfig.model_validate({"default_action": "hash"})
+    with pytest.raises(ValidationError, match="hash_key"):
+        PiiRedactionConfig.model_validate({"key_rules": [{"pattern": "user\\.id", "action": "hash"}]})
+    with pytest.raises(ValidationError, match="at least 16"):
+        PiiRedactionConfig.model_validate({"actions": {"EMAIL": "hash"}, "hash_key": "short"})
+
+
+def test_hash_key_is_not_in_the_config_repr() -> None:
+    cfg = PiiRedactionConfig.model_validate({"default_action": "hash", "hash_key": HASH_KEY})
+    assert HASH_KEY not in repr(cfg) and HASH_KEY not in str(cfg.model_dump())
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def test_allowed_blocked_and_key_rules() -> None:
+    proc = make(
+        allowed_keys=["gen_ai.response.id", "support.mailbox"],
+        blocked_key_patterns=[r"(?i).*password.*", r"http\.request\.header\.authorization"],
+        key_rules=[{"pattern": r"user\.id", "action": "hash"}, {"pattern": r"debug\..*", "action": "drop"}],
+        hash_key=HASH_KEY,
+    )
+    req = trace_request(
+        {
+            "support.mailbox": EMAIL,  # allowed: untouched even though it is an e-mail
+            "db.password": "hunter2",  # blocked: masked whole though no detector matches
+            "http.request.header.authorization": "Basic dXNlcjpwYXNz",
+            "user.id": "u-12345",
+            "debug.payload": "anything",
+            "gen_ai.response.id": "chatcmpl-123",
+        }
+    )
+    proc.process(req, CTX)
+    attrs = the_span(req).attributes
+    assert attr(attrs, "support.mailbox") == EMAIL
+    assert attr(attrs, "db.password") == "[REDACTED:BLOCKED_KEY]"
+    assert attr(attrs, "http.request.header.authorization") == "[REDACTED:BLOCKED_KEY]"
+    digest = hmac.new(HASH_KEY.encode(), b"u-12345", hashlib.sha256).hexdigest()[:8]
+    assert attr(attrs, "user.id") == f"[BLOCKED_KEY:{digest}]"
+    assert attr(attrs, "debug.payload") is None
+    assert attr(attrs, "gen_ai.response.id") == "chatcmpl-123"
+
+
+def test_default_blocked_keys_cover_credentials_but_not_token_counts() -> None:
+    proc = make()
+    req = trace_request({"app.api_key": "abc", "gen_ai.usage.input_tokens": 12, "client_secret": "x" * 5})
+    proc.process(req, CTX)
+    attrs = the_span(req).attributes
+    assert attr(attrs, "app.api_key") == "[REDACTED:BLOCKED_KEY]"
+    assert attr(attrs, "client_secret") == "[REDACTED:BLOCKED_KEY]"
+    assert attr(attrs, "gen_ai.usage.input_tokens") == 12
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def _shape(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _shape(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_shape(v) for v in node]
+    return type(node).__name__ if not isinstance(node, (int, str)) else "scalar"
+
+
+def test_json_messages_stay_valid_with_the_same_structure() -> None:
+    messages = [
+        {"role": "system", "parts": [{"type": "text", "content": "You are helpful."}]},
+        {
+            "role": "user",
+            "parts": [{"type": "text", "content": f"I am at {EMAIL}, card {CARD}.\nCall {PHONE}."}],
+        },
+        {
+            "role": "assistant",
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": "call_1",
+                    "name": "refund",
+                    "arguments": {"iban": IBAN, "password": "hunter2", "amount": 4111111111111111},
+                }
+            ],
+        },
+        {"role": "tool", "parts": [{"type": "tool_call_response", "response": json.dumps({"ssn": SSN})}]},
+    ]
+    raw = json.dumps(messages, indent=2)
+    proc = make()
+    req = trace_request(
+        {sc.GEN_AI_INPUT_MESSAGES: raw, sc.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"to": EMAIL})}
+    )
+    proc.process(req, CTX)
+    attrs = the_span(req).attributes
+    out = attr(attrs, sc.GEN_AI_INPUT_MESSAGES)
+    parsed = json.loads(out)
+    assert _shape(parsed) == _shape(messages)
+    for secret in (EMAIL, CARD, PHONE, IBAN, "hunter2", SSN, "4111111111111111"):
+        assert secret not in out
+    assert parsed[3]["parts"][0]["response"] == json.dumps(
+        {"ssn": "[REDACTED:US_SSN]"}, separators=(",", ":")
+    )
+    assert json.loads(attr(attrs, sc.GEN_AI_TOOL_CALL_ARGUMENTS)) == {"to": "[REDACTED:EMAIL]"}
+    assert attr(attrs, sc.PII_REDACTED_COUNT) == 8
+
+
+def test_clean_json_is_not_rewritten() -> None:
+    raw = '{"a": 1,   "b": "no personal data"}'
+    req = trace_request({sc.GEN_AI_OUTPUT_MESSAGES: raw})
+    make().process(req, CTX)
+    assert attr(the_span(req).attributes, sc.GEN_AI_OUTPUT_MESSAGES) == raw
+
+
+def test_escaped_characters_in_json_do_not_hide_values() -> None:
+    raw = '{"note": "mail maria.gonzalez\\u0040gmail.com"}'
+    out, types = redact(raw)
+    assert out is not None and json.loads(out) == {"note": "mail [REDACTED:EMAIL]"} and types == {"EMAIL": 1}
+
+
+def test_invalid_json_is_redacted_as_text() -> None:
+    out, _ = redact('{"broken": "' + EMAIL + '"')
+    assert out == '{"broken": "[REDACTED:EMAIL]"'
+
+
+# --- locations -------------------------------------------------------------------------------
+
+
+def test_every_trace_location() -> None:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    put(rs.resource.attributes, "host.owner", EMAIL)
+    ss = rs.scope_spans.add()
+    put(ss.scope.attributes, "scope.contact", PHONE)
+    span = ss.spans.add()
+    span.trace_id = bytes(16)
+    span.name = f"lookup {EMAIL}"
+    span.status.message = f"failed for card {CARD}"
+    put(span.attributes, "plain", OPENAI_KEY)
+    put(span.attributes, "list", ["ok", f"iban {IBAN}", 3])
+    put(span.attributes, "map", {"inner": {"deep": SSN}})
+    put(span.attributes, "number", 4111111111111111)  # ints are not scanned (documented)
+    ev = span.events.add()
+    ev.name = "exception"
+    put(ev.attributes, "exception.message", f"user {EMAIL} not found")
+    link = span.links.add()
+    put(link.attributes, "origin", "93.184.216.34")
+    make().process(req, CTX)
+    data = req.SerializeToString()
+    for secret in (EMAIL, PHONE, CARD, OPENAI_KEY, IBAN, SSN, "93.184.216.34"):
+        assert secret.encode() not in data
+    assert attr(rs.resource.attributes, "host.owner") == "[REDACTED:EMAIL]"
+    assert attr(rs.resource.attributes, sc.PII_REDACTED_COUNT) == 1
+    assert attr(span.attributes, "list") == ["ok", "iban [REDACTED:IBAN]", 3]
+    assert attr(span.attributes, "map") == {"inner": {"deep": "[REDACTED:US_SSN]"}}
+    assert attr(span.attributes, "number") == 4111111111111111
+    assert span.name == "lookup [REDACTED:EMAIL]"
+    assert attr(span.attributes, sc.PII_REDACTED_TYPES) == [
+        "CREDIT_CARD",
+        "EMAIL",
+        "IBAN",
+        "IP_ADDRESS",
+        "SECRET",
+        "US_SSN",
+    ]
+    assert attr(span.attributes, sc.PII_REDACTED_COUNT) == 7
+
+
+def test_logs_bodies_nested_and_attributes() -> None:
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    put(rl.resource.attributes, "deploy.owner", EMAIL)
+    sl = rl.scope_logs.add()
+    r1 = sl.log_records.add()
+    r1.body.string_value = f"login by {EMAIL} from 81.2.69.161"
+    r2 = sl.log_records.add()
+    _set_any(r2.body, {"user": {"email": EMAIL, "phones": [PHONE, "n/a"]}, "count": 3})
+    put(r2.attributes, "card", CARD)
+    r3 = sl.log_records.add()
+    r3.body.bytes_value = b"\xff\xfe raw " + EMAIL.encode() + b" \x80"
+    r4 = sl.log_records.add()
+    r4.body.string_value = "nothing to see"
+    make().process(req, CTX)
+    assert r1.body.string_value == "login by [REDACTED:EMAIL] from [REDACTED:IP_ADDRESS]"
+    assert any_value_to_python(r2.body) == {
+        "user": {"email": "[REDACTED:EMAIL]", "phones": ["[REDACTED:PHONE]", "n/a"]},
+        "count": 3,
+    }
+    assert attr(r2.attributes, "card") == "[REDACTED:CREDIT_CARD]"
+    assert attr(r2.attributes, sc.PII_REDACTED_COUNT) == 3
+    assert r3.body.bytes_value == b"\xff\xfe raw [REDACTED:EMAIL] \x80"
+    assert r4.body.string_value == "nothing to see" and get(r4.attributes, sc.PII_REDACTED_COUNT) is None
+    assert EMAIL.encode() not in req.SerializeToString()
+
+
+def test_metric_data_points_and_exemplars_are_redacted_not_annotated() -> None:
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    m = rm.scope_metrics.add().metrics.add()
+    m.name = "requests"
+    dp = m.sum.data_points.add()
+    dp.as_int = 1
+    put(dp.attributes, "user.email", EMAIL)
+    put(dp.exemplars.add().filtered_attributes, "client.ip", "8.8.4.4")
+    h = rm.scope_metrics[0].metrics.add()
+    h.name = "latency"
+    put(h.histogram.data_points.add().attributes, "caller", PHONE)
+    tel = SelfTelemetry()
+    make(tel).process(req, CTX)
+    assert attr(dp.attributes, "user.email") == "[REDACTED:EMAIL]"
+    assert get(dp.attributes, sc.PII_REDACTED_COUNT) is None
+    assert attr(dp.exemplars[0].filtered_attributes, "client.ip") == "[REDACTED:IP_ADDRESS]"
+    assert attr(h.histogram.data_points[0].attributes, "caller") == "[REDACTED:PHONE]"
+    assert tel.value("pii_redactions_total", {"type": "EMAIL"}) == 1
+    assert tel.value("pii_redactions_total", {"type": "PHONE"}) == 1
+
+
+def test_counter_per_type_and_two_instances_share_the_registry() -> None:
+    tel = SelfTelemetry()
+    a, b = make(tel), make(tel, default_action="mask")
+    a.process(trace_request({"x": f"{EMAIL} {EMAIL}"}), CTX)
+    b.process(trace_request({"x": CARD}), CTX)
+    assert tel.value("pii_redactions_total", {"type": "EMAIL"}) == 2
+    assert tel.value("pii_redactions_total", {"type": "CREDIT_CARD"}) == 1
+
+
+def test_second_pass_adds_to_existing_annotation() -> None:
+    req = trace_request({"x": EMAIL})
+    make().process(req, CTX)
+    put(the_span(req).attributes, "y", CARD)
+    make().process(req, CTX)
+    attrs = the_span(req).attributes
+    assert attr(attrs, sc.PII_REDACTED_COUNT) == 2
+    assert attr(attrs, sc.PII_REDACTED_TYPES) == ["CREDIT_CARD", "EMAIL"]
+
+
+# --- the prefilter gives the same result as looking at everything ------------------------------
+
+
+def _engines() -> list[str]:
+    return ["re2", "hyperscan"] if hyperscan_available() else ["re2"]
+
+
+@pytest.mark.parametrize("engine", _engines())
+def test_prefiltered_result_equals_full_scan(engine: str) -> None:
+    traces = generate_trace_requests(
+        3, 100, seed=3, pii_fraction=0.3, start_time_ns=1_700_000_000_000_000_000
+    )
+    logs = generate_logs_requests(2, 100, seed=3, pii_fraction=0.3, start_time_ns=1_700_000_000_000_000_000)
+    for original in [*traces, *logs]:
+        fast = type(original)()
+        fast.CopyFrom(original)
+        full = type(original)()
+        full.CopyFrom(original)
+        proc = make(engine=engine)
+        proc.process(fast, CTX)
+        reference = make(engine=engine)
+        reference.scanner = None  # no prefilter: every resource, scope and item is walked
+        reference.process(full, CTX)
+        assert fast == full
+        assert fast != original or "[REDACTED" not in str(full)
+
+
+def test_clean_request_is_untouched_byte_for_byte() -> None:
+    req = generate_trace_requests(1, 100, seed=5, pii_fraction=0.0, start_time_ns=1)[0]
+    for rs in req.resource_spans:  # the generator's look-alike tool arguments use example.com
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                assert get(span.attributes, sc.PII_REDACTED_COUNT) is None
+    before = req.SerializeToString()
+    make().process(req, CTX)
+    assert req.SerializeToString() == before
+
+
+# --- custom detectors ------------------------------------------------------------------------
+
+
+def employee_checksum(value: str) -> bool:
+    """Test validator: the last digit is the sum of the others mod 10."""
+    digits = [int(c) for c in value if c.isdigit()]
+    return sum(digits[:-1]) % 10 == digits[-1]
+
+
+def test_custom_detector_with_module_validator() -> None:
+    proc = make(
+        custom_detectors=[
+            {
+                "name": "employee_id",
+                "type": "EMPLOYEE_ID",
+                "pattern": r"\bEMP-\d{6}\b",
+                "validator": "tests.test_pii_redaction:employee_checksum",
+            }
+        ]
+    )
+    req = trace_request({"note": "EMP-123455 and EMP-123456"})
+    proc.process(req, CTX)
+    assert attr(the_span(req).attributes, "note") == "[REDACTED:EMPLOYEE_ID] and EMP-123456"
+
+
+def test_custom_detector_validator_from_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "acme_validators.py").write_text("def badge(v):\n    return v.endswith('7')\n")
+    dist = tmp_path / "acme_validators-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-validators\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent(
+            """\
+            [otel_receiver.pii_validators]
+            acme_badge = acme_validators:badge
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    proc = make(
+        custom_detectors=[
+            {"name": "badge", "type": "BADGE", "pattern": r"B#\d{4}", "validator": "acme_badge"}
+        ]
+    )
+    req = trace_request({"note": "B#1237 B#1238"})
+    proc.process(req, CTX)
+    assert attr(the_span(req).attributes, "note") == "[REDACTED:BADGE] B#1238"
+    sys.modules.pop("acme_validators", None)
+
+
+def test_custom_detector_value_group_and_action() -> None:
+    proc = make(
+        custom_detectors=[{"name": "ticket", "type": "TICKET", "pattern": r"ticket #(?P<value>\d{5})"}],
+        actions={"TICKET": "hash"},
+        hash_key=HASH_KEY,
+    )
+    req = trace_request({"note": "see ticket #48213"})
+    proc.process(req, CTX)
+    assert attr(the_span(req).attributes, "note").startswith("see ticket #[TICKET:")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"custom_detectors": [{"name": "x", "type": "X", "pattern": "(a"}]}, "not a valid RE2 pattern"),
+        ({"custom_detectors": [{"name": "x", "type": "X", "pattern": "(a)\\1"}]}, "not a valid RE2 pattern"),
+        (
+            {"custom_detectors": [{"name": "x", "type": "X", "pattern": "a", "validator": "nope:fn"}]},
+            "cannot be imported",
+        ),
+        (
+            {"custom_detectors": [{"name": "x", "type": "X", "pattern": "a", "validator": "no_such_ep"}]},
+            "entry point",
+        ),
+        ({"custom_detectors": [{"name": "email", "type": "X", "pattern": "a"}]}, "duplicate"),
+        ({"disabled_detectors": ["EMAIL", "nonsense"]}, "unknown detectors"),
+        ({"actions": {"NOPE": "mask"}}, "unknown types"),
+        ({"phone_regions": ["XX"]}, "unknown phone regions"),
+        ({"blocked_key_patterns": ["(?<=x)"]}, "not a valid RE2 pattern"),
+        ({"unknown_key": 1}, "Extra inputs"),
+    ],
+)
+def test_config_errors(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        PiiRedactionConfig.model_validate(config)
+
+
+def test_ner_without_presidio_is_a_clear_config_error() -> None:
+    pytest.importorskip("re2")
+    try:
+        import presidio_analyzer  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValidationError, match=r"presidio-analyzer.*\[ner\]"):
+            PiiRedactionConfig.model_validate({"ner": {"enabled": True}})
+    else:
+        pytest.skip("presidio_analyzer is installed here; the NER path is exercised instead")
+
+
+def test_relaxed_anchor_is_a_superset() -> None:
+    assert relax_assertions(r"^\bEMP-\d{6}\b$") == r"EMP-\d{6}"
+    assert relax_assertions(r"[\b^$]x\\b") == r"[\b^$]x\\b"
+
+
+# --- failure is closed and never logs values ---------------------------------------------------
+
+
+def test_a_failing_validator_masks_the_value_and_logs_no_value(caplog: pytest.LogCaptureFixture) -> None:
+    proc = make(
+        custom_detectors=[
+            {
+                "name": "boom",
+                "type": "BOOM",
+                "pattern": r"BOOM-\w+",
+                "validator": "tests.test_pii_redaction:explode",
+            }
+        ]
+    )
+    req = trace_request({"note": f"BOOM-x {EMAIL}"})
+    with caplog.at_level(logging.DEBUG):
+        proc.process(req, CTX)
+    assert attr(the_span(req).attributes, "note") == "[REDACTED:ERROR]"
+    assert EMAIL not in caplog.text and "BOOM-x" not in caplog.text
+    assert "note" in caplog.text
+
+
+def explode(value: str) -> bool:
+    raise RuntimeError(f"cannot handle {value}")
+
+
+def test_orjson_round_trip_of_numbers_and_unicode() -> None:
+    raw = json.dumps(
+        {"t": "héllo ✓ " + EMAIL, "n": 1.5, "big": 12, "nested": [None, True]}, ensure_ascii=False
+    )
+    out, _ = redact(raw)
+    assert out is not None
+    assert orjson.loads(out) == {"t": "héllo ✓ [REDACTED:EMAIL]", "n": 1.5, "big": 12, "nested": [None, True]}
+
+
+def test_keyvalue_helper_types() -> None:
+    kv = KeyValue(key="k")
+    _set_any(kv.value, {"a": [1, "b"]})
+    assert any_value_to_python(kv.value) == {"a": [1, "b"]}
