@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -22,6 +25,7 @@ from otel_receiver.attributes import any_value_to_python
 from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.telemetry import SelfTelemetry
 from processors.genai_cost import GenAICostProcessor, PriceBook, TokenUsage, factory, price_usage
+from processors.genai_normalize import factory as normalize_factory
 from semconv import attributes as a
 
 MTOK = Decimal(1_000_000)
@@ -802,3 +806,19 @@ def test_pricing_twice_overwrites_in_place() -> None:
     keys = [k for k, _ in second]
     assert len(keys) == len(set(keys))
     assert dict(second)[a.GEN_AI_COST_MISMATCH] is True
+
+
+def test_readme_example_config_is_valid() -> None:
+    root = Path(__file__).resolve().parent.parent
+    for readme, name in (
+        (root / "processors" / "genai_cost" / "README.md", "genai_cost"),
+        (root / "processors" / "genai_normalize" / "README.md", "genai_normalize"),
+    ):
+        block = re.search(r"```yaml\n(.*?)```", readme.read_text(), re.S)
+        assert block is not None
+        section = yaml.safe_load(block.group(1))["processors"][name]
+        if name == "genai_cost":
+            cfg = factory.config_model.model_validate(section)
+            assert len(cfg.overrides) == 3
+        else:
+            normalize_factory.config_model.model_validate(section)

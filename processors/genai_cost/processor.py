@@ -138,10 +138,8 @@ def _metrics_for(registry: CollectorRegistry) -> _Metrics:
 def _string(kv: KeyValue | None) -> str | None:
     if kv is None:
         return None
-    v = kv.value
-    if v.WhichOneof("value") == "string_value" and v.string_value:
-        return v.string_value
-    return None
+    # string_value reads "" for any other kind of value, which is "no model" too.
+    return kv.value.string_value or None
 
 
 def _legacy_value(kv: KeyValue | None) -> str | None:
@@ -226,9 +224,11 @@ def _count(v: AnyValue | None) -> int:
     """A token count: 0 when absent, ``_INVALID`` when negative or not a whole number."""
     if v is None:
         return 0
+    n = v.int_value  # the common case first: one read, no kind check
+    if n > 0:
+        return n
     kind = v.WhichOneof("value")
     if kind == "int_value":
-        n = v.int_value
         return n if n >= 0 else _INVALID
     if kind == "double_value":
         d = v.double_value
