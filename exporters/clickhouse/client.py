@@ -1,0 +1,335 @@
+"""One interface over the two ways to reach ClickHouse.
+
+``EmbeddedStore`` runs the real ClickHouse engine in-process through chDB on a
+directory; ``ServerStore`` talks HTTP(S) to a server or cluster through
+``clickhouse-connect``. Both run the same DDL and receive the same insert: the
+serialized OTLP request in ``ProtobufSingle`` format into the signal's input table,
+with the same settings. Every call blocks; the exporter runs them in a thread.
+
+chDB hosts one engine per process, bound to one directory: every store opened on
+the same directory shares it, and opening a second directory fails while the first
+is open. A directory is also locked by the process that has it open, so a second
+process (the CLI) gets ``StoreBusyError`` while a receiver runs on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import ClickHouseConfig
+
+SettingValue = str | int
+
+
+class StoreError(Exception):
+    """A failed store operation; ``retryable`` tells whether trying again can help."""
+
+    def __init__(self, message: str, retryable: bool = True, code: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+
+
+class StoreBusyError(StoreError):
+    """The embedded directory is held by another process (a running receiver)."""
+
+
+# ClickHouse error codes that mean the data itself is bad: retrying cannot help.
+_PERMANENT_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        444,  # UNKNOWN_PROTOBUF_FORMAT (corrupted message)
+    }
+)
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def error_code(message: str) -> int | None:
+    m = _CODE.search(message)
+    return int(m.group(1)) if m else None
+
+
+def classify(exc: BaseException) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    message = str(exc) or type(exc).__name__
+    code = error_code(message)
+    return StoreError(message, retryable=code not in _PERMANENT_CODES, code=code)
+
+
+def sql_literal(value: SettingValue) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def settings_clause(settings: Mapping[str, SettingValue]) -> str:
+    return ", ".join(f"{k} = {sql_literal(v)}" for k, v in settings.items())
+
+
+class Store(ABC):
+    """A ClickHouse to write requests into and read rows from."""
+
+    database: str
+
+    @abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run a statement without a result (DDL)."""
+
+    @abstractmethod
+    def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
+        """Insert one serialized request (``ProtobufSingle``) into ``database.table``."""
+
+    @abstractmethod
+    def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
+        """The result of ``sql`` in the ClickHouse output format ``fmt``."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------
+# Embedded (chDB)
+# --------------------------------------------------------------------------------------
+
+_embedded_lock = threading.Lock()
+_embedded_path: str | None = None
+_embedded_sessions: dict[str, Any] = {}  # "rw" / "ro" -> chdb Session on _embedded_path
+_embedded_refs = 0
+
+
+def _open_session(conn: str) -> Any:
+    from chdb.session import Session
+
+    try:
+        return Session(conn)
+    except Exception as e:
+        text = str(e)
+        if "Error initializing EmbeddedServer" in text or "Cannot lock file" in text:
+            raise StoreBusyError(
+                f"the embedded store {conn.split('?')[0]} is in use by another process "
+                "(a running receiver?); query it through its query endpoint",
+                retryable=True,
+            ) from e
+        raise classify(e) from e
+
+
+class EmbeddedStore(Store):
+    """chDB on a directory. ``readonly`` stores refuse writes in the engine itself."""
+
+    def __init__(self, path: str, database: str, readonly: bool = False) -> None:
+        global _embedded_path, _embedded_refs
+        self.path = os.path.abspath(path)
+        self.database = database
+        self.readonly = readonly
+        self._closed = False
+        with _embedded_lock:
+            if _embedded_path is not None and _embedded_path != self.path:
+                raise StoreError(
+                    f"chDB runs one embedded store per process; {_embedded_path} is open, "
+                    f"cannot open {self.path} as well",
+                    retryable=False,
+                )
+            if not readonly:
+                os.makedirs(self.path, exist_ok=True)
+            elif not os.path.isdir(self.path):
+                raise StoreError(f"no embedded store at {self.path}", retryable=False)
+            kind = "ro" if readonly else "rw"
+            if kind not in _embedded_sessions:
+                # mode=ro starts the connection with readonly=1: the engine refuses
+                # writes and setting changes, whatever the SQL says.
+                _embedded_sessions[kind] = _open_session(self.path + ("?mode=ro" if readonly else ""))
+            _embedded_path = self.path
+            _embedded_refs += 1
+
+    def _session(self, kind: str) -> Any:
+        if self._closed:
+            raise StoreError("the embedded store is closed", retryable=True)
+        with _embedded_lock:
+            session = _embedded_sessions.get(kind)
+            if session is None:
+                session = _embedded_sessions[kind] = _open_session(
+                    self.path + ("?mode=ro" if kind == "ro" else "")
+                )
+            return session
+
+    def execute(self, sql: str) -> None:
+        if self.readonly:
+            raise StoreError("read-only store", retryable=False)
+        try:
+            self._session("rw").query(sql)
+        except Exception as e:
+            raise classify(e) from e
+
+    def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
+        if self.readonly:
+            raise StoreError("read-only store", retryable=False)
+        statement = f"INSERT INTO `{self.database}`.`{table}` SETTINGS {settings_clause(settings)}"
+        session = self._session("rw")
+        try:
+            inserter = session.send_insert(statement, "ProtobufSingle")
+            try:
+                inserter.append(body)
+                inserter.finish()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    inserter.cancel()
+                raise
+        except Exception as e:
+            raise classify(e) from e
+
+    def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
+        kind = "ro" if readonly or self.readonly else "rw"
+        try:
+            session = self._session(kind)
+            # Unqualified table names in user SQL resolve in our database.
+            session.query(f"USE `{self.database}`")
+            result = session.query(sql, fmt)
+        except Exception as e:
+            raise classify(e) from e
+        data: bytes = result.bytes()
+        return data
+
+    def close(self) -> None:
+        global _embedded_path, _embedded_refs
+        if self._closed:
+            return
+        self._closed = True
+        with _embedded_lock:
+            _embedded_refs -= 1
+            if _embedded_refs > 0:
+                return
+            for session in _embedded_sessions.values():
+                with contextlib.suppress(Exception):
+                    session.close()
+            _embedded_sessions.clear()
+            _embedded_path = None
+
+
+def reset_embedded_sessions() -> None:
+    """Close the engine's sessions so the next use reopens them (after an outage)."""
+    with _embedded_lock:
+        for session in _embedded_sessions.values():
+            with contextlib.suppress(Exception):
+                session.close()
+        _embedded_sessions.clear()
+
+
+# --------------------------------------------------------------------------------------
+# Server (clickhouse-connect)
+# --------------------------------------------------------------------------------------
+
+
+def server_client_kwargs(config: ClickHouseConfig) -> dict[str, Any]:
+    """``clickhouse_connect.get_client`` arguments for a server endpoint."""
+    url = urlsplit(config.endpoint)
+    secure = url.scheme == "https"
+    kwargs: dict[str, Any] = {
+        "host": url.hostname,
+        "port": url.port or (8443 if secure else 8123),
+        "username": config.username,
+        "password": config.password,
+        "database": config.database,
+        "secure": secure,
+        "compress": False if config.compression == "none" else config.compression,
+        "connect_timeout": min(10.0, config.timeout),
+        "send_receive_timeout": config.timeout,
+        "autogenerate_session_id": False,
+    }
+    if secure:
+        tls = config.tls
+        kwargs["verify"] = not tls.insecure_skip_verify
+        if tls.ca_file:
+            kwargs["ca_cert"] = tls.ca_file
+        if tls.cert_file:
+            kwargs["client_cert"] = tls.cert_file
+            kwargs["client_cert_key"] = tls.key_file
+        if tls.server_name_override:
+            kwargs["server_host_name"] = tls.server_name_override
+    return kwargs
+
+
+def server_insert_settings(config: ClickHouseConfig) -> dict[str, SettingValue]:
+    """Settings a server insert adds to the common ones."""
+    settings: dict[str, SettingValue] = {}
+    if config.async_insert:
+        # Wait for the flush so an acknowledged insert is durable; deduplicate
+        # retried async inserts like synchronous ones.
+        settings.update({"async_insert": 1, "wait_for_async_insert": 1, "async_insert_deduplicate": 1})
+    if config.cluster:
+        # Forward to the shards before answering, so a failure is seen and retried.
+        settings["distributed_foreground_insert"] = 1
+    return settings
+
+
+class ServerStore(Store):
+    """A ClickHouse server or cluster over HTTP(S) with clickhouse-connect."""
+
+    def __init__(self, config: ClickHouseConfig) -> None:
+        self.config = config
+        self.database = config.database
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import clickhouse_connect
+
+                try:
+                    self._client = clickhouse_connect.get_client(**server_client_kwargs(self.config))
+                except Exception as e:
+                    raise classify(e) from e
+            return self._client
+
+    def execute(self, sql: str) -> None:
+        try:
+            # DDL is fully qualified and may create the database the client names.
+            self._connect().command(sql, use_database=False)
+        except StoreError:
+            raise
+        except Exception as e:
+            raise classify(e) from e
+
+    def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
+        client = self._connect()
+        try:
+            client.raw_insert(
+                table=f"`{self.database}`.`{table}`",
+                insert_block=body,
+                settings={**settings, **server_insert_settings(self.config)},
+                fmt="ProtobufSingle",
+            )
+        except Exception as e:
+            raise classify(e) from e
+
+    def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
+        client = self._connect()
+        try:
+            data: bytes = client.raw_query(sql, settings={"readonly": 1} if readonly else None, fmt=fmt)
+        except Exception as e:
+            raise classify(e) from e
+        return data
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
+
+
+def open_store(config: ClickHouseConfig, readonly: bool = False) -> Store:
+    if config.embedded:
+        return EmbeddedStore(config.embedded_path, config.database, readonly=readonly)
+    return ServerStore(config)

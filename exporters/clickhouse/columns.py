@@ -1,0 +1,327 @@
+"""Column building in SQL: from a decoded OTLP request (``wire.py``) to table rows.
+
+Each ``*_select`` function returns the SELECT that turns rows of a signal's input
+table (one row per request, nested arrays of resources, scopes and items) into rows
+of the Collector contrib exporter's tables, with its value encoding
+(``pcommon.Value.AsString``):
+
+- ids as lowercase hex, "" when empty or all zero;
+- SpanKind ``Unspecified``/``Internal``/``Server``/``Client``/``Producer``/``Consumer``,
+  StatusCode ``Unset``/``Ok``/``Error``;
+- attribute values as strings: ints in decimal, doubles in the ECMAScript format Go
+  uses (``0.7``, ``2``, ``1e-7``, ``1e+21``), bools ``true``/``false``, bytes in
+  base64, arrays and maps as JSON (map keys sorted, HTML characters escaped as Go does);
+- ``Duration`` = end - start in ns (0 when the end precedes the start, instead of
+  wrapping around in UInt64).
+
+The same SELECTs are used by the materialized views of the embedded store and of a
+ClickHouse server or cluster, so both paths write identical rows.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Final
+
+from semconv import attributes as sc
+
+
+def _var(prefix: str, over: str = "") -> str:
+    # Nested lambdas need distinct parameter names; deriving them from the expression
+    # they range over keeps the generated SQL identical from run to run.
+    return f"{prefix}_{zlib.crc32(over.encode()) & 0xFFFFF:x}"
+
+
+def _q(s: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def float_text(d: str) -> str:
+    """A Float64 as Go prints it: ClickHouse's shortest form, with ``e+`` for big exponents."""
+    return (
+        f"if(isFinite({d}), if(abs({d}) >= 1e21, replaceOne(toString({d}), 'e', 'e+'), toString({d})), "
+        f"concat('json: unsupported value: ', if(isNaN({d}), 'NaN', if({d} > 0, '+Inf', '-Inf'))))"
+    )
+
+
+def go_json_escapes(json_text: str) -> str:
+    """Rewrite ClickHouse JSON text the way Go's encoding/json writes it.
+
+    Go leaves ``/`` alone and escapes ``<``, ``>``, ``&``, U+2028 and U+2029. None
+    of these is JSON syntax, so the rewrite runs once over a whole document rather
+    than per string: a smaller expression, which ClickHouse analyses on every insert.
+    """
+    return (
+        f"replaceAll(replaceAll(replaceAll(replaceAll(replaceAll(replaceAll({json_text}, "
+        "'\\\\/', '/'), '<', '\\\\u003c'), '>', '\\\\u003e'), '&', '\\\\u0026'), "
+        # U+2028 and U+2029 spelled as their UTF-8 bytes: SQL literals have no \\u escape
+        "'\\xE2\\x80\\xA8', '\\\\u2028'), '\\xE2\\x80\\xA9', '\\\\u2029')"
+    )
+
+
+def _inner_json(e: str) -> str:
+    # Values nested deeper than one array or map level arrive as raw protobuf bytes;
+    # they are kept (base64, as a JSON string) rather than dropped.
+    return (
+        f"multiIf({e}.kind = 1, toJSONString({e}.string_value), "
+        f"{e}.kind = 3, toString({e}.int_value), "
+        f"{e}.kind = 4, if(isFinite({e}.double_value), {float_text(f'{e}.double_value')}, 'null'), "
+        f"{e}.kind = 2, if({e}.bool_value, 'true', 'false'), "
+        f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "
+        f"{e}.kind = 5, toJSONString(base64Encode({e}.array_value)), "
+        f"{e}.kind = 6, toJSONString(base64Encode({e}.kvlist_value)), "
+        "'null')"
+    )
+
+
+def _json_array(values: str) -> str:
+    e = _var("e", values)
+    return go_json_escapes(
+        f"concat('[', arrayStringConcat(arrayMap({e} -> {_inner_json(e)}, {values}), ','), ']')"
+    )
+
+
+def _json_object(pairs: str) -> str:
+    p = _var("p", pairs)
+    k = _var("k", pairs)
+    return go_json_escapes(
+        "concat('{', arrayStringConcat(arrayMap("
+        f"{p} -> concat(toJSONString({p}.key), ':', {_inner_json(f'{p}.value')}), "
+        f"arraySort({k} -> {k}.key, {pairs})), ','), '}}')"
+    )
+
+
+def value_text(v: str) -> str:
+    """``pcommon.Value.AsString`` of an AnyValue tuple expression."""
+    return (
+        f"multiIf({v}.kind = 1, {v}.string_value, "
+        f"{v}.kind = 3, toString({v}.int_value), "
+        f"{v}.kind = 4, {float_text(f'{v}.double_value')}, "
+        f"{v}.kind = 2, if({v}.bool_value, 'true', 'false'), "
+        f"{v}.kind = 7, base64Encode({v}.bytes_value), "
+        f"{v}.kind = 5, {_json_array(f'{v}.array_value.values')}, "
+        f"{v}.kind = 6, {_json_object(f'{v}.kvlist_value.values')}, "
+        "'')"
+    )
+
+
+def attr_map(attrs: str) -> str:
+    """Map(String, String) of a KeyValue array expression."""
+    a = _var("a", attrs)
+    b = _var("b", attrs)
+    return (
+        f"mapFromArrays(arrayMap({a} -> {a}.key, {attrs}), "
+        f"arrayMap({b} -> {value_text(f'{b}.value')}, {attrs}))"
+    )
+
+
+def hex_id(b: str, size: int) -> str:
+    zero = "\\0" * size
+    return f"if({b} = '' OR {b} = '{zero}', '', lower(hex({b})))"
+
+
+def ts(nanos: str) -> str:
+    return f"fromUnixTimestamp64Nano(toInt64({nanos}))"
+
+
+def _number(p: str) -> str:
+    # oneof field 6 is as_int; an unset value stays 0 as in the Collector
+    return f"if({p}.kind = 6, toFloat64({p}.as_int), {p}.as_double)"
+
+
+SERVICE_NAME_KEY: Final = _q(sc.SERVICE_NAME)
+SPAN_KINDS: Final = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
+STATUS_CODES: Final = ("Unset", "Ok", "Error")
+
+
+def _enum_text(value: str, names: tuple[str, ...]) -> str:
+    arr = "[" + ", ".join(_q(n) for n in names) + "]"
+    return f"if({value} >= 0 AND {value} < {len(names)}, {arr}[{value} + 1], '')"
+
+
+def traces_select(source: str) -> str:
+    """Rows of ``otel_traces`` from the traces input table ``source``."""
+    r = "r"
+    ev = [f"ev{i}" for i in range(3)]
+    ln = [f"ln{i}" for i in range(4)]
+    return f"""SELECT
+    {ts("sp.start_time_unix_nano")} AS Timestamp,
+    {hex_id("sp.trace_id", 16)} AS TraceId,
+    {hex_id("sp.span_id", 8)} AS SpanId,
+    {hex_id("sp.parent_span_id", 8)} AS ParentSpanId,
+    sp.trace_state AS TraceState,
+    sp.name AS SpanName,
+    {_enum_text("sp.kind", SPAN_KINDS)} AS SpanKind,
+    rs.1[{SERVICE_NAME_KEY}] AS ServiceName,
+    rs.1 AS ResourceAttributes,
+    ss.scope.name AS ScopeName,
+    ss.scope.version AS ScopeVersion,
+    {attr_map("sp.attributes")} AS SpanAttributes,
+    if(sp.end_time_unix_nano > sp.start_time_unix_nano,
+       sp.end_time_unix_nano - sp.start_time_unix_nano, 0) AS Duration,
+    {_enum_text("sp.status.code", STATUS_CODES)} AS StatusCode,
+    sp.status.message AS StatusMessage,
+    arrayMap({ev[0]} -> {ts(f"{ev[0]}.time_unix_nano")}, sp.events) AS `Events.Timestamp`,
+    arrayMap({ev[1]} -> {ev[1]}.name, sp.events) AS `Events.Name`,
+    arrayMap({ev[2]} -> {attr_map(f"{ev[2]}.attributes")}, sp.events) AS `Events.Attributes`,
+    arrayMap({ln[0]} -> {hex_id(f"{ln[0]}.trace_id", 16)}, sp.links) AS `Links.TraceId`,
+    arrayMap({ln[1]} -> {hex_id(f"{ln[1]}.span_id", 8)}, sp.links) AS `Links.SpanId`,
+    arrayMap({ln[2]} -> {ln[2]}.trace_state, sp.links) AS `Links.TraceState`,
+    arrayMap({ln[3]} -> {attr_map(f"{ln[3]}.attributes")}, sp.links) AS `Links.Attributes`
+FROM {source}
+ARRAY JOIN arrayMap({r} -> ({attr_map(f"{r}.resource.attributes")}, {r}.scope_spans), resource_spans) AS rs
+ARRAY JOIN rs.2 AS ss
+ARRAY JOIN ss.spans AS sp"""
+
+
+def logs_select(source: str) -> str:
+    """Rows of ``otel_logs`` from the logs input table ``source``."""
+    r = "r"
+    s = "s"
+    return f"""SELECT
+    {ts("if(lr.time_unix_nano != 0, lr.time_unix_nano, lr.observed_time_unix_nano)")} AS Timestamp,
+    {hex_id("lr.trace_id", 16)} AS TraceId,
+    {hex_id("lr.span_id", 8)} AS SpanId,
+    toUInt8(bitAnd(lr.flags, 255)) AS TraceFlags,
+    lr.severity_text AS SeverityText,
+    toUInt8(bitAnd(lr.severity_number, 255)) AS SeverityNumber,
+    rl.1[{SERVICE_NAME_KEY}] AS ServiceName,
+    {value_text("lr.body")} AS Body,
+    rl.3 AS ResourceSchemaUrl,
+    rl.1 AS ResourceAttributes,
+    sl.3 AS ScopeSchemaUrl,
+    sl.4 AS ScopeName,
+    sl.5 AS ScopeVersion,
+    sl.1 AS ScopeAttributes,
+    {attr_map("lr.attributes")} AS LogAttributes,
+    lr.event_name AS EventName
+FROM {source}
+ARRAY JOIN arrayMap({r} -> ({attr_map(f"{r}.resource.attributes")}, {r}.scope_logs, {r}.schema_url),
+                    resource_logs) AS rl
+ARRAY JOIN arrayMap({s} -> ({attr_map(f"{s}.scope.attributes")}, {s}.log_records, {s}.schema_url,
+                            {s}.scope.name, {s}.scope.version), rl.2) AS sl
+ARRAY JOIN sl.2 AS lr"""
+
+
+METRIC_KINDS: Final = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+
+
+def _exemplar_columns() -> str:
+    x = [f"x{i}" for i in range(5)]
+    return f"""arrayMap({x[0]} -> {attr_map(f"{x[0]}.filtered_attributes")}, dp.exemplars)
+        AS `Exemplars.FilteredAttributes`,
+    arrayMap({x[1]} -> {ts(f"{x[1]}.time_unix_nano")}, dp.exemplars) AS `Exemplars.TimeUnix`,
+    arrayMap({x[2]} -> {_number(x[2])}, dp.exemplars) AS `Exemplars.Value`,
+    arrayMap({x[3]} -> {hex_id(f"{x[3]}.span_id", 8)}, dp.exemplars) AS `Exemplars.SpanId`,
+    arrayMap({x[4]} -> {hex_id(f"{x[4]}.trace_id", 16)}, dp.exemplars) AS `Exemplars.TraceId`"""
+
+
+def metrics_select(source: str, kind: str) -> str:
+    """Rows of ``otel_metrics_<kind>`` from the metrics input table ``source``."""
+    r = "r"
+    s = "s"
+    if kind in ("gauge", "sum"):
+        specific = f"""{_number("dp")} AS Value,
+    dp.flags AS Flags,
+    {_exemplar_columns()}"""
+        if kind == "sum":
+            specific += """,
+    m.sum.aggregation_temporality AS AggregationTemporality,
+    m.sum.is_monotonic AS IsMonotonic"""
+    elif kind == "histogram":
+        specific = f"""dp.count AS Count,
+    dp.sum AS Sum,
+    dp.bucket_counts AS BucketCounts,
+    dp.explicit_bounds AS ExplicitBounds,
+    {_exemplar_columns()},
+    dp.flags AS Flags,
+    dp.min AS Min,
+    dp.max AS Max,
+    m.histogram.aggregation_temporality AS AggregationTemporality"""
+    elif kind == "exponential_histogram":
+        specific = f"""dp.count AS Count,
+    dp.sum AS Sum,
+    dp.scale AS Scale,
+    dp.zero_count AS ZeroCount,
+    dp.positive.offset AS PositiveOffset,
+    dp.positive.bucket_counts AS PositiveBucketCounts,
+    dp.negative.offset AS NegativeOffset,
+    dp.negative.bucket_counts AS NegativeBucketCounts,
+    {_exemplar_columns()},
+    dp.flags AS Flags,
+    dp.min AS Min,
+    dp.max AS Max,
+    m.exponential_histogram.aggregation_temporality AS AggregationTemporality"""
+    elif kind == "summary":
+        q = ["q0", "q1"]
+        specific = f"""dp.count AS Count,
+    dp.sum AS Sum,
+    arrayMap({q[0]} -> {q[0]}.quantile, dp.quantile_values) AS `ValueAtQuantiles.Quantile`,
+    arrayMap({q[1]} -> {q[1]}.value, dp.quantile_values) AS `ValueAtQuantiles.Value`,
+    dp.flags AS Flags"""
+    else:
+        raise ValueError(f"unknown metric kind {kind!r}")
+    return f"""SELECT
+    rm.1 AS ResourceAttributes,
+    rm.3 AS ResourceSchemaUrl,
+    sm.4 AS ScopeName,
+    sm.5 AS ScopeVersion,
+    sm.1 AS ScopeAttributes,
+    sm.6 AS ScopeDroppedAttrCount,
+    sm.3 AS ScopeSchemaUrl,
+    rm.1[{SERVICE_NAME_KEY}] AS ServiceName,
+    m.name AS MetricName,
+    m.description AS MetricDescription,
+    m.unit AS MetricUnit,
+    {attr_map("dp.attributes")} AS Attributes,
+    {ts("dp.start_time_unix_nano")} AS StartTimeUnix,
+    {ts("dp.time_unix_nano")} AS TimeUnix,
+    {specific}
+FROM {source}
+ARRAY JOIN arrayMap({r} -> ({attr_map(f"{r}.resource.attributes")}, {r}.scope_metrics, {r}.schema_url),
+                    resource_metrics) AS rm
+ARRAY JOIN arrayMap({s} -> ({attr_map(f"{s}.scope.attributes")}, {s}.metrics, {s}.schema_url,
+                            {s}.scope.name, {s}.scope.version, {s}.scope.dropped_attributes_count),
+                    rm.2) AS sm
+ARRAY JOIN sm.2 AS m
+ARRAY JOIN m.{kind}.data_points AS dp"""
+
+
+def genai_select(traces_table: str) -> str:
+    """Rows of ``genai_calls`` from ``otel_traces`` rows: one per GenAI span.
+
+    A span is a GenAI call when it names a GenAI operation or provider; the fields
+    are the attributes the processors write (names from ``semconv``).
+    """
+
+    def attr(name: str) -> str:
+        return f"SpanAttributes[{_q(name)}]"
+
+    def tokens(name: str) -> str:
+        return f"toUInt64OrZero({attr(name)})"
+
+    kinds = attr(sc.ANOMALY_KINDS)
+    return f"""SELECT
+    Timestamp,
+    TraceId,
+    SpanId,
+    ServiceName,
+    {attr(sc.AUDIT_TENANT_ID)} AS TenantId,
+    {attr(sc.GEN_AI_PROVIDER_NAME)} AS Provider,
+    {attr(sc.GEN_AI_REQUEST_MODEL)} AS RequestModel,
+    {attr(sc.GEN_AI_RESPONSE_MODEL)} AS ResponseModel,
+    {attr(sc.GEN_AI_OPERATION_NAME)} AS Operation,
+    {tokens(sc.GEN_AI_USAGE_INPUT_TOKENS)} AS InputTokens,
+    {tokens(sc.GEN_AI_USAGE_OUTPUT_TOKENS)} AS OutputTokens,
+    {tokens(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)} AS CacheReadTokens,
+    {tokens(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)} AS CacheWriteTokens,
+    {tokens(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)} AS ReasoningTokens,
+    toDecimal64OrZero({attr(sc.GEN_AI_USAGE_COST)}, 9) AS CostUsd,
+    Duration AS DurationNs,
+    multiIf({attr(sc.ERROR_TYPE)} != '', {attr(sc.ERROR_TYPE)},
+            StatusCode = 'Error', '_OTHER', '') AS ErrorType,
+    multiIf(startsWith({kinds}, '['), JSONExtract({kinds}, 'Array(String)'),
+            {kinds} != '', [{kinds}], []) AS AnomalyKinds
+FROM {traces_table}
+WHERE {attr(sc.GEN_AI_OPERATION_NAME)} != '' OR {attr(sc.GEN_AI_PROVIDER_NAME)} != ''"""

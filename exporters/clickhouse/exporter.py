@@ -1,0 +1,159 @@
+"""The ``clickhouse`` exporter: one insert per queued batch, deduplicated on replay."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from otel_receiver.component import (
+    Batch,
+    ComponentSettings,
+    Exporter,
+    ExporterConfig,
+    PermanentExportError,
+    RequestContext,
+    RetryableExportError,
+    Signal,
+    count_items,
+    signal_of,
+)
+
+from . import wire
+from .client import SettingValue, Store, StoreError, open_store
+from .config import ClickHouseConfig
+from .schema import Schema
+
+
+class _Metrics:
+    """The exporter's own metrics, shared by every instance on one registry."""
+
+    _by_registry: ClassVar[dict[int, _Metrics]] = {}
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.insert_seconds = Histogram(
+            "otel_receiver_clickhouse_insert_seconds",
+            "Duration of one ClickHouse insert (a coalesced batch), including serialization",
+            ["exporter", "signal"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self.insert_bytes = Counter(
+            "otel_receiver_clickhouse_insert_bytes",
+            "Serialized OTLP bytes inserted into ClickHouse",
+            ["exporter", "signal"],
+            registry=registry,
+        )
+        self.insert_errors = Counter(
+            "otel_receiver_clickhouse_insert_errors",
+            "Failed ClickHouse inserts by kind (retryable or permanent)",
+            ["exporter", "signal", "kind"],
+            registry=registry,
+        )
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> _Metrics:
+        m = cls._by_registry.get(id(registry))
+        if m is None:
+            m = cls._by_registry[id(registry)] = cls(registry)
+        return m
+
+
+def insert_settings(signal: Signal) -> dict[str, SettingValue]:
+    """Settings of every insert of ``signal``, whatever the backend."""
+    return {
+        **wire.input_settings(signal),
+        "insert_deduplicate": 1,
+        # a replayed insert is dropped by the views' target tables too
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
+
+
+class ClickHouseExporter(Exporter):
+    signals = frozenset(Signal)
+
+    def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:
+        super().__init__(config, settings)
+        assert isinstance(config, ClickHouseConfig)
+        self.cfg: ClickHouseConfig = config
+        self.schema = Schema(config.database, config.cluster, config.ttl_seconds)
+        self.store: Store | None = None
+        self._schema_ready = not config.create_schema
+        self._schema_lock = asyncio.Lock()
+        self._metrics = _Metrics.on(settings.telemetry.registry)
+        self._query_server: Any = None
+        self._settings = {signal: insert_settings(signal) for signal in Signal}
+
+    async def start(self) -> None:
+        self.store = await asyncio.to_thread(open_store, self.cfg)
+        try:
+            await self._ensure_schema()
+        except RetryableExportError as e:
+            # A server that is down at start must not keep the receiver from starting:
+            # the first export retries the schema step.
+            self.settings.logger.warning("%s: schema not created yet: %s", self.settings.component_id, e)
+        if self.cfg.embedded and self.cfg.query_endpoint:
+            from .query import start_query_server
+
+            self._query_server = await start_query_server(self.cfg, self.settings.logger)
+        where = self.cfg.endpoint if not self.cfg.embedded else f"embedded store {self.cfg.embedded_path}"
+        self.settings.logger.info(
+            "%s: writing to %s, database %s", self.settings.component_id, where, self.cfg.database
+        )
+
+    async def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        async with self._schema_lock:
+            if self._schema_ready:
+                return
+            store = self._require_store()
+            try:
+                for statement in self.schema.statements():
+                    await asyncio.to_thread(store.execute, statement)
+            except StoreError as e:
+                if e.retryable:
+                    raise RetryableExportError(f"creating the schema: {e}") from e
+                raise PermanentExportError(f"creating the schema: {e}") from e
+            self._schema_ready = True
+
+    def _require_store(self) -> Store:
+        if self.store is None:
+            raise RetryableExportError("the exporter is not started")
+        return self.store
+
+    async def export(self, batch: Batch, context: RequestContext) -> None:
+        if count_items(batch) == 0:
+            return
+        await self._ensure_schema()
+        store = self._require_store()
+        signal = signal_of(batch)
+        table = self.schema.input_table(signal)
+        settings = self._settings[signal]
+        if context.dedup_token:
+            # The queue's token is stable across replays of the same items; the
+            # table name keeps tokens of different signals apart.
+            settings = {**settings, "insert_deduplication_token": f"{context.dedup_token}/{table}"}
+        started = time.perf_counter()
+        body = batch.SerializeToString()
+        component = self.settings.component_id
+        try:
+            await asyncio.to_thread(store.insert_request, table, body, settings)
+        except StoreError as e:
+            kind = "retryable" if e.retryable else "permanent"
+            self._metrics.insert_errors.labels(component, signal.value, kind).inc()
+            if e.retryable:
+                raise RetryableExportError(f"clickhouse insert into {table}: {e}") from e
+            raise PermanentExportError(f"clickhouse rejected {table} insert: {e}") from e
+        self._metrics.insert_seconds.labels(component, signal.value).observe(time.perf_counter() - started)
+        self._metrics.insert_bytes.labels(component, signal.value).inc(len(body))
+
+    async def shutdown(self) -> None:
+        if self._query_server is not None:
+            await self._query_server.cleanup()
+            self._query_server = None
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None

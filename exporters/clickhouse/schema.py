@@ -1,0 +1,420 @@
+"""DDL of the store: the Collector contrib exporter's tables plus ours.
+
+``otel_traces``, ``otel_traces_trace_id_ts`` (+ its materialized view), ``otel_logs``
+and ``otel_metrics_{gauge,sum,histogram,exponential_histogram,summary}`` have the
+column names, types and ordering keys of the OpenTelemetry Collector contrib
+ClickHouse exporter, so Grafana's ClickHouse plugin and existing queries work
+unchanged. Our additions: ``genai_calls`` (one typed row per GenAI span, filled by a
+materialized view on ``otel_traces``), ``audit_log`` (append-only, hash-chained), and
+one ``Null`` input table per signal (``otlp_<signal>_in``) that receives serialized
+OTLP requests; materialized views turn them into table rows (``columns.py``).
+
+Every MergeTree table keeps a deduplication window, so replaying an insert with the
+same ``insert_deduplication_token`` stores nothing twice, also through the views.
+
+With ``cluster``, every statement runs ``ON CLUSTER``; data lives in
+``<name>_local`` ReplicatedMergeTree tables, and ``<name>`` is a Distributed table
+over them, so queries and Grafana keep using the usual names. Distributed tables
+shard by a deterministic key (a replayed block lands on the same shard and is
+deduplicated there); traces by ``TraceId`` so that a trace stays on one shard.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from exporters.clickhouse import columns, wire
+from otel_receiver.component import Signal
+
+TRACES: Final = "otel_traces"
+TRACE_ID_TS: Final = "otel_traces_trace_id_ts"
+TRACE_ID_TS_MV: Final = "otel_traces_trace_id_ts_mv"
+LOGS: Final = "otel_logs"
+METRICS: Final[dict[str, str]] = {kind: f"otel_metrics_{kind}" for kind in columns.METRIC_KINDS}
+GENAI_CALLS: Final = "genai_calls"
+GENAI_CALLS_MV: Final = "genai_calls_mv"
+AUDIT_LOG: Final = "audit_log"
+INPUT_TABLES: Final[dict[Signal, str]] = {
+    Signal.TRACES: "otlp_traces_in",
+    Signal.LOGS: "otlp_logs_in",
+    Signal.METRICS: "otlp_metrics_in",
+}
+
+DEDUP_WINDOW: Final = 1000  # inserts remembered per table; we insert about once a second
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+_TTL_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_TTL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+def parse_ttl(text: str) -> int:
+    """Seconds of a retention like ``72h`` or ``30d`` (0 = keep forever)."""
+    if text.strip() in ("0", ""):
+        return 0
+    m = _TTL.match(text)
+    if m is None:
+        raise ValueError(f"ttl {text!r}: expected a number and a unit among s, m, h, d, w (e.g. 72h, 30d)")
+    return int(m.group(1)) * _TTL_UNITS[m.group(2)]
+
+
+def ttl_clause(seconds: int, time_column: str) -> str:
+    """The TTL clause the Collector exporter generates: the coarsest exact unit."""
+    if seconds <= 0:
+        return ""
+    for unit, size in (("Day", 86400), ("Hour", 3600), ("Minute", 60)):
+        if seconds % size == 0:
+            return f"TTL {time_column} + toInterval{unit}({seconds // size})"
+    return f"TTL {time_column} + toIntervalSecond({seconds})"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: str  # the column and index list between the parentheses
+    order: str  # PARTITION BY / PRIMARY KEY / ORDER BY clauses
+    ttl_column: str | None
+    shard_key: str
+    settings: str = "index_granularity = 8192, ttl_only_drop_parts = 1"
+
+
+_TRACES_COLUMNS = """
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    Events Nested (
+        Timestamp DateTime64(9),
+        Name LowCardinality(String),
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    Links Nested (
+        TraceId String,
+        SpanId String,
+        TraceState String,
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1
+"""
+
+_TRACE_ID_TS_COLUMNS = """
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime CODEC(Delta, ZSTD(1)),
+    End DateTime CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+"""
+
+_LOGS_COLUMNS = """
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TimestampTime DateTime DEFAULT toDateTime(Timestamp),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    TraceFlags UInt8,
+    SeverityText LowCardinality(String) CODEC(ZSTD(1)),
+    SeverityNumber UInt8,
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Body String CODEC(ZSTD(1)),
+    ResourceSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    LogAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    EventName String CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
+"""
+
+_METRIC_HEAD = """
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ResourceSchemaUrl String CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeDroppedAttrCount UInt32 CODEC(ZSTD(1)),
+    ScopeSchemaUrl String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    MetricName String CODEC(ZSTD(1)),
+    MetricDescription String CODEC(ZSTD(1)),
+    MetricUnit String CODEC(ZSTD(1)),
+    Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    StartTimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),"""
+
+_EXEMPLARS = """
+    Exemplars Nested (
+        FilteredAttributes Map(LowCardinality(String), String),
+        TimeUnix DateTime64(9),
+        Value Float64,
+        SpanId String,
+        TraceId String
+    ) CODEC(ZSTD(1)),"""
+
+_METRIC_INDEXES = """
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_key mapKeys(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_value mapValues(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1
+"""
+
+_METRIC_BODY: Final[dict[str, str]] = {
+    "gauge": """
+    Value Float64 CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),"""
+    + _EXEMPLARS,
+    "sum": """
+    Value Float64 CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),"""
+    + _EXEMPLARS
+    + """
+    AggregationTemporality Int32 CODEC(ZSTD(1)),
+    IsMonotonic Boolean CODEC(Delta, ZSTD(1)),""",
+    "histogram": """
+    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    BucketCounts Array(UInt64) CODEC(ZSTD(1)),
+    ExplicitBounds Array(Float64) CODEC(ZSTD(1)),"""
+    + _EXEMPLARS
+    + """
+    Flags UInt32 CODEC(ZSTD(1)),
+    Min Float64 CODEC(ZSTD(1)),
+    Max Float64 CODEC(ZSTD(1)),
+    AggregationTemporality Int32 CODEC(ZSTD(1)),""",
+    "exponential_histogram": """
+    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    Scale Int32 CODEC(ZSTD(1)),
+    ZeroCount UInt64 CODEC(ZSTD(1)),
+    PositiveOffset Int32 CODEC(ZSTD(1)),
+    PositiveBucketCounts Array(UInt64) CODEC(ZSTD(1)),
+    NegativeOffset Int32 CODEC(ZSTD(1)),
+    NegativeBucketCounts Array(UInt64) CODEC(ZSTD(1)),"""
+    + _EXEMPLARS
+    + """
+    Flags UInt32 CODEC(ZSTD(1)),
+    Min Float64 CODEC(ZSTD(1)),
+    Max Float64 CODEC(ZSTD(1)),
+    AggregationTemporality Int32 CODEC(ZSTD(1)),""",
+    "summary": """
+    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    ValueAtQuantiles Nested (
+        Quantile Float64,
+        Value Float64
+    ) CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),""",
+}
+
+_GENAI_COLUMNS = """
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    TenantId LowCardinality(String) CODEC(ZSTD(1)),
+    Provider LowCardinality(String) CODEC(ZSTD(1)),
+    RequestModel LowCardinality(String) CODEC(ZSTD(1)),
+    ResponseModel LowCardinality(String) CODEC(ZSTD(1)),
+    Operation LowCardinality(String) CODEC(ZSTD(1)),
+    InputTokens UInt64 CODEC(ZSTD(1)),
+    OutputTokens UInt64 CODEC(ZSTD(1)),
+    CacheReadTokens UInt64 CODEC(ZSTD(1)),
+    CacheWriteTokens UInt64 CODEC(ZSTD(1)),
+    ReasoningTokens UInt64 CODEC(ZSTD(1)),
+    CostUsd Decimal(18, 9) CODEC(ZSTD(1)),
+    DurationNs UInt64 CODEC(ZSTD(1)),
+    ErrorType LowCardinality(String) CODEC(ZSTD(1)),
+    AnomalyKinds Array(String) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1
+"""
+
+_AUDIT_COLUMNS = """
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    RecordId String CODEC(ZSTD(1)),
+    TenantId LowCardinality(String) CODEC(ZSTD(1)),
+    ActorId String CODEC(ZSTD(1)),
+    Action LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceType LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceId String CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    Details String CODEC(ZSTD(1)),
+    PrevHash String CODEC(ZSTD(1)),
+    RecordHash String CODEC(ZSTD(1))
+"""
+
+_ORDER_METRICS = """PARTITION BY toDate(TimeUnix)
+ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))"""
+
+TABLE_SPECS: Final[tuple[TableSpec, ...]] = (
+    TableSpec(
+        TRACES,
+        _TRACES_COLUMNS,
+        "PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, SpanName, toDateTime(Timestamp))",
+        "toDateTime(Timestamp)",
+        "cityHash64(TraceId)",
+    ),
+    TableSpec(
+        TRACE_ID_TS,
+        _TRACE_ID_TS_COLUMNS,
+        "PARTITION BY toDate(Start)\nORDER BY (TraceId, Start)",
+        "toDateTime(Start)",
+        "cityHash64(TraceId)",
+    ),
+    TableSpec(
+        LOGS,
+        _LOGS_COLUMNS,
+        "PARTITION BY toDate(TimestampTime)\nPRIMARY KEY (ServiceName, TimestampTime)\n"
+        "ORDER BY (ServiceName, TimestampTime, Timestamp)",
+        "TimestampTime",
+        "cityHash64(ServiceName, TraceId, Timestamp)",
+    ),
+    *(
+        TableSpec(
+            METRICS[kind],
+            _METRIC_HEAD + _METRIC_BODY[kind] + _METRIC_INDEXES,
+            _ORDER_METRICS,
+            "toDateTime(TimeUnix)",
+            "cityHash64(ServiceName, MetricName, TimeUnix)",
+        )
+        for kind in columns.METRIC_KINDS
+    ),
+    TableSpec(
+        GENAI_CALLS,
+        _GENAI_COLUMNS,
+        "PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, RequestModel, toDateTime(Timestamp))",
+        "toDateTime(Timestamp)",
+        "cityHash64(TraceId)",
+    ),
+    # Audit records outlive telemetry retention: no TTL on them.
+    TableSpec(
+        AUDIT_LOG,
+        _AUDIT_COLUMNS,
+        "PARTITION BY toYYYYMM(Timestamp)\nORDER BY (TenantId, Timestamp, RecordId)",
+        None,
+        "cityHash64(TenantId)",
+        settings="index_granularity = 8192",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Names and DDL of one store (a database, optionally on a cluster)."""
+
+    database: str = "otel"
+    cluster: str | None = None
+    ttl_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        for what, name in (("database", self.database), ("cluster", self.cluster)):
+            if name is not None and not IDENTIFIER.match(name):
+                raise ValueError(f"{what} {name!r} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+
+    def qualified(self, table: str) -> str:
+        return f"`{self.database}`.`{table}`"
+
+    def storage_name(self, table: str) -> str:
+        """The table that holds the rows: ``<name>_local`` on a cluster."""
+        return f"{table}_local" if self.cluster else table
+
+    @property
+    def _on_cluster(self) -> str:
+        return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
+
+    def _engine(self, spec: TableSpec) -> str:
+        if self.cluster:
+            return "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
+        return "MergeTree"
+
+    def _table(self, spec: TableSpec) -> list[str]:
+        ttl = ttl_clause(self.ttl_seconds, spec.ttl_column) if spec.ttl_column else ""
+        settings = spec.settings
+        if not self.cluster:
+            # Replicated tables deduplicate inserts by default; plain MergeTree only with a window.
+            settings += f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
+        ttl_line = f"\n{ttl}" if ttl else ""
+        local = self.qualified(self.storage_name(spec.name))
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {local}{self._on_cluster} ({spec.columns})\n"
+            f"ENGINE = {self._engine(spec)}\n{spec.order}{ttl_line}\nSETTINGS {settings}"
+        ]
+        if self.cluster:
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {self.qualified(spec.name)}{self._on_cluster} AS {local}\n"
+                f"ENGINE = Distributed(`{self.cluster}`, `{self.database}`, "
+                f"`{self.storage_name(spec.name)}`, {spec.shard_key})"
+            )
+        return statements
+
+    def statements(self) -> list[str]:
+        """Every DDL statement, in the order they must run."""
+        out = [f"CREATE DATABASE IF NOT EXISTS `{self.database}`{self._on_cluster}"]
+        for spec in TABLE_SPECS:
+            out.extend(self._table(spec))
+        on = self._on_cluster
+        traces_rows = self.qualified(self.storage_name(TRACES))
+        # Views on the row tables run where the rows land (each shard on a cluster).
+        view = self.qualified(self.storage_name(TRACE_ID_TS_MV))
+        out.append(
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view}{on}\n"
+            f"TO {self.qualified(self.storage_name(TRACE_ID_TS))}\n"
+            "AS SELECT\n    TraceId,\n    min(Timestamp) AS Start,\n    max(Timestamp) AS End\n"
+            f"FROM {traces_rows}\nWHERE TraceId != ''\nGROUP BY TraceId"
+        )
+        view = self.qualified(self.storage_name(GENAI_CALLS_MV))
+        out.append(
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view}{on}\n"
+            f"TO {self.qualified(self.storage_name(GENAI_CALLS))}\n"
+            f"AS {columns.genai_select(traces_rows)}"
+        )
+        # Input tables: requests arrive here and views write rows through the
+        # user-facing names (Distributed tables on a cluster).
+        for signal, input_table in INPUT_TABLES.items():
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {self.qualified(input_table)}{on} "
+                f"({wire.INPUT_STRUCTURE[signal]})\nENGINE = Null"
+            )
+        source = self.qualified(INPUT_TABLES[Signal.TRACES])
+        out.append(self._input_view("otlp_traces_mv", TRACES, columns.traces_select(source)))
+        source = self.qualified(INPUT_TABLES[Signal.LOGS])
+        out.append(self._input_view("otlp_logs_mv", LOGS, columns.logs_select(source)))
+        source = self.qualified(INPUT_TABLES[Signal.METRICS])
+        for kind in columns.METRIC_KINDS:
+            select = columns.metrics_select(source, kind)
+            out.append(self._input_view(f"otlp_metrics_{kind}_mv", METRICS[kind], select))
+        return out
+
+    def _input_view(self, view: str, target: str, select: str) -> str:
+        return (
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.qualified(view)}{self._on_cluster}\n"
+            f"TO {self.qualified(target)}\nAS {select}"
+        )
+
+    def input_table(self, signal: Signal) -> str:
+        return INPUT_TABLES[signal]
