@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation, Overflow
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import genai_prices
 from genai_prices import data_snapshot
@@ -57,8 +57,7 @@ class NegativeRemainderError(ValueError):
     """A subset count (cache, reasoning, audio) exceeds the total it belongs to."""
 
 
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
+class TokenUsage(NamedTuple):
     """Token counts with OTel semantics: ``input`` includes cache reads, cache writes and
     input audio; ``output`` includes reasoning and output audio; ``cache_audio_read`` is
     part of both ``cache_read`` and ``input_audio``."""
@@ -178,8 +177,7 @@ class PriceSheet:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class CostBreakdown:
+class CostBreakdown(NamedTuple):
     """USD, exact. ``total == input + output + cache_read + cache_write + request``."""
 
     total: Decimal
@@ -202,21 +200,20 @@ def price_usage(usage: TokenUsage, sheet: PriceSheet) -> CostBreakdown:
     cache writes, text output, reasoning, output audio. A tier is chosen by the total
     input tokens. Raises ``NegativeRemainderError`` when a subset exceeds its total (a
     data error, never priced)."""
-    u = usage
-    cached_audio = u.cache_audio_read
-    cache_read_text = u.cache_read - cached_audio
-    audio_in = u.input_audio - cached_audio
-    text_in = u.input - u.cache_read - u.cache_write - audio_in
-    text_out = u.output - u.reasoning - u.output_audio
+    total_in, total_out, cache_read, cache_write, reasoning, input_audio, output_audio, cached_audio = usage
+    cache_read_text = cache_read - cached_audio
+    audio_in = input_audio - cached_audio
+    text_in = total_in - cache_read - cache_write - audio_in
+    text_out = total_out - reasoning - output_audio
     if (
         text_in < 0
         or text_out < 0
         or cache_read_text < 0
         or audio_in < 0
         or cached_audio < 0
-        or u.cache_write < 0
-        or u.reasoning < 0
-        or u.output_audio < 0
+        or cache_write < 0
+        or reasoning < 0
+        or output_audio < 0
     ):
         raise NegativeRemainderError(f"token subsets exceed their totals: {usage!r}")
     (
@@ -228,7 +225,7 @@ def price_usage(usage: TokenUsage, sheet: PriceSheet) -> CostBreakdown:
         r_text_out,
         r_reasoning,
         r_audio_out,
-    ) = sheet.leaf_rates(u.input)
+    ) = sheet.leaf_rates(total_in)
     input_cost = _mul(r_text_in, text_in) if text_in and r_text_in is not None else ZERO
     if audio_in and r_audio_in is not None:
         input_cost = _add(input_cost, _mul(r_audio_in, audio_in))
@@ -237,26 +234,18 @@ def price_usage(usage: TokenUsage, sheet: PriceSheet) -> CostBreakdown:
     )
     if cached_audio and r_cache_audio is not None:
         cache_read_cost = _add(cache_read_cost, _mul(r_cache_audio, cached_audio))
-    cache_write_cost = (
-        _mul(r_cache_write, u.cache_write) if u.cache_write and r_cache_write is not None else ZERO
-    )
+    cache_write_cost = _mul(r_cache_write, cache_write) if cache_write and r_cache_write is not None else ZERO
     output_cost = _mul(r_text_out, text_out) if text_out and r_text_out is not None else ZERO
-    if u.reasoning and r_reasoning is not None:
-        output_cost = _add(output_cost, _mul(r_reasoning, u.reasoning))
-    if u.output_audio and r_audio_out is not None:
-        output_cost = _add(output_cost, _mul(r_audio_out, u.output_audio))
+    if reasoning and r_reasoning is not None:
+        output_cost = _add(output_cost, _mul(r_reasoning, reasoning))
+    if output_audio and r_audio_out is not None:
+        output_cost = _add(output_cost, _mul(r_audio_out, output_audio))
     request_cost = sheet.per_request if sheet.per_request is not None else ZERO
     total = _add(_add(input_cost, output_cost), _add(cache_read_cost, cache_write_cost))
     if request_cost:
         total = _add(total, request_cost)
     return CostBreakdown(
-        total=total,
-        input=input_cost,
-        output=output_cost,
-        cache_read=cache_read_cost,
-        cache_write=cache_write_cost,
-        request=request_cost,
-        pricing=sheet.pricing,
+        total, input_cost, output_cost, cache_read_cost, cache_write_cost, request_cost, sheet.pricing
     )
 
 

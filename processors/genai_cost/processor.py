@@ -381,16 +381,8 @@ class GenAICostProcessor(Processor):
             unpriced[model] += 1
             self._log_unpriced_once(provider, model)
             return
-        usage = TokenUsage(
-            input=counts[_IN],
-            output=counts[_OUT],
-            cache_read=counts[_CACHE_READ],
-            cache_write=counts[_CACHE_WRITE],
-            reasoning=counts[_REASONING],
-            input_audio=counts[_AUDIO_IN],
-            output_audio=counts[_AUDIO_OUT],
-            cache_audio_read=counts[_CACHE_AUDIO_READ],
-        )
+        # slots _IN.._CACHE_AUDIO_READ are in TokenUsage's field order
+        usage = TokenUsage._make(counts[_IN : _CACHE_AUDIO_READ + 1])
         try:
             cost = price_usage(usage, sheet)
         except NegativeRemainderError:
