@@ -97,7 +97,7 @@ class PrometheusExporter(Exporter):
         await self.server.start()
 
     def describe(self) -> str:
-        return f"/metrics on {self.url}"
+        return f"serving {self.url}"
 
     async def shutdown(self) -> None:
         await self.server.stop()

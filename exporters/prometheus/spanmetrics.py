@@ -65,19 +65,31 @@ TYPE_LABEL = "type"
 
 BASE_LABELS: tuple[str, ...] = (SERVICE_LABEL, PROVIDER_LABEL, MODEL_LABEL, OPERATION_LABEL, TENANT_LABEL)
 
+# Plain module globals: the hot loop reads them without a semconv attribute lookup.
+_TENANT = semconv.AUDIT_TENANT_ID
+_OPERATION = semconv.GEN_AI_OPERATION_NAME
+_PROVIDER = semconv.GEN_AI_PROVIDER_NAME
+_MODEL = semconv.GEN_AI_REQUEST_MODEL
+_INPUT_TOKENS = semconv.GEN_AI_USAGE_INPUT_TOKENS
+_OUTPUT_TOKENS = semconv.GEN_AI_USAGE_OUTPUT_TOKENS
+_ERROR_TYPE = semconv.ERROR_TYPE
+_COST = semconv.GEN_AI_USAGE_COST
+_ANOMALY_KINDS = semconv.ANOMALY_KINDS
+_PII_TYPES = semconv.PII_REDACTED_TYPES
+_PII_COUNT = semconv.PII_REDACTED_COUNT
 _WANTED = frozenset(
     {
-        semconv.GEN_AI_OPERATION_NAME,
-        semconv.GEN_AI_PROVIDER_NAME,
-        semconv.GEN_AI_REQUEST_MODEL,
-        semconv.GEN_AI_USAGE_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
-        semconv.GEN_AI_USAGE_COST,
-        semconv.ERROR_TYPE,
-        semconv.AUDIT_TENANT_ID,
-        semconv.ANOMALY_KINDS,
-        semconv.PII_REDACTED_TYPES,
-        semconv.PII_REDACTED_COUNT,
+        _TENANT,
+        _OPERATION,
+        _PROVIDER,
+        _MODEL,
+        _INPUT_TOKENS,
+        _OUTPUT_TOKENS,
+        _ERROR_TYPE,
+        _COST,
+        _ANOMALY_KINDS,
+        _PII_TYPES,
+        _PII_COUNT,
     }
 )
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
@@ -206,13 +218,14 @@ def aggregate_spans(
                 found = pick(span.attributes, _WANTED)
                 if not found:
                     continue
-                v = found.get(semconv.AUDIT_TENANT_ID)
+                get = found.get
+                v = get(_TENANT)
                 tenant = v.string_value if (v is not None and read_tenant) else default_tenant
-                v = found.get(semconv.GEN_AI_OPERATION_NAME)
+                v = get(_OPERATION)
                 operation = v.string_value if v is not None else ""
-                v = found.get(semconv.GEN_AI_PROVIDER_NAME)
+                v = get(_PROVIDER)
                 provider = v.string_value if v is not None else ""
-                v = found.get(semconv.GEN_AI_REQUEST_MODEL)
+                v = get(_MODEL)
                 model = v.string_value if v is not None else ""
                 base = (service, provider, model, operation, tenant)
                 if operation or provider or model:
@@ -221,15 +234,15 @@ def aggregate_spans(
                         or operation not in _AGENT_OPERATIONS
                         or span.kind == _SPAN_KIND_CLIENT
                     ):
-                        v = found.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
+                        v = get(_INPUT_TOKENS)
                         if v is not None:
                             _observe(tokens, (*base, TOKEN_TYPE_INPUT), TOKEN_BUCKETS,
                                      v.int_value or v.double_value, span)  # fmt: skip
-                        v = found.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
+                        v = get(_OUTPUT_TOKENS)
                         if v is not None:
                             _observe(tokens, (*base, TOKEN_TYPE_OUTPUT), TOKEN_BUCKETS,
                                      v.int_value or v.double_value, span)  # fmt: skip
-                    v = found.get(semconv.ERROR_TYPE)
+                    v = get(_ERROR_TYPE)
                     if v is not None:
                         error_type = v.string_value or ERROR_TYPE_OTHER
                     elif span.status.code == _STATUS_ERROR:
@@ -239,21 +252,21 @@ def aggregate_spans(
                     elapsed = span.end_time_unix_nano - span.start_time_unix_nano
                     if elapsed >= 0:
                         _observe(duration, (*base, error_type), DURATION_BUCKETS, elapsed / 1e9, span)
-                    v = found.get(semconv.GEN_AI_USAGE_COST)
+                    v = get(_COST)
                     if v is not None:
                         amount = v.double_value or v.int_value
                         if amount > 0:
                             cost[base] = cost.get(base, 0.0) + amount
-                v = found.get(semconv.ANOMALY_KINDS)
+                v = get(_ANOMALY_KINDS)
                 if v is not None:
                     for kind in v.array_value.values:
                         key = (*base, kind.string_value)
                         anomalies[key] = anomalies.get(key, 0) + 1
-                v = found.get(semconv.PII_REDACTED_TYPES)
+                v = get(_PII_TYPES)
                 if v is not None:
                     types = [t.string_value for t in v.array_value.values]
                     if types:
-                        c = found.get(semconv.PII_REDACTED_COUNT)
+                        c = get(_PII_COUNT)
                         count = max(c.int_value if c is not None else 0, len(types))
                         share, rest = divmod(count, len(types))
                         for i, pii_type in enumerate(types):
