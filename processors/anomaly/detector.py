@@ -33,6 +33,12 @@ from statistics import NormalDist
 from typing import Any
 
 _TINY = 1e-9
+# A point carries the episode's z only if it is itself unusual: at least this many mean
+# absolute errors from the level, or in a region of the histogram holding < 1 % of the
+# mass (-log 0.01).
+POINT_MIN_ERROR = 3.0
+POINT_MIN_RARITY = 4.6
+HUBER = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +72,7 @@ DEFAULT_PARAMS = DetectorParams()
 
 # Field order of a snapshot (``Detector.state``); floats and ints only, plus the histogram.
 _STATE_FIELDS = (
-    "n", "level", "scale", "err_short", "err_mean", "err_var", "rare_short", "rare_mean",
+    "n", "level", "anchor", "scale", "err_short", "err_mean", "err_var", "rare_short", "rare_mean",
     "rare_var", "lo", "hi", "total", "weight", "quiet",
 )
 
@@ -80,8 +86,9 @@ class Detector:
     """``update(timestamp_seconds, value) -> score in [0, 1]``, one instance per series.
 
     The score is the alert view (silent during the refractory period after an alarm);
-    ``last_z`` keeps the underlying likelihood z of the latest point for callers that
-    flag every anomalous point of an episode rather than its onset.
+    ``last_z`` keeps the underlying likelihood z of the latest point (when the point is
+    unusual itself) for callers that flag every anomalous point of an episode rather
+    than its onset.
 
     Timestamps are accepted for interface stability (replayed data, future time-based
     decay) but the model advances per point: NAB series and span streams alike are
@@ -89,14 +96,15 @@ class Detector:
     """
 
     __slots__ = (
-        "_p", "counts", "err_mean", "err_short", "err_var", "hi", "last_z", "level", "lo", "n", "quiet",
-        "rare_mean", "rare_short", "rare_var", "scale", "total", "weight",
+        "_p", "anchor", "counts", "err_mean", "err_short", "err_var", "hi", "last_z", "level", "lo", "n",
+        "quiet", "rare_mean", "rare_short", "rare_var", "scale", "total", "weight",
     )
 
     def __init__(self, params: DetectorParams | None = None) -> None:
         self._p = params if params is not None else DEFAULT_PARAMS
         self.n = 0
         self.level = 0.0
+        self.anchor = 0.0
         self.scale = 0.0
         self.err_short = self.err_mean = self.err_var = 0.0
         self.rare_short = self.rare_mean = self.rare_var = 0.0
@@ -105,8 +113,9 @@ class Detector:
         self.total = 0.0
         self.weight = 1.0
         self.quiet = 0
-        # Likelihood z of the last point before the refractory silence (0 in warm-up):
-        # the processor flags spans on it, so every span of an ongoing episode is flagged.
+        # Likelihood z of the last point before the refractory silence (0 in warm-up, and
+        # 0 when the point itself is ordinary): the processor flags spans on it, so every
+        # unusual span of an ongoing episode is flagged, not only the first.
         self.last_z = 0.0
 
     @property
@@ -124,7 +133,7 @@ class Detector:
         p = self._p
         n = self.n = self.n + 1
         if n == 1:
-            self.level = x
+            self.level = self.anchor = x
             margin = 1e-6 * abs(x) + _TINY
             self.lo, self.hi = x - margin, x + margin
             self._rarity(x)
@@ -136,6 +145,19 @@ class Detector:
         scale = self.scale = self.scale + a * (err - self.scale)
         raw = err / (scale + p.relative_floor * abs(level) + _TINY)
         self.level = level + p.level_alpha * (x - level)
+        # The flag gate measures the point from a Huber-robust twin of the level: one
+        # outlier moves it by at most HUBER error units x alpha, so the calls after a
+        # slow one are not judged from a displaced level (the plain level scores better
+        # on NAB, so it stays for the likelihood).
+        unit = scale + p.relative_floor * abs(level) + _TINY
+        step = x - self.anchor
+        gate_error = (step if step >= 0.0 else -step) / unit
+        bound = HUBER * unit
+        if step > bound:
+            step = bound
+        elif step < -bound:
+            step = -bound
+        self.anchor += p.level_alpha * step
 
         la = p.long_alpha if n * p.long_alpha > 1.0 else 1.0 / n
         short = self.err_short = self.err_short + p.short_alpha * (raw - self.err_short)
@@ -144,7 +166,8 @@ class Detector:
         self.err_mean += la * d
         self.err_var = (1.0 - la) * (self.err_var + la * d * d)
 
-        short = self.rare_short = self.rare_short + p.short_alpha * (self._rarity(x) - self.rare_short)
+        rarity = self._rarity(x)
+        short = self.rare_short = self.rare_short + p.short_alpha * (rarity - self.rare_short)
         d = short - self.rare_mean
         z_rare = d / (math.sqrt(self.rare_var) + _TINY)
         self.rare_mean += la * d
@@ -154,7 +177,9 @@ class Detector:
             z = z_rare
         if n < p.warmup:
             return 0.0
-        self.last_z = z
+        # The episode z lingers for a few points after a lone outlier; only a point that is
+        # unusual itself carries it, so the calls next to a slow one are not flagged.
+        self.last_z = z if gate_error >= POINT_MIN_ERROR or rarity >= POINT_MIN_RARITY else 0.0
         if self.quiet > 0:
             self.quiet -= 1
             return 0.0
