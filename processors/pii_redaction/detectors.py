@@ -232,11 +232,19 @@ _PHONE_INTERNATIONAL = (
     r"\+[1-9]\d{0,2}[ .\-]?(?:\(\d{1,5}\)[ .\-]?)?\d{1,5}(?:[ .\-/]?\d{1,6}){1,5}" + _PHONE_EXT
 )
 _PHONE_NANP = (
-    r"(?:\b1[ .\-]?)?(?:\([2-9]\d{2}\)[ .\-]?|\b[2-9]\d{2}[ .\-])[2-9]\d{2}[ .\-]\d{4}\b"
+    r"(?:\b1[ .\-]?)?(?:\([2-9]\d{2}\)[ .\-]?|\b[2-9]\d{2}[ .\-])[2-9]\d{2}[ .\-]\d{4}"
     + _PHONE_EXT
-    + r"|\b[2-9]\d{2}[2-9]\d{6}\b"
+    + r"\b|\b[2-9]\d{2}[2-9]\d{6}\b"
 )
-_PHONE_TRUNK = r"(?:\b0\d{1,4}|\(0\d{1,4}\))(?:[ .\-/]?\d{2,8}){1,4}\b" + _PHONE_EXT
+_PHONE_TRUNK = r"(?:\b0\d{1,4}|\(0\d{1,4}\))(?:[ .\-/]?\d{2,8}){1,4}" + _PHONE_EXT + r"\b"
+# Regions without a national prefix (Italy, Spain, ...) write mobiles as plain 9-11 digits.
+# Contiguous ones start at 3: numbers starting with 1 or 2 are mostly epoch seconds and ids.
+_PHONE_NO_TRUNK = r"\b[3-9]\d{8,10}\b|\b[1-9]\d{2}[ .]\d{2,3}[ .]?\d{2,4}(?:[ .]\d{2,3})?\b"
+
+
+def _without_national_prefix(region: str) -> bool:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return meta is not None and not meta.national_prefix
 
 
 def phone_pattern(regions: Sequence[str]) -> str:
@@ -245,7 +253,21 @@ def phone_pattern(regions: Sequence[str]) -> str:
         parts.append(_PHONE_NANP)
     if any(r not in _NANP_REGIONS for r in regions):
         parts.append(_PHONE_TRUNK)
+    if any(_without_national_prefix(r) for r in regions):
+        parts.append(_PHONE_NO_TRUNK)
     return "|".join(f"(?:{p})" for p in parts)
+
+
+_SSN_SHAPE = stdlib_re.compile(rb"\d{3}-\d{2}-\d{4}")
+_DECIMAL = stdlib_re.compile(rb"\d+[.,]\d+")
+
+
+def _glued(buf: bytes, start: int, end: int) -> bool:
+    """A fragment of a dash-joined token (UUID, "ORD-2024-000123") or of a decimal number
+    ("20.0269645", "1,299") is not a phone number."""
+    if start >= 2 and buf[start - 1] in b"-.," and buf[start - 2 : start - 1].isalnum():
+        return True
+    return end + 1 < len(buf) and buf[end] in b"-.," and buf[end + 1 : end + 2].isalnum()
 
 
 def make_phone_validator(regions: Sequence[str]) -> Validator:
@@ -290,6 +312,8 @@ def make_phone_validator(regions: Sequence[str]) -> Validator:
 
     def validate(buf: bytes, start: int, end: int) -> list[Span]:
         raw = buf[start:end]
+        if _glued(buf, start, end) or _SSN_SHAPE.fullmatch(raw) or _DECIMAL.fullmatch(raw):
+            return []
         # Keyed by a digest so that no phone number is kept in memory as text.
         key = hashlib.blake2b(raw, digest_size=16).digest()
         rel = cache.get(key)
@@ -431,6 +455,8 @@ def phone_anchors(regions: Sequence[str]) -> tuple[str, ...]:
         out.append(_VALUE_START + r"\d{10}")
     if any(r not in _NANP_REGIONS for r in regions):
         out.append(_VALUE_START + r"\(?0(?:[ .\-()/]{0,2}\d){6}")
+    if any(_without_national_prefix(r) for r in regions):
+        out.append(_VALUE_START + r"\d(?:[ .]?\d){8}")
     return tuple(out)
 
 
@@ -684,7 +710,7 @@ def builtin_detectors(phone_regions: Sequence[str], include_private_ips: bool = 
         Detector(
             "secret_assignment",
             SECRET,
-            r"(?i)\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?key|auth[_\-]?token|access[_\-]?token|private[_\-]?key)\b[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"'`,;&<>]{6,200})",
+            r"(?i)(?:\b|_)(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?key|auth[_\-]?token|access[_\-]?token|private[_\-]?key)\b[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"'`,;&<>]{6,200})",
             (
                 r"(?i)(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|auth[_\-]?token|access[_\-]?token|private[_\-]?key)[\"']?\s*[:=]",
             ),
