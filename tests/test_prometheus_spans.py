@@ -338,3 +338,30 @@ def test_usage_rolled_up_on_internal_agent_spans_is_not_counted_twice() -> None:
     export(exporter, trace_request(specs))
     samples, _ = samples_of(scrape(exporter)[0])
     assert total(samples, "gen_ai_client_token_usage_sum", gen_ai_token_type="input") == 607
+
+
+def test_pii_redactions_of_log_records_are_counted() -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    import semconv
+    from otel_receiver.attributes import set_int, set_str, set_str_array
+
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    set_str(rl.resource.attributes, semconv.SERVICE_NAME, "chat-api")
+    records = rl.scope_logs.add().log_records
+    redacted = records.add()
+    set_str_array(redacted.attributes, semconv.PII_REDACTED_TYPES, ["EMAIL", "PHONE"])
+    set_int(redacted.attributes, semconv.PII_REDACTED_COUNT, 3)
+    set_str(redacted.attributes, semconv.AUDIT_TENANT_ID, "acme")
+    records.add().body.string_value = "nothing to redact"
+    exporter, _ = make_exporter()
+    export(exporter, req)
+    samples, _ = samples_of(scrape(exporter)[0])
+    assert (
+        value(samples, "pii_redactions_total", service_name="chat-api", tenant_id="acme", type="EMAIL") == 2
+    )
+    assert (
+        value(samples, "pii_redactions_total", service_name="chat-api", tenant_id="acme", type="PHONE") == 1
+    )
+    assert not [k for k in samples if k[0].startswith("gen_ai_")]

@@ -9,7 +9,7 @@ factory: Factory[PrometheusExporterConfig, PrometheusExporter] = Factory(
     type_name="prometheus",
     config_model=PrometheusExporterConfig,
     create=create,
-    signals=frozenset({Signal.TRACES, Signal.METRICS}),
+    signals=frozenset({Signal.TRACES, Signal.METRICS, Signal.LOGS}),
     description="Prometheus /metrics endpoint: GenAI span metrics, translated OTLP metrics, self-metrics",
 )
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterable
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -18,7 +19,7 @@ from prometheus_client.registry import Collector
 from exporters.prometheus.config import PrometheusExporterConfig, split_endpoint
 from exporters.prometheus.selfmetrics import self_metrics_for
 from exporters.prometheus.server import ScrapeServer
-from exporters.prometheus.spanmetrics import SPAN_FAMILIES, SpanMetricsState, aggregate_spans
+from exporters.prometheus.spanmetrics import SPAN_FAMILIES, SpanMetricsState, aggregate_logs, aggregate_spans
 from exporters.prometheus.translate import TranslatedMetrics
 from otel_receiver.component import (
     Batch,
@@ -41,7 +42,7 @@ class _Snapshot:
 
 
 class PrometheusExporter(Exporter):
-    signals = frozenset({Signal.TRACES, Signal.METRICS})
+    signals = frozenset({Signal.TRACES, Signal.METRICS, Signal.LOGS})
 
     def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -110,6 +111,10 @@ class PrometheusExporter(Exporter):
                         batch, context, self.cfg.tenant_label, self.cfg.count_internal_agent_usage
                     )
                 )
+                self._self_metrics.series.labels(self._id, "spans").set(self.spans.series_count())
+        elif isinstance(batch, ExportLogsServiceRequest):
+            if self.cfg.span_metrics:
+                self.spans.merge(aggregate_logs(batch, context, self.cfg.tenant_label))
                 self._self_metrics.series.labels(self._id, "spans").set(self.spans.series_count())
         elif isinstance(batch, ExportMetricsServiceRequest):
             self.translated.consume(batch)

@@ -14,7 +14,9 @@ from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar
@@ -264,15 +266,53 @@ def aggregate_spans(
                         anomalies[key] = anomalies.get(key, 0) + 1
                 v = get(_PII_TYPES)
                 if v is not None:
-                    types = [t.string_value for t in v.array_value.values]
-                    if types:
-                        c = get(_PII_COUNT)
-                        count = max(c.int_value if c is not None else 0, len(types))
-                        share, rest = divmod(count, len(types))
-                        for i, pii_type in enumerate(types):
-                            key = (*base, pii_type)
-                            pii[key] = pii.get(key, 0) + share + (1 if i < rest else 0)
+                    _count_pii(pii, base, v, get(_PII_COUNT))
     return agg
+
+
+_LOG_WANTED = frozenset({_TENANT, _OPERATION, _PROVIDER, _MODEL, _PII_TYPES, _PII_COUNT})
+
+
+def aggregate_logs(
+    batch: ExportLogsServiceRequest, context: RequestContext, tenant_mode: str
+) -> BatchAggregate:
+    """PII redactions of log records (the pii_redaction processor marks them as it marks
+    spans); records carry no tokens, durations or costs."""
+    agg = BatchAggregate()
+    pii = agg.pii
+    if tenant_mode == "never":
+        default_tenant = ""
+    else:
+        default_tenant = context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else "")
+    for resource_logs in batch.resource_logs:
+        service = get_str(resource_logs.resource.attributes, semconv.SERVICE_NAME) or ""
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                found = pick(record.attributes, _LOG_WANTED)
+                types_value = found.get(_PII_TYPES)
+                if types_value is None:
+                    continue
+                get = found.get
+                v = get(_TENANT)
+                tenant = v.string_value if (v is not None and tenant_mode != "never") else default_tenant
+                base = tuple(
+                    v.string_value if (v := get(k)) is not None else ""
+                    for k in (_PROVIDER, _MODEL, _OPERATION)
+                )
+                _count_pii(pii, (service, *base, tenant), types_value, get(_PII_COUNT))
+    return agg
+
+
+def _count_pii(pii: dict[Key, int], base: Key, types_value: AnyValue, count_value: AnyValue | None) -> None:
+    """A record's redaction count split evenly over its types, so the totals stay exact."""
+    types = [t.string_value for t in types_value.array_value.values]
+    if not types:
+        return
+    count = max(count_value.int_value if count_value is not None else 0, len(types))
+    share, rest = divmod(count, len(types))
+    for i, pii_type in enumerate(types):
+        key = (*base, pii_type)
+        pii[key] = pii.get(key, 0) + share + (1 if i < rest else 0)
 
 
 def _drop_stale(family: dict[Key, HistogramSeries] | dict[Key, CounterSeries], cutoff: float) -> int:
