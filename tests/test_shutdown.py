@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +61,7 @@ class ReceiverProcess:
         return "stdout:\n" + "".join(self.stdout) + "\nstderr:\n" + self.stderr_path.read_text()[-4000:]
 
 
-def _write_config(tmp_path: Path, out: Path) -> Path:
+def _write_config(tmp_path: Path, out: Path, batch_timeout: str) -> Path:
     config = tmp_path / "receiver.yaml"
     # Ports 0: the kernel picks free ones and the banner says which, so no port can be
     # taken by a parallel test between choosing it and binding it.
@@ -77,7 +77,7 @@ receivers:
 processors:
   batch:
     send_batch_size: 64
-    timeout: 50ms
+    timeout: {batch_timeout}
 exporters:
   file:
     path: {out}
@@ -103,33 +103,40 @@ def _listening(lines: list[str], what: str) -> str:
     raise AssertionError(f"banner has no {what!r} line:\n{''.join(lines)}")
 
 
+Launcher = Callable[..., ReceiverProcess]
+
+
 @pytest.fixture
-def launch(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    out = tmp_path / "spans.jsonl"
-    config = _write_config(tmp_path, out)
-    stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "otel_receiver.cli", "run", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    lines: list[str] = []
-    ready = threading.Event()
+def launch(tmp_path: Path) -> Iterator[Launcher]:
+    """Starts ``otel-receiver run`` on a config writing to ``tmp_path/spans.jsonl``;
+    returns once the banner is printed and /health answers 200."""
+    started: list[subprocess.Popen[str]] = []
 
-    def read_stdout() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "stop with Ctrl-C" in line:
-                ready.set()
-        ready.set()
+    def start(batch_timeout: str = "50ms") -> ReceiverProcess:
+        config = _write_config(tmp_path, tmp_path / "spans.jsonl", batch_timeout)
+        stderr_path = tmp_path / "stderr.log"
+        with stderr_path.open("w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "otel_receiver.cli", "run", "--config", str(config)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                cwd=REPO_ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        started.append(proc)
+        lines: list[str] = []
+        ready = threading.Event()
 
-    threading.Thread(target=read_stdout, daemon=True).start()
-    try:
+        def read_stdout() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "stop with Ctrl-C" in line:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read_stdout, daemon=True).start()
         ready.wait(60)
         assert proc.poll() is None, f"receiver exited at start:\n{''.join(lines)}{stderr_path.read_text()}"
         rp = ReceiverProcess(
@@ -141,8 +148,10 @@ def launch(tmp_path: Path) -> Iterator[ReceiverProcess]:
         )
         health = requests.get(f"{rp.http_url}/health", timeout=10)
         assert health.status_code == 200
-        yield rp
-    finally:
+        return rp
+
+    yield start
+    for proc in started:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
@@ -298,9 +307,9 @@ def _watch_health(url: str, stop: threading.Event, seen: list[int]) -> None:
     ids=["SIGTERM", "SIGINT"],
 )
 def test_shutdown_under_load_loses_nothing_acknowledged(
-    launch: ReceiverProcess, tmp_path: Path, sig: signal.Signals, load_seconds: float, workers: int
+    launch: Launcher, tmp_path: Path, sig: signal.Signals, load_seconds: float, workers: int
 ) -> None:
-    rp = launch
+    rp = launch()
     signalled = threading.Event()
     out = Outcome()
     threads = []
@@ -355,3 +364,36 @@ def test_shutdown_under_load_loses_nothing_acknowledged(
     # Health never goes back to ready once it has reported draining.
     if 503 in health_seen:
         assert 200 not in health_seen[health_seen.index(503) :]
+
+
+def test_shutdown_flushes_what_the_batch_processor_holds(launch: Launcher, tmp_path: Path) -> None:
+    """Spans acknowledged but still buffered (a batch timeout far beyond the test) are
+    written on SIGTERM: shutdown drains processors before queues."""
+    rp = launch(batch_timeout="10m")
+    stub_channel = grpc.insecure_channel(rp.grpc_endpoint)
+    acked: set[bytes] = set()
+    with stub_channel:
+        stub = TraceServiceStub(stub_channel)
+        for seq in range(5):
+            req, ids = _request("held-grpc", seq)
+            stub.Export(req, timeout=10)
+            acked.update(ids)
+    with requests.Session() as session:
+        for seq in range(5):
+            req, ids = _request("held-http", seq)
+            resp = session.post(
+                f"{rp.http_url}/v1/traces",
+                data=req.SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+                timeout=10,
+            )
+            assert resp.status_code == 200
+            acked.update(ids)
+    out = tmp_path / "spans.jsonl"
+    # Still buffered: the batch is neither full nor timed out.
+    assert not _read_span_ids(out)
+    rp.proc.send_signal(signal.SIGTERM)
+    assert rp.proc.wait(60) == 0, rp.diagnostics()
+    written = _read_span_ids(out)
+    assert written.keys() == acked
+    assert set(written.values()) == {1}
