@@ -702,34 +702,27 @@ def test_mismatch_tolerance_is_configurable() -> None:
 
 
 def test_decimal_sum_of_a_million_spans_is_exact() -> None:
-    """A million priced calls summed as Decimal equal the exact total, computed from the
-    token sums (pricing is linear), to the last digit; a float sum would drift."""
+    """A million different calls priced one by one and summed as Decimal equal the exact
+    total computed from the token sums (pricing is linear), to the last digit; the same
+    sum in floats drifts."""
     prices = PriceBook().lookup("anthropic", ["claude-3-5-sonnet-20241022"], None)
     assert prices is not None
     sheet = prices.at(ns(NOW))
     assert sheet is not None
-    distinct = [
-        TokenUsage(input=1000 + 7 * i, cache_read=3 * i, cache_write=i % 11, output=13 + i % 997)
-        for i in range(1000)
-    ]
-    unit_costs = [price_usage(u, sheet).total for u in distinct]
-    repeats = 1000  # 1000 distinct usages x 1000 = 1,000,000 spans
     total = Decimal(0)
-    for cost in unit_costs:
-        for _ in range(repeats):
-            total += cost
-    sums = {
-        "text": sum(u.input - u.cache_read - u.cache_write for u in distinct) * repeats,
-        "read": sum(u.cache_read for u in distinct) * repeats,
-        "write": sum(u.cache_write for u in distinct) * repeats,
-        "out": sum(u.output for u in distinct) * repeats,
-    }
-    expected = usd((sums["text"], "3"), (sums["read"], "0.30"), (sums["write"], "3.75"), (sums["out"], "15"))
-    assert total == expected
     float_total = 0.0
-    for cost in unit_costs:
-        for _ in range(repeats):
-            float_total += float(cost)
+    text = read = write = out = 0
+    for i in range(1_000_000):
+        usage = TokenUsage(1000 + 7 * (i % 1009), 13 + i % 997, 3 * (i % 101), i % 11)
+        cost = price_usage(usage, sheet).total
+        total += cost
+        float_total += float(cost)
+        text += usage.input - usage.cache_read - usage.cache_write
+        read += usage.cache_read
+        write += usage.cache_write
+        out += usage.output
+    expected = usd((text, "3"), (read, "0.30"), (write, "3.75"), (out, "15"))
+    assert total == expected
     assert Decimal(float_total) != expected  # why the exact sum matters
 
 
