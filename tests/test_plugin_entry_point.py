@@ -1,11 +1,13 @@
-"""A third-party processor plugs in through the ``otel_receiver.processors`` entry point.
+"""Third-party components plug in through the ``otel_receiver.processors`` and
+``otel_receiver.exporters`` entry points.
 
 ``tests/plugin_pkg`` is a separate distribution (its own pyproject.toml) that the
 receiver knows nothing about. It is built and installed with pip into a scratch
 directory, which is then put on ``PYTHONPATH`` of a real ``otel-receiver`` process:
-``validate`` accepts a config using the plugin's type, and a running receiver applies
-it to spans sent over OTLP/HTTP. Without the directory on the path, the same config is
-refused with a message naming the unknown type and the file.
+``validate`` accepts a config using the plugin's types, and a running receiver applies
+its processor to spans sent over OTLP/HTTP and hands them to its exporter. Without the
+directory on the path, the same config is refused with a message naming the unknown
+type and the file.
 """
 
 from __future__ import annotations
@@ -87,12 +89,14 @@ processors:
 exporters:
   file:
     path: {out}
+  name_list:
+    path: {out.with_suffix(".names")}
 service:
   pipelines:
     traces:
       receivers: [otlp]
       processors: [tag_everything]
-      exporters: [file]
+      exporters: [file, name_list]
 """
     )
     return path
@@ -123,6 +127,20 @@ def test_validate_names_the_unknown_type_without_the_plugin(tmp_path: Path) -> N
     assert "tag_everything" in result.stderr
     assert str(config) in result.stderr
     assert "processors.tag_everything" in result.stderr
+
+
+def test_validate_names_the_unknown_exporter_type_without_the_plugin(tmp_path: Path) -> None:
+    config = tmp_path / "exporter-only.yaml"
+    text = _config(tmp_path, tmp_path / "out.jsonl").read_text()
+    config.write_text(
+        text.replace("processors: [tag_everything]", "processors: []").replace(
+            "processors:\n  tag_everything:\n    key: plugin.tagged.by\n    value: otel-tag-plugin\n", ""
+        )
+    )
+    result = _cli("validate", "--config", str(config), plugin_site=None)
+    assert result.returncode != 0
+    assert "exporters.name_list" in result.stderr and "unknown exporter type" in result.stderr
+    assert str(config) in result.stderr
 
 
 def test_plugin_config_is_validated_by_its_own_model(plugin_site: Path, tmp_path: Path) -> None:
@@ -166,6 +184,7 @@ def test_running_receiver_applies_the_plugin(plugin_site: Path, tmp_path: Path) 
         assert ready.wait(60) and proc.poll() is None, "".join(lines) + stderr_path.read_text()
         banner = "".join(lines)
         assert "processors [tag_everything]" in banner
+        assert "exporters [file, name_list]" in banner
         url = next(
             line.split("listening on ", 1)[1].split()[0] for line in lines if "OTLP/HTTP listening on" in line
         )
@@ -207,6 +226,7 @@ def test_running_receiver_applies_the_plugin(plugin_site: Path, tmp_path: Path) 
     assert spans[0].name == "tag me"
     assert get_str(spans[0].attributes, "plugin.tagged.by") == "otel-tag-plugin"
     assert get_str(spans[0].attributes, "existing") == "kept"
+    assert out.with_suffix(".names").read_text() == "tag me\n"
 
 
 def test_plugin_is_not_visible_to_this_process() -> None:
@@ -214,5 +234,6 @@ def test_plugin_is_not_visible_to_this_process() -> None:
     from importlib.metadata import entry_points
 
     assert "tag_everything" not in {ep.name for ep in entry_points(group="otel_receiver.processors")}
+    assert "name_list" not in {ep.name for ep in entry_points(group="otel_receiver.exporters")}
     with pytest.raises(ImportError):
         __import__("otel_tag_plugin")

@@ -1,10 +1,15 @@
-"""A third-party processor, packaged apart from otel-receiver: sets one attribute on every span.
+"""Third-party components, packaged apart from otel-receiver: a processor that sets one
+attribute on every span, and an exporter that appends span names to a text file.
 
-It exists to prove that a package installed next to the receiver adds a processor
-through the ``otel_receiver.processors`` entry point without touching the receiver.
+They exist to prove that a package installed next to the receiver adds components
+through the ``otel_receiver.processors`` and ``otel_receiver.exporters`` entry points
+without touching the receiver.
 """
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pydantic import Field
@@ -14,6 +19,8 @@ from otel_receiver.component import (
     Batch,
     ComponentConfig,
     ComponentSettings,
+    Exporter,
+    ExporterConfig,
     Factory,
     Processor,
     RequestContext,
@@ -48,4 +55,37 @@ factory: Factory[TagConfig, TagProcessor] = Factory(
     create=TagProcessor,
     signals=frozenset({Signal.TRACES}),
     description="sets one string attribute on every span (test plugin)",
+)
+
+
+class NameListConfig(ExporterConfig):
+    path: str = Field(min_length=1, description="text file that receives one span name per line")
+
+
+class NameListExporter(Exporter):
+    signals = frozenset({Signal.TRACES})
+
+    def __init__(self, config: NameListConfig, settings: ComponentSettings) -> None:
+        super().__init__(config, settings)
+        self.path = Path(config.path)
+
+    async def export(self, batch: Batch, context: RequestContext) -> None:
+        assert isinstance(batch, ExportTraceServiceRequest)
+        names = [s.name for rs in batch.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        await asyncio.to_thread(self._append, names)
+
+    def _append(self, names: list[str]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.writelines(f"{name}\n" for name in names)
+
+    def describe(self) -> str:
+        return f"{self.settings.component_id}: span names to {self.path}"
+
+
+exporter_factory: Factory[NameListConfig, NameListExporter] = Factory(
+    type_name="name_list",
+    config_model=NameListConfig,
+    create=NameListExporter,
+    signals=frozenset({Signal.TRACES}),
+    description="appends the name of every span to a text file (test plugin)",
 )
