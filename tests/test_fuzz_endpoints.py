@@ -172,11 +172,13 @@ def check_http(resp: requests.Response, signal: str, sent_json: bool, allowed: s
         assert status.message, "error without a message"
 
 
-def call_grpc(channel: grpc.Channel, signal: str, body: bytes) -> tuple[grpc.StatusCode, str]:
+def call_grpc(
+    channel: grpc.Channel, signal: str, body: bytes, compress: bool = False
+) -> tuple[grpc.StatusCode, str]:
     # No serializers: the bytes go on the wire exactly as generated.
     export = channel.unary_unary(SIGNALS[signal][0])
     try:
-        reply = export(body, timeout=30)
+        reply = export(body, timeout=30, compression=grpc.Compression.Gzip if compress else None)
     except grpc.RpcError as e:
         details = e.details() or ""
         assert MARKER not in details, "the status quotes the request"
@@ -601,10 +603,12 @@ def test_grpc_random_bytes(channel: grpc.Channel, signal: str, body: bytes) -> N
 
 
 @FUZZ
-@given(data=st.data(), signal=signals)
-def test_grpc_mutated_protobuf(channel: grpc.Channel, data: st.DataObject, signal: str) -> None:
+@given(data=st.data(), signal=signals, compress=st.booleans())
+def test_grpc_mutated_protobuf(
+    channel: grpc.Channel, data: st.DataObject, signal: str, compress: bool
+) -> None:
     body = data.draw(mutated(signal))
-    code, details = call_grpc(channel, signal, body)
+    code, details = call_grpc(channel, signal, body, compress)
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         assert details
     assert code in (GRPC_OK | {grpc.StatusCode.RESOURCE_EXHAUSTED} if len(body) > LIMIT else GRPC_OK)
@@ -613,9 +617,10 @@ def test_grpc_mutated_protobuf(channel: grpc.Channel, data: st.DataObject, signa
 # gRPC takes ~0.1 s to refuse each oversized message (it resets the stream), and the
 # oracle does not depend on the content: a few sizes suffice.
 @settings(FUZZ, max_examples=20)
-@given(signal=signals, size=st.integers(min_value=LIMIT + 1, max_value=4 * LIMIT))
-def test_grpc_oversized(channel: grpc.Channel, signal: str, size: int) -> None:
-    code, _ = call_grpc(channel, signal, b"\x0a" * size)
+@given(signal=signals, size=st.integers(min_value=LIMIT + 1, max_value=4 * LIMIT), compress=st.booleans())
+def test_grpc_oversized(channel: grpc.Channel, signal: str, size: int, compress: bool) -> None:
+    # Compressed, this is a gzip bomb: small on the wire, over the limit once inflated.
+    code, _ = call_grpc(channel, signal, b"\x0a" * size, compress)
     assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
