@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench import incidents
 from exporters.file.exporter import read_records
-from otel_receiver.attributes import get
+from otel_receiver.attributes import get, get_str
 from processors.anomaly.processor import ANOMALY_KIND, EPISODE_EVENT_NAME
 from semconv import attributes as a
 
@@ -81,7 +81,7 @@ service:
 
     logs = [ExportLogsServiceRequest.FromString(b) for b in read_records(logs_out, "proto")]
     episodes = [
-        record
+        (get_str(rl.resource.attributes, a.SERVICE_NAME), record)
         for request in logs
         for rl in request.resource_logs
         for sl in rl.scope_logs
@@ -96,8 +96,9 @@ service:
     for result in report.incidents:
         spec = day.series[result.incident.series]
         matching = [
-            e for e in episodes
-            if text(e, ANOMALY_KIND) == result.incident.kind
+            e for service, e in episodes
+            if service == spec.service.name
+            and text(e, ANOMALY_KIND) == result.incident.kind
             and text(e, a.GEN_AI_REQUEST_MODEL) == spec.model.request_model
         ]
         assert matching, f"no episode record for {result.incident.name}"
