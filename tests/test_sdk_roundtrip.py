@@ -396,8 +396,12 @@ def test_metrics_arrive_intact(target: Target) -> None:
         description="latency",
         explicit_bucket_boundaries_advisory=[10.0, 100.0, 1000.0],
     )
-    for v in (5, 50, 500, 5000, 7.5):
+    for v in (5, 50, 500, 5000):
         histogram.record(v, {"route": "/a"})
+    # Recorded inside a sampled span: the SDK attaches an exemplar carrying its ids.
+    span = TracerProvider().get_tracer("ctx").start_span("measured")
+    histogram.record(7.5, {"route": "/a"}, context=trace_api.set_span_in_context(span))
+    span.end()
 
     def temperature(options: CallbackOptions) -> list[Observation]:
         return [Observation(21.5, {"room": "a"}), Observation(-3, {"room": "b"})]
@@ -463,6 +467,12 @@ def test_metrics_arrive_intact(target: Target) -> None:
         assert (p.min, p.max) == (5, 5000)
         assert _attrs(p.attributes) == {"route": "/a"}
         assert before <= p.start_time_unix_nano <= p.time_unix_nano
+    # The SDK's reservoir empties on collection: the exemplar is in the first export only.
+    (exemplar,) = (e for m in metrics["app.latency"] for p in m.histogram.data_points for e in p.exemplars)
+    assert exemplar.trace_id == span.get_span_context().trace_id.to_bytes(16, "big")
+    assert exemplar.span_id == span.get_span_context().span_id.to_bytes(8, "big")
+    assert exemplar.WhichOneof("value") == "as_double" and exemplar.as_double == 7.5
+    assert before <= exemplar.time_unix_nano <= after
 
     for m in metrics["app.temperature"]:
         assert (m.unit, m.description) == ("Cel", "temp")
