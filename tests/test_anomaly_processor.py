@@ -110,7 +110,7 @@ def test_factory_is_registered_and_config_validates() -> None:
     with pytest.raises(ValidationError):
         AnomalyConfig(threshold=1.5)
     with pytest.raises(ValidationError):
-        AnomalyConfig(dimensions=["service.name", "service.name"])
+        AnomalyConfig(dimensions=("service.name", "service.name"))
 
 
 def test_latency_spike_flags_only_that_span_and_counts_it() -> None:
