@@ -127,6 +127,18 @@ RULES: Final[tuple[Rule, ...]] = (
         a.GEN_AI_USAGE_OUTPUT_TOKENS,
         note="deprecated in semconv 1.27; also OpenLLMetry's LLM_USAGE_COMPLETION_TOKENS",
     ),
+    Rule(
+        OTEL_DEPRECATED,
+        a.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,
+        a.OPENAI_RESPONSE_SERVICE_TIER,
+        note="deprecated in semconv 1.37 for openai.response.service_tier",
+    ),
+    Rule(
+        OTEL_DEPRECATED,
+        a.GEN_AI_OPENAI_REQUEST_SERVICE_TIER,
+        a.OPENAI_REQUEST_SERVICE_TIER,
+        note="deprecated in semconv 1.37 for openai.request.service_tier",
+    ),
     # OpenLLMetry / Traceloop (opentelemetry-semantic-conventions-ai SpanAttributes).
     Rule(
         OPENLLMETRY,

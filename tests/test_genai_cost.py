@@ -474,6 +474,30 @@ def test_breakdown_attributes() -> None:
     assert a.GEN_AI_USAGE_COST_CACHE_READ not in plain and a.GEN_AI_USAGE_COST_CACHE_WRITE not in plain
 
 
+@pytest.mark.parametrize(
+    ("model", "tier", "start", "expected"),
+    [
+        # OpenAI Flex processing: o3 $1.00 in / $0.25 cached / $4.00 out
+        ("o3", "flex", NOW, usd((600, "1"), (400, "0.25"), (1000, "4"))),
+        # Priority processing: gpt-5 $2.50 / $0.25 cached / $20
+        ("gpt-5", "priority", NOW, usd((600, "2.50"), (400, "0.25"), (1000, "20"))),
+        # the standard tier, named or implied
+        ("gpt-5", "default", NOW, usd((600, "1.25"), (400, "0.125"), (1000, "10"))),
+        ("gpt-5", None, NOW, usd((600, "1.25"), (400, "0.125"), (1000, "10"))),
+        # genai-prices models tier prices from 2026-10-12 on: before, the standard price
+        ("gpt-5", "priority", "2026-09-01T00:00:00", usd((600, "1.25"), (400, "0.125"), (1000, "10"))),
+    ],
+    ids=["o3-flex", "gpt-5-priority", "gpt-5-default", "gpt-5-no-tier", "gpt-5-priority-before-modelled"],
+)
+def test_openai_service_tier_prices(model: str, tier: str | None, start: str, expected: Decimal) -> None:
+    attrs = chat("openai", model, input=1000, cache_read=400, output=1000)
+    attrs[a.OPENAI_REQUEST_SERVICE_TIER] = "auto"
+    if tier is not None:
+        attrs[a.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    (out,) = run(make_processor(), make_span(attrs, start=start))
+    assert out[a.GEN_AI_USAGE_COST] == float(expected)
+
+
 def test_response_model_wins_over_request_model() -> None:
     attrs = chat("openai", "gpt-4o", input=1000, output=1000)
     attrs[a.GEN_AI_RESPONSE_MODEL] = "gpt-4o-2024-05-13"  # the older, dearer snapshot answered

@@ -294,6 +294,28 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], Any]] = [
         usd((3000, "2"), (1000, "6")),
     ),
     (
+        "otel-deprecated-openai-service-tier",
+        {
+            a.GEN_AI_OPERATION_NAME: "chat",
+            a.GEN_AI_SYSTEM: "openai",
+            a.GEN_AI_REQUEST_MODEL: "o3",
+            a.GEN_AI_OPENAI_REQUEST_SERVICE_TIER: "auto",
+            a.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: "flex",
+            a.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+            a.GEN_AI_USAGE_OUTPUT_TOKENS: 1000,
+        },
+        {
+            a.GEN_AI_OPERATION_NAME: "chat",
+            a.GEN_AI_PROVIDER_NAME: "openai",
+            a.GEN_AI_REQUEST_MODEL: "o3",
+            a.OPENAI_REQUEST_SERVICE_TIER: "auto",
+            a.OPENAI_RESPONSE_SERVICE_TIER: "flex",
+            a.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+            a.GEN_AI_USAGE_OUTPUT_TOKENS: 1000,
+        },
+        usd((1000, "1"), (1000, "4")),  # o3 Flex processing
+    ),
+    (
         "otel-deprecated-azure",
         {
             a.GEN_AI_OPERATION_NAME: "chat",

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, InvalidOperation, Overflow
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -342,7 +342,15 @@ class ModelPrices:
         return periods[0].sheet
 
 
-def model_prices_from(model: gp.ModelInfo, pricing: str) -> ModelPrices:
+def model_prices_from(
+    model: gp.ModelInfo, pricing: str, context: Mapping[str, str] | None = None
+) -> ModelPrices:
+    """The price periods of ``model``; with ``context`` (e.g. ``{"service_tier": "flex"}``)
+    the model's matching price variants are applied, each from its own start date."""
+    if context and model.price_variants:
+        with_variants = _model_prices_with_variants(model, pricing, context)
+        if with_variants is not None:
+            return with_variants
     if isinstance(model.prices, gp.ModelPrice):
         return ModelPrices((_Period(sheet_from_model_price(model.prices, pricing)),))
     periods: list[_Period] = []
@@ -359,6 +367,36 @@ def model_prices_from(model: gp.ModelInfo, pricing: str) -> ModelPrices:
             periods.append(_Period(sheet))
     if not periods:
         periods.append(_Period(PriceSheet(pricing=pricing)))
+    return ModelPrices(tuple(periods))
+
+
+def _model_prices_with_variants(
+    model: gp.ModelInfo, pricing: str, context: Mapping[str, str]
+) -> ModelPrices | None:
+    """Periods between every start date of the standard prices and of the matching
+    variants, each resolved by genai-prices' own ``ModelInfo.get_prices`` at the period's
+    start, so its precedence rules apply unchanged. None when a daily time window is
+    involved (no such model has variants today): then variants are not applied."""
+    matching = [v for v in model.price_variants or () if all(context.get(k) == w for k, w in v.when.items())]
+    if not matching:
+        return None
+    constraints = [v.constraint for v in matching]
+    if isinstance(model.prices, list):
+        constraints += [c.constraint for c in model.prices]
+    starts: set[date] = set()
+    for c in constraints:
+        if isinstance(c, gp.TimeOfDateConstraint):
+            return None
+        if isinstance(c, gp.StartDateConstraint):
+            starts.add(c.start_date)
+    ordered = sorted(starts)
+    before = datetime.combine(ordered[0], time(0), UTC) - timedelta(days=1) if ordered else datetime.now(UTC)
+    periods = [_Period(sheet_from_model_price(model.get_prices(before, context), pricing))]
+    for day in ordered:
+        at = datetime.combine(day, time(0), UTC)
+        periods.append(
+            _Period(sheet_from_model_price(model.get_prices(at, context), pricing), start_ns=_ns_of_date(day))
+        )
     return ModelPrices(tuple(periods))
 
 
@@ -414,19 +452,26 @@ class PriceBook:
         self.snapshot = snapshot if snapshot is not None else data_snapshot.get_snapshot()
         self.library_label = library_label
         self._overrides = tuple(overrides)
-        self._cache: dict[tuple[str | None, str, str | None], ModelPrices | None] = {}
+        self._cache: dict[tuple[str | None, str, str | None, str | None], ModelPrices | None] = {}
 
-    def lookup(self, provider: str | None, models: Iterable[str], tenant: str | None) -> ModelPrices | None:
+    def lookup(
+        self,
+        provider: str | None,
+        models: Iterable[str],
+        tenant: str | None,
+        service_tier: str | None = None,
+    ) -> ModelPrices | None:
         """Prices of the first of ``models`` (response model, then request model) that an
-        override or genai-prices knows; None when neither does."""
+        override or genai-prices knows; None when neither does. ``service_tier`` (OpenAI's
+        flex / priority ...) selects genai-prices' price variants; overrides ignore it."""
         for model in models:
             if not model:
                 continue
-            key = (provider, model, tenant)
+            key = (provider, model, tenant, service_tier)
             try:
                 found = self._cache[key]
             except KeyError:
-                found = self._resolve(provider, model, tenant)
+                found = self._resolve(provider, model, tenant, service_tier)
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
                 self._cache[key] = found
@@ -434,7 +479,9 @@ class PriceBook:
                 return found
         return None
 
-    def _resolve(self, provider: str | None, model: str, tenant: str | None) -> ModelPrices | None:
+    def _resolve(
+        self, provider: str | None, model: str, tenant: str | None, service_tier: str | None
+    ) -> ModelPrices | None:
         model_l = model.lower()
         provider_l = provider.lower() if provider else None
         best: Override | None = None
@@ -447,15 +494,25 @@ class PriceBook:
                 continue
             if best is None or _specificity(o) > _specificity(best):
                 best = o
+        library: ModelPrices | None = None
         found = self._library_model(provider_l, model_l)
-        library = model_prices_from(found, self.library_label) if found is not None else None
+        if found is not None:
+            own_provider, info = found
+            # genai-prices applies variants only to a provider's own models, not to those
+            # it borrows from a fallback provider (ModelInfo.calc_price): so do we.
+            context = (
+                {"service_tier": service_tier}
+                if service_tier and any(info is m for m in own_provider.models)
+                else None
+            )
+            library = model_prices_from(info, self.library_label, context)
         if best is None:
             return library
         if best.prices.dated_start:
             return ModelPrices(best.prices.periods, before_first=library, dated_start=True)
         return best.prices
 
-    def _library_model(self, provider: str | None, model: str) -> gp.ModelInfo | None:
+    def _library_model(self, provider: str | None, model: str) -> tuple[gp.Provider, gp.ModelInfo] | None:
         provider_id: str | None = None
         if provider is not None:
             provider_id = PROVIDER_IDS.get(provider)
@@ -467,10 +524,9 @@ class PriceBook:
                     return None
                 provider_id = found.id
         try:
-            _, info = self.snapshot.find_provider_model(model, None, provider_id, None)
+            return self.snapshot.find_provider_model(model, None, provider_id, None)
         except LookupError:
             return None
-        return info
 
 
 def _specificity(o: Override) -> tuple[bool, bool, bool, int]:

@@ -57,7 +57,8 @@ _REPORTED, _PRICING, _OUR_COST = 12, 13, 14
 # Attributes we write: found in the same scan so that writing never rescans the list.
 _COST_INPUT, _COST_OUTPUT, _COST_CACHE_READ, _COST_CACHE_WRITE = 15, 16, 17, 18
 _MISMATCH, _UNPRICED, _ERROR = 19, 20, 21
-_SLOTS = 22
+_TIER, _REQUEST_TIER = 22, 23
+_SLOTS = 24
 
 _CURRENT: Final[Mapping[str, int]] = {
     a.GEN_AI_OPERATION_NAME: _OP,
@@ -82,7 +83,11 @@ _CURRENT: Final[Mapping[str, int]] = {
     a.GEN_AI_COST_MISMATCH: _MISMATCH,
     a.GEN_AI_COST_UNPRICED: _UNPRICED,
     a.GEN_AI_COST_ERROR: _ERROR,
+    a.OPENAI_RESPONSE_SERVICE_TIER: _TIER,
+    a.OPENAI_REQUEST_SERVICE_TIER: _REQUEST_TIER,
 }
+# Tiers priced as the standard price list.
+_STANDARD_TIERS: Final = frozenset({"default", "auto", "standard"})
 # Legacy and vendor names of the same values (the normalisation table), so that pricing
 # works whether genai_normalize ran before us, ran with keep_original, or not at all.
 _LEGACY: Final[Mapping[str, int]] = {
@@ -369,7 +374,14 @@ class GenAICostProcessor(Processor):
         if self.exclusive and leg is not None:
             self._make_inclusive(counts, cur, leg, provider)
 
-        prices = self.book.lookup(provider, (response_model or "", request_model or ""), tenant)
+        tier = _string(cur[_TIER]) or _string(cur[_REQUEST_TIER])
+        if tier is None and leg is not None:
+            tier = _string(leg[_TIER]) or _string(leg[_REQUEST_TIER])
+        if tier is not None:
+            tier = tier.lower()
+            if tier in _STANDARD_TIERS:
+                tier = None
+        prices = self.book.lookup(provider, (response_model or "", request_model or ""), tenant, tier)
         start_ns = span.start_time_unix_nano or fallback_ns
         sheet = prices.at(start_ns) if prices is not None else None
         if sheet is None:
