@@ -1,0 +1,56 @@
+"""The benchmark runner's pure parts: the configs it generates are valid receiver configs,
+and it rewrites only its own section of bench/README.md. (The benchmark itself is run by
+``make bench``, never as a timed test.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import run
+from otel_receiver.config import parse_config
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        run.Scenario("raw", []),
+        run.Scenario("pipeline", ["batch"]),
+        run.Scenario("pipeline+file", ["batch"], {"file": {"path": "/tmp/x.jsonl"}}),
+    ],
+)
+def test_generated_config_is_valid(scenario: run.Scenario) -> None:
+    text = run.receiver_yaml(scenario, 14317, 14318, 19464)
+    config = parse_config(text, "<bench>", ".")
+    traces = config.pipelines["traces"]
+    assert list(traces.processors) == scenario.processors
+    assert list(traces.exporters) == ["debug", *scenario.extra_exporters]
+    assert getattr(config.exporters["debug"].config, "verbosity", None) == "basic"
+
+
+def test_update_readme_replaces_only_its_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\n## other\n\nkeep me\n")
+    monkeypatch.setattr(run, "README", readme)
+    run.update_readme(f"## {run.SECTION_TITLE}\n\nfirst\n")
+    run.update_readme(f"## {run.SECTION_TITLE}\n\nsecond\n")
+    text = readme.read_text()
+    assert text.count(run.SECTION_TITLE) == 1
+    assert "second" in text and "first" not in text
+    assert "## other\n\nkeep me" in text
+    readme.write_text(text + "\n## later\n\nalso kept\n")
+    run.update_readme(f"## {run.SECTION_TITLE}\n\nthird\n")
+    text = readme.read_text()
+    assert "third" in text and "also kept" in text and "keep me" in text
+
+
+def test_report_rows_and_ratios() -> None:
+    counted = run.SpanCounters(received=50_000.0, refused={"throttled": 3.0})
+    raw = run.Run("raw", "HTTP (wrk)", 500, 3, 5.0, 1.0, 9.0, 0.1, 0.9, counted, 100)
+    pipe = run.Run("pipeline", "HTTP (wrk)", 100, 0, 5.0, 5.0, 20.0, 0.02, 0.95, None, 100)
+    assert raw.spans_per_s == 10_000 and raw.cross_check == "1.00"
+    assert raw.failures == "3 (receiver: throttled 3)"
+    assert "| raw | HTTP (wrk) | 10,000 | 100.0 |" in run.table([raw, pipe])
+    assert run.ratios([raw, pipe]) == ["- pipeline / raw, HTTP (wrk): 0.20"]
+    assert run.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
