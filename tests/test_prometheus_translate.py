@@ -397,3 +397,17 @@ def test_sdk_genai_metrics_share_the_family_with_span_derived_ones() -> None:
     counts = {frozenset(k[1]) for k in samples if k[0] == "gen_ai_client_token_usage_count"}
     assert len(counts) == 3  # input + output from spans, one translated series
     assert types["gen_ai_client_token_usage"] == "histogram"
+
+
+def test_invalid_points_are_dropped_and_counted() -> None:
+    exporter, telemetry = make_exporter()
+    bad_hist = _histogram([1.0], [1, 1], 1.0, T0, CUMULATIVE)
+    bad_hist.histogram.data_points[0].count = 5  # buckets say 2
+    bad_exp = _exp_histogram(0, (0, [1, 2]), T0, CUMULATIVE)
+    bad_exp.exponential_histogram.data_points[0].count = 9  # buckets say 3
+    negative = number_metric("done", "sum", [({}, -3, T0)], temporality=DELTA)
+    export(exporter, metrics_request([bad_hist, bad_exp, negative]))
+    _, types = _both(exporter)
+    assert not {"http_server_request_duration_seconds", "llm_latency_milliseconds", "done"} & set(types)
+    dropped = {"exporter": "prometheus", "reason": "invalid"}
+    assert telemetry.value("otel_receiver_prometheus_dropped_points_total", dropped) == 3

@@ -356,6 +356,9 @@ class TranslatedMetrics:
                 family.series.pop(tuple(sorted(labels.items())), None)
                 continue
             value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
+            if kind == COUNTER and value < 0:
+                self._drop("invalid")  # a monotonic sum never goes down
+                continue
             series = self._series(family, labels, now, 1)
             if point.time_unix_nano and point.time_unix_nano < series.time_ns:
                 self._drop("out_of_order")
@@ -380,7 +383,9 @@ class TranslatedMetrics:
             counts = list(point.bucket_counts)
             if not counts:
                 counts = [point.count]
-            if len(counts) != len(bounds) + 1:
+            # A count that disagrees with its buckets would make the exposition invalid
+            # (OpenMetrics parsers reject the whole scrape), so such a point is dropped.
+            if len(counts) != len(bounds) + 1 or sum(counts) != point.count:
                 self._drop("invalid")
                 continue
             series = self._series(family, labels, now, 1)
@@ -420,12 +425,17 @@ class TranslatedMetrics:
             if point.flags & NO_RECORDED_VALUE:
                 family.series.pop(tuple(sorted(labels.items())), None)
                 continue
+            incoming = _exp_buckets(point)
+            if point.count != incoming.zero_count + sum(incoming.positive.values()) + sum(
+                incoming.negative.values()
+            ):
+                self._drop("invalid")
+                continue
             series = self._series(family, labels, now, 1)
             if point.time_unix_nano and point.time_unix_nano < series.time_ns:
                 self._drop("out_of_order")
                 continue
             series.time_ns = point.time_unix_nano
-            incoming = _exp_buckets(point)
             if delta and series.exp is not None:
                 series.exp.merge(incoming)
                 series.total += point.sum
