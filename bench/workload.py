@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
-import importlib
 import json
 import random
 import string
@@ -1948,20 +1947,17 @@ def _hex_ids(node: Any) -> None:
 
 
 def to_otlp_json(message: Message) -> bytes:
-    """OTLP JSON of a request: the project's encoder when present, else protobuf's
-    JSON mapping with integer enums and hex ids (both are what OTLP JSON requires)."""
+    """OTLP JSON of a request, with the receiver's own codec (``otel_receiver.otlp_json``).
+
+    Outside this project's environment it falls back to protobuf's JSON mapping with
+    integer enums and hex ids, which is what OTLP JSON requires of it."""
     try:
-        otlp_json = importlib.import_module("otel_receiver.otlp_json")
+        from otel_receiver import otlp_json
     except ImportError:
-        otlp_json = None
-    for name in ("encode", "dumps", "to_json", "message_to_json"):
-        encoder = getattr(otlp_json, name, None) if otlp_json is not None else None
-        if callable(encoder):
-            out = encoder(message)
-            return out if isinstance(out, bytes) else str(out).encode()
-    as_dict = json_format.MessageToDict(message, use_integers_for_enums=True)
-    _hex_ids(as_dict)
-    return json.dumps(as_dict, separators=(",", ":")).encode()
+        as_dict = json_format.MessageToDict(message, use_integers_for_enums=True)
+        _hex_ids(as_dict)
+        return json.dumps(as_dict, separators=(",", ":")).encode()
+    return otlp_json.encode(message)
 
 
 def write_bodies(
