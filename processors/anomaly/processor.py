@@ -297,11 +297,17 @@ class AnomalyProcessor(Processor):
                     key_dims = dims if genai else ng_dims
                     if not key_dims:
                         continue
-                    key = (genai, *(
-                        span.name if d == SPAN_NAME
-                        else (_text(found[d]) if d in found else resource.get(d, ""))
-                        for d in key_dims
-                    ))
+                    parts: list[Any] = [genai]
+                    for d in key_dims:
+                        if d == SPAN_NAME:
+                            parts.append(span.name)
+                            continue
+                        v = found.get(d)
+                        if v is None:
+                            parts.append(resource.get(d, ""))
+                        else:
+                            parts.append(v.string_value or _text(v))
+                    key = tuple(parts)
                     series = series_map.get(key)
                     if series is None:
                         series = self._new_series(key, genai, key_dims)
