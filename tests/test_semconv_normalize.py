@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otel_receiver.attributes import any_value_to_python
-from otel_receiver.component import ComponentSettings, RequestContext
+from otel_receiver.component import ComponentSettings, RequestContext, Signal
 from otel_receiver.telemetry import SelfTelemetry
 from processors.genai_normalize import factory as normalize_factory
 from semconv import attributes as a
@@ -562,3 +564,42 @@ def test_readme_documents_every_rule() -> None:
         m.group(1): m.group(2) for m in re.finditer(r"^\| [^|]+ \| `([^`]+)` \| `([^`]+)` \|", readme, re.M)
     }
     assert rows == {r.old: r.new for r in RULES}
+
+
+def test_genai_normalize_handles_events_logs_and_metric_points() -> None:
+    settings = ComponentSettings("genai_normalize", SelfTelemetry(), logging.getLogger("t"))
+    proc = normalize_factory.create(normalize_factory.config_model(), settings)
+    assert normalize_factory.signals == {Signal.TRACES, Signal.METRICS, Signal.LOGS}
+
+    traces = ExportTraceServiceRequest()
+    span = traces.resource_spans.add().scope_spans.add().spans.add()
+    event = span.events.add(name="gen_ai.choice")
+    kv = event.attributes.add(key=a.GEN_AI_SYSTEM)
+    kv.value.string_value = "vertex_ai"
+    proc.process(traces, RequestContext())
+    assert as_dict_attrs(traces.resource_spans[0].scope_spans[0].spans[0].events[0].attributes) == {
+        a.GEN_AI_PROVIDER_NAME: "gcp.vertex_ai"
+    }
+
+    logs = ExportLogsServiceRequest()
+    record = logs.resource_logs.add().scope_logs.add().log_records.add()
+    kv = record.attributes.add(key=a.GEN_AI_SYSTEM)
+    kv.value.string_value = "az.ai.inference"
+    proc.process(logs, RequestContext())
+    assert as_dict_attrs(logs.resource_logs[0].scope_logs[0].log_records[0].attributes) == {
+        a.GEN_AI_PROVIDER_NAME: "azure.ai.inference"
+    }
+
+    metrics = ExportMetricsServiceRequest()
+    metric = metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="gen_ai.client.token.usage")
+    point = metric.histogram.data_points.add()
+    for key, value in ((a.GEN_AI_SYSTEM, "openai"), (a.GEN_AI_TOKEN_TYPE, "input")):
+        kv = point.attributes.add(key=key)
+        kv.value.string_value = value
+    proc.process(metrics, RequestContext())
+    got = metrics.resource_metrics[0].scope_metrics[0].metrics[0].histogram.data_points[0].attributes
+    assert as_dict_attrs(got) == {a.GEN_AI_PROVIDER_NAME: "openai", a.GEN_AI_TOKEN_TYPE: "input"}
+
+
+def as_dict_attrs(attributes: Any) -> dict[str, Any]:
+    return {kv.key: any_value_to_python(kv.value) for kv in attributes}

@@ -13,7 +13,7 @@ factory: Factory[GenAINormalizeConfig, Processor] = Factory(
     type_name="genai_normalize",
     config_model=GenAINormalizeConfig,
     create=_create,
-    signals=frozenset({Signal.TRACES}),
+    signals=frozenset(Signal),
     description="Rewrite deprecated and vendor GenAI attribute names to the current OTel names",
 )
 

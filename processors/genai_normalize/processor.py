@@ -1,9 +1,13 @@
 """The ``genai_normalize`` processor: the normalisation table of ``semconv.normalize``
-applied to every span, so that later processors (pii_redaction, genai_cost, anomaly) and
-exporters read only the current OTel GenAI names."""
+applied to the attributes of every span, span event, log record and metric data point,
+so that later processors (pii_redaction, genai_cost, anomaly) and exporters read only
+the current OTel GenAI names (older instrumentations also label their
+``gen_ai.client.token.usage`` points and GenAI log events with ``gen_ai.system``)."""
 
 from __future__ import annotations
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
@@ -12,7 +16,7 @@ from semconv.normalize import ExclusiveSources, current_provider, normalize_attr
 
 
 class GenAINormalizeProcessor(Processor):
-    signals = frozenset({Signal.TRACES})
+    signals = frozenset(Signal)
 
     def __init__(self, config: GenAINormalizeConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -28,4 +32,26 @@ class GenAINormalizeProcessor(Processor):
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     normalize_attributes(span.attributes, keep_original=keep, exclusive=exclusive)
+                    for event in span.events:
+                        normalize_attributes(event.attributes, keep_original=keep)
+        return batch
+
+    def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
+        keep = self.keep_original
+        for rl in batch.resource_logs:
+            for sl in rl.scope_logs:
+                for record in sl.log_records:
+                    normalize_attributes(record.attributes, keep_original=keep)
+        return batch
+
+    def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
+        keep = self.keep_original
+        for rm in batch.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    kind = metric.WhichOneof("data")
+                    if kind is None:
+                        continue
+                    for point in getattr(metric, kind).data_points:
+                        normalize_attributes(point.attributes, keep_original=keep)
         return batch
