@@ -106,6 +106,9 @@ _embedded_lock = threading.Lock()
 _embedded_path: str | None = None
 _embedded_sessions: dict[str, Any] = {}  # "rw" / "ro" -> chdb Session on _embedded_path
 _embedded_refs = 0
+# A chDB connection runs one statement at a time (a second one fails instead of
+# waiting), so calls on each connection queue here.
+_connection_locks: dict[str, threading.Lock] = {"rw": threading.Lock(), "ro": threading.Lock()}
 
 
 def _open_session(conn: str) -> Any:
@@ -167,7 +170,8 @@ class EmbeddedStore(Store):
         if self.readonly:
             raise StoreError("read-only store", retryable=False)
         try:
-            self._session("rw").query(sql)
+            with _connection_locks["rw"]:
+                self._session("rw").query(sql)
         except Exception as e:
             raise classify(e) from e
 
@@ -175,26 +179,27 @@ class EmbeddedStore(Store):
         if self.readonly:
             raise StoreError("read-only store", retryable=False)
         statement = f"INSERT INTO `{self.database}`.`{table}` SETTINGS {settings_clause(settings)}"
-        session = self._session("rw")
         try:
-            inserter = session.send_insert(statement, "ProtobufSingle")
-            try:
-                inserter.append(body)
-                inserter.finish()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    inserter.cancel()
-                raise
+            with _connection_locks["rw"]:
+                inserter = self._session("rw").send_insert(statement, "ProtobufSingle")
+                try:
+                    inserter.append(body)
+                    inserter.finish()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        inserter.cancel()
+                    raise
         except Exception as e:
             raise classify(e) from e
 
     def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
         kind = "ro" if readonly or self.readonly else "rw"
         try:
-            session = self._session(kind)
-            # Unqualified table names in user SQL resolve in our database.
-            session.query(f"USE `{self.database}`")
-            result = session.query(sql, fmt)
+            with _connection_locks[kind]:
+                session = self._session(kind)
+                # Unqualified table names in user SQL resolve in our database.
+                session.query(f"USE `{self.database}`")
+                result = session.query(sql, fmt)
         except Exception as e:
             raise classify(e) from e
         data: bytes = result.bytes()

@@ -1,0 +1,410 @@
+"""The exporter on a real embedded ClickHouse engine (chDB): every stored field, column by column.
+
+Hand-built requests set every field the tables keep, with every attribute value type;
+the expected row values come from an independent Python implementation of the
+Collector exporter's encoding (``test_clickhouse_support``), not from our SQL.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from exporters.clickhouse import client as client_module
+from otel_receiver.component import RetryableExportError
+from semconv import attributes as sc
+from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
+    SPAN_KINDS,
+    STATUS_CODES,
+    T0,
+    TRACE_A,
+    Running,
+    attr_map,
+    as_string,
+    av,
+    clickhouse_dir,
+    hex_id,
+    module_store,
+    kv,
+    logs_request,
+    metrics_request,
+    running,
+    traces_request,
+)
+
+NS = "toUnixTimestamp64Nano"
+
+
+def test_every_trace_field_round_trips(running: Running) -> None:
+    req = traces_request()
+    running.export(req)
+    rows = running.rows(
+        f"SELECT *, {NS}(Timestamp) AS ts, arrayMap(t -> {NS}(t), `Events.Timestamp`) AS ev_ts "
+        "FROM `{db}`.otel_traces ORDER BY ts, SpanId"
+    )
+    expected: list[dict[str, Any]] = []
+    for rs in req.resource_spans:
+        res = attr_map(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                expected.append(
+                    {
+                        "ts": span.start_time_unix_nano,
+                        "TraceId": hex_id(span.trace_id),
+                        "SpanId": hex_id(span.span_id),
+                        "ParentSpanId": hex_id(span.parent_span_id),
+                        "TraceState": span.trace_state,
+                        "SpanName": span.name,
+                        "SpanKind": SPAN_KINDS[span.kind] if span.kind < 6 else "",
+                        "ServiceName": res.get("service.name", ""),
+                        "ResourceAttributes": res,
+                        "ScopeName": ss.scope.name,
+                        "ScopeVersion": ss.scope.version,
+                        "SpanAttributes": attr_map(span.attributes),
+                        "Duration": max(span.end_time_unix_nano - span.start_time_unix_nano, 0),
+                        "StatusCode": STATUS_CODES[span.status.code],
+                        "StatusMessage": span.status.message,
+                        "ev_ts": [e.time_unix_nano for e in span.events],
+                        "Events.Name": [e.name for e in span.events],
+                        "Events.Attributes": [attr_map(e.attributes) for e in span.events],
+                        "Links.TraceId": [hex_id(link.trace_id) for link in span.links],
+                        "Links.SpanId": [hex_id(link.span_id) for link in span.links],
+                        "Links.TraceState": [link.trace_state for link in span.links],
+                        "Links.Attributes": [attr_map(link.attributes) for link in span.links],
+                    }
+                )
+    expected.sort(key=lambda r: (r["ts"], r["SpanId"]))
+    assert len(rows) == len(expected) == 9
+    for got, want in zip(rows, expected, strict=True):
+        for column, value in want.items():
+            assert got[column] == value, f"{column} of span {want['SpanName']!r}"
+
+
+def test_attribute_encoding_matches_the_collector(running: Running) -> None:
+    """Spot checks written out by hand, independent of the reference encoder."""
+    running.export(traces_request())
+    attrs = running.rows(
+        "SELECT SpanAttributes AS a FROM `{db}`.otel_traces WHERE SpanName = 'POST /checkout'"
+    )[0]["a"]
+    assert attrs["bool.true"] == "true"
+    assert attrs["int"] == "-9223372036854775807"
+    assert attrs["double"] == "0.7"
+    assert attrs["double.whole"] == "2"
+    assert attrs["double.small"] == "1.5e-7"
+    assert attrs["double.big"] == "1e+21"
+    assert attrs["double.nan"] == "json: unsupported value: NaN"
+    assert attrs["bytes"] == base64.b64encode(b"\x00\x01\xfe\xff binary").decode()
+    assert attrs["empty"] == ""
+    assert attrs["array"] == '["a\\u003c/b\\u003e\\u0026\\u2028",42,2.5,3,true,"AQI=",null]'
+    assert attrs["array.empty"] == "[]"
+    assert attrs["kvlist"] == '{"a":1,"m":1e-9,"z":"last"}'
+
+
+def test_deeper_nesting_is_kept_as_base64_protobuf(running: Running) -> None:
+    """Arrays/maps inside arrays/maps (rare) are stored as base64 of their protobuf."""
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = TRACE_A, b"\x01" * 8, "nested"
+    inner = av(array=[av(int_value=1), av(string_value="x")])
+    span.attributes.append(kv("deep", array=[inner]))
+    running.export(req)
+    got = running.rows("SELECT SpanAttributes['deep'] AS d FROM `{db}`.otel_traces")[0]["d"]
+    assert got == '["' + base64.b64encode(inner.array_value.SerializeToString()).decode() + '"]'
+
+
+def test_every_log_field_round_trips(running: Running) -> None:
+    req = logs_request()
+    running.export(req)
+    rows = running.rows(
+        f"SELECT *, {NS}(Timestamp) AS ts, toUnixTimestamp(TimestampTime) AS tt FROM `{{db}}`.otel_logs ORDER BY ts"
+    )
+    rl = req.resource_logs[0]
+    sl = rl.scope_logs[0]
+    expected = []
+    for rec in sl.log_records:
+        ts = rec.time_unix_nano or rec.observed_time_unix_nano
+        expected.append(
+            {
+                "ts": ts,
+                "tt": ts // 10**9,
+                "TraceId": hex_id(rec.trace_id),
+                "SpanId": hex_id(rec.span_id),
+                "TraceFlags": rec.flags & 0xFF,
+                "SeverityText": rec.severity_text,
+                "SeverityNumber": rec.severity_number,
+                "ServiceName": "api",
+                "Body": as_string(rec.body),
+                "ResourceSchemaUrl": rl.schema_url,
+                "ResourceAttributes": attr_map(rl.resource.attributes),
+                "ScopeSchemaUrl": sl.schema_url,
+                "ScopeName": sl.scope.name,
+                "ScopeVersion": sl.scope.version,
+                "ScopeAttributes": attr_map(sl.scope.attributes),
+                "LogAttributes": attr_map(rec.attributes),
+                "EventName": rec.event_name,
+            }
+        )
+    expected.sort(key=lambda r: r["ts"])
+    assert len(rows) == len(expected) == 8
+    for got, want in zip(rows, expected, strict=True):
+        for column, value in want.items():
+            assert got[column] == value, f"{column} of body {want['Body']!r}"
+    assert {r["Body"] for r in rows} >= {'{"code":500,"msg":"structured"}', '["x",1]', "12", "false"}
+
+
+def _exemplar_columns(point: Any) -> dict[str, Any]:
+    return {
+        "Exemplars.FilteredAttributes": [attr_map(e.filtered_attributes) for e in point.exemplars],
+        "ex_ts": [e.time_unix_nano for e in point.exemplars],
+        "Exemplars.Value": [
+            float(e.as_int) if e.WhichOneof("value") == "as_int" else e.as_double for e in point.exemplars
+        ],
+        "Exemplars.SpanId": [hex_id(e.span_id) for e in point.exemplars],
+        "Exemplars.TraceId": [hex_id(e.trace_id) for e in point.exemplars],
+    }
+
+
+def test_every_metric_type_round_trips(running: Running) -> None:
+    req = metrics_request()
+    running.export(req)
+    rm = req.resource_metrics[0]
+    sm = rm.scope_metrics[0]
+    common_expected = {
+        "ResourceAttributes": attr_map(rm.resource.attributes),
+        "ResourceSchemaUrl": rm.schema_url,
+        "ScopeName": sm.scope.name,
+        "ScopeVersion": sm.scope.version,
+        "ScopeAttributes": attr_map(sm.scope.attributes),
+        "ScopeDroppedAttrCount": 3,
+        "ScopeSchemaUrl": sm.schema_url,
+        "ServiceName": "llm-gw",
+    }
+    checked = 0
+    for metric in sm.metrics:
+        kind = metric.WhichOneof("data")
+        data = getattr(metric, kind)
+        rows = running.rows(
+            f"SELECT *, {NS}(StartTimeUnix) AS st, {NS}(TimeUnix) AS t"
+            + (
+                ", arrayMap(x -> toUnixTimestamp64Nano(x), `Exemplars.TimeUnix`) AS ex_ts"
+                if kind != "summary"
+                else ""
+            )
+            + f" FROM `{{db}}`.otel_metrics_{kind} WHERE MetricName = '{metric.name}' ORDER BY t"
+        )
+        assert len(rows) == len(data.data_points), metric.name
+        for got, point in zip(rows, data.data_points, strict=True):
+            want: dict[str, Any] = {
+                **common_expected,
+                "MetricName": metric.name,
+                "MetricDescription": metric.description,
+                "MetricUnit": metric.unit,
+                "Attributes": attr_map(point.attributes),
+                "st": point.start_time_unix_nano,
+                "t": point.time_unix_nano,
+                "Flags": point.flags,
+            }
+            if kind in ("gauge", "sum"):
+                which = point.WhichOneof("value")
+                want["Value"] = float(point.as_int) if which == "as_int" else point.as_double
+                want.update(_exemplar_columns(point))
+                if kind == "sum":
+                    want["AggregationTemporality"] = data.aggregation_temporality
+                    want["IsMonotonic"] = data.is_monotonic
+            elif kind == "summary":
+                want.update(
+                    {
+                        "Count": point.count,
+                        "Sum": point.sum,
+                        "ValueAtQuantiles.Quantile": [q.quantile for q in point.quantile_values],
+                        "ValueAtQuantiles.Value": [q.value for q in point.quantile_values],
+                    }
+                )
+            else:
+                want.update(
+                    {
+                        "Count": point.count,
+                        "Sum": point.sum,
+                        "Min": point.min,
+                        "Max": point.max,
+                        "AggregationTemporality": data.aggregation_temporality,
+                        **_exemplar_columns(point),
+                    }
+                )
+                if kind == "histogram":
+                    want["BucketCounts"] = list(point.bucket_counts)
+                    want["ExplicitBounds"] = list(point.explicit_bounds)
+                else:
+                    want.update(
+                        {
+                            "Scale": point.scale,
+                            "ZeroCount": point.zero_count,
+                            "PositiveOffset": point.positive.offset,
+                            "PositiveBucketCounts": list(point.positive.bucket_counts),
+                            "NegativeOffset": point.negative.offset,
+                            "NegativeBucketCounts": list(point.negative.bucket_counts),
+                        }
+                    )
+            for column, value in want.items():
+                assert got[column] == value, f"{column} of {metric.name}"
+            checked += 1
+    assert checked == 9
+    assert {running.count(f"otel_metrics_{k}") for k in ("gauge", "sum", "histogram")} == {2, 3}
+
+
+def test_replayed_batch_is_stored_once_in_every_table(running: Running) -> None:
+    req = traces_request()
+    genai = req.resource_spans[0].scope_spans[0].spans[0]
+    genai.attributes.extend([kv(sc.GEN_AI_OPERATION_NAME, string_value="chat")])
+    running.export(req, token="q:run1:1-5")
+    running.export(req, token="q:run1:1-5")  # replay after a lost acknowledgement
+    assert running.count("otel_traces") == 9
+    assert running.count("otel_traces_trace_id_ts") == 2
+    assert running.count("genai_calls") == 1
+    running.export(req, token="q:run1:6-9")  # the same content as a new batch is new data
+    assert running.count("otel_traces") == 18
+    assert running.count("genai_calls") == 2
+    running.export(logs_request(), token="q:run1:1-5")  # same token, other signal: not a replay
+    assert running.count("otel_logs") == 8
+
+
+def test_grafana_style_trace_lookup_returns_the_whole_trace(running: Running) -> None:
+    """Grafana's plugin: time range from otel_traces_trace_id_ts, then the spans in it."""
+    running.export(traces_request())
+    trace_id = TRACE_A.hex()
+    spans = running.rows(
+        "WITH '" + trace_id + "' AS trace_id, "
+        "(SELECT min(Start) FROM `{db}`.otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_start, "
+        "(SELECT max(End) + 1 FROM `{db}`.otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_end "
+        "SELECT SpanId, ParentSpanId, SpanName FROM `{db}`.otel_traces "
+        "WHERE TraceId = trace_id AND Timestamp >= trace_start AND Timestamp <= trace_end ORDER BY SpanId"
+    )
+    assert len(spans) == 8
+    assert {s["ParentSpanId"] for s in spans} == {"", "b7ad6b7169203331"}
+    assert running.rows(
+        "SELECT toUnixTimestamp(Start) AS s, toUnixTimestamp(End) AS e FROM `{db}`.otel_traces_trace_id_ts "
+        f"WHERE TraceId = '{trace_id}'"
+    ) == [{"s": T0 // 10**9, "e": (T0 + 106) // 10**9}]
+
+
+def _genai_span(req: ExportTraceServiceRequest, name: str, **attrs: Any) -> Any:
+    span = req.resource_spans[0].scope_spans[0].spans.add()
+    span.trace_id = TRACE_A
+    span.span_id = bytes([len(req.resource_spans[0].scope_spans[0].spans)]) * 8
+    span.name = name
+    span.start_time_unix_nano = T0
+    span.end_time_unix_nano = T0 + 2_000_000_000
+    for key, value in attrs.items():
+        span.attributes.append(value if isinstance(value, type(kv("x"))) else kv(key, **value))
+    return span
+
+
+def test_genai_calls_rows_match_genai_spans(running: Running) -> None:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.append(kv(sc.SERVICE_NAME, string_value="support-bot"))
+    rs.scope_spans.add()
+    chat = _genai_span(req, "chat gpt-4o")
+    chat.attributes.extend(
+        [
+            kv(sc.GEN_AI_OPERATION_NAME, string_value="chat"),
+            kv(sc.GEN_AI_PROVIDER_NAME, string_value="openai"),
+            kv(sc.GEN_AI_REQUEST_MODEL, string_value="gpt-4o"),
+            kv(sc.GEN_AI_RESPONSE_MODEL, string_value="gpt-4o-2024-08-06"),
+            kv(sc.GEN_AI_USAGE_INPUT_TOKENS, int_value=1200),
+            kv(sc.GEN_AI_USAGE_OUTPUT_TOKENS, int_value=300),
+            kv(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, int_value=1000),
+            kv(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, int_value=50),
+            kv(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, int_value=120),
+            kv(sc.GEN_AI_USAGE_COST, double_value=0.004675),
+            kv(sc.AUDIT_TENANT_ID, string_value="acme"),
+            kv(sc.ANOMALY_FLAGGED, bool_value=True),
+            kv(sc.ANOMALY_KINDS, array=[av(string_value="latency"), av(string_value="cost")]),
+        ]
+    )
+    failed = _genai_span(req, "embeddings text-embedding-3-small")
+    failed.attributes.extend(
+        [
+            kv(sc.GEN_AI_OPERATION_NAME, string_value="embeddings"),
+            kv(sc.GEN_AI_PROVIDER_NAME, string_value="openai"),
+            kv(sc.GEN_AI_REQUEST_MODEL, string_value="text-embedding-3-small"),
+            kv(sc.GEN_AI_USAGE_COST, double_value=1e-7),
+            kv(sc.ERROR_TYPE, string_value="RateLimitError"),
+        ]
+    )
+    failed.status.code = 2
+    unnamed_error = _genai_span(req, "invoke_agent")
+    unnamed_error.attributes.append(kv(sc.GEN_AI_OPERATION_NAME, string_value="invoke_agent"))
+    unnamed_error.status.code = 2
+    plain = _genai_span(req, "GET /health")
+    plain.attributes.append(kv("http.request.method", string_value="GET"))
+    running.export(req)
+    rows = running.rows(
+        f"SELECT *, {NS}(Timestamp) AS ts, toString(CostUsd) AS cost FROM `{{db}}`.genai_calls ORDER BY SpanId"
+    )
+    assert [r["Operation"] for r in rows] == ["chat", "embeddings", "invoke_agent"]  # no row for GET /health
+    first = rows[0]
+    assert first["TraceId"] == TRACE_A.hex()
+    assert first["SpanId"] == chat.span_id.hex()
+    assert first["ts"] == T0
+    expected = {
+        "ServiceName": "support-bot",
+        "TenantId": "acme",
+        "Provider": "openai",
+        "RequestModel": "gpt-4o",
+        "ResponseModel": "gpt-4o-2024-08-06",
+        "InputTokens": 1200,
+        "OutputTokens": 300,
+        "CacheReadTokens": 1000,
+        "CacheWriteTokens": 50,
+        "ReasoningTokens": 120,
+        "cost": "0.004675",
+        "DurationNs": 2_000_000_000,
+        "ErrorType": "",
+        "AnomalyKinds": ["latency", "cost"],
+    }
+    assert {k: first[k] for k in expected} == expected
+    assert (rows[1]["cost"], rows[1]["ErrorType"], rows[1]["AnomalyKinds"]) == (
+        "0.0000001",
+        "RateLimitError",
+        [],
+    )
+    assert rows[2]["ErrorType"] == "_OTHER"  # failed without error.type: the semconv fallback
+
+
+def test_outage_then_recovery_stores_every_span_once(running: Running) -> None:
+    """The target table goes away (as on a lost disk or a dropped table), then comes back."""
+    db = running.config.database
+    store = running.exporter.store
+    assert store is not None
+    first = traces_request()
+    running.export(first, token="b1")
+    store.execute(f"DETACH TABLE `{db}`.otel_traces")
+    second = traces_request()
+    for rs in second.resource_spans:
+        for span in rs.scope_spans[0].spans:
+            span.span_id = bytes(b ^ 0x5A for b in span.span_id)
+    for _ in range(2):  # the queue retries with the same token while the store is down
+        with pytest.raises(RetryableExportError):
+            running.export(second, token="b2")
+    store.execute(f"ATTACH TABLE `{db}`.otel_traces")
+    running.export(second, token="b2")
+    running.export(second, token="b2")  # a late duplicate of the successful retry
+    assert running.count("otel_traces") == 18
+    ids = running.rows("SELECT SpanId, count() AS n FROM `{db}`.otel_traces GROUP BY SpanId HAVING n > 1")
+    assert ids == []
+
+
+def test_closed_engine_session_is_reopened(running: Running) -> None:
+    """A lost chDB connection fails the export as retryable; the next attempt reconnects."""
+    client_module.reset_embedded_sessions()
+    running.export(traces_request(), token="after-reset")
+    assert running.count("otel_traces") == 9
+
+
+def test_empty_batch_writes_nothing(running: Running) -> None:
+    running.export(ExportTraceServiceRequest())
+    assert running.count("otel_traces") == 0
