@@ -197,7 +197,7 @@ class Ingest:
                 try:
                     p.consume(batch, context)
                 except ProcessorError as e:
-                    self.telemetry.requests.labels(transport, signal.value, "processor_error").inc()
+                    # the request itself is counted by refuse(), called by the transport
                     self.telemetry.refused_items.labels(transport, signal.value, "processor_error").inc(n)
                     raise InternalError(str(e)) from None
             self.telemetry.received_items.labels(transport, signal.value).inc(n)

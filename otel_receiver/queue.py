@@ -193,7 +193,11 @@ class ExporterQueue:
         return group
 
     async def _consume(self) -> None:
+        exports = 0
         while True:
+            exports += 1
+            if exports % 64 == 0:
+                await asyncio.sleep(0)  # fairness: let intake run during long drains
             group = await self._take()
             if group is None:
                 return
@@ -243,7 +247,11 @@ class ExporterQueue:
         interval = rc.initial_interval
         while True:
             try:
-                await asyncio.wait_for(self.exporter.export(batch, ctx), self.config.timeout)
+                # asyncio.timeout, not wait_for: no task per export, so an exporter that
+                # does not suspend (debug, in-memory) drains the queue without yielding
+                # a loop turn per batch and keeps up with intake.
+                async with asyncio.timeout(self.config.timeout):
+                    await self.exporter.export(batch, ctx)
             except asyncio.CancelledError:
                 raise
             except PermanentExportError as e:
