@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.workload import generate_trace_requests
 from exporters.clickhouse import factory
+from exporters.clickhouse.exporter import ClickHouseExporter
 from exporters.clickhouse.schema import GENAI_CALLS_MV
 from otel_receiver.attributes import pick
 from otel_receiver.component import ComponentSettings, RequestContext
@@ -71,7 +72,7 @@ async def measure(
         cfg, ComponentSettings("clickhouse", SelfTelemetry(), logging.getLogger("bench"))
     )
     await exporter.start()
-    if drop_genai:
+    if drop_genai and exporter.store is not None:
         await asyncio.to_thread(exporter.store.execute, f"DROP VIEW IF EXISTS `otel`.`{GENAI_CALLS_MV}`")
     await run_exports(exporter, work[:1], 1)  # warm-up: first-insert costs
     spans = sum(len(ss.spans) for b in work for rs in b.resource_spans for ss in rs.scope_spans)
@@ -143,9 +144,8 @@ def main() -> None:
         )
     if args.genai:
         spans, cpu = python_genai_extraction(work)
-        print(
-            f"{'python: read genai fields only':36s} {'':>10s}                {spans / cpu:>10,.0f} spans/CPU-s"
-        )
+        label = "python: read genai fields only"
+        print(f"{label:36s} {'':>26s} {spans / cpu:>10,.0f} spans/CPU-s")
 
 
 if __name__ == "__main__":

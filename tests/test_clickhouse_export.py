@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_clickhouse_support)
 """The exporter on a real embedded ClickHouse engine (chDB): every stored field, column by column.
 
 Hand-built requests set every field the tables keep, with every attribute value type;
@@ -22,15 +23,15 @@ from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     T0,
     TRACE_A,
     Running,
-    attr_map,
     as_string,
+    attr_map,
     av,
     clickhouse_dir,
     hex_id,
-    module_store,
     kv,
     logs_request,
     metrics_request,
+    module_store,
     running,
     traces_request,
 )
@@ -119,7 +120,8 @@ def test_every_log_field_round_trips(running: Running) -> None:
     req = logs_request()
     running.export(req)
     rows = running.rows(
-        f"SELECT *, {NS}(Timestamp) AS ts, toUnixTimestamp(TimestampTime) AS tt FROM `{{db}}`.otel_logs ORDER BY ts"
+        f"SELECT *, {NS}(Timestamp) AS ts, toUnixTimestamp(TimestampTime) AS tt "
+        "FROM `{db}`.otel_logs ORDER BY ts"
     )
     rl = req.resource_logs[0]
     sl = rl.scope_logs[0]
@@ -343,7 +345,8 @@ def test_genai_calls_rows_match_genai_spans(running: Running) -> None:
     plain.attributes.append(kv("http.request.method", string_value="GET"))
     running.export(req)
     rows = running.rows(
-        f"SELECT *, {NS}(Timestamp) AS ts, toString(CostUsd) AS cost FROM `{{db}}`.genai_calls ORDER BY SpanId"
+        f"SELECT *, {NS}(Timestamp) AS ts, toString(CostUsd) AS cost "
+        "FROM `{db}`.genai_calls ORDER BY SpanId"
     )
     assert [r["Operation"] for r in rows] == ["chat", "embeddings", "invoke_agent"]  # no row for GET /health
     first = rows[0]
