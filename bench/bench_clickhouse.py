@@ -66,11 +66,11 @@ async def run_exports(exporter: Any, work: list[ExportTraceServiceRequest], cons
 
 async def measure(
     path: str, work: list[ExportTraceServiceRequest], consumers: int, drop_genai: bool
-) -> tuple:
+) -> tuple[int, float, float]:
     cfg = factory.config_model(endpoint=f"embedded:{path}", query_endpoint=None)
-    exporter = factory.create(
-        cfg, ComponentSettings("clickhouse", SelfTelemetry(), logging.getLogger("bench"))
-    )
+    settings = ComponentSettings("clickhouse", SelfTelemetry(), logging.getLogger("bench"))
+    exporter = factory.create(cfg, settings)
+    assert isinstance(exporter, ClickHouseExporter)
     await exporter.start()
     if drop_genai and exporter.store is not None:
         await asyncio.to_thread(exporter.store.execute, f"DROP VIEW IF EXISTS `otel`.`{GENAI_CALLS_MV}`")
