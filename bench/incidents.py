@@ -382,15 +382,44 @@ def throughput(seconds: float = 3.0, spans_per_request: int = 100) -> dict[str, 
     }
 
 
+def summarise_seeds(seeds: Iterable[int], hours: float) -> str:
+    """Delay per incident (min / median / max over seeds) and pooled false flags."""
+    delays: dict[str, list[float | None]] = {}
+    false_flags, clean_hours = 0, 0.0
+    for seed in seeds:
+        report, _ = run_in_process(generate(seed, hours))
+        for r in report.incidents:
+            delays.setdefault(r.incident.name, []).append(r.delay_s)
+        false_flags += report.false_flags
+        clean_hours += report.clean_series_hours
+    lines = ["| incident | detected | min delay | median delay | max delay |", "|---|---|---|---|---|"]
+    for name, values in delays.items():
+        found = sorted(v for v in values if v is not None)
+        if found:
+            median = found[len(found) // 2]
+            lines.append(f"| {name} | {len(found)}/{len(values)} | {found[0]:.1f} s | {median:.1f} s | "
+                         f"{found[-1]:.1f} s |")
+        else:
+            lines.append(f"| {name} | 0/{len(values)} | - | - | - |")
+    lines.append("")
+    lines.append(f"clean parts: {false_flags} false flags in {clean_hours:.1f} series-hours = "
+                 f"{false_flags / clean_hours:.3f} per series-hour")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="GenAI incident suite for the anomaly processor")
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--throughput", action="store_true", help="time the processor vs raw parsing")
+    parser.add_argument("--seeds", type=int, default=0, help="summarise delays over seeds 1..N instead")
     args = parser.parse_args(argv)
     if args.throughput:
         for k, v in throughput().items():
             print(f"{k}: {v:,.1f}")
+        return 0
+    if args.seeds:
+        print(summarise_seeds(range(1, args.seeds + 1), args.hours))
         return 0
     day = generate(args.seed, args.hours)
     report, rate = run_in_process(day)
