@@ -839,3 +839,25 @@ def test_readme_example_config_is_valid() -> None:
             assert len(cfg.overrides) == 3
         else:
             normalize_factory.config_model.model_validate(section)
+
+
+def test_an_internal_error_leaves_the_span_unpriced_and_the_batch_flowing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Fault injection (no real input is known to trip the processor): a price lookup that
+    raises must cost one span its price, not the whole batch."""
+    telemetry = SelfTelemetry()
+    proc = make_processor(telemetry=telemetry)
+
+    def broken_lookup(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("secret-attribute-value")
+
+    proc.book.lookup = broken_lookup  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="test.genai_cost"):
+        outs = run(
+            proc, make_span(chat("openai", "gpt-4o", input=1, output=1)), make_span({"http.route": "/x"})
+        )
+    assert a.GEN_AI_USAGE_COST not in outs[0]
+    assert outs[1] == {"http.route": "/x"}
+    assert telemetry.value("otel_receiver_genai_cost_errors_total", {"reason": "internal_error"}) == 1
+    assert "KeyError" in caplog.text and "secret-attribute-value" not in caplog.text

@@ -165,3 +165,27 @@ def test_openinference_agent_kind_is_an_agent_span() -> None:
     )
     (out,) = run(make_processor(), span)
     assert a.GEN_AI_USAGE_COST not in out
+
+
+def test_openinference_chain_span_with_token_counts_is_a_roll_up() -> None:
+    span = make_span(
+        {
+            a.OPENINFERENCE_SPAN_KIND: "CHAIN",
+            a.OI_LLM_MODEL_NAME: "gpt-4o",
+            a.OI_TOKEN_COUNT_PROMPT: 1000,
+            a.OI_TOKEN_COUNT_COMPLETION: 100,
+        },
+        kind=INTERNAL,
+    )
+    llm = make_span(
+        {
+            a.OPENINFERENCE_SPAN_KIND: "LLM",
+            a.OI_LLM_MODEL_NAME: "gpt-4o",
+            a.OI_TOKEN_COUNT_PROMPT: 1000,
+            a.OI_TOKEN_COUNT_COMPLETION: 100,
+        },
+        kind=INTERNAL,
+    )
+    chain, call = run(make_processor(), span, llm)
+    assert a.GEN_AI_USAGE_COST not in chain and a.GEN_AI_COST_UNPRICED not in chain
+    assert call[a.GEN_AI_USAGE_COST] == float(usd((1000, "2.50"), (100, "10")))

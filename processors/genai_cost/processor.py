@@ -107,6 +107,7 @@ _AGENT_OPERATIONS: Final = frozenset({a.OP_INVOKE_AGENT, a.OP_CREATE_AGENT, a.OP
 _INVALID: Final = -1
 _MAX_MODEL_LABELS: Final = 500
 _OTHER_MODEL: Final = "(other)"
+_INTERNAL_ERROR: Final = "internal_error"
 
 UNPRICED_METRIC: Final = "otel_receiver_genai_unpriced_spans"
 COST_ERROR_METRIC: Final = "otel_receiver_genai_cost_errors"
@@ -122,7 +123,7 @@ class _Metrics:
         )
         self.errors = Counter(
             COST_ERROR_METRIC,
-            "GenAI spans not priced because their token counts are invalid, by reason",
+            "GenAI spans not priced because of invalid token counts (or an internal error), by reason",
             ["reason"],
             registry=registry,
         )
@@ -284,6 +285,7 @@ class GenAICostProcessor(Processor):
         self._logged_models: set[str] = set()
         self._label_models: set[str] = set()
         self._pricing_bytes: dict[str, bytes] = {}
+        self._logged_errors: set[str] = set()
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         unpriced: Tally[str] = Tally()
@@ -293,7 +295,13 @@ class GenAICostProcessor(Processor):
         for rs in batch.resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    self.price_span(span, tenant, fallback_ns, unpriced, errors)
+                    # One span that trips an unforeseen case must not make the receiver
+                    # refuse the whole batch: it goes on unpriced, counted and logged.
+                    try:
+                        self.price_span(span, tenant, fallback_ns, unpriced, errors)
+                    except Exception as e:
+                        errors[_INTERNAL_ERROR] += 1
+                        self._log_internal_error_once(e)
         for model, n in unpriced.items():
             self.metrics.unpriced.labels(model=self._model_label(model)).inc(n)
         for reason, n in errors.items():
@@ -338,7 +346,12 @@ class GenAICostProcessor(Processor):
 
         operation = _string(cur[_OP])
         if operation is None and leg is not None:
-            operation = _legacy_value(leg[_OP])
+            legacy_op = leg[_OP]
+            operation = _legacy_value(legacy_op)
+            if operation is None and legacy_op is not None and legacy_op.key == a.OPENINFERENCE_SPAN_KIND:
+                # CHAIN, RETRIEVER, RERANKER, ...: OpenInference puts a call's own token
+                # counts on its LLM/EMBEDDING spans; counts elsewhere are roll-ups.
+                return
         if (
             operation in _AGENT_OPERATIONS
             and span.kind != Span.SPAN_KIND_CLIENT
@@ -508,6 +521,20 @@ class GenAICostProcessor(Processor):
             return _OTHER_MODEL
         self._label_models.add(model)
         return model
+
+    def _log_internal_error_once(self, error: Exception) -> None:
+        # The message may quote attribute values (PII): log the type and place only.
+        kind = type(error).__name__
+        if kind in self._logged_errors:
+            return
+        self._logged_errors.add(kind)
+        tb = error.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+        self.settings.logger.error(
+            "genai_cost: %s while pricing a span (at %s); the span is passed on unpriced", kind, where
+        )
 
     def _log_unpriced_once(self, provider: str | None, model: str) -> None:
         if model in self._logged_models or len(self._logged_models) >= _MAX_MODEL_LABELS:
