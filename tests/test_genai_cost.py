@@ -402,6 +402,15 @@ CASES: list[tuple[str, str, str, dict[str, int], str, Decimal]] = [
         NOW,
         usd((1000, "0.50"), (1000, "1.50")),
     ),
+    # --- through a LiteLLM proxy: the model names the provider ---
+    (
+        "litellm-anthropic",
+        "litellm",
+        "anthropic/claude-3-5-sonnet-20241022",
+        dict(input=2000, output=300),
+        NOW,
+        usd((2000, "3"), (300, "15")),
+    ),
     # --- DeepSeek: standard hours 00:30-16:30 UTC, half price off-peak ---
     (
         "deepseek-chat-standard-hours",

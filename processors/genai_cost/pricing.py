@@ -514,7 +514,11 @@ class PriceBook:
 
     def _library_model(self, provider: str | None, model: str) -> tuple[gp.Provider, gp.ModelInfo] | None:
         provider_id: str | None = None
-        if provider is not None:
+        if provider == "litellm":
+            # A LiteLLM proxy names the real provider in the model ("anthropic/claude-...");
+            # genai-prices resolves that form itself for provider id "litellm".
+            provider_id = provider
+        elif provider is not None:
             provider_id = PROVIDER_IDS.get(provider)
             if provider_id is None:
                 found = data_snapshot.find_provider_by_id(self.snapshot.providers, provider)
