@@ -1,0 +1,317 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_clickhouse_support)
+"""The schema step: Collector-compatible tables, TTL, cluster DDL, and config validation.
+
+The single-node DDL runs for real on chDB; the cluster DDL (which needs ZooKeeper/Keeper
+and several servers) is parsed by the same engine (``formatQuery``) and checked as text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from exporters.clickhouse.config import ClickHouseConfig
+from exporters.clickhouse.schema import Schema, parse_ttl, ttl_clause
+from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
+    Running,
+    clickhouse_dir,
+    module_store,
+    running,
+)
+
+# Column names and types of the OpenTelemetry Collector contrib ClickHouse exporter
+# (exporter/clickhouseexporter/internal/sqltemplates/*_table.sql), as ClickHouse
+# reports them (Nested columns appear as Array sub-columns).
+_ATTR = "Map(LowCardinality(String), String)"
+_EXEMPLARS = [
+    ("Exemplars.FilteredAttributes", f"Array({_ATTR})"),
+    ("Exemplars.TimeUnix", "Array(DateTime64(9))"),
+    ("Exemplars.Value", "Array(Float64)"),
+    ("Exemplars.SpanId", "Array(String)"),
+    ("Exemplars.TraceId", "Array(String)"),
+]
+_METRIC_HEAD = [
+    ("ResourceAttributes", _ATTR),
+    ("ResourceSchemaUrl", "String"),
+    ("ScopeName", "String"),
+    ("ScopeVersion", "String"),
+    ("ScopeAttributes", _ATTR),
+    ("ScopeDroppedAttrCount", "UInt32"),
+    ("ScopeSchemaUrl", "String"),
+    ("ServiceName", "LowCardinality(String)"),
+    ("MetricName", "String"),
+    ("MetricDescription", "String"),
+    ("MetricUnit", "String"),
+    ("Attributes", _ATTR),
+    ("StartTimeUnix", "DateTime64(9)"),
+    ("TimeUnix", "DateTime64(9)"),
+]
+COLLECTOR_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "otel_traces": [
+        ("Timestamp", "DateTime64(9)"),
+        ("TraceId", "String"),
+        ("SpanId", "String"),
+        ("ParentSpanId", "String"),
+        ("TraceState", "String"),
+        ("SpanName", "LowCardinality(String)"),
+        ("SpanKind", "LowCardinality(String)"),
+        ("ServiceName", "LowCardinality(String)"),
+        ("ResourceAttributes", _ATTR),
+        ("ScopeName", "String"),
+        ("ScopeVersion", "String"),
+        ("SpanAttributes", _ATTR),
+        ("Duration", "UInt64"),
+        ("StatusCode", "LowCardinality(String)"),
+        ("StatusMessage", "String"),
+        ("Events.Timestamp", "Array(DateTime64(9))"),
+        ("Events.Name", "Array(LowCardinality(String))"),
+        ("Events.Attributes", f"Array({_ATTR})"),
+        ("Links.TraceId", "Array(String)"),
+        ("Links.SpanId", "Array(String)"),
+        ("Links.TraceState", "Array(String)"),
+        ("Links.Attributes", f"Array({_ATTR})"),
+    ],
+    "otel_traces_trace_id_ts": [("TraceId", "String"), ("Start", "DateTime"), ("End", "DateTime")],
+    "otel_logs": [
+        ("Timestamp", "DateTime64(9)"),
+        ("TimestampTime", "DateTime"),
+        ("TraceId", "String"),
+        ("SpanId", "String"),
+        ("TraceFlags", "UInt8"),
+        ("SeverityText", "LowCardinality(String)"),
+        ("SeverityNumber", "UInt8"),
+        ("ServiceName", "LowCardinality(String)"),
+        ("Body", "String"),
+        ("ResourceSchemaUrl", "LowCardinality(String)"),
+        ("ResourceAttributes", _ATTR),
+        ("ScopeSchemaUrl", "LowCardinality(String)"),
+        ("ScopeName", "String"),
+        ("ScopeVersion", "LowCardinality(String)"),
+        ("ScopeAttributes", _ATTR),
+        ("LogAttributes", _ATTR),
+        ("EventName", "String"),
+    ],
+    "otel_metrics_gauge": [*_METRIC_HEAD, ("Value", "Float64"), ("Flags", "UInt32"), *_EXEMPLARS],
+    "otel_metrics_sum": [
+        *_METRIC_HEAD,
+        ("Value", "Float64"),
+        ("Flags", "UInt32"),
+        *_EXEMPLARS,
+        ("AggregationTemporality", "Int32"),
+        ("IsMonotonic", "Bool"),
+    ],
+    "otel_metrics_histogram": [
+        *_METRIC_HEAD,
+        ("Count", "UInt64"),
+        ("Sum", "Float64"),
+        ("BucketCounts", "Array(UInt64)"),
+        ("ExplicitBounds", "Array(Float64)"),
+        *_EXEMPLARS,
+        ("Flags", "UInt32"),
+        ("Min", "Float64"),
+        ("Max", "Float64"),
+        ("AggregationTemporality", "Int32"),
+    ],
+    "otel_metrics_exponential_histogram": [
+        *_METRIC_HEAD,
+        ("Count", "UInt64"),
+        ("Sum", "Float64"),
+        ("Scale", "Int32"),
+        ("ZeroCount", "UInt64"),
+        ("PositiveOffset", "Int32"),
+        ("PositiveBucketCounts", "Array(UInt64)"),
+        ("NegativeOffset", "Int32"),
+        ("NegativeBucketCounts", "Array(UInt64)"),
+        *_EXEMPLARS,
+        ("Flags", "UInt32"),
+        ("Min", "Float64"),
+        ("Max", "Float64"),
+        ("AggregationTemporality", "Int32"),
+    ],
+    "otel_metrics_summary": [
+        *_METRIC_HEAD,
+        ("Count", "UInt64"),
+        ("Sum", "Float64"),
+        ("ValueAtQuantiles.Quantile", "Array(Float64)"),
+        ("ValueAtQuantiles.Value", "Array(Float64)"),
+        ("Flags", "UInt32"),
+    ],
+}
+
+GENAI_COLUMNS = [
+    ("Timestamp", "DateTime64(9)"),
+    ("TraceId", "String"),
+    ("SpanId", "String"),
+    ("ServiceName", "LowCardinality(String)"),
+    ("TenantId", "LowCardinality(String)"),
+    ("Provider", "LowCardinality(String)"),
+    ("RequestModel", "LowCardinality(String)"),
+    ("ResponseModel", "LowCardinality(String)"),
+    ("Operation", "LowCardinality(String)"),
+    ("InputTokens", "UInt64"),
+    ("OutputTokens", "UInt64"),
+    ("CacheReadTokens", "UInt64"),
+    ("CacheWriteTokens", "UInt64"),
+    ("ReasoningTokens", "UInt64"),
+    ("CostUsd", "Decimal(18, 9)"),
+    ("DurationNs", "UInt64"),
+    ("ErrorType", "LowCardinality(String)"),
+    ("AnomalyKinds", "Array(String)"),
+]
+
+
+def _columns(r: Running, table: str) -> list[tuple[str, str]]:
+    rows = r.rows(
+        "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = '"
+        + table
+        + "' ORDER BY position"
+    )
+    return [(row["name"], row["type"]) for row in rows]
+
+
+@pytest.mark.parametrize("table", sorted(COLLECTOR_COLUMNS))
+def test_tables_match_the_collector_exporter(running: Running, table: str) -> None:
+    assert _columns(running, table) == COLLECTOR_COLUMNS[table]
+
+
+def test_collector_ordering_keys_and_views(running: Running) -> None:
+    rows = running.rows(
+        "SELECT name, sorting_key, partition_key, engine FROM system.tables "
+        "WHERE database = '{db}' ORDER BY name"
+    )
+    tables = {r["name"]: r for r in rows}
+    assert tables["otel_traces"]["sorting_key"] == "ServiceName, SpanName, toDateTime(Timestamp)"
+    assert tables["otel_traces"]["partition_key"] == "toDate(Timestamp)"
+    assert tables["otel_logs"]["sorting_key"] == "ServiceName, TimestampTime, Timestamp"
+    assert tables["otel_traces_trace_id_ts"]["sorting_key"] == "TraceId, Start"
+    for kind in ("gauge", "sum", "histogram", "exponential_histogram", "summary"):
+        key = tables[f"otel_metrics_{kind}"]["sorting_key"]
+        assert key == "ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix)"
+    assert tables["otel_traces_trace_id_ts_mv"]["engine"] == "MaterializedView"
+    assert tables["genai_calls_mv"]["engine"] == "MaterializedView"
+    assert {tables[f"otlp_{s}_in"]["engine"] for s in ("traces", "logs", "metrics")} == {"Null"}
+
+
+def test_genai_and_audit_tables(running: Running) -> None:
+    assert _columns(running, "genai_calls") == GENAI_COLUMNS
+    audit = dict(_columns(running, "audit_log"))
+    assert audit["PrevHash"] == audit["RecordHash"] == "String"
+    assert {"Timestamp", "RecordId", "TenantId", "ActorId", "Action", "ResourceType"} <= set(audit)
+
+
+def test_deduplication_window_on_every_table(running: Running) -> None:
+    rows = running.rows(
+        "SELECT name, create_table_query AS q FROM system.tables "
+        "WHERE database = '{db}' AND engine = 'MergeTree'"
+    )
+    assert len(rows) == 10
+    for row in rows:
+        assert "non_replicated_deduplication_window = 1000" in row["q"], row["name"]
+
+
+@pytest.mark.parametrize(
+    ("text", "clause"),
+    [
+        ("30d", "TTL toDateTime(Timestamp) + toIntervalDay(30)"),
+        ("72h", "TTL toDateTime(Timestamp) + toIntervalDay(3)"),
+        ("36h", "TTL toDateTime(Timestamp) + toIntervalHour(36)"),
+        ("90m", "TTL toDateTime(Timestamp) + toIntervalMinute(90)"),
+        ("45s", "TTL toDateTime(Timestamp) + toIntervalSecond(45)"),
+        ("2w", "TTL toDateTime(Timestamp) + toIntervalDay(14)"),
+        ("0", ""),
+    ],
+)
+def test_ttl_clause(text: str, clause: str) -> None:
+    assert ttl_clause(parse_ttl(text), "toDateTime(Timestamp)") == clause
+
+
+def test_ttl_in_every_telemetry_table_but_not_audit() -> None:
+    statements = Schema(ttl_seconds=parse_ttl("72h")).statements()
+    tables = {_table_name(s): s for s in statements if s.startswith("CREATE TABLE")}
+    assert "TTL toDateTime(Timestamp) + toIntervalDay(3)" in tables["otel_traces"]
+    assert "TTL TimestampTime + toIntervalDay(3)" in tables["otel_logs"]
+    assert "TTL toDateTime(Start) + toIntervalDay(3)" in tables["otel_traces_trace_id_ts"]
+    assert "TTL toDateTime(TimeUnix) + toIntervalDay(3)" in tables["otel_metrics_sum"]
+    assert "TTL toDateTime(Timestamp) + toIntervalDay(3)" in tables["genai_calls"]
+    assert "TTL" not in tables["audit_log"]
+
+
+def test_ttl_table_created_on_chdb(running: Running) -> None:
+    store = running.exporter.store
+    assert store is not None
+    db = running.config.database + "_ttl"
+    try:
+        for statement in Schema(db, ttl_seconds=parse_ttl("30d")).statements()[:2]:
+            store.execute(statement)
+        ddl = running.rows(f"SELECT create_table_query AS q FROM system.tables WHERE database = '{db}'")[0][
+            "q"
+        ]
+        assert "TTL toDateTime(Timestamp) + toIntervalDay(30)" in ddl
+    finally:
+        store.execute(f"DROP DATABASE IF EXISTS `{db}`")
+
+
+def test_cluster_ddl(running: Running) -> None:
+    statements = Schema("otel", cluster="prod", ttl_seconds=86400).statements()
+    store = running.exporter.store
+    assert store is not None
+    for s in statements:
+        assert " ON CLUSTER `prod`" in s.split("\n")[0], s[:120]
+        # The engine's own parser accepts every statement.
+        formatted = store.query("SELECT formatQuery(" + _literal(s) + ")", "TSVRaw").decode()
+        assert "ON CLUSTER prod" in formatted
+    local = [s for s in statements if "ReplicatedMergeTree" in s]
+    distributed = [s for s in statements if "ENGINE = Distributed" in s]
+    assert len(local) == len(distributed) == 10
+    assert not any("ENGINE = MergeTree" in s or "non_replicated" in s for s in statements)
+    assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in local[0]
+    dist = {_table_name(s): s for s in distributed}
+    assert "Distributed(`prod`, `otel`, `otel_traces_local`, cityHash64(TraceId))" in dist["otel_traces"]
+    assert "AS `otel`.`otel_logs_local`" in dist["otel_logs"]
+    views = {s.split("`")[3]: s for s in statements if "MATERIALIZED VIEW" in s}
+    # Row-table views run on each shard's local table; input views write through Distributed tables.
+    assert "TO `otel`.`otel_traces_trace_id_ts_local`" in views["otel_traces_trace_id_ts_mv_local"]
+    assert "FROM `otel`.`otel_traces_local`" in views["genai_calls_mv_local"]
+    assert "TO `otel`.`otel_traces`\n" in views["otlp_traces_mv"]
+    assert "TO `otel`.`otel_metrics_summary`\n" in views["otlp_metrics_summary_mv"]
+
+
+def _table_name(statement: str) -> str:
+    m = re.search(r"`otel`\.`(\w+)`", statement)
+    assert m is not None
+    return m.group(1)
+
+
+def _literal(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"endpoint": "tcp://x:9000"}, "endpoint must be"),
+        ({"endpoint": "embedded:"}, "needs a directory"),
+        ({"database": "otel; DROP"}, "plain identifier"),
+        ({"ttl": "3 days"}, "ttl"),
+        ({"cluster": "prod"}, "cluster needs a ClickHouse server"),
+        ({"query_endpoint": "9181"}, "host:port"),
+        ({"tls": {"cert_file": "c.pem"}}, "go together"),
+        ({"unknown": 1}, "Extra inputs"),
+    ],
+)
+def test_config_errors(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ClickHouseConfig(**overrides)  # type: ignore[arg-type]
+
+
+def test_config_defaults() -> None:
+    cfg = ClickHouseConfig()
+    assert cfg.embedded and cfg.embedded_path == "./otel-data"
+    assert cfg.database == "otel" and cfg.create_schema and cfg.ttl_seconds == 0
+    assert cfg.query_endpoint == "127.0.0.1:9181"
+    batch = cfg.sending_queue.batch
+    assert (batch.enabled, batch.min_size, batch.flush_timeout) == (True, 10_000, 1.0)
+    server = ClickHouseConfig(endpoint="https://ch.example.com:8443", cluster="prod", query_endpoint=None)
+    assert not server.embedded and server.cluster == "prod"
