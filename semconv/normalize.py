@@ -292,6 +292,7 @@ RULES: Final[tuple[Rule, ...]] = (
 )
 
 RULE_BY_KEY: Final[Mapping[str, Rule]] = {r.old: r for r in RULES}
+_RULE_KEYS: Final = frozenset(RULE_BY_KEY)
 
 # Indexed message attributes flattened by OpenLLMetry and OpenInference.
 _MESSAGE_PREFIXES: Final = (
@@ -362,21 +363,21 @@ def normalize_attributes(
     source declared exclusive are made inclusive (input += cache read + cache creation,
     output += reasoning), so the current names always carry OTel semantics.
     """
-    present: set[str] | None = None
-    hits: list[int] | None = None
+    # The keys in one comprehension, then set operations in C: spans already using
+    # current names (the common case) cost one pass and no per-key Python branching.
+    keys = [kv.key for kv in attributes]
     has_messages = False
-    for i, kv in enumerate(attributes):
-        key = kv.key
-        if key in RULE_BY_KEY:
-            if hits is None:
-                hits = []
-            hits.append(i)
-        elif key.startswith(_MESSAGE_PREFIXES):
+    for key in keys:
+        if key.startswith(_MESSAGE_PREFIXES):
             has_messages = True
-    if hits is None and not has_messages:
+            break
+    hits: list[int] | None = None
+    if not _RULE_KEYS.isdisjoint(keys):
+        hits = [i for i, key in enumerate(keys) if key in RULE_BY_KEY]
+    elif not has_messages:
         return 0
 
-    present = {kv.key for kv in attributes}
+    present = set(keys)
     if a.GEN_AI_COST_PRICING in present and a.GEN_AI_USAGE_COST in present:
         # gen_ai.usage.cost is our own output from an earlier pass, not a client's estimate.
         hits = [i for i in hits or () if attributes[i].key != a.GEN_AI_USAGE_COST]
