@@ -277,6 +277,18 @@ def server_insert_settings(config: ClickHouseConfig) -> dict[str, SettingValue]:
     return settings
 
 
+def raw_insert_arguments(
+    config: ClickHouseConfig, table: str, body: bytes, settings: Mapping[str, SettingValue]
+) -> dict[str, Any]:
+    """Keyword arguments of clickhouse-connect's ``Client.raw_insert`` for one request."""
+    return {
+        "table": f"`{config.database}`.`{table}`",
+        "insert_block": body,
+        "settings": {**settings, **server_insert_settings(config)},
+        "fmt": "ProtobufSingle",
+    }
+
+
 class ServerStore(Store):
     """A ClickHouse server or cluster over HTTP(S) with clickhouse-connect."""
 
@@ -309,12 +321,7 @@ class ServerStore(Store):
     def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
         client = self._connect()
         try:
-            client.raw_insert(
-                table=f"`{self.database}`.`{table}`",
-                insert_block=body,
-                settings={**settings, **server_insert_settings(self.config)},
-                fmt="ProtobufSingle",
-            )
+            client.raw_insert(**raw_insert_arguments(self.config, table, body, settings))
         except Exception as e:
             raise classify(e) from e
 
