@@ -27,7 +27,7 @@ from exporters.clickhouse.client import (
     server_insert_settings,
     settings_clause,
 )
-from exporters.clickhouse.config import ClickHouseConfig
+from exporters.clickhouse.config import ClickHouseConfig, TLSConfig
 from exporters.clickhouse.exporter import insert_settings
 from otel_receiver.component import RequestContext, RetryableExportError, Signal
 from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
