@@ -56,12 +56,9 @@ def test_client_arguments_from_config() -> None:
         username="writer",
         password="s3cret",
         compression="zstd",
-        tls={
-            "ca_file": "/etc/ca.pem",
-            "cert_file": "/c.pem",
-            "key_file": "/k.pem",
-            "server_name_override": "ch",
-        },
+        tls=TLSConfig(
+            ca_file="/etc/ca.pem", cert_file="/c.pem", key_file="/k.pem", server_name_override="ch"
+        ),
         timeout=12,
         query_endpoint=None,
     )
