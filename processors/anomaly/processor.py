@@ -336,9 +336,11 @@ class AnomalyProcessor(Processor):
                         err_det = series.error_rate
                         if err_det is None:
                             err_det = series.error_rate = self._error_detector()
-                        err_det.update(t, 1.0 if span.status.code == _ERROR else 0.0)
+                        failed = span.status.code == _ERROR
+                        err_det.update(t, 1.0 if failed else 0.0)
                         z = err_det.last_z
-                        if z >= error_threshold_z:
+                        # Only the failing calls of a burst are the anomalous spans.
+                        if failed and z >= error_threshold_z:
                             kinds.append(a.ANOMALY_KIND_ERROR_RATE)
                             peak = max(peak, z)
                     if genai:
