@@ -21,7 +21,9 @@ from bench.nab import (
 from processors.anomaly import Detector
 
 
-def make_file(rows: int = 1000, windows: list[tuple[int, int]] | None = None, name: str = "f.csv") -> DataFile:
+def make_file(
+    rows: int = 1000, windows: list[tuple[int, int]] | None = None, name: str = "f.csv"
+) -> DataFile:
     return DataFile(name, [float(i * 300) for i in range(rows)], [0.0] * rows, windows or [])
 
 
