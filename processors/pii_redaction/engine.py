@@ -419,14 +419,36 @@ _UNCHANGED: Any = object()
 
 
 def _resolve(hits: list[Hit]) -> list[Hit]:
-    """Non-overlapping hits, preferring higher priority, then longer; sorted by start."""
-    ordered = sorted(hits, key=lambda h: (-h.detector.priority, -(h.end - h.start), h.start))
+    """Non-overlapping hits, preferring higher priority, then longer; sorted by start.
+
+    Hits are grouped into clusters of transitively overlapping spans first, so the greedy
+    choice only compares hits within a cluster (a megabyte of back-to-back card numbers is
+    tens of thousands of hits, and comparing all pairs would be quadratic)."""
+    by_start = sorted(hits, key=lambda h: (h.start, h.end))
     kept: list[Hit] = []
-    for h in ordered:
-        if all(h.end <= k.start or h.start >= k.end for k in kept):
-            kept.append(h)
+    cluster: list[Hit] = []
+    cluster_end = -1
+    for h in by_start:
+        if cluster and h.start >= cluster_end:
+            kept.extend(_choose(cluster))
+            cluster = []
+        cluster.append(h)
+        cluster_end = max(cluster_end, h.end) if len(cluster) > 1 else h.end
+    if cluster:
+        kept.extend(_choose(cluster))
     kept.sort(key=lambda h: h.start)
     return kept
+
+
+def _choose(cluster: list[Hit]) -> list[Hit]:
+    if len(cluster) == 1:
+        return cluster
+    ordered = sorted(cluster, key=lambda h: (-h.detector.priority, -(h.end - h.start), h.start))
+    chosen: list[Hit] = []
+    for h in ordered:
+        if all(h.end <= k.start or h.start >= k.end for k in chosen):
+            chosen.append(h)
+    return chosen
 
 
 def _ner_hits(buf: bytes, text: str, spans: list[tuple[int, int, str]]) -> list[Hit]:
