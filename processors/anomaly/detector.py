@@ -143,13 +143,13 @@ class Detector:
         err = x - level if x >= level else level - x
         a = p.scale_alpha if n * p.scale_alpha > 1.0 else 1.0 / n
         scale = self.scale = self.scale + a * (err - self.scale)
-        raw = err / (scale + p.relative_floor * abs(level) + _TINY)
+        unit = scale + p.relative_floor * abs(level) + _TINY
+        raw = err / unit
         self.level = level + p.level_alpha * (x - level)
         # The flag gate measures the point from a Huber-robust twin of the level: one
         # outlier moves it by at most HUBER error units x alpha, so the calls after a
         # slow one are not judged from a displaced level (the plain level scores better
         # on NAB, so it stays for the likelihood).
-        unit = scale + p.relative_floor * abs(level) + _TINY
         step = x - self.anchor
         gate_error = (step if step >= 0.0 else -step) / unit
         bound = HUBER * unit

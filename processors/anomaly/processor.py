@@ -369,9 +369,7 @@ class AnomalyProcessor(Processor):
                                     peak = max(peak, z)
                     if kinds:
                         set_bool(attrs, a.ANOMALY_FLAGGED, True)
-                        if a.ANOMALY_KINDS in found:
-                            remove(attrs, (a.ANOMALY_KINDS,))
-                        set_str_array(attrs, a.ANOMALY_KINDS, kinds)
+                        set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
                         peak = peak / (peak + self._score_k)
                         set_double(attrs, a.ANOMALY_SCORE, peak)
                         for kind in kinds:
