@@ -15,6 +15,7 @@ import asyncio
 import base64
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -421,16 +422,22 @@ def make_exporter(config: ClickHouseConfig) -> ClickHouseExporter:
 
 
 class Running:
-    """An exporter started on its own event loop, driven synchronously by tests."""
+    """An exporter started on its own event loop (in a thread, so that its query
+    endpoint keeps serving), driven synchronously by tests."""
 
     def __init__(self, config: ClickHouseConfig) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="clickhouse-test", daemon=True)
+        self.thread.start()
         self.exporter = make_exporter(config)
-        self.loop.run_until_complete(self.exporter.start())
+        self._run(self.exporter.start())
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
 
     def export(self, batch: Batch, token: str | None = None) -> None:
-        self.loop.run_until_complete(self.exporter.export(batch, RequestContext(dedup_token=token)))
+        self._run(self.exporter.export(batch, RequestContext(dedup_token=token)))
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         """Rows as JSON objects; ``{db}`` in ``sql`` is the test's database."""
@@ -451,7 +458,9 @@ class Running:
             self.exporter.store.execute(f"TRUNCATE TABLE `{self.config.database}`.`{t['name']}`")
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.exporter.shutdown())
+        self._run(self.exporter.shutdown())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
         self.loop.close()
 
 

@@ -128,8 +128,14 @@ def _ask_endpoint(base: str, config: ClickHouseConfig, sql: str, fmt: str) -> st
     try:
         with urllib.request.urlopen(base + "/status", timeout=_CONNECT_TIMEOUT) as resp:
             status = json.loads(resp.read())
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, ConnectionRefusedError):
+            return None  # no receiver: the caller opens the store itself
+        raise QueryError(f"query endpoint {config.query_endpoint}: {e.reason}") from e
+    except ConnectionRefusedError:
         return None
+    except (ConnectionError, TimeoutError, ValueError) as e:
+        raise QueryError(f"query endpoint {config.query_endpoint} did not answer properly: {e}") from e
     wanted = os.path.abspath(config.embedded_path)
     if status.get("store") != wanted:
         raise QueryError(
