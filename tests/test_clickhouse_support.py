@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pytest
@@ -478,3 +478,219 @@ def running(module_store: Running) -> Running:
     """The module's exporter with empty tables."""
     module_store.truncate()
     return module_store
+
+
+# --------------------------------------------------------------------------------------
+# Column-by-column comparison of stored rows with the requests they came from
+# --------------------------------------------------------------------------------------
+
+NS = "toUnixTimestamp64Nano"
+
+
+class Reader(Protocol):
+    def rows(self, sql: str) -> list[dict[str, Any]]: ...
+
+
+def _compare(rows: list[dict[str, Any]], expected: list[dict[str, Any]], label: str) -> None:
+    assert len(rows) == len(expected), f"{label}: {len(rows)} rows, expected {len(expected)}"
+    for got, want in zip(rows, expected, strict=True):
+        for column, value in want.items():
+            assert got[column] == value, f"{label}: column {column} of {want}"
+
+
+def check_traces(reader: Reader, requests: list[ExportTraceServiceRequest], where: str = "1") -> int:
+    """Every otel_traces column of every span of ``requests``; returns the span count."""
+    expected: list[dict[str, Any]] = []
+    for req in requests:
+        for rs in req.resource_spans:
+            res = attr_map(rs.resource.attributes)
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    expected.append(
+                        {
+                            "ts": span.start_time_unix_nano,
+                            "TraceId": hex_id(span.trace_id),
+                            "SpanId": hex_id(span.span_id),
+                            "ParentSpanId": hex_id(span.parent_span_id),
+                            "TraceState": span.trace_state,
+                            "SpanName": span.name,
+                            "SpanKind": SPAN_KINDS[span.kind] if span.kind < 6 else "",
+                            "ServiceName": res.get("service.name", ""),
+                            "ResourceAttributes": res,
+                            "ScopeName": ss.scope.name,
+                            "ScopeVersion": ss.scope.version,
+                            "SpanAttributes": attr_map(span.attributes),
+                            "Duration": max(span.end_time_unix_nano - span.start_time_unix_nano, 0),
+                            "StatusCode": STATUS_CODES[span.status.code],
+                            "StatusMessage": span.status.message,
+                            "ev_ts": [e.time_unix_nano for e in span.events],
+                            "Events.Name": [e.name for e in span.events],
+                            "Events.Attributes": [attr_map(e.attributes) for e in span.events],
+                            "Links.TraceId": [hex_id(link.trace_id) for link in span.links],
+                            "Links.SpanId": [hex_id(link.span_id) for link in span.links],
+                            "Links.TraceState": [link.trace_state for link in span.links],
+                            "Links.Attributes": [attr_map(link.attributes) for link in span.links],
+                        }
+                    )
+    expected.sort(key=lambda r: (r["ts"], r["SpanId"], r["TraceId"]))
+    rows = reader.rows(
+        f"SELECT *, {NS}(Timestamp) AS ts, arrayMap(t -> {NS}(t), `Events.Timestamp`) AS ev_ts "
+        f"FROM `{{db}}`.otel_traces WHERE {where} ORDER BY ts, SpanId, TraceId"
+    )
+    _compare(rows, expected, "otel_traces")
+    return len(rows)
+
+
+def check_logs(reader: Reader, requests: list[ExportLogsServiceRequest], where: str = "1") -> int:
+    """Every otel_logs column of every record of ``requests``; returns the record count."""
+    expected: list[dict[str, Any]] = []
+    for req in requests:
+        for rl in req.resource_logs:
+            res = attr_map(rl.resource.attributes)
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    ts = rec.time_unix_nano or rec.observed_time_unix_nano
+                    expected.append(
+                        {
+                            "ts": ts,
+                            "tt": ts // 10**9,
+                            "TraceId": hex_id(rec.trace_id),
+                            "SpanId": hex_id(rec.span_id),
+                            "TraceFlags": rec.flags & 0xFF,
+                            "SeverityText": rec.severity_text,
+                            "SeverityNumber": rec.severity_number,
+                            "ServiceName": res.get("service.name", ""),
+                            "Body": as_string(rec.body),
+                            "ResourceSchemaUrl": rl.schema_url,
+                            "ResourceAttributes": res,
+                            "ScopeSchemaUrl": sl.schema_url,
+                            "ScopeName": sl.scope.name,
+                            "ScopeVersion": sl.scope.version,
+                            "ScopeAttributes": attr_map(sl.scope.attributes),
+                            "LogAttributes": attr_map(rec.attributes),
+                            "EventName": rec.event_name,
+                        }
+                    )
+    expected.sort(key=lambda r: (r["ts"], r["Body"]))
+    rows = reader.rows(
+        f"SELECT *, {NS}(Timestamp) AS ts, toUnixTimestamp(TimestampTime) AS tt "
+        f"FROM `{{db}}`.otel_logs WHERE {where} ORDER BY ts, Body"
+    )
+    _compare(rows, expected, "otel_logs")
+    return len(rows)
+
+
+def _exemplar_columns(point: Any) -> dict[str, Any]:
+    return {
+        "Exemplars.FilteredAttributes": [attr_map(e.filtered_attributes) for e in point.exemplars],
+        "ex_ts": [e.time_unix_nano for e in point.exemplars],
+        "Exemplars.Value": [
+            float(e.as_int) if e.WhichOneof("value") == "as_int" else e.as_double for e in point.exemplars
+        ],
+        "Exemplars.SpanId": [hex_id(e.span_id) for e in point.exemplars],
+        "Exemplars.TraceId": [hex_id(e.trace_id) for e in point.exemplars],
+    }
+
+
+def _point_columns(kind: str, data: Any, point: Any) -> dict[str, Any]:
+    if kind in ("gauge", "sum"):
+        which = point.WhichOneof("value")
+        out = {
+            "Value": float(point.as_int) if which == "as_int" else point.as_double,
+            **_exemplar_columns(point),
+        }
+        if kind == "sum":
+            out["AggregationTemporality"] = data.aggregation_temporality
+            out["IsMonotonic"] = data.is_monotonic
+        return out
+    if kind == "summary":
+        return {
+            "Count": point.count,
+            "Sum": point.sum,
+            "ValueAtQuantiles.Quantile": [q.quantile for q in point.quantile_values],
+            "ValueAtQuantiles.Value": [q.value for q in point.quantile_values],
+        }
+    out = {
+        "Count": point.count,
+        "Sum": point.sum,
+        "Min": point.min,
+        "Max": point.max,
+        "AggregationTemporality": data.aggregation_temporality,
+        **_exemplar_columns(point),
+    }
+    if kind == "histogram":
+        out["BucketCounts"] = list(point.bucket_counts)
+        out["ExplicitBounds"] = list(point.explicit_bounds)
+    else:
+        out.update(
+            {
+                "Scale": point.scale,
+                "ZeroCount": point.zero_count,
+                "PositiveOffset": point.positive.offset,
+                "PositiveBucketCounts": list(point.positive.bucket_counts),
+                "NegativeOffset": point.negative.offset,
+                "NegativeBucketCounts": list(point.negative.bucket_counts),
+            }
+        )
+    return out
+
+
+def check_metrics(
+    reader: Reader, requests: list[ExportMetricsServiceRequest], where: str = "1"
+) -> dict[str, int]:
+    """Every column of every data point of ``requests``; returns points per metric kind."""
+    expected: dict[str, list[dict[str, Any]]] = {}
+    for req in requests:
+        for rm in req.resource_metrics:
+            res = attr_map(rm.resource.attributes)
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    kind = metric.WhichOneof("data")
+                    if kind is None:
+                        continue
+                    data = getattr(metric, kind)
+                    for point in data.data_points:
+                        expected.setdefault(kind, []).append(
+                            {
+                                "ResourceAttributes": res,
+                                "ResourceSchemaUrl": rm.schema_url,
+                                "ScopeName": sm.scope.name,
+                                "ScopeVersion": sm.scope.version,
+                                "ScopeAttributes": attr_map(sm.scope.attributes),
+                                "ScopeDroppedAttrCount": sm.scope.dropped_attributes_count,
+                                "ScopeSchemaUrl": sm.schema_url,
+                                "ServiceName": res.get("service.name", ""),
+                                "MetricName": metric.name,
+                                "MetricDescription": metric.description,
+                                "MetricUnit": metric.unit,
+                                "Attributes": attr_map(point.attributes),
+                                "st": point.start_time_unix_nano,
+                                "t": point.time_unix_nano,
+                                "Flags": point.flags,
+                                **_point_columns(kind, data, point),
+                            }
+                        )
+    counts: dict[str, int] = {}
+    for kind, want in expected.items():
+        want.sort(
+            key=lambda r: (
+                r["MetricName"],
+                r["t"],
+                orjson.dumps(r["Attributes"], option=orjson.OPT_SORT_KEYS),
+            )
+        )
+        exemplar_ts = f", arrayMap(x -> {NS}(x), `Exemplars.TimeUnix`) AS ex_ts" if kind != "summary" else ""
+        rows = reader.rows(
+            f"SELECT *, {NS}(StartTimeUnix) AS st, {NS}(TimeUnix) AS t{exemplar_ts} "
+            f"FROM `{{db}}`.otel_metrics_{kind} WHERE {where} ORDER BY MetricName, t"
+        )
+        rows.sort(
+            key=lambda r: (
+                r["MetricName"],
+                r["t"],
+                orjson.dumps(r["Attributes"], option=orjson.OPT_SORT_KEYS),
+            )
+        )
+        _compare(rows, want, f"otel_metrics_{kind}")
+        counts[kind] = len(rows)
+    return counts
