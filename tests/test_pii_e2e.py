@@ -55,6 +55,8 @@ PII = {
 
 
 def _config(tmp: Path, store: Path, database: str, forward: str) -> str:
+    exporters = "[file/json, file/proto, debug, clickhouse, otlp/forward]"
+    pipeline = f"{{receivers: [otlp], processors: [pii_redaction], exporters: {exporters}}}"
     return f"""
 receivers:
   otlp:
@@ -71,9 +73,9 @@ exporters:
   otlp/forward: {{endpoint: "{forward}", tls: {{insecure: true}}, compression: none}}
 service:
   pipelines:
-    traces: {{receivers: [otlp], processors: [pii_redaction], exporters: [file/json, file/proto, debug, clickhouse, otlp/forward]}}
-    metrics: {{receivers: [otlp], processors: [pii_redaction], exporters: [file/json, file/proto, debug, clickhouse, otlp/forward]}}
-    logs: {{receivers: [otlp], processors: [pii_redaction], exporters: [file/json, file/proto, debug, clickhouse, otlp/forward]}}
+    traces: {pipeline}
+    metrics: {pipeline}
+    logs: {pipeline}
 """
 
 
