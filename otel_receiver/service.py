@@ -146,8 +146,8 @@ class Service:
             ingest.draining = True  # new requests: 503 / UNAVAILABLE, health: 503
         grace = min(5.0, self.config.service.shutdown_timeout)
         await asyncio.gather(*(g.stop(grace) for g in self.grpc.values()))
-        for h in self.http.values():
-            await h.stop()
+        # The HTTP server stays up while queues drain: /health answers 503 (load balancers
+        # take the instance out) and exports get 503 + Retry-After instead of a reset.
         for proc_id, proc in self._processors:
             try:
                 await proc.shutdown()
@@ -159,6 +159,8 @@ class Service:
                 await exporter.shutdown()
             except Exception as e:
                 log.error("exporter %s failed to shut down: %s", eid, e)
+        for h in self.http.values():
+            await h.stop()
         self._stopped.set()
 
     async def run_until_signalled(self, on_started: Any = None) -> None:

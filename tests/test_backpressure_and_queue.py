@@ -316,3 +316,35 @@ service: {{pipelines: {{traces: {{receivers: [otlp], exporters: [file]}}}}}}
                 seen.update(int.from_bytes(s.span_id, "big") for s in ss.spans)
     assert set(acked) <= seen
     assert Signal.TRACES.value == "traces"
+
+
+def test_health_is_503_and_exports_are_retryable_while_draining(receiver_factory: object) -> None:
+    import asyncio as aio
+
+    r = receiver_factory(  # type: ignore[operator]
+        """
+receivers: {otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}}
+exporters:
+  recording: {name: draining, delay: 1.5, sending_queue: {num_consumers: 1}}
+service: {pipelines: {traces: {receivers: [otlp], exporters: [recording]}}}
+"""
+    )
+    u = urlparse(r.http_url)
+
+    def request(method: str, path: str, body: bytes | None = None) -> int:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn.request(method, path, body=body, headers={"Content-Type": "application/x-protobuf"})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    assert request("POST", "/v1/traces", request_with_ids(0, 2).SerializeToString()) == 200
+    assert request("GET", "/health") == 200
+    done = aio.run_coroutine_threadsafe(r.service.shutdown(), r.loop)
+    time.sleep(0.3)  # the queue is still exporting the first request (1.5 s)
+    assert request("GET", "/health") == 503
+    assert request("POST", "/v1/traces", request_with_ids(10, 2).SerializeToString()) == 503
+    done.result(30)
+    r.stopped = True
+    r.loop.call_soon_threadsafe(r.loop.stop)
+    assert sorted(exported_span_ids("draining")) == [1, 2]
