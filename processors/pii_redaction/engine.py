@@ -184,12 +184,15 @@ class Redactor:
         self._key_cache: dict[str, KeyDecision] = {}
 
         self._set = re2.Set.SearchSet()
-        self._compiled: list[tuple[Any, int, Detector]] = []
+        # (locator, extractor, value group, detector): the locator has no capturing groups so
+        # RE2 finds matches with its DFA; the extractor (with groups) runs only on a match.
+        self._compiled: list[tuple[Any, Any, int, Detector]] = []
         for d in self.detectors:
             self._set.Add(d.pattern)
             compiled = re2.compile(d.pattern)
             value_group = compiled.groupindex.get("value", 0)
-            self._compiled.append((compiled._regexp, value_group, d))
+            locator = _raw(_without_captures(d.pattern)) if compiled.groups else compiled._regexp
+            self._compiled.append((locator, compiled._regexp, value_group, d))
         # Key patterns also make a string worth parsing as JSON (a "password" key inside).
         self._key_marker = len(self.detectors)
         if self.key_patterns:
@@ -267,17 +270,18 @@ class Redactor:
         for i in ids:
             if i >= marker:
                 continue
-            rx, value_group, det = self._compiled[i]
+            locator, extractor, value_group, det = self._compiled[i]
             validate = det.validate
             pos = 0
             while pos <= n:
-                spans = rx.Match(_UNANCHORED, buf, pos, n)
-                s, e = spans[0]
+                s, e = locator.Match(_UNANCHORED, buf, pos, n)[0]
                 if s < 0:
                     break
-                vs, ve = spans[value_group] if value_group else (s, e)
-                if vs < 0:  # the alternative that matched has no `value` group
-                    vs, ve = s, e
+                vs, ve = s, e
+                if value_group:
+                    spans = extractor.Match(_ANCHOR_BOTH, buf, s, e)
+                    if spans[0][0] >= 0 and spans[value_group][0] >= 0:
+                        vs, ve = spans[value_group]
                 if ve > vs:
                     if validate is None:
                         hits.append(Hit(vs, ve, det))
@@ -336,6 +340,10 @@ class Redactor:
                     hits = self._find_ids(buf, ids)
                     if not hits:
                         return None
+                    if self._inside_json_strings(buf, hits):
+                        # Replacing text inside string literals with quote- and backslash-free
+                        # tokens keeps the document valid, its structure and its formatting.
+                        return self._finish_text(buf, tally, hits)
                 try:
                     doc = orjson.loads(buf)
                 except orjson.JSONDecodeError:
@@ -351,11 +359,32 @@ class Redactor:
             hits = self._find_ids(buf, ids) if ids else []
         if ner_spans:
             hits = _resolve(hits + _ner_hits(buf, text, ner_spans))
+        return self._finish_text(buf, tally, hits)
+
+    def _finish_text(self, buf: bytes, tally: Tally, hits: list[Hit]) -> str | Any | None:
         result = self.redact_bytes(buf, tally, hits)
         if result is None or result is DROP:
             return result
         decoded: str = result.decode("utf-8", "surrogatepass")
         return decoded
+
+    def _inside_json_strings(self, buf: bytes, hits: list[Hit]) -> bool:
+        """True when every hit lies inside one JSON string literal, away from escapes, and
+        none asks for ``drop`` (which removes a JSON entry, so needs the parsed document).
+        Quote parity is exact only without escaped quotes, so those documents are parsed."""
+        if b'\\"' in buf:
+            return False
+        for h in hits:
+            s, e = h.start, h.end
+            if (
+                self.action_for(h.detector) == "drop"
+                or b'"' in buf[s:e]
+                or b"\\" in buf[s:e]
+                or (s > 0 and buf[s - 1] == 0x5C)
+                or buf.count(b'"', 0, s) % 2 == 0
+            ):
+                return False
+        return True
 
     def redact_json(self, node: Any, tally: Tally, depth: int) -> Any:
         """Redacted copy of a parsed JSON value, ``_UNCHANGED`` when clean, DROP to drop it."""
@@ -412,6 +441,46 @@ class Redactor:
             r = self.redact_text(str(node), tally, self.max_depth)
             return _UNCHANGED if r is None else r
         return _UNCHANGED
+
+
+def _without_captures(pattern: str) -> str:
+    """``pattern`` with its capturing groups made non-capturing (same language)."""
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                out.append("[^")
+                i += 2
+                if pattern[i : i + 1] == "]":
+                    out.append("]")
+                    i += 1
+                continue
+            if pattern[i + 1 : i + 2] == "]":
+                out.append("[]")
+                i += 2
+                continue
+        elif c == "(":
+            if pattern.startswith("(?P<", i):
+                close = pattern.index(">", i)
+                out.append("(?:")
+                i = close + 1
+                continue
+            if pattern[i + 1 : i + 2] != "?":
+                out.append("(?:")
+                i += 1
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 _NOT_JSON: Any = object()
