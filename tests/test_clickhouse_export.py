@@ -12,6 +12,7 @@ import base64
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from exporters.clickhouse import client as client_module
@@ -248,3 +249,27 @@ def test_closed_engine_session_is_reopened(running: Running) -> None:
 def test_empty_batch_writes_nothing(running: Running) -> None:
     running.export(ExportTraceServiceRequest())
     assert running.count("otel_traces") == 0
+
+
+def test_structured_log_bodies_decode_three_levels(running: Running) -> None:
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    leaf = av(array=[av(int_value=1)])
+    bodies = [
+        av(kvlist=[kv("http", kvlist=[kv("req", kvlist=[kv("method", string_value="GET")])])]),
+        av(array=[av(array=[av(array=[av(string_value="deep")])])]),
+        av(kvlist=[kv("a", kvlist=[kv("b", kvlist=[kv("c", array=leaf.array_value.values)])])]),
+    ]
+    for i, body in enumerate(bodies):
+        rec = sl.log_records.add()
+        rec.time_unix_nano = T0 + i
+        rec.body.CopyFrom(body)
+        rec.attributes.append(kv("ctx", kvlist=[kv("user", kvlist=[kv("id", int_value=7)])]))
+    running.export(req)
+    rows = running.rows("SELECT Body, LogAttributes AS a FROM `{db}`.otel_logs ORDER BY Timestamp")
+    assert rows[0]["Body"] == '{"http":{"req":{"method":"GET"}}}'
+    assert rows[1]["Body"] == '[[["deep"]]]'
+    # A fourth level is kept as the base64 of its protobuf.
+    encoded = base64.b64encode(leaf.array_value.SerializeToString()).decode()
+    assert rows[2]["Body"] == '{"a":{"b":{"c":"' + encoded + '"}}}'
+    assert rows[0]["a"] == {"ctx": '{"user":{"id":7}}'}

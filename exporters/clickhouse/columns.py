@@ -25,6 +25,8 @@ from typing import Final
 
 from semconv import attributes as sc
 
+from . import wire
+
 
 def _var(prefix: str, over: str = "") -> str:
     # Nested lambdas need distinct parameter names; deriving them from the expression
@@ -60,59 +62,67 @@ def go_json_escapes(json_text: str) -> str:
     )
 
 
-def _inner_json(e: str) -> str:
-    # Values nested deeper than one array or map level arrive as raw protobuf bytes;
-    # they are kept (base64, as a JSON string) rather than dropped.
+def _json(e: str, level: int) -> str:
+    """JSON text (ClickHouse's escaping) of a ``Value<level>`` tuple expression."""
+    if level == 0:
+        # Values nested deeper than the decoded levels arrive as raw protobuf bytes;
+        # they are kept (base64, as a JSON string) rather than dropped.
+        nested = (
+            f"{e}.kind = 5, toJSONString(base64Encode({e}.array_value)), "
+            f"{e}.kind = 6, toJSONString(base64Encode({e}.kvlist_value)), "
+        )
+    else:
+        nested = (
+            f"{e}.kind = 5, {_json_array(f'{e}.array_value.values', level - 1)}, "
+            f"{e}.kind = 6, {_json_object(f'{e}.kvlist_value.values', level - 1)}, "
+        )
     return (
         f"multiIf({e}.kind = 1, toJSONString({e}.string_value), "
         f"{e}.kind = 3, toString({e}.int_value), "
         f"{e}.kind = 4, if(isFinite({e}.double_value), {float_text(f'{e}.double_value')}, 'null'), "
         f"{e}.kind = 2, if({e}.bool_value, 'true', 'false'), "
         f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "
-        f"{e}.kind = 5, toJSONString(base64Encode({e}.array_value)), "
-        f"{e}.kind = 6, toJSONString(base64Encode({e}.kvlist_value)), "
-        "'null')"
+        f"{nested}'null')"
     )
 
 
-def _json_array(values: str) -> str:
+def _json_array(values: str, level: int) -> str:
     e = _var("e", values)
-    return go_json_escapes(
-        f"concat('[', arrayStringConcat(arrayMap({e} -> {_inner_json(e)}, {values}), ','), ']')"
-    )
+    return f"concat('[', arrayStringConcat(arrayMap({e} -> {_json(e, level)}, {values}), ','), ']')"
 
 
-def _json_object(pairs: str) -> str:
+def _json_object(pairs: str, level: int) -> str:
+    # Go marshals a map with its keys sorted.
     p = _var("p", pairs)
     k = _var("k", pairs)
-    return go_json_escapes(
+    return (
         "concat('{', arrayStringConcat(arrayMap("
-        f"{p} -> concat(toJSONString({p}.key), ':', {_inner_json(f'{p}.value')}), "
+        f"{p} -> concat(toJSONString({p}.key), ':', {_json(f'{p}.value', level)}), "
         f"arraySort({k} -> {k}.key, {pairs})), ','), '}}')"
     )
 
 
-def value_text(v: str) -> str:
-    """``pcommon.Value.AsString`` of an AnyValue tuple expression."""
+def value_text(v: str, level: int = wire.ATTRIBUTE_LEVEL) -> str:
+    """``pcommon.Value.AsString`` of a ``Value<level>`` tuple expression."""
     return (
         f"multiIf({v}.kind = 1, {v}.string_value, "
         f"{v}.kind = 3, toString({v}.int_value), "
         f"{v}.kind = 4, {float_text(f'{v}.double_value')}, "
         f"{v}.kind = 2, if({v}.bool_value, 'true', 'false'), "
         f"{v}.kind = 7, base64Encode({v}.bytes_value), "
-        f"{v}.kind = 5, {_json_array(f'{v}.array_value.values')}, "
-        f"{v}.kind = 6, {_json_object(f'{v}.kvlist_value.values')}, "
+        f"{v}.kind = 5, {go_json_escapes(_json_array(f'{v}.array_value.values', level - 1))}, "
+        f"{v}.kind = 6, {go_json_escapes(_json_object(f'{v}.kvlist_value.values', level - 1))}, "
         "'')"
     )
 
 
-def attr_map(attrs: str) -> str:
+def attr_map(attrs: str, level: int = wire.ATTRIBUTE_LEVEL) -> str:
     """Map(String, String) of a KeyValue array expression."""
     a = _var("a", attrs)
     b = _var("b", attrs)
     return (
         f"mapFromArrays(arrayMap({a} -> {a}.key, {attrs}), "
-        f"arrayMap({b} -> {value_text(f'{b}.value')}, {attrs}))"
+        f"arrayMap({b} -> {value_text(f'{b}.value', level)}, {attrs}))"
     )
 
 
@@ -187,14 +197,14 @@ def logs_select(source: str) -> str:
     lr.severity_text AS SeverityText,
     toUInt8(bitAnd(lr.severity_number, 255)) AS SeverityNumber,
     rl.1[{SERVICE_NAME_KEY}] AS ServiceName,
-    {value_text("lr.body")} AS Body,
+    {value_text("lr.body", wire.LOG_LEVEL)} AS Body,
     rl.3 AS ResourceSchemaUrl,
     rl.1 AS ResourceAttributes,
     sl.3 AS ScopeSchemaUrl,
     sl.4 AS ScopeName,
     sl.5 AS ScopeVersion,
     sl.1 AS ScopeAttributes,
-    {attr_map("lr.attributes")} AS LogAttributes,
+    {attr_map("lr.attributes", wire.LOG_LEVEL)} AS LogAttributes,
     lr.event_name AS EventName
 FROM {source}
 ARRAY JOIN arrayMap({r} -> ({attr_map(f"{r}.resource.attributes")}, {r}.scope_logs, {r}.schema_url),

@@ -10,8 +10,9 @@ The schema below is the OTLP wire format (field numbers from
 opentelemetry-proto) restricted to the fields we store. ``oneof`` groups are named
 ``kind`` so that ``input_format_protobuf_oneof_presence`` tells which value field
 was set (an ``int_value`` 0 and an unset value must not look alike). ``AnyValue``
-is recursive in OTLP; we decode two levels (a value, and the elements of an array
-or map value) and keep anything deeper as its raw protobuf bytes. The schema is
+is recursive in OTLP; a schema cannot be, so values are decoded to a fixed depth
+(``ATTRIBUTE_LEVEL``, ``LOG_LEVEL``) and anything deeper is kept as its raw
+protobuf bytes. The schema is
 sent with each insert (``format_schema_source='string'``), so a ClickHouse server
 needs no schema file on disk.
 """
@@ -22,24 +23,41 @@ from typing import Final
 
 from otel_receiver.component import Signal
 
-PROTO_SCHEMA: Final = """
-syntax = "proto3";
-message InnerValue {
-  oneof kind {
-    string string_value = 1; bool bool_value = 2; int64 int_value = 3; double double_value = 4;
-    bytes array_value = 5; bytes kvlist_value = 6; bytes bytes_value = 7;
-  }
-}
-message InnerKeyValue { string key = 1; InnerValue value = 2; }
-message InnerArray { repeated InnerValue values = 1; }
-message InnerKeyValueList { repeated InnerKeyValue values = 1; }
-message AnyValue {
-  oneof kind {
-    string string_value = 1; bool bool_value = 2; int64 int_value = 3; double double_value = 4;
-    InnerArray array_value = 5; InnerKeyValueList kvlist_value = 6; bytes bytes_value = 7;
-  }
-}
-message KeyValue { string key = 1; AnyValue value = 2; }
+# Decoded nesting levels of AnyValue: span, resource, scope and metric attributes
+# hold primitives or arrays of primitives (the OTel attribute rules), so one level of
+# array/map elements is enough; log bodies and log attributes carry structured data
+# (maps of maps and arrays), decoded three levels deep.
+ATTRIBUTE_LEVEL: Final = 1
+LOG_LEVEL: Final = 3
+
+
+def _proto_values(max_level: int) -> str:
+    """``Value0`` (elements kept as raw bytes) up to ``Value<max_level>`` and their pairs."""
+    scalars = "string string_value = 1; bool bool_value = 2; int64 int_value = 3; double double_value = 4;"
+    out = [
+        "message Value0 {\n  oneof kind {\n    "
+        + scalars
+        + "\n    bytes array_value = 5; bytes kvlist_value = 6; bytes bytes_value = 7;\n  }\n}",
+        "message KeyValue0 { string key = 1; Value0 value = 2; }",
+    ]
+    for level in range(1, max_level + 1):
+        below = level - 1
+        out += [
+            f"message ArrayValue{level} {{ repeated Value{below} values = 1; }}",
+            f"message KeyValueList{level} {{ repeated KeyValue{below} values = 1; }}",
+            f"message Value{level} {{\n  oneof kind {{\n    {scalars}\n"
+            f"    ArrayValue{level} array_value = 5; KeyValueList{level} kvlist_value = 6; "
+            "bytes bytes_value = 7;\n  }\n}",
+            f"message KeyValue{level} {{ string key = 1; Value{level} value = 2; }}",
+        ]
+    return "\n".join(out)
+
+
+PROTO_SCHEMA: Final = (
+    'syntax = "proto3";\n'
+    + _proto_values(LOG_LEVEL)
+    + """
+message KeyValue { string key = 1; Value1 value = 2; }
 message Resource { repeated KeyValue attributes = 1; }
 message InstrumentationScope {
   string name = 1; string version = 2; repeated KeyValue attributes = 3; uint32 dropped_attributes_count = 4;
@@ -62,7 +80,7 @@ message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
 
 message LogRecord {
   fixed64 time_unix_nano = 1; fixed64 observed_time_unix_nano = 11; int32 severity_number = 2;
-  string severity_text = 3; AnyValue body = 5; repeated KeyValue attributes = 6; fixed32 flags = 8;
+  string severity_text = 3; Value3 body = 5; repeated KeyValue3 attributes = 6; fixed32 flags = 8;
   bytes trace_id = 9; bytes span_id = 10; string event_name = 12;
 }
 message ScopeLogs {
@@ -116,19 +134,28 @@ message ResourceMetrics {
 }
 message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
 """
+)
 
 # ClickHouse column types mirroring the messages above (names match field names).
-_INNER_VALUE = (
-    "Tuple(string_value String, bool_value Bool, int_value Int64, double_value Float64, "
-    "array_value String, kvlist_value String, bytes_value String, kind UInt8)"
-)
-ANY_VALUE: Final = (
-    "Tuple(string_value String, bool_value Bool, int_value Int64, double_value Float64, "
-    f"array_value Tuple(values Array({_INNER_VALUE})), "
-    f"kvlist_value Tuple(values Array(Tuple(key String, value {_INNER_VALUE}))), "
-    "bytes_value String, kind UInt8)"
-)
-ATTRIBUTES: Final = f"Array(Tuple(key String, value {ANY_VALUE}))"
+_SCALARS = "string_value String, bool_value Bool, int_value Int64, double_value Float64"
+
+
+def value_type(level: int) -> str:
+    """The ClickHouse type of ``Value<level>``."""
+    if level == 0:
+        return f"Tuple({_SCALARS}, array_value String, kvlist_value String, bytes_value String, kind UInt8)"
+    below = value_type(level - 1)
+    return (
+        f"Tuple({_SCALARS}, array_value Tuple(values Array({below})), "
+        f"kvlist_value Tuple(values Array(Tuple(key String, value {below}))), bytes_value String, kind UInt8)"
+    )
+
+
+def attributes_type(level: int) -> str:
+    return f"Array(Tuple(key String, value {value_type(level)}))"
+
+
+ATTRIBUTES: Final = attributes_type(ATTRIBUTE_LEVEL)
 _SCOPE = f"Tuple(name String, version String, attributes {ATTRIBUTES}, dropped_attributes_count UInt32)"
 _RESOURCE = f"Tuple(attributes {ATTRIBUTES})"
 
@@ -149,7 +176,8 @@ TRACES_INPUT: Final = (
 
 _LOG_RECORD = (
     "Tuple(time_unix_nano UInt64, observed_time_unix_nano UInt64, severity_number Int32, "
-    f"severity_text String, body {ANY_VALUE}, attributes {ATTRIBUTES}, flags UInt32, "
+    f"severity_text String, body {value_type(LOG_LEVEL)}, attributes {attributes_type(LOG_LEVEL)}, "
+    "flags UInt32, "
     "trace_id String, span_id String, event_name String)"
 )
 LOGS_INPUT: Final = (
