@@ -174,7 +174,7 @@ def error_flags(seed: int, burst: tuple[float, float] | None, calls_per_s: float
     d = ErrorShareDetector()
     flag_z = score_to_z(AnomalyConfig().error_rate_threshold)
     t, out = 0.0, []
-    while t < 6 * 3600:
+    while t < (6 * 3600 if calls_per_s < 10 else 4000):
         t += rng.expovariate(calls_per_s)
         p = 0.3 if burst and burst[0] <= t < burst[1] else 0.01
         d.update(t, 1.0 if rng.random() < p else 0.0)
@@ -192,3 +192,9 @@ def test_background_errors_are_not_flagged(seed: int) -> None:
 def test_error_burst_is_flagged_within_a_minute(seed: int) -> None:
     found = [t for t in error_flags(seed, (10_000.0, 10_120.0)) if t >= 10_000.0]
     assert found and found[0] - 10_000.0 < 60.0
+
+
+def test_busy_series_does_not_absorb_an_error_burst() -> None:
+    # 80 calls/s: a per-call baseline would learn the burst within seconds.
+    found = [t for t in error_flags(1, (3000.0, 3120.0), calls_per_s=80.0) if t >= 3000.0]
+    assert found and found[0] - 3000.0 < 10.0

@@ -111,6 +111,8 @@ def test_factory_is_registered_and_config_validates() -> None:
         AnomalyConfig(threshold=1.5)
     with pytest.raises(ValidationError):
         AnomalyConfig(dimensions=("service.name", "service.name"))
+    with pytest.raises(ValidationError, match="error_rate_baseline"):
+        AnomalyConfig(error_rate_window=600, error_rate_baseline=300)
 
 
 def test_latency_spike_flags_only_that_span_and_counts_it() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from otel_receiver.component import ComponentConfig
 from processors.anomaly.detector import DEFAULT_PARAMS, DetectorParams
@@ -100,6 +100,9 @@ class AnomalyConfig(ComponentConfig):
     error_rate_window: float = Field(
         default=60.0, gt=0, description="seconds of event time errors are counted over (exponential window)"
     )
+    error_rate_baseline: float = Field(
+        default=3600.0, gt=0, description="seconds of event time the long-run error share is learnt over"
+    )
     error_rate_min_errors: float = Field(
         default=3.0, ge=1, description="errors in the window below which nothing is flagged"
     )
@@ -117,3 +120,9 @@ class AnomalyConfig(ComponentConfig):
         if isinstance(value, list | tuple) and len(set(value)) != len(value):
             raise ValueError("dimensions must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _windows(self) -> AnomalyConfig:
+        if self.error_rate_baseline <= self.error_rate_window:
+            raise ValueError("error_rate_baseline must be longer than error_rate_window")
+        return self

@@ -299,25 +299,26 @@ class ErrorShareDetector:
     Errors are 0/1 events, so their share is scored with the textbook model rather than
     the value detector: the count of failures in an exponentially decayed window of
     ``window_s`` seconds (event time) against a Poisson with mean ``calls x p0``, p0
-    the series' long-run share (decayed per call, with a weak 1 % prior so a series that
-    never failed is not infinitely surprised by its first error). The tail probability
+    the series' long-run share over an exponential window of ``baseline_s`` seconds
+    (event time, so a busy series does not absorb a burst in seconds), with a weak 1 %
+    prior so a series that never failed is not infinitely surprised by its first error. The tail probability
     is reported as a normal z (``last_z``) and as a score ``z / (z + k)``.
     """
 
-    __slots__ = ("_k", "_long_alpha", "_min_errors", "_warmup", "_window_s", "last_t", "last_z",
+    __slots__ = ("_baseline_s", "_k", "_min_errors", "_warmup", "_window_s", "last_t", "last_z",
                  "long_errors", "long_total", "n", "recent_errors", "recent_total")
 
     PRIOR_CALLS = 100.0
     PRIOR_SHARE = 0.01
 
     def __init__(self, window_s: float = 60.0, min_errors: float = 3.0, warmup: int = DEFAULT_PARAMS.warmup,
-                 long_alpha: float = 0.0005, score_k: float = DEFAULT_PARAMS.score_k) -> None:
-        if window_s <= 0 or not 0.0 < long_alpha <= 1.0:
-            raise ValueError("window_s > 0 and long_alpha in (0, 1] required")
+                 baseline_s: float = 3600.0, score_k: float = DEFAULT_PARAMS.score_k) -> None:
+        if window_s <= 0 or baseline_s <= window_s:
+            raise ValueError("window_s > 0 and baseline_s > window_s required")
         self._window_s = window_s
         self._min_errors = min_errors
         self._warmup = warmup
-        self._long_alpha = long_alpha
+        self._baseline_s = baseline_s
         self._k = score_k
         self.n = 0
         self.last_t = 0.0
@@ -332,6 +333,9 @@ class ErrorShareDetector:
             decay = math.exp(-dt / self._window_s)
             self.recent_errors *= decay
             self.recent_total *= decay
+            decay = math.exp(-dt / self._baseline_s)
+            self.long_errors *= decay
+            self.long_total *= decay
         if dt > 0.0 or not self.n:
             self.last_t = t
         self.n += 1
@@ -344,9 +348,8 @@ class ErrorShareDetector:
             lam = self.recent_total * p0
             if errors > lam:
                 z = _z_of_log_tail(_log_poisson_tail(errors, lam))
-        a = self._long_alpha
-        self.long_total = self.long_total * (1.0 - a) + 1.0
-        self.long_errors = self.long_errors * (1.0 - a) + failed
+        self.long_total += 1.0
+        self.long_errors += failed
         self.last_z = z
         return z / (z + self._k) if z > 0.0 else 0.0
 

@@ -387,6 +387,7 @@ class AnomalyProcessor(Processor):
         cfg = self.cfg
         return ErrorShareDetector(
             window_s=cfg.error_rate_window,
+            baseline_s=cfg.error_rate_baseline,
             min_errors=cfg.error_rate_min_errors,
             warmup=self.params.warmup,
             score_k=self.params.score_k,
