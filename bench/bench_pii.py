@@ -5,8 +5,7 @@ request, prompts of 1-2 KB in ``gen_ai.input.messages``), it measures in one run
 
 * ``raw``: ``ExportTraceServiceRequest.ParseFromString`` of the request bytes (the floor
   of any receive path);
-* ``pii_redaction`` (hyperscan prefilter when installed, and the RE2 prefilter): decode +
-  ``process_traces``;
+* ``pii_redaction``: decode + ``process_traces`` with the default config;
 * ``naive re``: decode + one combined Python ``re`` pattern applied with ``sub`` to every
   string attribute, event and link attribute (no validation: what a quick hand-written
   redactor does).
@@ -31,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench.workload import generate_trace_requests
 from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.telemetry import SelfTelemetry
-from processors.pii_redaction import PiiRedactionConfig, factory, hyperscan_available
+from processors.pii_redaction import PiiRedactionConfig, factory
 
 NAIVE = re.compile(
     "|".join(
@@ -91,8 +90,8 @@ def measure(bodies: list[bytes], work: Callable[[ExportTraceServiceRequest], obj
     return spans / best if best > 0 else float("inf")
 
 
-def processor(engine: str) -> Callable[[ExportTraceServiceRequest], object]:
-    cfg = PiiRedactionConfig(engine=engine)  # type: ignore[arg-type]
+def processor() -> Callable[[ExportTraceServiceRequest], object]:
+    cfg = PiiRedactionConfig()
     proc = factory.create(
         cfg, ComponentSettings("pii_redaction", SelfTelemetry(), logging.getLogger("bench"))
     )
@@ -107,11 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fractions", default="0,0.1,1")
     args = ap.parse_args(argv)
 
-    engines = (["hyperscan"] if hyperscan_available() else []) + ["re2"]
     variants: list[tuple[str, Callable[[ExportTraceServiceRequest], object]]] = [
         ("raw decode", lambda r: None)
     ]
-    variants += [(f"pii_redaction ({e})", processor(e)) for e in engines]
+    variants.append(("pii_redaction", processor()))
     variants.append(("naive combined re", naive_redact))
 
     fractions = [float(x) for x in args.fractions.split(",")]

@@ -23,7 +23,7 @@ from bench.workload import generate_logs_requests, generate_trace_requests
 from otel_receiver.attributes import any_value_to_python, get
 from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.telemetry import SelfTelemetry
-from processors.pii_redaction import PiiRedactionConfig, PiiRedactionProcessor, factory, hyperscan_available
+from processors.pii_redaction import PiiRedactionConfig, PiiRedactionProcessor, factory
 from processors.pii_redaction.detectors import relax_assertions
 from processors.pii_redaction.engine import Tally
 from semconv import attributes as sc
@@ -461,12 +461,7 @@ def test_second_pass_adds_to_existing_annotation() -> None:
 # --- the prefilter gives the same result as looking at everything ------------------------------
 
 
-def _engines() -> list[str]:
-    return ["re2", "hyperscan"] if hyperscan_available() else ["re2"]
-
-
-@pytest.mark.parametrize("engine", _engines())
-def test_prefiltered_result_equals_full_scan(engine: str) -> None:
+def test_prefiltered_result_equals_full_scan() -> None:
     traces = generate_trace_requests(
         3, 100, seed=3, pii_fraction=0.3, start_time_ns=1_700_000_000_000_000_000
     )
@@ -476,9 +471,9 @@ def test_prefiltered_result_equals_full_scan(engine: str) -> None:
         fast.CopyFrom(original)
         full = type(original)()
         full.CopyFrom(original)
-        proc = make(engine=engine)
+        proc = shared()
         proc.process(fast, CTX)
-        reference = make(engine=engine)
+        reference = make()
         reference.scanner = None  # no prefilter: every resource, scope and item is walked
         reference.process(full, CTX)
         assert fast == full
@@ -638,3 +633,14 @@ def test_keyvalue_helper_types() -> None:
     kv = KeyValue(key="k")
     _set_any(kv.value, {"a": [1, "b"]})
     assert any_value_to_python(kv.value) == {"a": [1, "b"]}
+
+
+@pytest.mark.parametrize("length", [11, 49, 65, 90, 97, 122, 200, 8320 + 16, 12416 + 3])
+def test_value_starting_with_a_number_whatever_its_length_byte(length: int) -> None:
+    """A string value starts right after its length varint, whose last byte can be a digit or
+    a letter: the request prefilter must still see the number at the start of the value."""
+    for lead in ("4111 1111 1111 1111", "(415) 555-0132", "4155550132"):
+        value = (lead + " " + "x" * length)[: max(length, len(lead))]
+        req = trace_request({"k": value})
+        shared().process(req, CTX)
+        assert lead not in attr(the_span(req).attributes, "k"), (length, lead)

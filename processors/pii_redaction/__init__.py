@@ -2,7 +2,7 @@
 
 from otel_receiver.component import ComponentSettings, Factory, Processor, Signal
 from processors.pii_redaction.config import CustomDetectorConfig, KeyRule, NerConfig, PiiRedactionConfig
-from processors.pii_redaction.engine import Redactor, RequestScanner, hyperscan_available
+from processors.pii_redaction.engine import Redactor, RequestScanner
 from processors.pii_redaction.processor import PiiRedactionProcessor, locate
 
 
@@ -27,6 +27,5 @@ __all__ = [
     "Redactor",
     "RequestScanner",
     "factory",
-    "hyperscan_available",
     "locate",
 ]

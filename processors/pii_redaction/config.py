@@ -182,9 +182,6 @@ class PiiRedactionConfig(ComponentConfig):
     max_depth: int = Field(
         default=64, ge=1, le=512, description="nesting depth beyond which values are masked whole"
     )
-    engine: Literal["auto", "hyperscan", "re2"] = Field(
-        default="auto", description="request prefilter engine; auto = hyperscan when installed"
-    )
     ner: NerConfig = Field(default_factory=NerConfig, description="optional Presidio NER")
 
     @field_validator("allowed_key_patterns", "blocked_key_patterns")

@@ -3,7 +3,7 @@
 Two levels of matching keep clean data cheap:
 
 1. ``RequestScanner`` runs every detector's *anchor* over the serialized bytes of a whole
-   request in one pass (hyperscan when installed, else RE2). No anchor hit proves the
+   request in one RE2 pass. No anchor hit proves the
    request clean; otherwise the hit offsets say which spans/records to look at.
 2. ``Redactor.find`` checks one string with an RE2 ``Set`` of all candidate patterns (one
    DFA pass), then enumerates only the detectors that matched and validates each candidate.
@@ -27,6 +27,7 @@ import re2
 
 from processors.pii_redaction.detectors import (
     BLOCKED_KEY,
+    CONTEXT_FREE_VALIDATORS,
     Detector,
     builtin_detectors,
     key_anchors,
@@ -34,22 +35,12 @@ from processors.pii_redaction.detectors import (
     validator_from_callable,
 )
 
-_hyperscan: Any
-try:  # optional: measured faster than RE2 for the request prefilter (bench/README.md)
-    import hyperscan as _hyperscan
-except ImportError:  # pragma: no cover - depends on the environment
-    _hyperscan = None
-
 log = logging.getLogger(__name__)
 
 _UNANCHORED = re2._Anchor.UNANCHORED
 _ANCHOR_BOTH = re2._Anchor.ANCHOR_BOTH
 
 DROP: Any = object()  # sentinel: remove the enclosing attribute / map entry / element
-
-
-def hyperscan_available() -> bool:
-    return _hyperscan is not None
 
 
 def _raw(pattern: str) -> Any:
@@ -87,61 +78,43 @@ class RequestScanner:
     """Finds the byte offsets in a serialized request where some anchor matches.
 
     Returned offsets are match *end* positions (exclusive); the byte before each lies inside
-    the matched text, which is inside the string value holding the candidate.
+    the matched text, which is inside the string value holding the candidate. One RE2 regex
+    (the alternation of all anchors) runs over the request; each call returns the leftmost
+    match, so a clean request costs one DFA pass and a call.
 
-    With hyperscan, anchors are compiled into one database per group: hyperscan's compiler
-    picks a slow engine for some mixes of class-led patterns (digit runs together with the
-    IBAN country list measured 7x slower than the two scanned apart; bench/bench_pii.py).
+    hyperscan was measured as well and was slower on this anchor set (4.6 vs 3.4 us per
+    1.5 KB span; the digit-class anchors keep it off its literal fast paths), so it is not used.
     """
 
-    def __init__(self, groups: dict[str, list[str]], engine: str = "auto") -> None:
-        self.groups = {g: list(a) for g, a in groups.items() if a}
-        self.anchors = [a for group in self.groups.values() for a in group]
-        self.engine = "re2"
-        self._hs_dbs: list[Any] = []
-        if engine == "hyperscan" and _hyperscan is None:
-            raise ValueError("engine: hyperscan is not installed (pip install hyperscan)")
-        if engine in ("auto", "hyperscan") and _hyperscan is not None and self.anchors:
-            try:
-                for group in self.groups.values():
-                    db = _hyperscan.Database(mode=_hyperscan.HS_MODE_BLOCK)
-                    db.compile(
-                        expressions=[a.encode() for a in group],
-                        ids=list(range(len(group))),
-                        elements=len(group),
-                        flags=[0] * len(group),
-                    )
-                    self._hs_dbs.append(db)
-                self.engine = "hyperscan"
-            except Exception as e:  # an anchor hyperscan cannot compile: RE2 scans instead
-                self._hs_dbs = []
-                log.warning("hyperscan cannot compile the PII anchors (%s); using RE2", type(e).__name__)
-        self._re2 = _raw("|".join(f"(?:{a})" for a in self.anchors)) if self.anchors else None
+    def __init__(self, anchors: Sequence[str]) -> None:
+        self.anchors = list(anchors)
+        # Serialized protobuf is bytes, not text: anchors match bytes (Latin-1 mode, where
+        # [\x80-\xff] means bytes, not code points). Anchors with non-ASCII characters (from
+        # custom detectors) run in UTF-8 mode in a second regex, so their classes keep meaning.
+        ascii_anchors = [a for a in self.anchors if a.isascii()]
+        other = [a for a in self.anchors if not a.isascii()]
+        latin1 = re2.Options()
+        latin1.encoding = re2.Options.Encoding.LATIN1
+        self._regexes = []
+        if ascii_anchors:
+            pattern = "|".join(f"(?:{a})" for a in ascii_anchors).encode("ascii")
+            self._regexes.append(re2.compile(pattern, latin1)._regexp)
+        if other:
+            self._regexes.append(_raw("|".join(f"(?:{a})" for a in other)))
 
     def ends(self, buf: bytes) -> list[int]:
-        if not self.anchors:
-            return []
-        if self._hs_dbs:
-            found: list[int] = []
-            append = found.append
-
-            def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
-                append(to)
-
-            for db in self._hs_dbs:
-                db.scan(buf, match_event_handler=on_match)
-            if len(found) > 1:
-                found = sorted(set(found))
-            return found
         out: list[int] = []
-        pos, n, rx = 0, len(buf), self._re2
-        assert rx is not None  # anchors is non-empty
-        while pos <= n:
-            s, e = rx.Match(_UNANCHORED, buf, pos, n)[0]
-            if s < 0:
-                break
-            out.append(max(e, s + 1))
-            pos = e if e > s else e + 1
+        n = len(buf)
+        for rx in self._regexes:
+            pos = 0
+            while pos <= n:
+                s, e = rx.Match(_UNANCHORED, buf, pos, n)[0]
+                if s < 0:
+                    break
+                out.append(max(e, s + 1))
+                pos = e if e > s else e + 1
+        if len(self._regexes) > 1:
+            out = sorted(set(out))
         return out
 
 
@@ -182,6 +155,7 @@ class Redactor:
         self.max_depth = max_depth
         self.ner = ner
         self._key_cache: dict[str, KeyDecision] = {}
+        self._validation_cache: dict[tuple[int, bytes], list[tuple[int, int]]] = {}
 
         self._set = re2.Set.SearchSet()
         # (locator, extractor, value group, detector): the locator has no capturing groups so
@@ -207,16 +181,13 @@ class Redactor:
 
     # --- anchors for the request prefilter ---
 
-    def anchor_groups(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
+    def anchors(self) -> list[str]:
+        out: list[str] = []
         for d in self.detectors:
-            group = groups.setdefault(d.anchor_group, [])
-            for a in d.anchors:
-                if a not in group:
-                    group.append(a)
+            out.extend(a for a in d.anchors if a not in out)
         if self.key_patterns:
-            groups.setdefault("literal", []).extend(key_anchors(self.key_patterns))
-        return groups
+            out.extend(key_anchors(self.key_patterns))
+        return out
 
     # --- keys ---
 
@@ -265,6 +236,7 @@ class Redactor:
 
     def _find_ids(self, buf: bytes, ids: list[int]) -> list[Hit]:
         hits: list[Hit] = []
+        cache = self._validation_cache
         n = len(buf)
         marker = self._key_marker
         for i in ids:
@@ -285,6 +257,18 @@ class Redactor:
                 if ve > vs:
                     if validate is None:
                         hits.append(Hit(vs, ve, det))
+                    elif validate in CONTEXT_FREE_VALIDATORS:
+                        # Conversation histories repeat the same values turn after turn. The
+                        # key is a digest, so no candidate is kept in memory as text.
+                        key = (i, hashlib.blake2b(buf[vs:ve], digest_size=16).digest())
+                        rel = cache.get(key)
+                        if rel is None:
+                            rel = [(a - vs, z - vs) for a, z in validate(buf, vs, ve)]
+                            if len(cache) >= 16384:
+                                cache.clear()
+                            cache[key] = rel
+                        for a, z in rel:
+                            hits.append(Hit(vs + a, vs + z, det))
                     else:
                         for a, z in validate(buf, vs, ve):
                             hits.append(Hit(a, z, det))
@@ -560,5 +544,5 @@ def build_detectors(
     for c in custom:
         validate = validator_from_callable(resolve_validator(c.validator)) if c.validator else None
         anchor = c.anchor or relax_assertions(c.pattern)
-        chosen.append(Detector(c.name, c.type, c.pattern, (anchor,), validate, None, 4, "custom", "custom"))
+        chosen.append(Detector(c.name, c.type, c.pattern, (anchor,), validate, None, 4, "custom"))
     return chosen

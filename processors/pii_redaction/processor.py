@@ -31,6 +31,7 @@ from semconv import attributes as sc
 log = logging.getLogger(__name__)
 
 ERROR_TYPE = "ERROR"
+_ANNOTATIONS = frozenset({sc.PII_REDACTED_COUNT, sc.PII_REDACTED_TYPES})
 
 _COUNTERS: dict[int, Counter] = {}
 _COUNTERS_LOCK = threading.Lock()
@@ -68,11 +69,13 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _len_fields(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """``(field number, value start, value end)`` of the length-delimited fields in a range."""
+def _len_fields(buf: bytes, start: int, end: int, stop: int | None = None) -> list[tuple[int, int, int]]:
+    """``(field number, value start, value end)`` of the length-delimited fields in a range,
+    up to the field containing offset ``stop`` when given."""
     out: list[tuple[int, int, int]] = []
     pos = start
-    while pos < end:
+    limit = end if stop is None else min(end, stop)
+    while pos < limit:
         key = buf[pos]
         if key < 0x80:
             pos += 1
@@ -117,12 +120,17 @@ def locate(buf: bytes, ends: list[int]) -> dict[Path, Fields]:
         return i < len(points) and points[i] < e
 
     def fields_with_hits(s: int, e: int) -> set[tuple[int, int]]:
+        # The item's fields are walked only up to the last hit inside it.
+        i = bisect.bisect_left(points, s)
+        last = points[bisect.bisect_left(points, e) - 1]
         seen: dict[int, int] = {}
         hit: set[tuple[int, int]] = set()
-        for fno, fs, fe in _len_fields(buf, s, e):
+        for fno, fs, fe in _len_fields(buf, s, e, last + 1):
             idx = seen.get(fno, -1) + 1
             seen[fno] = idx
-            if has(fs, fe):
+            while i < len(points) and points[i] < fs:
+                i += 1
+            if i < len(points) and points[i] < fe:
                 hit.add((fno, idx))
         return hit
 
@@ -207,9 +215,7 @@ class PiiRedactionProcessor(Processor):
             ner=ner,
         )
         # Without NER every detector has an anchor, so one scan can prove a request clean.
-        self.scanner = (
-            None if ner is not None else RequestScanner(self.redactor.anchor_groups(), config.engine)
-        )
+        self.scanner = None if ner is not None else RequestScanner(self.redactor.anchors())
         self.counter = redactions_counter(settings.telemetry.registry)
 
     # --- per-request entry points ---
@@ -327,14 +333,26 @@ class PiiRedactionProcessor(Processor):
         if not tally:
             return
         if self.cfg.annotate:
-            previous = attrs.get(attributes, sc.PII_REDACTED_COUNT)
-            prev_count = previous.int_value if previous is not None and previous.HasField("int_value") else 0
-            prev_types = attrs.get(attributes, sc.PII_REDACTED_TYPES)
-            types = set(tally.by_type)
-            if prev_types is not None and prev_types.HasField("array_value"):
-                types.update(v.string_value for v in prev_types.array_value.values)
-            attrs.set_int(attributes, sc.PII_REDACTED_COUNT, prev_count + tally.total)
-            attrs.set_str_array(attributes, sc.PII_REDACTED_TYPES, sorted(types))
+            already = any(kv.key in _ANNOTATIONS for kv in attributes)
+            if not already:
+                # The common case: one scan proves neither key exists, so append directly.
+                kv = attributes.add()
+                kv.key = sc.PII_REDACTED_COUNT
+                kv.value.int_value = tally.total
+                kv = attributes.add()
+                kv.key = sc.PII_REDACTED_TYPES
+                kv.value.array_value.values.extend(AnyValue(string_value=t) for t in sorted(tally.by_type))
+            else:
+                previous = attrs.get(attributes, sc.PII_REDACTED_COUNT)
+                prev_count = (
+                    previous.int_value if previous is not None and previous.HasField("int_value") else 0
+                )
+                prev_types = attrs.get(attributes, sc.PII_REDACTED_TYPES)
+                types = set(tally.by_type)
+                if prev_types is not None and prev_types.HasField("array_value"):
+                    types.update(v.string_value for v in prev_types.array_value.values)
+                attrs.set_int(attributes, sc.PII_REDACTED_COUNT, prev_count + tally.total)
+                attrs.set_str_array(attributes, sc.PII_REDACTED_TYPES, sorted(types))
         self._merge(tally, totals)
 
     @staticmethod
