@@ -639,7 +639,7 @@ def test_keyvalue_helper_types() -> None:
 def test_value_starting_with_a_number_whatever_its_length_byte(length: int) -> None:
     """A string value starts right after its length varint, whose last byte can be a digit or
     a letter: the request prefilter must still see the number at the start of the value."""
-    for lead in ("4111 1111 1111 1111", "(415) 555-0132", "4155550132"):
+    for lead in ("4111111111111111", "4155550132", "(415) 555-0132"):
         value = (lead + " " + "x" * length)[: max(length, len(lead))]
         req = trace_request({"k": value})
         shared().process(req, CTX)
