@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 import threading
 from typing import Any
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 ERROR_TYPE = "ERROR"
 _ANNOTATIONS = frozenset({sc.PII_REDACTED_COUNT, sc.PII_REDACTED_TYPES})
+# Attribute names like "gen_ai.usage.input_tokens" or "http.request.header.x-id": too plain to
+# hold a value, so neither scanned nor withheld from log lines.
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}").fullmatch
 
 _COUNTERS: dict[int, Counter] = {}
 _COUNTERS_LOCK = threading.Lock()
@@ -388,6 +392,11 @@ class PiiRedactionProcessor(Processor):
             decision = redactor.key_decision(key)
             if decision.allowed:
                 continue
+            if not _PLAIN_KEY(key):
+                # Map keys can hold values too (a log body keyed by e-mail address).
+                new_key = self._plain_text(key, tally)
+                if new_key != key:
+                    kv.key = key = new_key
             try:
                 if decision.action is not None:
                     tally.add("BLOCKED_KEY")
@@ -407,7 +416,9 @@ class PiiRedactionProcessor(Processor):
                 self._fail_closed(kv.value, tally, key, e)
 
     def _fail_closed(self, value: AnyValue, tally: Tally, where: str, e: Exception) -> None:
-        self.log.error("pii_redaction: failed on %r (%s); value masked", where, type(e).__name__)
+        # Only the key is logged, and only when it is a plain name (a key could hold PII too).
+        shown = where if _PLAIN_KEY(where) else "<key withheld>"
+        self.log.error("pii_redaction: failed on %r (%s); value masked", shown, type(e).__name__)
         value.Clear()
         value.string_value = f"[REDACTED:{ERROR_TYPE}]"
         tally.add(ERROR_TYPE)
