@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import hmac
 import json
 import logging
@@ -655,3 +656,38 @@ def test_map_keys_holding_values_are_redacted() -> None:
     assert any_value_to_python(record.body) == {"[REDACTED:EMAIL]": {"visits": 3}, "plain": "x"}
     assert attr(record.attributes, "seen [REDACTED:PHONE]") is True
     assert EMAIL.encode() not in req.SerializeToString()
+
+
+def test_ner_integration_with_a_stand_in_analyzer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Presidio needs a spaCy model download, impossible here, so a stand-in module with
+    Presidio's interface (``AnalyzerEngine().analyze(text=..., entities=..., language=...,
+    score_threshold=...)`` returning objects with start/end/entity_type in characters)
+    exercises our side: config acceptance, prefilter bypass, character-to-byte offsets, merge
+    with regex hits."""
+    import types
+
+    class Result:
+        def __init__(self, start: int, end: int, entity_type: str) -> None:
+            self.start, self.end, self.entity_type = start, end, entity_type
+
+    class AnalyzerEngine:
+        def analyze(
+            self, text: str, entities: list[str], language: str, score_threshold: float
+        ) -> list[Result]:
+            assert entities == ["PERSON"] and language == "en" and score_threshold == 0.5
+            name = "Zoë Müller"
+            i = text.find(name)
+            return [Result(i, i + len(name), "PERSON")] if i >= 0 else []
+
+    fake = types.ModuleType("presidio_analyzer")
+    fake.AnalyzerEngine = AnalyzerEngine  # type: ignore[attr-defined]
+    fake.__spec__ = importlib.machinery.ModuleSpec("presidio_analyzer", None)
+    monkeypatch.setitem(sys.modules, "presidio_analyzer", fake)
+    proc = make(ner={"enabled": True, "entities": ["PERSON"], "score_threshold": 0.5})
+    assert proc.scanner is None  # no anchor can prove a text free of names
+    req = trace_request({"note": f"Grüße von Zoë Müller, {EMAIL}", "other": "nothing"})
+    proc.process(req, CTX)
+    attrs = the_span(req).attributes
+    assert attr(attrs, "note") == "Grüße von [REDACTED:PERSON], [REDACTED:EMAIL]"
+    assert attr(attrs, "other") == "nothing"
+    assert attr(attrs, sc.PII_REDACTED_TYPES) == ["EMAIL", "PERSON"]
