@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
 import hmac
+import importlib.machinery
 import json
 import logging
 import sys
