@@ -99,13 +99,15 @@ def test_nothing_is_scored_during_warm_up() -> None:
 def test_alert_view_is_silent_after_an_alarm() -> None:
     d = Detector()
     rng = random.Random(3)
-    for i in range(2000):
-        d.update(i, 10 + rng.gauss(0, 1))
+    t = 0
+    for t in range(2000):
+        d.update(t, 10 + rng.gauss(0, 1))
     while d.quiet:  # let any refractory period from the noise run out
-        d.update(0, 10.0)
-    assert d.update(0, 40.0) > 0.5
+        t += 1
+        d.update(t, 10.0)
+    assert d.update(t + 1, 40.0) > 0.5
     assert d.quiet == d.params.refractory
-    assert d.update(0, 40.0) == 0.0 and d.last_z > FLAG_Z  # silent, yet still anomalous
+    assert d.update(t + 2, 40.0) == 0.0 and d.last_z > FLAG_Z  # silent, yet still anomalous
 
 
 def test_non_finite_values_are_ignored() -> None:
@@ -198,3 +200,39 @@ def test_busy_series_does_not_absorb_an_error_burst() -> None:
     # 80 calls/s: a per-call baseline would learn the burst within seconds.
     found = [t for t in error_flags(1, (3000.0, 3120.0), calls_per_s=80.0) if t >= 3000.0]
     assert found and found[0] - 3000.0 < 10.0
+
+
+def test_busy_series_learns_in_time_not_in_calls() -> None:
+    # 100 calls/s with time_unit 1 s: 10 seconds of calls are ~10 units of evidence, so
+    # the warm-up (300 points) is passed but the baseline is still young; a level shift
+    # lasting 3 s (300 calls) must not have become normal yet.
+    busy = Detector()
+    per_point = Detector(DetectorParams(time_unit=0.0))
+    rng = random.Random(9)
+    t = 0.0
+    for _ in range(60_000):  # 10 minutes at 100/s
+        t += 0.01
+        v = 10 + rng.gauss(0, 1)
+        busy.update(t, v)
+        per_point.update(t, v)
+    busy_flags = per_point_flags = 0
+    for _ in range(300):
+        t += 0.01
+        v = 18 + rng.gauss(0, 1)
+        busy.update(t, v)
+        per_point.update(t, v)
+        busy_flags += busy.last_z >= FLAG_Z
+        per_point_flags += per_point.last_z >= FLAG_Z
+    assert busy_flags > 150 and busy.last_z >= FLAG_Z  # flagged within a second, still after 3 s
+    assert per_point_flags < 100 and per_point.last_z < FLAG_Z  # absorbed within a few dozen calls
+
+
+def test_out_of_order_points_are_scored_but_not_learned() -> None:
+    d = Detector()
+    for i in range(400):
+        d.update(1000.0 + i, 5.0 + 0.1 * (i % 3))
+    state = d.state()
+    d.update(900.0, 5.1)  # earlier than the latest point: zero evidence
+    after = d.state()
+    assert after["level"] == state["level"] and after["counts"] == state["counts"]
+    assert after["n"] == state["n"] + 1

@@ -48,6 +48,11 @@ class DetectorConfig(ComponentConfig):
     alarm_z: float = Field(default=_D.alarm_z, gt=0, description="z that opens a refractory period")
     refractory: int = Field(default=_D.refractory, ge=0, description="points kept silent after an alarm")
     score_k: float = Field(default=_D.score_k, gt=0, description="score = z / (z + score_k)")
+    time_unit: float = Field(
+        default=_D.time_unit,
+        ge=0,
+        description="seconds between points for full evidence; closer points count pro rata (0 = per point)",
+    )
 
     def params(self) -> DetectorParams:
         return DetectorParams(**self.model_dump())
