@@ -3,8 +3,8 @@
 Two levels of matching keep clean data cheap:
 
 1. ``RequestScanner`` runs every detector's *anchor* over the serialized bytes of a whole
-   request in one RE2 pass. No anchor hit proves the
-   request clean; otherwise the hit offsets say which spans/records to look at.
+   request in one RE2 pass. No anchor hit proves the request clean; otherwise the hit
+   offsets say which spans, records and fields to look at.
 2. ``Redactor.find`` checks one string with an RE2 ``Set`` of all candidate patterns (one
    DFA pass), then enumerates only the detectors that matched and validates each candidate.
 
@@ -276,10 +276,6 @@ class Redactor:
         if len(hits) > 1:
             hits = _resolve(hits)
         return hits
-
-    def has_key_marker(self, buf: bytes) -> bool:
-        ids = self._raw_set.Match(buf)
-        return bool(ids) and any(i >= self._key_marker for i in ids)
 
     # --- rewriting ---
 

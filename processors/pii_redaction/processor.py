@@ -15,6 +15,7 @@ import bisect
 import logging
 import re
 import threading
+import weakref
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -26,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter
 from otel_receiver import attributes as attrs
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
+from processors.pii_redaction.detectors import BLOCKED_KEY
 from processors.pii_redaction.engine import DROP, Redactor, RequestScanner, Tally, build_detectors
 from semconv import attributes as sc
 
@@ -37,14 +39,15 @@ _ANNOTATIONS = frozenset({sc.PII_REDACTED_COUNT, sc.PII_REDACTED_TYPES})
 # hold a value, so neither scanned nor withheld from log lines.
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}").fullmatch
 
-_COUNTERS: dict[int, Counter] = {}
+# Weak keys: a registry's id() can be reused once it is gone, its counter must not be.
+_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
 _COUNTERS_LOCK = threading.Lock()
 
 
 def redactions_counter(registry: CollectorRegistry) -> Counter:
     """``pii_redactions_total{type}``, shared by every instance on the same registry."""
     with _COUNTERS_LOCK:
-        c = _COUNTERS.get(id(registry))
+        c = _COUNTERS.get(registry)
         if c is None:
             c = Counter(
                 "pii_redactions",
@@ -52,7 +55,7 @@ def redactions_counter(registry: CollectorRegistry) -> Counter:
                 ["type"],
                 registry=registry,
             )
-            _COUNTERS[id(registry)] = c
+            _COUNTERS[registry] = c
         return c
 
 
@@ -399,7 +402,7 @@ class PiiRedactionProcessor(Processor):
                     kv.key = key = new_key
             try:
                 if decision.action is not None:
-                    tally.add("BLOCKED_KEY")
+                    tally.add(BLOCKED_KEY)
                     if decision.action == "drop":
                         del attributes[i]
                     else:
@@ -436,8 +439,8 @@ class PiiRedactionProcessor(Processor):
             return None
         if depth >= self.cfg.max_depth:
             value.Clear()
-            value.string_value = "[REDACTED:BLOCKED_KEY]"
-            tally.add("BLOCKED_KEY")
+            value.string_value = f"[REDACTED:{BLOCKED_KEY}]"
+            tally.add(BLOCKED_KEY)
             return None
         if kind == "array_value":
             values = value.array_value.values
