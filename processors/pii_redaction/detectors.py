@@ -380,6 +380,12 @@ def make_ipv6_validator(include_private: bool) -> Validator:
 
 
 def _validate_ipv6(buf: bytes, start: int, end: int) -> list[Span]:
+    raw = buf[start:end]
+    # Eight groups (six before an embedded IPv4), or fewer around "::": anything else
+    # ("10:30:00") is not an address.
+    colons = raw.count(b":")
+    if b"::" not in raw and colons != 7 and not (colons == 6 and b"." in raw):
+        return []
     text = _text(buf, start, end)
     if sum(c not in ":." for c in text) < 3:
         return []
