@@ -109,6 +109,14 @@ def test_replayed_batch_is_stored_once_in_every_table(running: Running) -> None:
     assert running.count("genai_calls") == 2
     running.export(logs_request(), token="q:run1:1-5")  # same token, other signal: not a replay
     assert running.count("otel_logs") == 8
+    for _ in range(2):  # a metrics request goes to one input per kind; all deduplicated
+        running.export(metrics_request(), token="q:run1:10-12")
+    assert [running.count(f"otel_metrics_{k}") for k in ("gauge", "sum", "histogram", "summary")] == [
+        3,
+        2,
+        2,
+        1,
+    ]
 
 
 def test_grafana_style_trace_lookup_returns_the_whole_trace(running: Running) -> None:

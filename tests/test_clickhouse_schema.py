@@ -191,7 +191,10 @@ def test_collector_ordering_keys_and_views(running: Running) -> None:
         assert key == "ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix)"
     assert tables["otel_traces_trace_id_ts_mv"]["engine"] == "MaterializedView"
     assert tables["genai_calls_mv"]["engine"] == "MaterializedView"
-    assert {tables[f"otlp_{s}_in"]["engine"] for s in ("traces", "logs", "metrics")} == {"Null"}
+    inputs = ["otlp_traces_in", "otlp_logs_in"] + [
+        f"otlp_metrics_{k}_in" for k in ("gauge", "sum", "summary")
+    ]
+    assert {tables[name]["engine"] for name in inputs} == {"Null"}
 
 
 def test_genai_and_audit_tables(running: Running) -> None:

@@ -106,13 +106,14 @@ def test_server_request_replayed_into_the_engine(
     server_cfg = ClickHouseConfig(endpoint="http://127.0.0.1:8123", database=db, query_endpoint=None)
     body = make().SerializeToString()  # type: ignore[operator]
     settings = {**insert_settings(signal), "insert_deduplication_token": f"tok-{signal.value}"}
-    args = raw_insert_arguments(server_cfg, f"otlp_{signal.value}_in", body, settings)
+    input_table = "otlp_metrics_gauge_in" if signal is Signal.METRICS else f"otlp_{signal.value}_in"
+    args = raw_insert_arguments(server_cfg, input_table, body, settings)
     runtime = QueryRuntime(database=db, settings={k: str(v) for k, v in args["settings"].items()})
     plan = plan_raw_insert_request(
         args["table"], None, args["insert_block"], args["fmt"], None, runtime, None
     )
     statement, _, payload = plan.body.partition(b"\n")
-    assert statement.decode() == f"INSERT INTO `{db}`.`otlp_{signal.value}_in` FORMAT ProtobufSingle"
+    assert statement.decode() == f"INSERT INTO `{db}`.`{input_table}` FORMAT ProtobufSingle"
     assert payload == body
     assert plan.params["database"] == db
     assert plan.params["format_schema_source"] == "string"

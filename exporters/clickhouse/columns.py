@@ -201,14 +201,14 @@ def logs_select(source: str) -> str:
     lr.severity_text AS SeverityText,
     toUInt8(bitAnd(lr.severity_number, 255)) AS SeverityNumber,
     rl.1[{SERVICE_NAME_KEY}] AS ServiceName,
-    {value_text("lr.body", wire.LOG_LEVEL)} AS Body,
+    {value_text("lr.body", wire.LOG_BODY_LEVEL)} AS Body,
     rl.3 AS ResourceSchemaUrl,
     rl.1 AS ResourceAttributes,
     sl.3 AS ScopeSchemaUrl,
     sl.4 AS ScopeName,
     sl.5 AS ScopeVersion,
     sl.1 AS ScopeAttributes,
-    {attr_map("lr.attributes", wire.LOG_LEVEL)} AS LogAttributes,
+    {attr_map("lr.attributes", wire.LOG_ATTRIBUTE_LEVEL)} AS LogAttributes,
     lr.event_name AS EventName
 FROM {source}
 ARRAY JOIN arrayMap({r} -> ({attr_map(f"{r}.resource.attributes")}, {r}.scope_logs, {r}.schema_url),

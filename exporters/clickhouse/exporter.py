@@ -130,23 +130,25 @@ class ClickHouseExporter(Exporter):
         await self._ensure_schema()
         store = self._require_store()
         signal = signal_of(batch)
-        table = self.schema.input_table(signal)
-        settings = self._settings[signal]
-        if context.dedup_token:
-            # The queue's token is stable across replays of the same items; the
-            # table name keeps tokens of different signals apart.
-            settings = {**settings, "insert_deduplication_token": f"{context.dedup_token}/{table}"}
         started = time.perf_counter()
         body = batch.SerializeToString()
         component = self.settings.component_id
-        try:
-            await asyncio.to_thread(store.insert_request, table, body, settings)
-        except StoreError as e:
-            kind = "retryable" if e.retryable else "permanent"
-            self._metrics.insert_errors.labels(component, signal.value, kind).inc()
-            if e.retryable:
-                raise RetryableExportError(f"clickhouse insert into {table}: {e}") from e
-            raise PermanentExportError(f"clickhouse rejected {table} insert: {e}") from e
+        # A metrics request goes to one input per metric kind it holds. When a later
+        # insert fails, the retry repeats the earlier ones: their tokens drop them.
+        for table in self.schema.input_tables(batch):
+            settings = self._settings[signal]
+            if context.dedup_token:
+                # The queue's token is stable across replays of the same items; the
+                # table name keeps tokens of different inputs apart.
+                settings = {**settings, "insert_deduplication_token": f"{context.dedup_token}/{table}"}
+            try:
+                await asyncio.to_thread(store.insert_request, table, body, settings)
+            except StoreError as e:
+                kind = "retryable" if e.retryable else "permanent"
+                self._metrics.insert_errors.labels(component, signal.value, kind).inc()
+                if e.retryable:
+                    raise RetryableExportError(f"clickhouse insert into {table}: {e}") from e
+                raise PermanentExportError(f"clickhouse rejected {table} insert: {e}") from e
         self._metrics.insert_seconds.labels(component, signal.value).observe(time.perf_counter() - started)
         self._metrics.insert_bytes.labels(component, signal.value).inc(len(body))
 

@@ -11,7 +11,7 @@ opentelemetry-proto) restricted to the fields we store. ``oneof`` groups are nam
 ``kind`` so that ``input_format_protobuf_oneof_presence`` tells which value field
 was set (an ``int_value`` 0 and an unset value must not look alike). ``AnyValue``
 is recursive in OTLP; a schema cannot be, so values are decoded to a fixed depth
-(``ATTRIBUTE_LEVEL``, ``LOG_LEVEL``) and anything deeper is kept as its raw
+(``ATTRIBUTE_LEVEL``, ``LOG_BODY_LEVEL``, ``LOG_ATTRIBUTE_LEVEL``) and anything deeper is kept as its raw
 protobuf bytes. The schema is
 sent with each insert (``format_schema_source='string'``), so a ClickHouse server
 needs no schema file on disk.
@@ -25,10 +25,12 @@ from otel_receiver.component import Signal
 
 # Decoded nesting levels of AnyValue: span, resource, scope and metric attributes
 # hold primitives or arrays of primitives (the OTel attribute rules), so one level of
-# array/map elements is enough; log bodies and log attributes carry structured data
-# (maps of maps and arrays), decoded three levels deep.
+# array/map elements is enough. Log bodies carry structured data (maps of maps and
+# arrays): three levels; log attributes may hold maps of arrays: two. Each level
+# doubles the SQL that ClickHouse analyses on every insert, hence no more.
 ATTRIBUTE_LEVEL: Final = 1
-LOG_LEVEL: Final = 3
+LOG_BODY_LEVEL: Final = 3
+LOG_ATTRIBUTE_LEVEL: Final = 2
 
 
 def _proto_values(max_level: int) -> str:
@@ -54,9 +56,10 @@ def _proto_values(max_level: int) -> str:
 
 
 PROTO_SCHEMA: Final = (
-    'syntax = "proto3";\n'
-    + _proto_values(LOG_LEVEL)
-    + """
+    (
+        'syntax = "proto3";\n'
+        + _proto_values(max(LOG_BODY_LEVEL, LOG_ATTRIBUTE_LEVEL))
+        + """
 message KeyValue { string key = 1; Value1 value = 2; }
 message Resource { repeated KeyValue attributes = 1; }
 message InstrumentationScope {
@@ -80,7 +83,7 @@ message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
 
 message LogRecord {
   fixed64 time_unix_nano = 1; fixed64 observed_time_unix_nano = 11; int32 severity_number = 2;
-  string severity_text = 3; Value3 body = 5; repeated KeyValue3 attributes = 6; fixed32 flags = 8;
+  string severity_text = 3; ValueB body = 5; repeated KeyValueA attributes = 6; fixed32 flags = 8;
   bytes trace_id = 9; bytes span_id = 10; string event_name = 12;
 }
 message ScopeLogs {
@@ -134,6 +137,9 @@ message ResourceMetrics {
 }
 message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
 """
+    )
+    .replace("ValueB body", f"Value{LOG_BODY_LEVEL} body")
+    .replace("KeyValueA attributes", f"KeyValue{LOG_ATTRIBUTE_LEVEL} attributes")
 )
 
 # ClickHouse column types mirroring the messages above (names match field names).
@@ -176,7 +182,8 @@ TRACES_INPUT: Final = (
 
 _LOG_RECORD = (
     "Tuple(time_unix_nano UInt64, observed_time_unix_nano UInt64, severity_number Int32, "
-    f"severity_text String, body {value_type(LOG_LEVEL)}, attributes {attributes_type(LOG_LEVEL)}, "
+    f"severity_text String, body {value_type(LOG_BODY_LEVEL)}, "
+    f"attributes {attributes_type(LOG_ATTRIBUTE_LEVEL)}, "
     "flags UInt32, "
     "trace_id String, span_id String, event_name String)"
 )
