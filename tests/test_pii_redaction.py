@@ -691,3 +691,19 @@ def test_ner_integration_with_a_stand_in_analyzer(monkeypatch: pytest.MonkeyPatc
     assert attr(attrs, "note") == "Grüße von [REDACTED:PERSON], [REDACTED:EMAIL]"
     assert attr(attrs, "other") == "nothing"
     assert attr(attrs, sc.PII_REDACTED_TYPES) == ["EMAIL", "PERSON"]
+
+
+def test_drop_removes_the_smallest_enclosing_entry() -> None:
+    proc = shared(actions={"PHONE": "drop"})
+    doc = {"contact": {"phone": PHONE, "name": "x"}, "list": ["keep", f"call {PHONE}"]}
+    req = trace_request({"args": json.dumps(doc), "plain": f"tel {PHONE}"})
+    proc.process(req, CTX)
+    attrs = the_span(req).attributes
+    assert json.loads(attr(attrs, "args")) == {"contact": {"name": "x"}, "list": ["keep"]}
+    assert attr(attrs, "plain") is None
+    logs = ExportLogsServiceRequest()
+    record = logs.resource_logs.add().scope_logs.add().log_records.add()
+    _set_any(record.body, {"user": {"phone": PHONE, "id": 7}, "tags": ["a", PHONE]})
+    proc.process(logs, CTX)
+    assert any_value_to_python(record.body) == {"user": {"id": 7}, "tags": ["a"]}
+    assert attr(record.attributes, sc.PII_REDACTED_COUNT) == 2
