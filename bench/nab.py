@@ -74,7 +74,12 @@ def _parse_time(text: str) -> float:
 
 
 def load_corpus(root: Path = DEFAULT_DATA) -> list[DataFile]:
-    windows_by_file: dict[str, list[list[str]]] = json.loads((root / "windows.json").read_text())
+    """The shared subset (``windows.json`` + ``data/``) or a full NAB checkout
+    (``labels/combined_windows.json`` + ``data/``)."""
+    windows_path = root / "windows.json"
+    if not windows_path.exists():
+        windows_path = root / "labels" / "combined_windows.json"
+    windows_by_file: dict[str, list[list[str]]] = json.loads(windows_path.read_text())
     files: list[DataFile] = []
     for name in sorted(windows_by_file):
         timestamps: list[float] = []
@@ -226,15 +231,35 @@ def run_detector(files: Sequence[DataFile], make: Callable[[], StreamingDetector
     return all_scores, points / elapsed if elapsed > 0 else math.inf
 
 
+def load_results(root: Path, files: Sequence[DataFile], detector: str) -> list[list[float]]:
+    """Published per-point scores of ``detector`` from a NAB checkout's ``results/``, to
+    check this scorer against NAB's own numbers (results/final_results.json)."""
+    scores: list[list[float]] = []
+    for data in files:
+        group, name = data.name.split("/")
+        with (root / "results" / detector / group / f"{detector}_{name}").open(newline="") as fh:
+            column = [float(row["anomaly_score"]) for row in csv.DictReader(fh)]
+        if len(column) != len(data.values):
+            raise ValueError(f"{detector} results for {data.name} have {len(column)} rows")
+        scores.append(column)
+    return scores
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from processors.anomaly import Detector
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="NAB subset root")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="NAB subset root, or a checkout of github.com/numenta/NAB")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--results", metavar="DETECTOR",
+                        help="score a NAB checkout's published results of DETECTOR instead of ours")
     args = parser.parse_args(argv)
     files = load_corpus(args.data)
-    scores, rate = run_detector(files, Detector)
+    if args.results:
+        scores, rate = load_results(args.data, files, args.results), math.nan
+    else:
+        scores, rate = run_detector(files, Detector)
     result = score_corpus(files, scores)
     if args.json:
         print(json.dumps({**result.__dict__, "points_per_second": rate}))
@@ -242,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"NAB Standard score: {result.normalized:.1f}  (raw {result.raw:.2f}, null {result.null:.0f}, "
           f"perfect {result.perfect:.0f}, threshold {result.threshold:.4f})")
     points = sum(len(f.values) for f in files)
-    print(f"detector throughput: {rate:,.0f} points per CPU second over {points:,} points")
+    if not math.isnan(rate):
+        print(f"detector throughput: {rate:,.0f} points per CPU second over {points:,} points")
     for name, raw in result.per_file.items():
         windows = len(next(f for f in files if f.name == name).windows)
         print(f"  {raw:7.2f}  windows={windows}  detections={result.detections[name]:5d}  {name}")
