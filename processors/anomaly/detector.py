@@ -28,7 +28,7 @@ with O(1) updates and a serialisable state; numpy per point would be slower than
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -283,11 +283,6 @@ class Detector:
         detector = cls(params)
         detector.restore(snapshot)
         return detector
-
-
-def params_from_mapping(values: dict[str, Any]) -> DetectorParams:
-    known = {f.name for f in fields(DetectorParams)}
-    return DetectorParams(**{k: v for k, v in values.items() if k in known})
 
 
 def params_to_mapping(params: DetectorParams) -> dict[str, Any]:
