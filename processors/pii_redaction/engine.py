@@ -75,12 +75,10 @@ class Tally:
 
 
 class RequestScanner:
-    """Finds the byte offsets in a serialized request where some anchor matches.
+    """Finds where anchors match in a serialized request.
 
-    Returned offsets are match *end* positions (exclusive); the byte before each lies inside
-    the matched text, which is inside the string value holding the candidate. One RE2 regex
-    (the alternation of all anchors) runs over the request; each call returns the leftmost
-    match, so a clean request costs one DFA pass and a call.
+    One RE2 regex (the alternation of all anchors) runs over the request; each call returns
+    the leftmost match, so a clean request costs one DFA pass and a call.
 
     hyperscan was measured as well and was slower on this anchor set (4.6 vs 3.4 us per
     1.5 KB span; the digit-class anchors keep it off its literal fast paths), so it is not used.
@@ -102,8 +100,9 @@ class RequestScanner:
         if other:
             self._regexes.append(_raw("|".join(f"(?:{a})" for a in other)))
 
-    def ends(self, buf: bytes) -> list[int]:
-        out: list[int] = []
+    def matches(self, buf: bytes) -> list[tuple[int, int]]:
+        """``(start, end)`` of the leftmost non-overlapping matches, per regex."""
+        out: list[tuple[int, int]] = []
         n = len(buf)
         for rx in self._regexes:
             pos = 0
@@ -111,10 +110,8 @@ class RequestScanner:
                 s, e = rx.Match(_UNANCHORED, buf, pos, n)[0]
                 if s < 0:
                     break
-                out.append(max(e, s + 1))
+                out.append((s, max(e, s + 1)))
                 pos = e if e > s else e + 1
-        if len(self._regexes) > 1:
-            out = sorted(set(out))
         return out
 
 

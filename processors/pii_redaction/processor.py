@@ -114,30 +114,36 @@ def _len_fields(buf: bytes, start: int, end: int, stop: int | None = None) -> li
 Fields = set[tuple[int, int]] | None
 
 
-def locate(buf: bytes, ends: list[int]) -> dict[Path, Fields]:
-    """Which resources, scopes and items of a serialized Export*ServiceRequest contain the
-    bytes just before each offset in ``ends`` (sorted), and in which of their fields. The
-    three signals share the layout request{1: resource_x{1: resource, 2: scope_x{1: scope,
-    2: item}}}."""
-    points = [e - 1 for e in ends]
+def locate(buf: bytes, matches: list[tuple[int, int]]) -> dict[Path, Fields]:
+    """Which resources, scopes and items of a serialized Export*ServiceRequest overlap the
+    anchor matches ``[start, end)``, and in which of their fields. The three signals share
+    the layout request{1: resource_x{1: resource, 2: scope_x{1: scope, 2: item}}}.
+
+    Overlap, not containment of a single offset: the scanner reports leftmost matches
+    without overlaps, so a value's own anchor match may be hidden behind an earlier match
+    that overlaps it. Every anchor match overlaps a reported one, and every detector match
+    contains an anchor match, so every field holding a detector match overlaps a report."""
+    starts, ends = _union(matches)
+    n = len(starts)
     out: dict[Path, Fields] = {}
 
     def has(s: int, e: int) -> bool:
-        i = bisect.bisect_left(points, s)
-        return i < len(points) and points[i] < e
+        i = bisect.bisect_right(ends, s)
+        return i < n and starts[i] < e
 
     def fields_with_hits(s: int, e: int) -> set[tuple[int, int]]:
-        # The item's fields are walked only up to the last hit inside it.
-        i = bisect.bisect_left(points, s)
-        last = points[bisect.bisect_left(points, e) - 1]
+        i = bisect.bisect_right(ends, s)
+        # The item's fields are walked only up to the last match overlapping it.
+        last = bisect.bisect_left(starts, e) - 1
+        stop = min(e, ends[last]) if last >= 0 else e
         seen: dict[int, int] = {}
         hit: set[tuple[int, int]] = set()
-        for fno, fs, fe in _len_fields(buf, s, e, last + 1):
+        for fno, fs, fe in _len_fields(buf, s, e, stop):
             idx = seen.get(fno, -1) + 1
             seen[fno] = idx
-            while i < len(points) and points[i] < fs:
+            while i < n and ends[i] <= fs:
                 i += 1
-            if i < len(points) and points[i] < fe:
+            if i < n and starts[i] < fe:
                 hit.add((fno, idx))
         return hit
 
@@ -167,6 +173,19 @@ def locate(buf: bytes, ends: list[int]) -> dict[Path, Fields]:
                         if has(s3, e3):
                             out[(ri, si, k)] = fields_with_hits(s3, e3)
     return out
+
+
+def _union(matches: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Starts and ends of the union of the intervals, both sorted."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for s, e in sorted(matches):
+        if ends and s <= ends[-1]:
+            ends[-1] = max(ends[-1], e)
+        else:
+            starts.append(s)
+            ends.append(e)
+    return starts, ends
 
 
 # Field numbers in the OTLP protos (opentelemetry-proto v1).
@@ -269,11 +288,11 @@ class PiiRedactionProcessor(Processor):
     def _targets(self, batch: Any) -> list[tuple[Path, Fields]]:
         if self.scanner is not None:
             buf = batch.SerializeToString()
-            ends = self.scanner.ends(buf)
-            if not ends:
+            matches = self.scanner.matches(buf)
+            if not matches:
                 return []
             try:
-                return sorted(locate(buf, ends).items())
+                return sorted(locate(buf, matches).items())
             except (IndexError, ValueError):
                 self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
         return [(path, None) for path in _every_path(batch)]
