@@ -24,7 +24,7 @@ from bench.workload import generate_logs_requests, generate_trace_requests
 from otel_receiver.attributes import any_value_to_python, get
 from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.telemetry import SelfTelemetry
-from processors.pii_redaction import PiiRedactionConfig, PiiRedactionProcessor, factory
+from processors.pii_redaction import PiiRedactionConfig, PiiRedactionProcessor, factory, locate
 from processors.pii_redaction.detectors import relax_assertions
 from processors.pii_redaction.engine import Tally
 from semconv import attributes as sc
@@ -707,3 +707,19 @@ def test_drop_removes_the_smallest_enclosing_entry() -> None:
     proc.process(logs, CTX)
     assert any_value_to_python(record.body) == {"user": {"id": 7}, "tags": ["a"]}
     assert attr(record.attributes, sc.PII_REDACTED_COUNT) == 2
+
+
+def test_locate_flags_every_item_and_field_a_match_overlaps() -> None:
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    for i in range(3):
+        span = ss.spans.add()
+        put(span.attributes, "a", f"first-{i}")
+        put(span.attributes, "b", f"second-{i}")
+    buf = req.SerializeToString()
+    end_of_span0 = buf.index(b"second-0") + len(b"second-0")
+    start_of_span1 = buf.index(b"first-1")
+    found = locate(buf, [(end_of_span0 - 2, start_of_span1 + 2)])
+    assert found == {(0, 0, 0): {(9, 1)}, (0, 0, 1): {(9, 0)}}
+    assert locate(buf, [(buf.index(b"second-2"), buf.index(b"second-2") + 1)]) == {(0, 0, 2): {(9, 1)}}
+    assert locate(buf, []) == {}
