@@ -35,6 +35,7 @@ class StoreError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.code = code
+        self.table = ""  # set by the exporter: which input table the insert went to
 
 
 class StoreBusyError(StoreError):

@@ -130,27 +130,39 @@ class ClickHouseExporter(Exporter):
         await self._ensure_schema()
         store = self._require_store()
         signal = signal_of(batch)
-        started = time.perf_counter()
-        body = batch.SerializeToString()
+        tables = self.schema.input_tables(batch)
         component = self.settings.component_id
-        # A metrics request goes to one input per metric kind it holds. When a later
-        # insert fails, the retry repeats the earlier ones: their tokens drop them.
-        for table in self.schema.input_tables(batch):
-            settings = self._settings[signal]
-            if context.dedup_token:
-                # The queue's token is stable across replays of the same items; the
-                # table name keeps tokens of different inputs apart.
-                settings = {**settings, "insert_deduplication_token": f"{context.dedup_token}/{table}"}
-            try:
-                await asyncio.to_thread(store.insert_request, table, body, settings)
-            except StoreError as e:
-                kind = "retryable" if e.retryable else "permanent"
-                self._metrics.insert_errors.labels(component, signal.value, kind).inc()
-                if e.retryable:
-                    raise RetryableExportError(f"clickhouse insert into {table}: {e}") from e
-                raise PermanentExportError(f"clickhouse rejected {table} insert: {e}") from e
+        token = context.dedup_token
+        started = time.perf_counter()
+
+        def insert() -> int:
+            # In the worker thread: serializing a 10,000-span batch takes tens of ms.
+            body = batch.SerializeToString()
+            # A metrics request goes to one input per metric kind it holds. When a later
+            # insert fails, the retry repeats the earlier ones: their tokens drop them.
+            for table in tables:
+                settings = self._settings[signal]
+                if token:
+                    # The queue's token is stable across replays of the same items; the
+                    # table name keeps tokens of different inputs apart.
+                    settings = {**settings, "insert_deduplication_token": f"{token}/{table}"}
+                try:
+                    store.insert_request(table, body, settings)
+                except StoreError as e:
+                    e.table = table
+                    raise
+            return len(body)
+
+        try:
+            size = await asyncio.to_thread(insert)
+        except StoreError as e:
+            kind = "retryable" if e.retryable else "permanent"
+            self._metrics.insert_errors.labels(component, signal.value, kind).inc()
+            if e.retryable:
+                raise RetryableExportError(f"clickhouse insert into {e.table}: {e}") from e
+            raise PermanentExportError(f"clickhouse rejected {e.table} insert: {e}") from e
         self._metrics.insert_seconds.labels(component, signal.value).observe(time.perf_counter() - started)
-        self._metrics.insert_bytes.labels(component, signal.value).inc(len(body))
+        self._metrics.insert_bytes.labels(component, signal.value).inc(size)
 
     async def shutdown(self) -> None:
         if self._query_server is not None:
