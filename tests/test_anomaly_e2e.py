@@ -76,7 +76,7 @@ service:
         assert 0.0 <= result.delay_s <= TARGET_DELAY_S, (result.incident.name, result.delay_s)
     assert report.false_flags_per_series_hour < 1.0, report.false_flags_by_series
 
-    flagged_total = telemetry.total("gen_ai_anomalies_total")
+    flagged_total = telemetry.total("otel_receiver_anomaly_flagged_spans_total")
     assert flagged_total >= sum(r.flagged_spans for r in report.incidents)
 
     logs = [ExportLogsServiceRequest.FromString(b) for b in read_records(logs_out, "proto")]

@@ -129,7 +129,7 @@ def test_latency_spike_flags_only_that_span_and_counts_it() -> None:
         assert not {a.ANOMALY_FLAGGED, a.ANOMALY_KINDS, a.ANOMALY_SCORE} & other.keys()
     labels = {"kind": "latency", "service_name": "svc", "gen_ai_provider_name": "openai",
               "gen_ai_request_model": "gpt-4o", "gen_ai_operation_name": "chat", "span_name": ""}
-    assert telemetry.value("gen_ai_anomalies_total", labels) == 1.0
+    assert telemetry.value("otel_receiver_anomaly_flagged_spans_total", labels) == 1.0
 
 
 def test_client_sent_anomaly_attributes_are_removed_from_unflagged_spans() -> None:

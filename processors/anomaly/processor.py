@@ -6,7 +6,7 @@ kind), in event time: span timestamps, never the wall clock, so replayed data be
 like live data. A span is flagged (``anomaly.flagged``, ``anomaly.kinds``,
 ``anomaly.score``) when a detector's score reaches ``threshold``; unflagged spans keep
 no ``anomaly.*`` attribute, even one a client sent. Flags are counted in
-``gen_ai_anomalies_total{kind, <series labels>}``, and each episode (flags of one kind
+``otel_receiver_anomaly_flagged_spans_total{kind, <series labels>}``, and each episode (flags of one kind
 on one series with less than ``episodes.cooldown`` seconds between them) becomes one
 log record in the logs pipelines when it ends.
 """
@@ -61,7 +61,9 @@ ANOMALY_EPISODE_FLAGGED_SPANS: Final = "anomaly.episode.flagged_spans"
 EPISODE_EVENT_NAME: Final = "anomaly.episode"
 EPISODE_SCOPE: Final = "otel_receiver.anomaly"
 
-ANOMALIES_METRIC: Final = "gen_ai_anomalies"  # exposed as gen_ai_anomalies_total
+# Not gen_ai_anomalies_total: the prometheus exporter derives that DESIGN.md series from the
+# flagged spans themselves; this self-metric counts what this processor instance flagged.
+ANOMALIES_METRIC: Final = "otel_receiver_anomaly_flagged_spans"
 SERIES_METRIC: Final = "otel_receiver_anomaly_series"
 EVICTIONS_METRIC: Final = "otel_receiver_anomaly_series_evicted"  # _total
 EPISODES_METRIC: Final = "otel_receiver_anomaly_episodes"  # _total, by outcome
