@@ -1,7 +1,7 @@
 """pii_redaction under hostile input: bounded time, no crash, nothing leaks.
 
 Time bounds are generous (seconds for a megabyte) so a loaded CI machine passes; the point
-is that nothing is super-linear: every pattern runs on RE2 or hyperscan (linear time), and
+is that nothing is super-linear: every pattern runs on RE2 (linear time), and
 Python code only touches validated candidates.
 """
 

@@ -463,11 +463,12 @@ def _norm_compact_upper(s: str) -> str:
 
 # --- Anchors --------------------------------------------------------------------------
 
-# Phone anchors. A candidate not glued to a letter or digit on its left is found through a
-# non-alphanumeric byte before it; a string value can also start right after its length byte,
-# which may be any byte: those are caught through the preceding field tag (0x0a
-# AnyValue.string_value, 0x12 status message/event name, 0x2a span name/log body, 0x3a
-# AnyValue.bytes_value) and a one- to four-byte length.
+# Left context of number anchors (cards, phones), so that digits inside hex ids rarely
+# trigger: a candidate not glued to a letter or digit is found through the non-alphanumeric
+# byte before it. A string value can also start right after its length byte, which may be
+# any byte: those are caught through the preceding field tag (0x0a AnyValue.string_value,
+# 0x12 status message/event name, 0x2a span name/log body, 0x3a AnyValue.bytes_value) and a
+# one- to four-byte length. Anchors run on bytes (RE2 Latin-1 mode), so \x80-\xff are bytes.
 _VALUE_START = r"(?:[^0-9A-Za-z_]|[\x0a\x12\x2a\x3a][\x80-\xff]{0,3}[\x00-\x7f])"
 
 
