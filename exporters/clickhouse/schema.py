@@ -80,7 +80,10 @@ class TableSpec:
     order: str  # PARTITION BY / PRIMARY KEY / ORDER BY clauses
     ttl_column: str | None
     shard_key: str
-    settings: str = "index_granularity = 8192, ttl_only_drop_parts = 1"
+    # The Collector's settings, plus: inserted parts (tens of MB) are written in the
+    # compact format (one data file instead of one per column, measured 25-40% cheaper
+    # per insert); merges produce wide parts once they exceed 128 MiB.
+    settings: str = "index_granularity = 8192, ttl_only_drop_parts = 1, min_bytes_for_wide_part = 134217728"
 
 
 _TRACES_COLUMNS = """
@@ -322,7 +325,7 @@ TABLE_SPECS: Final[tuple[TableSpec, ...]] = (
         "PARTITION BY toYYYYMM(Timestamp)\nORDER BY (TenantId, Timestamp, RecordId)",
         None,
         "cityHash64(TenantId)",
-        settings="index_granularity = 8192",
+        settings="index_granularity = 8192, min_bytes_for_wide_part = 134217728",
     ),
 )
 
