@@ -247,10 +247,13 @@ def test_outage_then_recovery_stores_every_span_once(running: Running) -> None:
     assert ids == []
 
 
-def test_closed_engine_session_is_reopened(running: Running) -> None:
-    """A lost chDB connection fails the export as retryable; the next attempt reconnects."""
-    client_module.reset_embedded_sessions()
-    running.export(traces_request(), token="after-reset")
+def test_lost_engine_connection_is_retried_and_reopened(running: Running) -> None:
+    """A chDB connection closed under the exporter fails the export as retryable; the
+    retry opens a new connection and stores the batch once."""
+    client_module._embedded_sessions["rw"].close()
+    with pytest.raises(RetryableExportError, match="connection was lost"):
+        running.export(traces_request(), token="after-loss")
+    running.export(traces_request(), token="after-loss")
     assert running.count("otel_traces") == 9
 
 

@@ -167,6 +167,18 @@ class EmbeddedStore(Store):
                 )
             return session
 
+    def _failed(self, kind: str, e: Exception) -> StoreError:
+        # A closed chDB session has no connection left (AttributeError on None):
+        # forget it so the next attempt opens a new one.
+        if isinstance(e, AttributeError):
+            with _embedded_lock:
+                session = _embedded_sessions.pop(kind, None)
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.close()
+            return StoreError(f"the embedded store connection was lost: {e}", retryable=True)
+        return classify(e)
+
     def execute(self, sql: str) -> None:
         if self.readonly:
             raise StoreError("read-only store", retryable=False)
@@ -174,7 +186,7 @@ class EmbeddedStore(Store):
             with _connection_locks["rw"]:
                 self._session("rw").query(sql)
         except Exception as e:
-            raise classify(e) from e
+            raise self._failed("rw", e) from e
 
     def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
         if self.readonly:
@@ -191,7 +203,7 @@ class EmbeddedStore(Store):
                         inserter.cancel()
                     raise
         except Exception as e:
-            raise classify(e) from e
+            raise self._failed("rw", e) from e
 
     def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
         kind = "ro" if readonly or self.readonly else "rw"
@@ -202,7 +214,7 @@ class EmbeddedStore(Store):
                 session.query(f"USE `{self.database}`")
                 result = session.query(sql, fmt)
         except Exception as e:
-            raise classify(e) from e
+            raise self._failed(kind, e) from e
         data: bytes = result.bytes()
         return data
 
@@ -220,15 +232,6 @@ class EmbeddedStore(Store):
                     session.close()
             _embedded_sessions.clear()
             _embedded_path = None
-
-
-def reset_embedded_sessions() -> None:
-    """Close the engine's sessions so the next use reopens them (after an outage)."""
-    with _embedded_lock:
-        for session in _embedded_sessions.values():
-            with contextlib.suppress(Exception):
-                session.close()
-        _embedded_sessions.clear()
 
 
 # --------------------------------------------------------------------------------------
