@@ -245,6 +245,13 @@ def test_outage_then_recovery_stores_every_span_once(running: Running) -> None:
     assert running.count("otel_traces") == 18
     ids = running.rows("SELECT SpanId, count() AS n FROM `{db}`.otel_traces GROUP BY SpanId HAVING n > 1")
     assert ids == []
+    telemetry = running.exporter.settings.telemetry
+    labels = {"exporter": "clickhouse", "signal": "traces"}
+    assert (
+        telemetry.value("otel_receiver_clickhouse_insert_errors_total", {**labels, "kind": "retryable"}) == 2
+    )
+    assert telemetry.value("otel_receiver_clickhouse_insert_seconds_count", labels) >= 3
+    assert telemetry.value("otel_receiver_clickhouse_insert_bytes_total", labels) > 0
 
 
 def test_lost_engine_connection_is_retried_and_reopened(running: Running) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -30,7 +31,11 @@ from .schema import Schema
 class _Metrics:
     """The exporter's own metrics, shared by every instance on one registry."""
 
-    _by_registry: ClassVar[dict[int, _Metrics]] = {}
+    # Weak keys: a registry that is gone must not leave its metrics to a new registry
+    # that happens to reuse its id.
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, _Metrics]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.insert_seconds = Histogram(
@@ -55,9 +60,9 @@ class _Metrics:
 
     @classmethod
     def on(cls, registry: CollectorRegistry) -> _Metrics:
-        m = cls._by_registry.get(id(registry))
+        m = cls._by_registry.get(registry)
         if m is None:
-            m = cls._by_registry[id(registry)] = cls(registry)
+            m = cls._by_registry[registry] = cls(registry)
         return m
 
 
