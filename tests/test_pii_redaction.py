@@ -235,9 +235,13 @@ def test_hash_action_without_key_is_a_config_error() -> None:
         PiiRedactionConfig.model_validate({"actions": {"EMAIL": "hash"}, "hash_key": "short"})
 
 
-def test_hash_key_is_not_in_the_config_repr() -> None:
+def test_hash_key_is_not_in_the_config_repr_or_errors() -> None:
     cfg = PiiRedactionConfig.model_validate({"default_action": "hash", "hash_key": HASH_KEY})
     assert HASH_KEY not in repr(cfg) and HASH_KEY not in str(cfg.model_dump())
+    assert cfg.model_config.get("extra") == "forbid"  # the parent's settings are kept
+    with pytest.raises(ValidationError) as err:
+        PiiRedactionConfig.model_validate({"default_action": "hash", "hash_key": "short-secret"})
+    assert "short-secret" not in str(err.value)
 
 
 # --- keys ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Literal
 
 import phonenumbers
 import re2
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from otel_receiver.component import ComponentConfig
 from processors.pii_redaction.detectors import BLOCKED_KEY, BUILTIN_TYPES, detector_names
@@ -140,6 +140,9 @@ class NerConfig(ComponentConfig):
 
 
 class PiiRedactionConfig(ComponentConfig):
+    # Validation errors must not echo the input: it holds the hash key.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     detectors: list[str] | None = Field(
         default=None, description="built-in detectors (names or types) to run; default all"
     )
