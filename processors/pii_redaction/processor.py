@@ -59,6 +59,17 @@ def redactions_counter(registry: CollectorRegistry) -> Counter:
         return c
 
 
+# Synthetic values of every built-in type, in prose and in JSON, for ``warm_up``.
+_WARM_UP_TEXTS = (
+    "Hi, I am Jane (jane.doe@mailbox.org, +1 (415) 555-0132, 020 7946 0321). Card 4111 1111 1111 1111, "
+    "IBAN DE89 3704 0044 0532 0130 00 / GB82WEST12345698765432, SSN 219-45-6789, from 81.2.69.160 and "
+    "2a00:1450:4007:80e::200e at 2024-01-15 10:30:00, order ORD-2024-000123, v1.2.3, $1,299.99. "
+    "OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z AKIAIOSFODNN7EXAMPL3 password=Hunter2Pass "
+    "Authorization: Bearer abcDEF0123456789ghiJKL postgres://app:S3cret@db:5432/x?token=abc123XYZ789",
+    '[{"role": "user", "parts": [{"type": "text", "content": "mail jane.doe@mailbox.org or call 4155550132; '
+    'uuid 123e4567-e89b-12d3-a456-426614174000, trace 4bf92f3577b34da6a3ce929d0e0e4736"}]}]',
+)
+
 # Paths produced by ``locate``: (resource index, -1, -1) for resource attributes,
 # (resource, scope, -1) for scope attributes, (resource, scope, item) for a span/record/metric.
 Path = tuple[int, int, int]
@@ -243,6 +254,25 @@ class PiiRedactionProcessor(Processor):
         # Without NER every detector has an anchor, so one scan can prove a request clean.
         self.scanner = None if ner is not None else RequestScanner(self.redactor.anchors())
         self.counter = redactions_counter(settings.telemetry.registry)
+
+    async def start(self) -> None:
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Runs a synthetic request through, uncounted: RE2 builds its DFA states lazily and
+        python-stdnum and libphonenumber load their tables on first use, which otherwise
+        doubles the cost of the first requests (measured 3.3 vs 1.4 ms per 100 spans)."""
+        req = ExportTraceServiceRequest()
+        span = req.resource_spans.add().scope_spans.add().spans.add()
+        for i, text in enumerate(_WARM_UP_TEXTS):
+            kv = span.attributes.add()
+            kv.key = f"warm_up.{i}"
+            kv.value.string_value = text
+        saved, self.counter = self.counter, Counter("warm_up", "unregistered", ["type"], registry=None)
+        try:
+            self.process_traces(req, RequestContext())
+        finally:
+            self.counter = saved
 
     # --- per-request entry points ---
 
