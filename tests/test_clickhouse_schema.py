@@ -318,3 +318,18 @@ def test_config_defaults() -> None:
     assert (batch.enabled, batch.min_size, batch.flush_timeout) == (True, 10_000, 1.0)
     server = ClickHouseConfig(endpoint="https://ch.example.com:8443", cluster="prod", query_endpoint=None)
     assert not server.embedded and server.cluster == "prod"
+
+
+def test_restart_skips_existing_objects(running: Running) -> None:
+    schema = Schema(running.config.database)
+    existing = {r["name"] for r in running.rows("SELECT name FROM system.tables WHERE database = '{db}'")}
+    assert schema.missing_statements(existing) == [schema.statements()[0]]  # only CREATE DATABASE
+    assert schema.missing_statements(existing - {"genai_calls_mv"})[1:] == [
+        s
+        for s in schema.statements()
+        if s.startswith(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS `" + running.config.database + "`.`genai_calls_mv`"
+        )
+    ]
+    cluster = Schema(running.config.database, cluster="c")
+    assert cluster.missing_statements(existing) == cluster.statements()

@@ -92,8 +92,9 @@ class Store(ABC):
         """Insert one serialized request (``ProtobufSingle``) into ``database.table``."""
 
     @abstractmethod
-    def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
-        """The result of ``sql`` in the ClickHouse output format ``fmt``."""
+    def query(self, sql: str, fmt: str, readonly: bool = True, use_database: bool = True) -> bytes:
+        """The result of ``sql`` in the ClickHouse output format ``fmt``; unqualified
+        table names resolve in ``database`` when ``use_database`` (it must exist)."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -205,13 +206,13 @@ class EmbeddedStore(Store):
         except Exception as e:
             raise self._failed("rw", e) from e
 
-    def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
+    def query(self, sql: str, fmt: str, readonly: bool = True, use_database: bool = True) -> bytes:
         kind = "ro" if readonly or self.readonly else "rw"
         try:
             with _connection_locks[kind]:
                 session = self._session(kind)
-                # Unqualified table names in user SQL resolve in our database.
-                session.query(f"USE `{self.database}`")
+                if use_database:
+                    session.query(f"USE `{self.database}`")
                 result = session.query(sql, fmt)
         except Exception as e:
             raise self._failed(kind, e) from e
@@ -329,10 +330,11 @@ class ServerStore(Store):
         except Exception as e:
             raise classify(e) from e
 
-    def query(self, sql: str, fmt: str, readonly: bool = True) -> bytes:
+    def query(self, sql: str, fmt: str, readonly: bool = True, use_database: bool = True) -> bytes:
         client = self._connect()
         try:
-            data: bytes = client.raw_query(sql, settings={"readonly": 1} if readonly else None, fmt=fmt)
+            settings = {"readonly": 1} if readonly else None
+            data: bytes = client.raw_query(sql, settings=settings, fmt=fmt, use_database=use_database)
         except Exception as e:
             raise classify(e) from e
         return data

@@ -421,6 +421,26 @@ class Schema:
             f"TO {self.qualified(target)}\nAS {select}"
         )
 
+    def created_name(self, statement: str) -> str | None:
+        """The table or view a CREATE statement makes (None for the database)."""
+        m = re.match(r"CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS `[^`]+`\.`([^`]+)`", statement)
+        return m.group(1) if m else None
+
+    def missing_statements(self, existing: set[str]) -> list[str]:
+        """The statements still needed when ``existing`` tables and views are present.
+
+        On a cluster every statement runs (``IF NOT EXISTS``): the node we ask is not
+        proof that the others have them.
+        """
+        if self.cluster:
+            return self.statements()
+        out = []
+        for statement in self.statements():
+            name = self.created_name(statement)
+            if name is None or name not in existing:
+                out.append(statement)
+        return out
+
     def input_tables(self, batch: Batch) -> list[str]:
         """The input tables a request goes to: one per signal, one per metric kind present."""
         if isinstance(batch, ExportTraceServiceRequest):
