@@ -11,6 +11,10 @@ exports run concurrently, as the queue's consumers do. Reported: wall-clock span
 and spans per CPU-second of the whole process (chDB runs in-process, so CPU time
 covers the engine too and is the figure least disturbed by other load).
 
+``--signal logs`` measures log records the same way (``bench.workload``'s GenAI log
+requests). Metrics are not offered: the workload's metrics generator fails on some
+seeds (an empty histogram), reported to its owner.
+
 ``--genai`` compares the two ways to fill ``genai_calls``: the materialized view on
 ``otel_traces`` (what the exporter ships) against Python extracting the GenAI fields
 from the protobuf spans (the cheapest Python can do: one scan of each span's
@@ -29,30 +33,36 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bench.workload import generate_trace_requests
+from bench.workload import generate_logs_requests, generate_trace_requests
 from exporters.clickhouse import factory
 from exporters.clickhouse.exporter import ClickHouseExporter
 from exporters.clickhouse.schema import GENAI_CALLS_MV
 from otel_receiver.attributes import pick
-from otel_receiver.component import ComponentSettings, RequestContext
+from otel_receiver.component import Batch, ComponentSettings, RequestContext, count_items
 from otel_receiver.telemetry import SelfTelemetry
 from semconv import attributes as sc
 
 
-def batches(n_batches: int, batch_spans: int) -> list[ExportTraceServiceRequest]:
+def batches(n_batches: int, batch_spans: int, signal: str = "traces") -> list[Any]:
+    """``n_batches`` merged requests of ``batch_spans`` items (spans or log records)."""
     per_request = 100
-    requests = generate_trace_requests(n_batches * batch_spans // per_request, per_request, seed=7)
-    out = []
+    n_requests = n_batches * batch_spans // per_request
+    requests: list[Any]
+    if signal == "logs":
+        requests = generate_logs_requests(n_requests, per_request, seed=7)
+    else:
+        requests = generate_trace_requests(n_requests, per_request, seed=7)
+    out: list[Any] = []
     for i in range(n_batches):
-        merged = ExportTraceServiceRequest()
+        merged = type(requests[0])()
         for r in requests[i * batch_spans // per_request : (i + 1) * batch_spans // per_request]:
             merged.MergeFrom(r)
         out.append(merged)
     return out
 
 
-async def run_exports(exporter: Any, work: list[ExportTraceServiceRequest], consumers: int) -> None:
-    queue: asyncio.Queue[tuple[int, ExportTraceServiceRequest]] = asyncio.Queue()
+async def run_exports(exporter: Any, work: list[Any], consumers: int) -> None:
+    queue: asyncio.Queue[tuple[int, Batch]] = asyncio.Queue()
     for i, b in enumerate(work):
         queue.put_nowait((i, b))
 
@@ -64,9 +74,7 @@ async def run_exports(exporter: Any, work: list[ExportTraceServiceRequest], cons
     await asyncio.gather(*(consumer() for _ in range(consumers)))
 
 
-async def measure(
-    path: str, work: list[ExportTraceServiceRequest], consumers: int, drop_genai: bool
-) -> tuple[int, float, float]:
+async def measure(path: str, work: list[Any], consumers: int, drop_genai: bool) -> tuple[int, float, float]:
     cfg = factory.config_model(endpoint=f"embedded:{path}", query_endpoint=None)
     settings = ComponentSettings("clickhouse", SelfTelemetry(), logging.getLogger("bench"))
     exporter = factory.create(cfg, settings)
@@ -75,7 +83,7 @@ async def measure(
     if drop_genai and exporter.store is not None:
         await asyncio.to_thread(exporter.store.execute, f"DROP VIEW IF EXISTS `otel`.`{GENAI_CALLS_MV}`")
     await run_exports(exporter, work[:1], 1)  # warm-up: first-insert costs
-    spans = sum(len(ss.spans) for b in work for rs in b.resource_spans for ss in rs.scope_spans)
+    spans = sum(count_items(b) for b in work)
     wall, cpu = time.perf_counter(), time.process_time()
     await run_exports(exporter, work, consumers)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -122,13 +130,15 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=10)
     ap.add_argument("--batch-spans", type=int, default=10_000)
     ap.add_argument("--consumers", type=int, default=2)
+    ap.add_argument("--signal", choices=["traces", "logs"], default="traces")
     ap.add_argument(
         "--genai", action="store_true", help="compare the genai_calls view with Python extraction"
     )
     args = ap.parse_args()
-    work = batches(args.batches, args.batch_spans)
+    work = batches(args.batches, args.batch_spans, args.signal)
     size = sum(b.ByteSize() for b in work)
-    print(f"{args.batches} batches x {args.batch_spans} spans, {size / 1e6:.1f} MB of OTLP protobuf")
+    items = sum(count_items(b) for b in work)
+    print(f"{args.signal}: {args.batches} batches, {items} items, {size / 1e6:.1f} MB of OTLP protobuf")
     cases = [("exporter (all views)", False)]
     if args.genai:
         cases.append(("exporter without genai_calls view", True))
