@@ -156,7 +156,7 @@ def main() -> None:
         finally:
             shutil.rmtree(path, ignore_errors=True)
         print(
-            f"{name:36s} {spans / wall:>10,.0f} spans/s wall  {spans / cpu:>10,.0f} spans/CPU-s  "
+            f"{name:36s} {spans / wall:>10,.0f} items/s wall  {spans / cpu:>10,.0f} items/CPU-s  "
             f"({wall:.2f} s wall, {cpu:.2f} s CPU, {args.consumers} consumers)"
         )
     if args.genai:
