@@ -39,10 +39,16 @@ def _q(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _finite_float_text(d: str) -> str:
+    # ClickHouse prints the shortest round-trip form as Go does, except the sign of
+    # big exponents: 1e21 -> 1e+21.
+    return f"if(abs({d}) >= 1e21, replaceOne(toString({d}), 'e', 'e+'), toString({d}))"
+
+
 def float_text(d: str) -> str:
-    """A Float64 as Go prints it: ClickHouse's shortest form, with ``e+`` for big exponents."""
+    """A Float64 as Go's ``pcommon.Value.AsString`` prints it."""
     return (
-        f"if(isFinite({d}), if(abs({d}) >= 1e21, replaceOne(toString({d}), 'e', 'e+'), toString({d})), "
+        f"if(isFinite({d}), {_finite_float_text(d)}, "
         f"concat('json: unsupported value: ', if(isNaN({d}), 'NaN', if({d} > 0, '+Inf', '-Inf'))))"
     )
 
@@ -79,7 +85,7 @@ def _json(e: str, level: int) -> str:
     return (
         f"multiIf({e}.kind = 1, toJSONString({e}.string_value), "
         f"{e}.kind = 3, toString({e}.int_value), "
-        f"{e}.kind = 4, if(isFinite({e}.double_value), {float_text(f'{e}.double_value')}, 'null'), "
+        f"{e}.kind = 4, if(isFinite({e}.double_value), {_finite_float_text(f'{e}.double_value')}, 'null'), "
         f"{e}.kind = 2, if({e}.bool_value, 'true', 'false'), "
         f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "
         f"{nested}'null')"
