@@ -187,6 +187,16 @@ def test_no_original_value_is_stored_forwarded_or_logged(
         telemetry = receiver.telemetry
         assert telemetry.total("pii_redactions_total") >= 20
         assert telemetry.value("pii_redactions_total", {"type": "EMAIL"}) >= 6
+        # Every exporter delivered everything: nothing dropped, so every output is complete.
+        assert telemetry.total("otel_receiver_dropped_items_total") == 0, [
+            (s.labels, s.value)
+            for m in telemetry.registry.collect()
+            for s in m.samples
+            if s.name == "otel_receiver_dropped_items_total" and s.value
+        ]
+        for exporter in ("clickhouse", "otlp/forward", "file/json"):
+            exported = telemetry.total("otel_receiver_exported_items_total", exporter=exporter)
+            assert exported >= 6, (exporter, exported)  # 2 spans, 3 log records, 1+ data point
     finally:
         receiver.stop()
         forward.stop()
