@@ -1,8 +1,9 @@
 """Optional named-entity recognition through Presidio (extra ``[ner]``).
 
 Names and street addresses have no checkable structure, so only a statistical model finds
-them. Presidio's analyzer runs a spaCy pipeline on every string it is given: expect on the
-order of milliseconds per kilobyte of text and a model of several hundred MB in memory.
+them. Presidio's analyzer runs a spaCy pipeline on every string it is given: expect
+milliseconds per prompt (not measured here: no model download is possible in this
+environment) and a model of several hundred MB in memory.
 It is therefore off by default, and when it is on, the request prefilter is bypassed (no
 anchor can prove a string free of names).
 """
