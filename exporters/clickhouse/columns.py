@@ -72,13 +72,13 @@ def _json(e: str, level: int) -> str:
     """JSON text (ClickHouse's escaping) of a ``Value<level>`` tuple expression."""
     if level == 0:
         # Values nested deeper than the decoded levels arrive as raw protobuf bytes;
-        # they are kept (base64, as a JSON string) rather than dropped.
-        nested = (
-            f"{e}.kind = 5, toJSONString(base64Encode({e}.array_value)), "
-            f"{e}.kind = 6, toJSONString(base64Encode({e}.kvlist_value)), "
-        )
+        # they are kept (base64, as a JSON string) rather than dropped. Bytes values
+        # are base64 strings too, so one branch serves kinds 5, 6 and 7.
+        raw = f"if({e}.kind = 5, {e}.array_value, if({e}.kind = 6, {e}.kvlist_value, {e}.bytes_value))"
+        nested = f"{e}.kind >= 5, toJSONString(base64Encode({raw})), "
     else:
         nested = (
+            f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "
             f"{e}.kind = 5, {_json_array(f'{e}.array_value.values', level - 1)}, "
             f"{e}.kind = 6, {_json_object(f'{e}.kvlist_value.values', level - 1)}, "
         )
@@ -86,8 +86,7 @@ def _json(e: str, level: int) -> str:
         f"multiIf({e}.kind = 1, toJSONString({e}.string_value), "
         f"{e}.kind = 3, toString({e}.int_value), "
         f"{e}.kind = 4, if(isFinite({e}.double_value), {_finite_float_text(f'{e}.double_value')}, 'null'), "
-        f"{e}.kind = 2, if({e}.bool_value, 'true', 'false'), "
-        f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "
+        f"{e}.kind = 2, toString({e}.bool_value), "
         f"{nested}'null')"
     )
 
@@ -114,7 +113,7 @@ def value_text(v: str, level: int = wire.ATTRIBUTE_LEVEL) -> str:
         f"multiIf({v}.kind = 1, {v}.string_value, "
         f"{v}.kind = 3, toString({v}.int_value), "
         f"{v}.kind = 4, {float_text(f'{v}.double_value')}, "
-        f"{v}.kind = 2, if({v}.bool_value, 'true', 'false'), "
+        f"{v}.kind = 2, toString({v}.bool_value), "
         f"{v}.kind = 7, base64Encode({v}.bytes_value), "
         f"{v}.kind = 5, {go_json_escapes(_json_array(f'{v}.array_value.values', level - 1))}, "
         f"{v}.kind = 6, {go_json_escapes(_json_object(f'{v}.kvlist_value.values', level - 1))}, "
