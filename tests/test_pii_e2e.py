@@ -185,8 +185,8 @@ def test_no_original_value_is_stored_forwarded_or_logged(
             receiver.stop()
             forward.stop()
         telemetry = receiver.telemetry
-        assert telemetry.total("pii_redactions_total") >= 20
-        assert telemetry.value("pii_redactions_total", {"type": "EMAIL"}) >= 6
+        assert telemetry.total("otel_receiver_pii_redactions_total") >= 20
+        assert telemetry.value("otel_receiver_pii_redactions_total", {"type": "EMAIL"}) >= 6
         # Every exporter delivered everything: nothing dropped, so every output is complete.
         assert telemetry.total("otel_receiver_dropped_items_total") == 0, [
             (s.labels, s.value)

@@ -441,19 +441,19 @@ def test_metric_data_points_and_exemplars_are_redacted_not_annotated() -> None:
     assert get(dp.attributes, sc.PII_REDACTED_COUNT) is None
     assert attr(dp.exemplars[0].filtered_attributes, "client.ip") == "[REDACTED:IP_ADDRESS]"
     assert attr(h.histogram.data_points[0].attributes, "caller") == "[REDACTED:PHONE]"
-    assert tel.value("pii_redactions_total", {"type": "EMAIL"}) == 1
-    assert tel.value("pii_redactions_total", {"type": "PHONE"}) == 1
+    assert tel.value("otel_receiver_pii_redactions_total", {"type": "EMAIL"}) == 1
+    assert tel.value("otel_receiver_pii_redactions_total", {"type": "PHONE"}) == 1
 
 
 def test_counter_per_type_and_two_instances_share_the_registry() -> None:
     tel = SelfTelemetry()
     a, b = make(tel), make(tel, default_action="mask")
     asyncio.run(a.start())  # the warm-up request is not counted
-    assert tel.total("pii_redactions_total") == 0
+    assert tel.total("otel_receiver_pii_redactions_total") == 0
     a.process(trace_request({"x": f"{EMAIL} {EMAIL}"}), CTX)
     b.process(trace_request({"x": CARD}), CTX)
-    assert tel.value("pii_redactions_total", {"type": "EMAIL"}) == 2
-    assert tel.value("pii_redactions_total", {"type": "CREDIT_CARD"}) == 1
+    assert tel.value("otel_receiver_pii_redactions_total", {"type": "EMAIL"}) == 2
+    assert tel.value("otel_receiver_pii_redactions_total", {"type": "CREDIT_CARD"}) == 1
 
 
 def test_second_pass_adds_to_existing_annotation() -> None:

@@ -45,12 +45,15 @@ _COUNTERS_LOCK = threading.Lock()
 
 
 def redactions_counter(registry: CollectorRegistry) -> Counter:
-    """``pii_redactions_total{type}``, shared by every instance on the same registry."""
+    """``otel_receiver_pii_redactions_total{type}``, shared by every instance on a registry.
+
+    Not ``pii_redactions_total``: the prometheus exporter derives that DESIGN.md series
+    from ``pii.redacted.*`` on the spans and log records it exports."""
     with _COUNTERS_LOCK:
         c = _COUNTERS.get(registry)
         if c is None:
             c = Counter(
-                "pii_redactions",
+                "otel_receiver_pii_redactions",
                 "Values redacted by the pii_redaction processor, by type",
                 ["type"],
                 registry=registry,
