@@ -291,3 +291,16 @@ def test_structured_log_bodies_decode_three_levels(running: Running) -> None:
     encoded = base64.b64encode(leaf.array_value.SerializeToString()).decode()
     assert rows[2]["Body"] == '{"a":{"b":{"c":"' + encoded + '"}}}'
     assert rows[0]["a"] == {"ctx": '{"user":{"id":7}}'}
+
+
+def test_genai_cost_is_rounded_to_nine_decimals_not_truncated(running: Running) -> None:
+    req = ExportTraceServiceRequest()
+    req.resource_spans.add().scope_spans.add()
+    for name, cost in (("half-up", 8.75e-09), ("below-half", 1.2344e-07), ("exact", 1.437060)):
+        span = _genai_span(req, name)
+        span.attributes.extend(
+            [kv(sc.GEN_AI_OPERATION_NAME, string_value="chat"), kv(sc.GEN_AI_USAGE_COST, double_value=cost)]
+        )
+    running.export(req)
+    rows = running.rows("SELECT toString(CostUsd) AS cost FROM `{db}`.genai_calls ORDER BY SpanId")
+    assert [r["cost"] for r in rows] == ["0.000000009", "0.000000123", "1.43706"]

@@ -336,7 +336,7 @@ def genai_select(traces_table: str) -> str:
     {tokens(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)} AS CacheReadTokens,
     {tokens(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)} AS CacheWriteTokens,
     {tokens(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)} AS ReasoningTokens,
-    toDecimal64OrZero({attr(sc.GEN_AI_USAGE_COST)}, 9) AS CostUsd,
+    CAST(round(toDecimal128OrZero({attr(sc.GEN_AI_USAGE_COST)}, 18), 9) AS Decimal(18, 9)) AS CostUsd,
     Duration AS DurationNs,
     multiIf({attr(sc.ERROR_TYPE)} != '', {attr(sc.ERROR_TYPE)},
             StatusCode = 'Error', '_OTHER', '') AS ErrorType,
