@@ -108,6 +108,13 @@ class ClickHouseExporter(Exporter):
             "%s: writing to %s, database %s", self.settings.component_id, where, self.cfg.database
         )
 
+    def describe(self) -> str:
+        where = self.cfg.endpoint if not self.cfg.embedded else f"embedded store {self.cfg.embedded_path}"
+        line = f"writing to {where}, database {self.cfg.database}"
+        if self.cfg.embedded and self.cfg.query_endpoint:
+            line += f"; read-only SQL for `otel-receiver query/report` on http://{self.cfg.query_endpoint}"
+        return line
+
     async def _ensure_schema(self) -> None:
         if self._schema_ready:
             return
