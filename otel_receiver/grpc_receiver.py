@@ -19,7 +19,6 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from otel_receiver.auth import Authenticator, AuthError
 from otel_receiver.component import RequestContext, Signal
 from otel_receiver.config import OtlpReceiverConfig
 from otel_receiver.ingest import (
@@ -78,14 +77,12 @@ class GrpcReceiver:
         receiver_id: str,
         config: OtlpReceiverConfig,
         ingest: Ingest,
-        authenticator: Authenticator | None,
     ) -> None:
         assert config.protocols.grpc is not None
         self.receiver_id = receiver_id
         self.config = config
         self.pconfig = config.protocols.grpc
         self.ingest = ingest
-        self.authenticator = authenticator
         self.server: grpc.aio.Server | None = None
         self.endpoint = self.pconfig.endpoint
 
@@ -95,13 +92,12 @@ class GrpcReceiver:
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             try:
                 ctx = RequestContext(transport="grpc", client_address=context.peer())
-                if self.authenticator is not None:
-                    md = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-                    try:
-                        p = self.authenticator.authenticate(md)
-                    except AuthError as e:
-                        raise Unauthenticated(str(e)) from None
-                    ctx.tenant, ctx.actor, ctx.roles = p.tenant, p.actor, p.roles
+                ingest.authenticate(
+                    lambda: {
+                        k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)
+                    },
+                    ctx,
+                )
                 ingest.check_admission(signal, "grpc")
                 msg = decode_protobuf(signal, request)
                 result = ingest.accept(signal, msg, ctx)

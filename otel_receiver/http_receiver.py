@@ -14,7 +14,6 @@ from typing import Any
 from aiohttp import web
 from google.rpc import status_pb2
 
-from otel_receiver.auth import Authenticator, AuthError
 from otel_receiver.component import REQUEST_TYPES, RequestContext, Signal
 from otel_receiver.config import OtlpReceiverConfig, split_host_port
 from otel_receiver.grpc_receiver import response_message
@@ -53,14 +52,12 @@ class HttpReceiver:
         receiver_id: str,
         config: OtlpReceiverConfig,
         ingest: Ingest,
-        authenticator: Authenticator | None,
     ) -> None:
         assert config.protocols.http is not None
         self.receiver_id = receiver_id
         self.config = config
         self.pconfig = config.protocols.http
         self.ingest = ingest
-        self.authenticator = authenticator
         self.runner: web.AppRunner | None = None
         self.endpoint = self.pconfig.endpoint
         self.url = ""
@@ -95,14 +92,7 @@ class HttpReceiver:
                 if encoding not in ("", "identity", "gzip"):
                     return self._error(415, f"unsupported Content-Encoding {encoding!r}; use gzip", as_json)
                 ctx = RequestContext(transport="http", client_address=request.remote)
-                if self.authenticator is not None:
-                    try:
-                        p = self.authenticator.authenticate(
-                            {k.lower(): v for k, v in request.headers.items()}
-                        )
-                    except AuthError as e:
-                        raise Unauthenticated(str(e)) from None
-                    ctx.tenant, ctx.actor, ctx.roles = p.tenant, p.actor, p.roles
+                ingest.authenticate(lambda: {k.lower(): v for k, v in request.headers.items()}, ctx)
                 ingest.check_admission(signal, "http")
                 try:
                     body = await request.read()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otel_receiver.auth import Authenticator, AuthError
 from otel_receiver.component import REQUEST_TYPES, Batch, RequestContext, Signal, count_items
 from otel_receiver.pipeline import Pipeline, ProcessorError
 from otel_receiver.telemetry import SelfTelemetry
@@ -159,12 +160,28 @@ class Ingest:
     """Entry point of one receiver: decoded requests in, pipelines fed."""
 
     def __init__(
-        self, receiver_id: str, pipelines: Mapping[Signal, Sequence[Pipeline]], telemetry: SelfTelemetry
+        self,
+        receiver_id: str,
+        pipelines: Mapping[Signal, Sequence[Pipeline]],
+        telemetry: SelfTelemetry,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.receiver_id = receiver_id
         self.pipelines = pipelines
         self.telemetry = telemetry
+        self.authenticator = authenticator
         self.draining = False
+
+    def authenticate(self, headers: Callable[[], Mapping[str, str]], context: RequestContext) -> None:
+        """Put the request's principal into ``context``; ``headers`` (lowercase names) is
+        called only when auth is configured, so unauthenticated receivers pay nothing."""
+        if self.authenticator is None:
+            return
+        try:
+            p = self.authenticator.authenticate(headers())
+        except AuthError as e:
+            raise Unauthenticated(str(e)) from None
+        context.tenant, context.actor, context.roles = p.tenant, p.actor, p.roles
 
     def check_admission(self, signal: Signal, transport: str) -> None:
         if self.draining:

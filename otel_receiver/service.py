@@ -111,15 +111,15 @@ class Service:
 
         for rid, pipes in by_receiver.items():
             rc = cfg.receivers[rid]
-            ingest = Ingest(rid, pipes, self.telemetry)
-            self.ingests[rid] = ingest
             auth = Authenticator(rc.auth) if rc.auth else None
+            ingest = Ingest(rid, pipes, self.telemetry, auth)
+            self.ingests[rid] = ingest
             if rc.protocols.grpc is not None:
-                g = GrpcReceiver(rid, rc, ingest, auth)
+                g = GrpcReceiver(rid, rc, ingest)
                 await g.start()
                 self.grpc[rid] = g
             if rc.protocols.http is not None:
-                h = HttpReceiver(rid, rc, ingest, auth)
+                h = HttpReceiver(rid, rc, ingest)
                 await h.start()
                 self.http[rid] = h
         self._started = True
