@@ -13,6 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from otel_receiver.auth import ApiKeyConfig, AuthConfig, Authenticator, AuthError, JwtConfig
 
+SECRET = "hs256-test-secret-of-at-least-32-bytes!"
+WRONG_SECRET = "another-secret-that-is-long-enough-too"
+
 
 def test_api_key_by_hash_or_value_and_header_forms() -> None:
     auth = Authenticator(
@@ -49,7 +52,7 @@ def test_api_key_config_needs_exactly_one_form() -> None:
 
 
 def test_jwt_hs256_claims_map_to_principal() -> None:
-    cfg = AuthConfig(jwt=JwtConfig(hs256_secret="s3cret", issuer="https://sso", audience="otel-receiver"))
+    cfg = AuthConfig(jwt=JwtConfig(hs256_secret=SECRET, issuer="https://sso", audience="otel-receiver"))
     auth = Authenticator(cfg)
     now = int(time.time())
     claims = {
@@ -61,7 +64,7 @@ def test_jwt_hs256_claims_map_to_principal() -> None:
         "tenant": "acme",
         "realm_access": {"roles": ["ingest", "admin"]},
     }
-    p = auth.authenticate({"authorization": "Bearer " + jwt.encode(claims, "s3cret", algorithm="HS256")})
+    p = auth.authenticate({"authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")})
     assert (p.tenant, p.actor, p.roles) == ("acme", "alice", ("ingest", "admin"))
 
     for bad in (
@@ -70,12 +73,12 @@ def test_jwt_hs256_claims_map_to_principal() -> None:
         {**claims, "iss": "https://evil"},
     ):
         with pytest.raises(AuthError, match="invalid token"):
-            auth.authenticate({"authorization": "Bearer " + jwt.encode(bad, "s3cret", algorithm="HS256")})
+            auth.authenticate({"authorization": "Bearer " + jwt.encode(bad, SECRET, algorithm="HS256")})
     with pytest.raises(AuthError):
-        auth.authenticate({"authorization": "Bearer " + jwt.encode(claims, "wrong-key", algorithm="HS256")})
+        auth.authenticate({"authorization": "Bearer " + jwt.encode(claims, WRONG_SECRET, algorithm="HS256")})
     no_tenant = {k: v for k, v in claims.items() if k != "tenant"}
     with pytest.raises(AuthError, match="tenant"):
-        auth.authenticate({"authorization": "Bearer " + jwt.encode(no_tenant, "s3cret", algorithm="HS256")})
+        auth.authenticate({"authorization": "Bearer " + jwt.encode(no_tenant, SECRET, algorithm="HS256")})
     # alg=none must never be accepted
     unsigned = jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]
     with pytest.raises(AuthError):
