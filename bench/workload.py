@@ -1772,8 +1772,9 @@ class _Generator:
         dp.time_unix_nano = end
         dp.count = len(values)
         dp.sum = float(sum(values))
-        dp.min = float(min(values))
-        dp.max = float(max(values))
+        if values:  # an interval with no calls has a zero count and no min/max (optional in OTLP)
+            dp.min = float(min(values))
+            dp.max = float(max(values))
         dp.explicit_bounds.extend(bounds)
         counts = [0] * (len(bounds) + 1)
         for v in values:

@@ -162,3 +162,22 @@ def test_cli_writes_bodies_for_the_drivers(tmp_path: Path) -> None:
     assert isinstance(span["kind"], int)
     for name in ("metrics.pb", "logs.pb", "metrics.json", "logs.json", "metrics.grpc", "logs.grpc"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_metrics_generator_handles_intervals_without_calls() -> None:
+    from bench.workload import generate_metrics_requests
+
+    # seed 7 reaches an interval with no calls within 200 requests: count 0, no min/max
+    requests = generate_metrics_requests(200, seed=7)
+    assert len(requests) == 200
+    empty = [
+        dp
+        for r in requests
+        for rm in r.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.WhichOneof("data") == "histogram"
+        for dp in m.histogram.data_points
+        if dp.count == 0
+    ]
+    assert empty and all(not dp.HasField("min") and sum(dp.bucket_counts) == 0 for dp in empty)
