@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otel_receiver.auth import Authenticator, AuthError
 from otel_receiver.component import REQUEST_TYPES, Batch, RequestContext, Signal, count_items
-from otel_receiver.pipeline import Pipeline, ProcessorError
+from otel_receiver.pipeline import Pipeline, ProcessorError, fan_out
 from otel_receiver.telemetry import SelfTelemetry
 
 log = logging.getLogger("otel_receiver.ingest")
@@ -208,15 +208,12 @@ class Ingest:
             self.telemetry.refused_items.labels(transport, signal.value, "invalid_ids").inc(rejected)
         pipelines = self.pipelines.get(signal, ())
         if n:
-            for i, p in enumerate(pipelines):
-                # Processors mutate in place: every pipeline but the last gets its own copy.
-                batch = msg if i == len(pipelines) - 1 else _copy(msg)
-                try:
-                    p.consume(batch, context)
-                except ProcessorError as e:
-                    # the request itself is counted by refuse(), called by the transport
-                    self.telemetry.refused_items.labels(transport, signal.value, "processor_error").inc(n)
-                    raise InternalError(str(e)) from None
+            try:
+                fan_out(pipelines, msg, context)
+            except ProcessorError as e:
+                # the request itself is counted by refuse(), called by the transport
+                self.telemetry.refused_items.labels(transport, signal.value, "processor_error").inc(n)
+                raise InternalError(str(e)) from None
             self.telemetry.received_items.labels(transport, signal.value).inc(n)
         self.telemetry.requests.labels(transport, signal.value, "ok" if not rejected else "partial").inc()
         self.telemetry.batch_latency.labels(signal.value).observe(time.perf_counter() - started)
@@ -224,9 +221,3 @@ class Ingest:
 
     def refuse(self, signal: Signal, transport: str, err: IngestError) -> None:
         self.telemetry.requests.labels(transport, signal.value, err.reason).inc()
-
-
-def _copy(msg: Batch) -> Batch:
-    dup = type(msg)()
-    dup.CopyFrom(msg)
-    return dup

@@ -76,3 +76,16 @@ class Pipeline:
             return
         for q in self.queues:
             q.put(batch, context)
+
+
+def fan_out(pipelines: Sequence[Pipeline], batch: Batch, context: RequestContext) -> None:
+    """Feed ``batch`` to every pipeline. Processors mutate in place, so every pipeline but
+    the last gets its own copy. Raises ProcessorError from the first failing pipeline."""
+    last = len(pipelines) - 1
+    for i, p in enumerate(pipelines):
+        if i == last:
+            p.consume(batch, context)
+        else:
+            dup = type(batch)()
+            dup.CopyFrom(batch)
+            p.consume(dup, context)

@@ -27,7 +27,7 @@ from otel_receiver.config import Config
 from otel_receiver.grpc_receiver import GrpcReceiver
 from otel_receiver.http_receiver import HttpReceiver
 from otel_receiver.ingest import Ingest
-from otel_receiver.pipeline import Pipeline, ProcessorError
+from otel_receiver.pipeline import Pipeline, ProcessorError, fan_out
 from otel_receiver.queue import ExporterQueue
 from otel_receiver.registry import REGISTRY, Registry
 from otel_receiver.telemetry import SelfTelemetry
@@ -67,15 +67,10 @@ class Service:
         targets = [p for p in self.pipelines.values() if p.signal is signal]
         if not targets or not all(p.has_room() for p in targets):
             return False
-        for i, p in enumerate(targets):
-            b = batch
-            if i < len(targets) - 1:
-                b = type(batch)()
-                b.CopyFrom(batch)
-            try:
-                p.consume(b, context)
-            except ProcessorError:
-                return False
+        try:
+            fan_out(targets, batch, context)
+        except ProcessorError:
+            return False
         return True
 
     # --- lifecycle -------------------------------------------------------------------
