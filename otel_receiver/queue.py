@@ -66,6 +66,9 @@ class ExporterQueue:
         self._size_gauge = telemetry.queue_size.labels(exporter_id)
         telemetry.queue_capacity.labels(exporter_id).set(self.qc.queue_size)
 
+    def _drop(self, signal: Signal, reason: str, n: int) -> None:
+        self.telemetry.dropped_items.labels(self.exporter_id, signal.value, reason).inc(n)
+
     # --- intake ----------------------------------------------------------------------
     def has_room(self) -> bool:
         return self._size < self.qc.queue_size
@@ -81,7 +84,7 @@ class ExporterQueue:
             return
         signal = signal_of(batch)
         if self._closed:
-            self.telemetry.dropped_items.labels(self.exporter_id, signal.value, "queue_closed").inc(n)
+            self._drop(signal, "queue_closed", n)
             return
         if self._storage is not None:
             seq = self._storage.append(signal, batch.SerializeToString(), context)
@@ -143,9 +146,7 @@ class ExporterQueue:
                 for sig, n in [*((it.signal, it.items) for it in self._waiting), *self._inflight.values()]:
                     by_signal[sig] = by_signal.get(sig, 0) + n
                 for sig, n in by_signal.items():
-                    self.telemetry.dropped_items.labels(self.exporter_id, sig.value, "shutdown_timeout").inc(
-                        n
-                    )
+                    self._drop(sig, "shutdown_timeout", n)
                 log.error("%s: dropped %d queued items: shutdown timeout", self.exporter_id, left)
         if self._storage is not None:
             self._storage.close()
@@ -256,15 +257,13 @@ class ExporterQueue:
                 raise
             except PermanentExportError as e:
                 log.error("%s: dropped %d %s: %s", self.exporter_id, n, signal.value, e)
-                self.telemetry.dropped_items.labels(self.exporter_id, signal.value, "permanent_error").inc(n)
+                self._drop(signal, "permanent_error", n)
                 return
             except Exception as e:
                 reason = str(e) or type(e).__name__
                 if not rc.enabled:
                     log.error("%s: export failed, retry disabled: %s", self.exporter_id, reason)
-                    self.telemetry.dropped_items.labels(self.exporter_id, signal.value, "export_failed").inc(
-                        n
-                    )
+                    self._drop(signal, "export_failed", n)
                     return
                 wait = interval * random.uniform(0.8, 1.2)
                 if isinstance(e, RetryableExportError) and e.retry_after is not None:
@@ -279,9 +278,7 @@ class ExporterQueue:
                         elapsed,
                         reason,
                     )
-                    self.telemetry.dropped_items.labels(
-                        self.exporter_id, signal.value, "retries_exhausted"
-                    ).inc(n)
+                    self._drop(signal, "retries_exhausted", n)
                     return
                 log.warning("%s: export failed (%s); retrying in %.2fs", self.exporter_id, reason, wait)
                 self.telemetry.export_retries.labels(self.exporter_id).inc()
