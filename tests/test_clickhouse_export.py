@@ -257,7 +257,8 @@ def test_outage_then_recovery_stores_every_span_once(running: Running) -> None:
 def test_lost_engine_connection_is_retried_and_reopened(running: Running) -> None:
     """A chDB connection closed under the exporter fails the export as retryable; the
     retry opens a new connection and stores the batch once."""
-    client_module._embedded_sessions["rw"].close()
+    for session in client_module._embedded_pools["rw"].idle_sessions():
+        session.close()
     with pytest.raises(RetryableExportError, match="connection was lost"):
         running.export(traces_request(), token="after-loss")
     running.export(traces_request(), token="after-loss")
@@ -304,3 +305,22 @@ def test_genai_cost_is_rounded_to_nine_decimals_not_truncated(running: Running) 
     running.export(req)
     rows = running.rows("SELECT toString(CostUsd) AS cost FROM `{db}`.genai_calls ORDER BY SpanId")
     assert [r["cost"] for r in rows] == ["0.000000009", "0.000000123", "1.43706"]
+
+
+def test_out_of_range_cost_does_not_fail_the_insert(running: Running) -> None:
+    """CostUsd is Decimal(18, 9): a bogus cost of 1e15 USD must not overflow the insert
+    (which would fail every retry of the batch); the row gets 0, the span keeps its text."""
+    req = ExportTraceServiceRequest()
+    req.resource_spans.add().scope_spans.add()
+    for name, cost in (("a-bogus", 1e15), ("b-negative-bogus", -5e12), ("c-fine", 0.25)):
+        span = _genai_span(req, name)
+        span.attributes.extend(
+            [kv(sc.GEN_AI_OPERATION_NAME, string_value="chat"), kv(sc.GEN_AI_USAGE_COST, double_value=cost)]
+        )
+    running.export(req)
+    rows = running.rows("SELECT toString(CostUsd) AS cost FROM `{db}`.genai_calls ORDER BY SpanId")
+    assert [r["cost"] for r in rows] == ["0", "0", "0.25"]
+    stored = running.rows(
+        f"SELECT SpanAttributes['{sc.GEN_AI_USAGE_COST}'] AS c FROM `{{db}}`.otel_traces ORDER BY SpanName"
+    )
+    assert [r["c"] for r in stored] == ["1000000000000000", "-5000000000000", "0.25"]

@@ -127,11 +127,11 @@ def test_server_request_replayed_into_the_engine(
     )
     store = running.exporter.store
     assert store is not None
-    session = store._session("rw")  # type: ignore[attr-defined]
-    for _ in range(2):  # the second is a retry: deduplicated by the token
-        inserter = session.send_insert(replay, "ProtobufSingle")
-        inserter.append(payload)
-        inserter.finish()
+    with store._session("rw") as session:  # type: ignore[attr-defined]
+        for _ in range(2):  # the second is a retry: deduplicated by the token
+            inserter = session.send_insert(replay, "ProtobufSingle")
+            inserter.append(payload)
+            inserter.finish()
     assert running.count(table) == rows
 
 

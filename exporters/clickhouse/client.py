@@ -19,7 +19,7 @@ import os
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,11 +106,12 @@ class Store(ABC):
 
 _embedded_lock = threading.Lock()
 _embedded_path: str | None = None
-_embedded_sessions: dict[str, Any] = {}  # "rw" / "ro" -> chdb Session on _embedded_path
 _embedded_refs = 0
-# A chDB connection runs one statement at a time (a second one fails instead of
-# waiting), so calls on each connection queue here.
-_connection_locks: dict[str, threading.Lock] = {"rw": threading.Lock(), "ro": threading.Lock()}
+# At most this many statements run on the engine at once (one per connection): the
+# exporter's consumers insert concurrently, and ClickHouse runs each insert's
+# decoding and views in the calling thread, so one connection per consumer is what
+# puts both cores of a small machine to work.
+MAX_CONNECTIONS = 4
 
 
 def _open_session(conn: str) -> Any:
@@ -127,6 +128,79 @@ def _open_session(conn: str) -> Any:
                 retryable=True,
             ) from e
         raise classify(e) from e
+
+
+class _SessionPool:
+    """chDB connections on one directory, each used by one thread at a time.
+
+    A chDB connection runs one statement at a time (a second one fails instead of
+    waiting), so a caller takes an idle connection, or opens one while fewer than
+    ``MAX_CONNECTIONS`` exist, or waits for one to be handed back.
+    """
+
+    def __init__(self, conn: str) -> None:
+        self.conn = conn
+        self._idle: list[Any] = []
+        self._open = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        with self._cond:
+            while not self._idle and self._open >= MAX_CONNECTIONS:
+                self._cond.wait()
+            if self._idle:
+                session = self._idle.pop()
+            else:
+                self._open += 1
+                session = None
+        if session is None:
+            try:
+                session = _open_session(self.conn)
+            except BaseException:
+                self._discard(None)
+                raise
+        try:
+            yield session
+        except AttributeError:
+            # A closed chDB session has no connection left (AttributeError on None):
+            # forget it, and the idle ones that went with it, so the next caller
+            # opens a new one.
+            self._discard(session)
+            self.close()
+            raise
+        except BaseException:
+            self._give_back(session)
+            raise
+        self._give_back(session)
+
+    def _give_back(self, session: Any) -> None:
+        with self._cond:
+            self._idle.append(session)
+            self._cond.notify()
+
+    def _discard(self, session: Any) -> None:
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+        with self._cond:
+            self._open -= 1
+            self._cond.notify()
+
+    def idle_sessions(self) -> list[Any]:
+        with self._cond:
+            return list(self._idle)
+
+    def close(self) -> None:
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for session in idle:
+            with contextlib.suppress(Exception):
+                session.close()
+
+
+_embedded_pools: dict[str, _SessionPool] = {}  # "rw" / "ro" -> connections on _embedded_path
 
 
 class EmbeddedStore(Store):
@@ -149,74 +223,62 @@ class EmbeddedStore(Store):
                 os.makedirs(self.path, exist_ok=True)
             elif not os.path.isdir(self.path):
                 raise StoreError(f"no embedded store at {self.path}", retryable=False)
-            kind = "ro" if readonly else "rw"
-            if kind not in _embedded_sessions:
-                # mode=ro starts the connection with readonly=1: the engine refuses
+            if "rw" not in _embedded_pools:
+                _embedded_pools["rw"] = _SessionPool(self.path)
+                # mode=ro starts its connections with readonly=1: the engine refuses
                 # writes and setting changes, whatever the SQL says.
-                _embedded_sessions[kind] = _open_session(self.path + ("?mode=ro" if readonly else ""))
+                _embedded_pools["ro"] = _SessionPool(self.path + "?mode=ro")
+            if readonly:
+                # Fail now, not at the first query, when another process holds the store.
+                with _embedded_pools["ro"].session():
+                    pass
+            else:
+                with _embedded_pools["rw"].session():
+                    pass
             _embedded_path = self.path
             _embedded_refs += 1
 
-    def _session(self, kind: str) -> Any:
+    @contextlib.contextmanager
+    def _session(self, kind: str) -> Iterator[Any]:
         if self._closed:
             raise StoreError("the embedded store is closed", retryable=True)
-        with _embedded_lock:
-            session = _embedded_sessions.get(kind)
-            if session is None:
-                session = _embedded_sessions[kind] = _open_session(
-                    self.path + ("?mode=ro" if kind == "ro" else "")
-                )
-            return session
-
-    def _failed(self, kind: str, e: Exception) -> StoreError:
-        # A closed chDB session has no connection left (AttributeError on None):
-        # forget it so the next attempt opens a new one.
-        if isinstance(e, AttributeError):
-            with _embedded_lock:
-                session = _embedded_sessions.pop(kind, None)
-            if session is not None:
-                with contextlib.suppress(Exception):
-                    session.close()
-            return StoreError(f"the embedded store connection was lost: {e}", retryable=True)
-        return classify(e)
+        try:
+            with _embedded_pools[kind].session() as session:
+                yield session
+        except AttributeError as e:
+            raise StoreError(f"the embedded store connection was lost: {e}", retryable=True) from e
+        except StoreError:
+            raise
+        except Exception as e:
+            raise classify(e) from e
 
     def execute(self, sql: str) -> None:
         if self.readonly:
             raise StoreError("read-only store", retryable=False)
-        try:
-            with _connection_locks["rw"]:
-                self._session("rw").query(sql)
-        except Exception as e:
-            raise self._failed("rw", e) from e
+        with self._session("rw") as session:
+            session.query(sql)
 
     def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
         if self.readonly:
             raise StoreError("read-only store", retryable=False)
         statement = f"INSERT INTO `{self.database}`.`{table}` SETTINGS {settings_clause(settings)}"
-        try:
-            with _connection_locks["rw"]:
-                inserter = self._session("rw").send_insert(statement, "ProtobufSingle")
-                try:
-                    inserter.append(body)
-                    inserter.finish()
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        inserter.cancel()
-                    raise
-        except Exception as e:
-            raise self._failed("rw", e) from e
+        with self._session("rw") as session:
+            inserter = session.send_insert(statement, "ProtobufSingle")
+            try:
+                inserter.append(body)
+                inserter.finish()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    inserter.cancel()
+                raise
 
     def query(self, sql: str, fmt: str, readonly: bool = True, use_database: bool = True) -> bytes:
         kind = "ro" if readonly or self.readonly else "rw"
-        try:
-            with _connection_locks[kind]:
-                session = self._session(kind)
-                if use_database:
-                    session.query(f"USE `{self.database}`")
-                result = session.query(sql, fmt)
-        except Exception as e:
-            raise self._failed(kind, e) from e
-        data: bytes = result.bytes()
+        with self._session(kind) as session:
+            if use_database:
+                session.query(f"USE `{self.database}`")
+            result = session.query(sql, fmt)
+            data: bytes = result.bytes()
         return data
 
     def close(self) -> None:
@@ -228,10 +290,9 @@ class EmbeddedStore(Store):
             _embedded_refs -= 1
             if _embedded_refs > 0:
                 return
-            for session in _embedded_sessions.values():
-                with contextlib.suppress(Exception):
-                    session.close()
-            _embedded_sessions.clear()
+            for pool in _embedded_pools.values():
+                pool.close()
+            _embedded_pools.clear()
             _embedded_path = None
 
 

@@ -307,6 +307,18 @@ ARRAY JOIN sm.2 AS m
 ARRAY JOIN m.{kind}.data_points AS dp"""
 
 
+# Decimal(18, 9) holds less than 1e9: a larger cost (a garbage token count, a client's
+# bogus figure) would fail the whole insert with an overflow, and every retry with it.
+COST_LIMIT_USD: Final = 1_000_000_000
+
+
+def cost_column(text: str) -> str:
+    """``CostUsd`` from the attribute text: rounded to 9 places, 0 when not a number or
+    out of the column's range (the span keeps the original attribute)."""
+    d = f"toDecimal128OrZero({text}, 18)"
+    return f"CAST(if(abs({d}) < {COST_LIMIT_USD}, round({d}, 9), 0) AS Decimal(18, 9))"
+
+
 def genai_select(traces_table: str) -> str:
     """Rows of ``genai_calls`` from ``otel_traces`` rows: one per GenAI span.
 
@@ -336,7 +348,7 @@ def genai_select(traces_table: str) -> str:
     {tokens(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)} AS CacheReadTokens,
     {tokens(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)} AS CacheWriteTokens,
     {tokens(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)} AS ReasoningTokens,
-    CAST(round(toDecimal128OrZero({attr(sc.GEN_AI_USAGE_COST)}, 18), 9) AS Decimal(18, 9)) AS CostUsd,
+    {cost_column(attr(sc.GEN_AI_USAGE_COST))} AS CostUsd,
     Duration AS DurationNs,
     multiIf({attr(sc.ERROR_TYPE)} != '', {attr(sc.ERROR_TYPE)},
             StatusCode = 'Error', '_OTHER', '') AS ErrorType,
