@@ -183,10 +183,13 @@ class Ingest:
             raise Unauthenticated(str(e)) from None
         context.tenant, context.actor, context.roles = p.tenant, p.actor, p.roles
 
-    def check_admission(self, signal: Signal, transport: str) -> None:
+    def _refuse_if_draining(self, signal: Signal, transport: str) -> None:
         if self.draining:
             self.telemetry.requests.labels(transport, signal.value, "draining").inc()
             raise Draining("the receiver is shutting down; retry against another instance or later")
+
+    def check_admission(self, signal: Signal, transport: str) -> None:
+        self._refuse_if_draining(signal, transport)
         for p in self.pipelines.get(signal, ()):
             if not p.has_room():
                 self.telemetry.requests.labels(transport, signal.value, "throttled").inc()
@@ -195,6 +198,10 @@ class Ingest:
     def accept(self, signal: Signal, msg: Batch, context: RequestContext) -> IngestResult:
         """Validate, process and enqueue an already decoded request (admission checked)."""
         transport = context.transport
+        # Again: shutdown may have begun while the body was read, and the processors may
+        # have flushed already; spans accepted now could be acknowledged and then never
+        # exported. From here to the enqueue nothing awaits, so the check holds.
+        self._refuse_if_draining(signal, transport)
         started = time.perf_counter()
         rejected, message = 0, ""
         if signal is Signal.TRACES:
