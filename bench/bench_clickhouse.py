@@ -15,6 +15,12 @@ covers the engine too and is the figure least disturbed by other load).
 requests). Metrics are not offered: the workload's metrics generator fails on some
 seeds (an empty histogram), reported to its owner.
 
+``--sustained SECONDS`` measures the shipping setup instead: the exporter behind its
+real ``ExporterQueue`` with its default queue config (flush at 10,000 spans or 1 s, a
+backlog merged up to ``max_size``, two consumers), fed 100-span requests as fast as the
+queue admits them for that long; reported are exported spans/s over the run (until the
+queue is drained) and the average spans per insert the queue chose.
+
 ``--genai`` compares the two ways to fill ``genai_calls``: the materialized view on
 ``otel_traces`` (what the exporter ships) against Python extracting the GenAI fields
 from the protobuf spans (the cheapest Python can do: one scan of each span's
@@ -39,6 +45,7 @@ from exporters.clickhouse.exporter import ClickHouseExporter
 from exporters.clickhouse.schema import GENAI_CALLS_MV
 from otel_receiver.attributes import pick
 from otel_receiver.component import Batch, ComponentSettings, RequestContext, count_items
+from otel_receiver.queue import ExporterQueue
 from otel_receiver.telemetry import SelfTelemetry
 from semconv import attributes as sc
 
@@ -110,6 +117,38 @@ _GENAI_KEYS = frozenset(
 )
 
 
+async def sustained(path: str, requests: list[Any], seconds: float) -> tuple[int, float, float, int]:
+    """Spans exported, wall and CPU seconds, inserts: the queue fed for ``seconds``."""
+    cfg = factory.config_model(endpoint=f"embedded:{path}", query_endpoint=None)
+    telemetry = SelfTelemetry()
+    settings = ComponentSettings("clickhouse", telemetry, logging.getLogger("bench"))
+    exporter = factory.create(cfg, settings)
+    await exporter.start()
+    await exporter.export(requests[0], RequestContext(dedup_token="bench-warm-up"))
+    queue = ExporterQueue("clickhouse", exporter, cfg, telemetry)
+    await queue.start()
+    labels = {"exporter": "clickhouse", "signal": "traces"}
+    inserts_before = telemetry.value("otel_receiver_clickhouse_insert_seconds_count", labels)
+    wall, cpu = time.perf_counter(), time.process_time()
+    stop = wall + seconds
+    put = 0
+    i = 0
+    while time.perf_counter() < stop:
+        if queue.has_room():
+            queue.put(requests[i % len(requests)], RequestContext())
+            put += count_items(requests[i % len(requests)])
+            i += 1
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(0.005)
+    await queue.drain(timeout=600)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    inserts = int(telemetry.value("otel_receiver_clickhouse_insert_seconds_count", labels) - inserts_before)
+    await exporter.shutdown()
+    return put, wall, cpu, inserts
+
+
 def python_genai_extraction(work: list[ExportTraceServiceRequest]) -> tuple[int, float]:
     """CPU seconds Python needs just to read the genai_calls fields of every span."""
     spans = 0
@@ -131,10 +170,24 @@ def main() -> None:
     ap.add_argument("--batch-spans", type=int, default=10_000)
     ap.add_argument("--consumers", type=int, default=2)
     ap.add_argument("--signal", choices=["traces", "logs"], default="traces")
+    ap.add_argument("--sustained", type=float, default=0, metavar="SECONDS")
     ap.add_argument(
         "--genai", action="store_true", help="compare the genai_calls view with Python extraction"
     )
     args = ap.parse_args()
+    if args.sustained:
+        requests = generate_trace_requests(300, 100, seed=7)
+        path = tempfile.mkdtemp(prefix="bench-ch-")
+        try:
+            spans, wall, cpu, inserts = asyncio.run(sustained(path, requests, args.sustained))
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+        print(
+            f"sustained, queue defaults: {spans / wall:,.0f} spans/s wall, {spans / cpu:,.0f} spans/CPU-s "
+            f"({spans:,} spans in {wall:.1f} s, {inserts} inserts, "
+            f"{spans / max(inserts, 1):,.0f} spans per insert)"
+        )
+        return
     work = batches(args.batches, args.batch_spans, args.signal)
     size = sum(b.ByteSize() for b in work)
     items = sum(count_items(b) for b in work)

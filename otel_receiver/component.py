@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from otel_receiver.telemetry import SelfTelemetry
@@ -69,6 +69,16 @@ def count_items(batch: Batch) -> int:
                     if kind is not None:
                         n += len(getattr(m, kind).data_points)
     return n
+
+
+def merge_batches(parts: Sequence[Batch]) -> Batch:
+    """One request holding the resources of ``parts`` (all of one signal), in order."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = type(parts[0])()
+    for part in parts:
+        merged.MergeFrom(part)  # concatenates the resource_* lists
+    return merged
 
 
 @dataclass(slots=True)
@@ -180,9 +190,18 @@ class QueueBatchConfig(ComponentConfig):
     enabled: bool = False
     min_size: int = Field(default=8192, ge=1, description="export once this many items are waiting")
     max_size: int = Field(
-        default=0, ge=0, description="stop merging before a batch would exceed this; 0 = no limit"
+        default=0,
+        ge=0,
+        description="largest batch: requests already waiting (a backlog) are merged up to it; "
+        "0 = batches end once min_size is reached",
     )
     flush_timeout: float = Field(default=0.2, gt=0, description="seconds to wait for min_size")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> QueueBatchConfig:
+        if self.max_size and self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) must be 0 or at least min_size ({self.min_size})")
+        return self
 
 
 class QueueConfig(ComponentConfig):
@@ -227,6 +246,14 @@ class Exporter(ABC):
 
     @abstractmethod
     async def export(self, batch: Batch, context: RequestContext) -> None: ...
+
+    async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        """Export requests the queue coalesced (same signal) as one batch.
+
+        The default merges them into one message; an exporter that only needs the
+        serialized form overrides this: the concatenation of serialized requests is the
+        serialization of their merge, which skips a copy of every span."""
+        await self.export(merge_batches(parts), context)
 
     async def shutdown(self) -> None:
         """Flush whatever the exporter buffers itself; the queue is drained before this."""

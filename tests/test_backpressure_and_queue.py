@@ -187,6 +187,46 @@ def test_queue_coalesces_requests_with_stable_dedup_tokens(tmp_path: Path) -> No
     _run(scenario())
 
 
+@pytest.mark.parametrize(
+    ("max_size", "expected_sizes"),
+    [
+        (0, [10, 10, 10, 10]),  # no cap: batches end at min_size
+        (25, [24, 16]),  # a backlog rides along up to max_size (whole requests only)
+    ],
+)
+def test_backlog_is_merged_up_to_max_size(max_size: int, expected_sizes: list[int]) -> None:
+    async def scenario() -> None:
+        tel = SelfTelemetry()
+        name = f"backlog-{max_size}"
+        cfg = RecordingConfig(
+            name=name,
+            sending_queue={
+                "batch": {"enabled": True, "min_size": 10, "max_size": max_size, "flush_timeout": 0.2},
+                "num_consumers": 1,
+            },  # type: ignore[arg-type]
+        )
+        q = ExporterQueue("recording", RecordingExporter(cfg, _settings(tel)), cfg, tel)
+        for k in range(20):  # a backlog of 40 spans before the consumer starts
+            q.put(request_with_ids(k * 2, 2), RequestContext())
+        await q.start()
+        await q.drain(5)
+        records = RecordingExporter.RECORDS[name]
+        sizes = []
+        for sig, raw, _ in records:
+            msg = REQUEST_TYPES[sig]()
+            msg.ParseFromString(raw)
+            sizes.append(sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans))
+        assert sizes == expected_sizes
+        assert sorted(exported_span_ids(name)) == list(range(1, 41))
+
+    _run(scenario())
+
+
+def test_max_size_below_min_size_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match=r"max_size \(5\) must be 0 or at least min_size \(10\)"):
+        RecordingConfig(sending_queue={"batch": {"min_size": 10, "max_size": 5}})  # type: ignore[arg-type]
+
+
 def test_persistent_queue_replays_after_crash_with_same_groups(tmp_path: Path) -> None:
     storage = tmp_path / "queue"
 
@@ -348,3 +388,50 @@ service: {pipelines: {traces: {receivers: [otlp], exporters: [recording]}}}
     r.stopped = True
     r.loop.call_soon_threadsafe(r.loop.stop)
     assert sorted(exported_span_ids("draining")) == [1, 2]
+
+
+def test_request_whose_body_arrives_after_processors_flushed_is_refused(receiver_factory: object) -> None:
+    """Admission is checked before the body is read. A body that arrives once shutdown
+    has flushed the processors (the batch processor would hold its spans forever) must
+    get a retryable 503, not a 200 for spans that are never exported."""
+    import socket
+
+    r = receiver_factory(  # type: ignore[operator]
+        """
+receivers: {otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}}
+processors: {batch: {timeout: 10m}}
+exporters:
+  recording: {name: late-body, delay: 1.0}
+service: {pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [recording]}}}
+"""
+    )
+    url = urlparse(r.http_url)
+    early = request_with_ids(0, 3).SerializeToString()
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.request("POST", "/v1/traces", early, {"Content-Type": "application/x-protobuf"})
+    assert conn.getresponse().status == 200  # held by the batch processor until shutdown
+
+    late = request_with_ids(100, 3).SerializeToString()
+    sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    sock.sendall(
+        (
+            f"POST /v1/traces HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/x-protobuf\r\n"
+            f"Content-Length: {len(late)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+    )
+    time.sleep(0.3)  # the handler passed admission and waits for the body
+    stopping = asyncio.run_coroutine_threadsafe(r.service.shutdown(), r.loop)  # type: ignore[attr-defined]
+    # Processors flush at once; the queue then needs ~1 s to export the early batch.
+    time.sleep(0.4)
+    assert not stopping.done()
+    sock.sendall(late)
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 503"), answer[:300]
+    assert b"Retry-After" in answer
+    stopping.result(30)
+    r.stopped = True  # type: ignore[attr-defined]
+    assert sorted(exported_span_ids("late-body")) == [1, 2, 3]

@@ -58,9 +58,10 @@ class ClickHouseConfig(ExporterConfig):
         description="host:port of the read-only SQL endpoint the CLI uses while the receiver runs; "
         "null disables it (embedded stores only)",
     )
-    # ClickHouse wants few, large inserts: coalesce queued requests (10,000 items or 1 s).
+    # ClickHouse wants few, large inserts: coalesce queued requests (10,000 items or 1 s;
+    # a backlog up to 50,000: each insert has a fixed cost of ~80 ms, see README "Sizing").
     sending_queue: QueueConfig = QueueConfig(
-        batch=QueueBatchConfig(enabled=True, min_size=10_000, flush_timeout=1.0)
+        batch=QueueBatchConfig(enabled=True, min_size=10_000, max_size=50_000, flush_timeout=1.0)
     )
 
     @field_validator("endpoint")

@@ -23,6 +23,7 @@ deduplicated there); traces by ``TraceId`` so that a trace stays on one shard.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -441,17 +442,20 @@ class Schema:
                 out.append(statement)
         return out
 
-    def input_tables(self, batch: Batch) -> list[str]:
-        """The input tables a request goes to: one per signal, one per metric kind present."""
-        if isinstance(batch, ExportTraceServiceRequest):
+    def input_tables(self, parts: Sequence[Batch]) -> list[str]:
+        """The input tables requests of one signal go to: one per signal, one per metric
+        kind present."""
+        first = parts[0]
+        if isinstance(first, ExportTraceServiceRequest):
             return [TRACES_INPUT]
-        if isinstance(batch, ExportLogsServiceRequest):
+        if isinstance(first, ExportLogsServiceRequest):
             return [LOGS_INPUT]
         kinds: set[str] = set()
-        for rm in batch.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    kind = metric.WhichOneof("data")
-                    if kind is not None:
-                        kinds.add(kind)
+        for batch in parts:
+            for rm in batch.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        kind = metric.WhichOneof("data")
+                        if kind is not None:
+                            kinds.add(kind)
         return [METRICS_INPUT[k] for k in columns.METRIC_KINDS if k in kinds]
