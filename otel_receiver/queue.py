@@ -173,35 +173,30 @@ class ExporterQueue:
             return group
         total = first.items
         deadline = time.monotonic() + bc.flush_timeout
-        while total < bc.min_size:
+        while True:
             if self._waiting:
                 nxt = self._waiting[0]
                 if nxt.signal is not first.signal or nxt.group_last is not None:
                     break
                 if bc.max_size and total + nxt.items > bc.max_size:
                     break
+                # Past min_size, only a backlog (the consumers fall behind) rides along,
+                # and only up to max_size: fewer, larger exports catch up fastest when
+                # each export has a fixed cost (a ClickHouse insert analyses its views'
+                # SQL every time: ~80 ms).
+                if total >= bc.min_size and not bc.max_size:
+                    break
                 group.append(self._waiting.popleft())
                 total += nxt.items
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._closed:
+            if total >= bc.min_size or remaining <= 0 or self._closed:
                 break
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
             except TimeoutError:
                 break
-        # A backlog (the consumers fall behind) rides along up to max_size: fewer, larger
-        # exports, which is what catches up fastest when each export has a fixed cost
-        # (a ClickHouse insert analyses its views' SQL every time: ~80 ms).
-        while bc.max_size and self._waiting:
-            nxt = self._waiting[0]
-            if nxt.signal is not first.signal or nxt.group_last is not None:
-                break
-            if total + nxt.items > bc.max_size:
-                break
-            group.append(self._waiting.popleft())
-            total += nxt.items
         return group
 
     async def _consume(self) -> None:

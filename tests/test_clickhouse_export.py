@@ -332,8 +332,6 @@ def test_coalesced_parts_are_one_insert_equal_to_their_merge(running: Running) -
     with different kinds reach every kind's table; a replay of the same parts is dropped."""
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-    from otel_receiver.component import RequestContext
-
     full = metrics_request()
     kinds = [m.WhichOneof("data") for m in full.resource_metrics[0].scope_metrics[0].metrics]
     parts = []
@@ -343,9 +341,8 @@ def test_coalesced_parts_are_one_insert_equal_to_their_merge(running: Running) -
         del part.resource_metrics[0].scope_metrics[0].metrics[:]
         part.resource_metrics[0].scope_metrics[0].metrics.add().CopyFrom(metric)
         parts.append(part)
-    context = RequestContext(dedup_token="parts-1")
-    running._run(running.exporter.export_parts(parts, context))
-    running._run(running.exporter.export_parts(parts, context))  # a replay: deduplicated
+    running.export_parts(parts, token="parts-1")
+    running.export_parts(parts, token="parts-1")  # a replay: deduplicated
     counts_from_parts = {k: running.count(f"otel_metrics_{k}") for k in set(kinds)}
     assert all(n > 0 for n in counts_from_parts.values())
     running.truncate()
@@ -353,5 +350,5 @@ def test_coalesced_parts_are_one_insert_equal_to_their_merge(running: Running) -
     assert {k: running.count(f"otel_metrics_{k}") for k in set(kinds)} == counts_from_parts
 
     traces = [traces_request(), traces_request()]
-    running._run(running.exporter.export_parts(traces, RequestContext(dedup_token="parts-2")))
+    running.export_parts(traces, token="parts-2")
     assert running.count("otel_traces") == 2 * 9

@@ -439,6 +439,9 @@ class Running:
     def export(self, batch: Batch, token: str | None = None) -> None:
         self._run(self.exporter.export(batch, RequestContext(dedup_token=token)))
 
+    def export_parts(self, parts: list[Batch], token: str | None = None) -> None:
+        self._run(self.exporter.export_parts(parts, RequestContext(dedup_token=token)))
+
     def rows(self, sql: str) -> list[dict[str, Any]]:
         """Rows as JSON objects; ``{db}`` in ``sql`` is the test's database."""
         assert self.exporter.store is not None
