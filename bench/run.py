@@ -11,8 +11,12 @@
      (genai_normalize, pii_redaction, genai_cost, anomaly, batch) -> debug;
    - ``pipeline+clickhouse``: the same, also exporting to embedded ClickHouse (chDB),
      when that exporter is installed;
-   and drives it at full speed with h2load (gRPC, a pre-framed body) and wrk (HTTP
-   protobuf, a Lua script);
+   and drives it at full speed over gRPC and OTLP/HTTP protobuf. ``--bodies`` distinct
+   requests (default 200) are posted in turn: processors cache per value, and one body
+   sent over and over would make every request after the first all cache hits. HTTP:
+   wrk with a Lua script. gRPC: h2load (one pre-framed body) where no processor reads
+   the spans (``raw``, rotel), ``bench.grpc_load`` (grpcio, every body in turn) where
+   processors do;
 3. as a driver check, runs the same drivers against rotel's Rust collector (blackhole
    exporter): if it takes far more requests per second than our receiver, the drivers
    are not what limits our numbers; the drivers' own CPU use is reported too;
@@ -23,7 +27,9 @@
    "receiver (raw vs pipeline)".
 
 h2load and wrk are used because they are well-kept, fast C load generators that keep
-the client side out of the Python process being measured.
+the client side out of the Python process being measured; h2load cannot rotate bodies,
+hence the grpcio driver for the processor scenarios, where the receiver runs at a tenth
+of the raw rate and the driver needs a few percent of a core.
 """
 
 from __future__ import annotations
@@ -59,14 +65,29 @@ SECTION_TITLE = "receiver (raw vs pipeline)"
 TRACE_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PIPELINE_PROCESSORS = ("genai_normalize", "pii_redaction", "genai_cost", "anomaly", "batch")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ROTATION = "rotation"  # directory of distinct request bodies, NNNN.pb, posted in turn
 
 WRK_SCRIPT = """\
--- POST one pre-encoded OTLP/protobuf body; report stats on one machine-readable line.
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
-wrk.headers["Content-Type"] = "application/x-protobuf"
+-- POST pre-encoded OTLP/protobuf bodies in turn; report stats on one machine-readable line.
+local dir = os.getenv("BENCH_BODY_DIR")
+local count = tonumber(os.getenv("BENCH_BODY_COUNT"))
+local headers = {["Content-Type"] = "application/x-protobuf"}
+local requests = {}
+local next_request = 0
+
+-- In init, not at load time: wrk sets the URL's path and Host header only after loading.
+init = function(args)
+  for i = 1, count do
+    local f = assert(io.open(string.format("%s/%04d.pb", dir, i - 1), "rb"))
+    requests[i] = wrk.format("POST", nil, headers, f:read("*all"))
+    f:close()
+  end
+end
+
+request = function()
+  next_request = next_request % count + 1
+  return requests[next_request]
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -88,7 +109,8 @@ def free_port() -> int:
 @dataclass
 class Run:
     scenario: str
-    protocol: str
+    protocol: str  # "gRPC" / "HTTP"
+    driver: str  # e.g. "wrk, 200 bodies"
     requests: int
     failed: int
     seconds: float
@@ -389,10 +411,12 @@ def h2load(
 
 
 def wrk(
-    port: int, body: Path, seconds: float, connections: int, script: Path, warmup: bool = False
+    port: int, bodies: Path, seconds: float, connections: int, script: Path, warmup: bool = False
 ) -> tuple[int, int, float, float, float, float]:
-    """(requests, failed, seconds, p50 ms, p99 ms, driver CPU share of one core)."""
-    env = dict(os.environ, BENCH_BODY=str(body))
+    """(requests, failed, seconds, p50 ms, p99 ms, driver CPU share of one core), posting
+    every ``NNNN.pb`` of ``bodies`` in turn."""
+    count = len(list(bodies.glob("*.pb")))
+    env = dict(os.environ, BENCH_BODY_DIR=str(bodies), BENCH_BODY_COUNT=str(count))
     duration = 1 if warmup else max(1, round(seconds))
     argv = [
         "wrk",
@@ -419,6 +443,34 @@ def wrk(
     return req - failed, failed, dur_us / 1e6, p50 / 1000, p99 / 1000, cpu / wall
 
 
+def grpc_load(
+    port: int, bodies: Path, seconds: float, connections: int, streams: int, warmup: bool = False
+) -> tuple[int, int, float, float, float, float]:
+    """``bench.grpc_load`` posting every body of ``bodies`` in turn: (succeeded, failed,
+    seconds, p50 ms, p99 ms, driver CPU share of one core)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.grpc_load",
+        "--port",
+        str(port),
+        "--bodies",
+        str(bodies),
+        "--connections",
+        str(connections),
+        "--streams",
+        str(streams),
+    ]
+    argv += ["--requests", str(connections * streams * 4)] if warmup else ["--duration", str(seconds)]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    out, wall, cpu = _run_driver(argv, dict(os.environ, PYTHONPATH=path))
+    m = re.search(r"BENCH ok=(\d+) failed=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+)", out)
+    if not m:
+        raise RuntimeError(f"cannot parse bench.grpc_load output:\n{out[-2000:]}")
+    ok, failed, dur_us, p50, p99 = (int(g) for g in m.groups())
+    return ok, failed, dur_us / 1e6, p50 / 1000, p99 / 1000, cpu / wall
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -435,54 +487,64 @@ def measure(
     bodies: Path,
     work: Path,
     args: argparse.Namespace,
+    reads_content: bool = True,
 ) -> list[Run]:
+    """Drive one running receiver over each protocol.
+
+    ``reads_content``: the receiver runs processors that look at (and cache per) span
+    content, so gRPC load must rotate over distinct requests (``bench.grpc_load``);
+    otherwise h2load's single body is the stricter, faster driver.
+    """
     runs: list[Run] = []
     spans = args.spans_per_request
+    rotation = bodies / ROTATION
     if "grpc" in args.protocols:
-        h2load(grpc_port, bodies / "traces.grpc", 0, args.clients, args.streams, work / "h2.log", warmup=True)
-        before, cpu0 = server.span_counters(), server.cpu_seconds()
-        ok, failed, secs, lat, dcpu = h2load(
-            grpc_port,
-            bodies / "traces.grpc",
-            args.duration,
-            args.clients,
-            args.streams,
-            work / f"h2-{name}.log",
-        )
-        after, cpu1 = server.span_counters(), server.cpu_seconds()
-        # h2load sees gRPC errors as HTTP 200 (the status is in the trailers): the spans
-        # the receiver accepted tell how many of those responses were successes.
-        counted = None if before is None or after is None else after.minus(before)
-        if counted is not None:
-            accepted = min(ok, round(counted.received / spans))
-            ok, failed = accepted, failed + ok - accepted
-        runs.append(
-            Run(
-                name,
-                "gRPC (h2load)",
-                ok,
-                failed,
-                secs,
-                percentile(lat, 50),
-                percentile(lat, 99),
-                dcpu,
-                (cpu1 - cpu0) / secs,
-                counted,
-                spans,
+        before = after = None
+        if reads_content:
+            driver = f"grpcio, {args.bodies} bodies"
+            grpc_load(grpc_port, rotation, 0, args.clients, args.streams, warmup=True)
+            before, cpu0 = server.span_counters(), server.cpu_seconds()
+            ok, failed, secs, p50, p99, dcpu = grpc_load(
+                grpc_port, rotation, args.duration, args.clients, args.streams
             )
+            after, cpu1 = server.span_counters(), server.cpu_seconds()
+            counted = None if before is None or after is None else after.minus(before)
+        else:
+            driver = "h2load, 1 body"
+            h2load(
+                grpc_port, bodies / "traces.grpc", 0, args.clients, args.streams, work / "h2.log", warmup=True
+            )
+            before, cpu0 = server.span_counters(), server.cpu_seconds()
+            ok, failed, secs, lat, dcpu = h2load(
+                grpc_port,
+                bodies / "traces.grpc",
+                args.duration,
+                args.clients,
+                args.streams,
+                work / f"h2-{name}.log",
+            )
+            after, cpu1 = server.span_counters(), server.cpu_seconds()
+            p50, p99 = percentile(lat, 50), percentile(lat, 99)
+            # h2load sees gRPC errors as HTTP 200 (the status is in the trailers): the spans
+            # the receiver accepted tell how many of those responses were successes.
+            counted = None if before is None or after is None else after.minus(before)
+            if counted is not None:
+                accepted = min(ok, round(counted.received / spans))
+                ok, failed = accepted, failed + ok - accepted
+        runs.append(
+            Run(name, "gRPC", driver, ok, failed, secs, p50, p99, dcpu, (cpu1 - cpu0) / secs, counted, spans)
         )
     if "http" in args.protocols:
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
-        wrk(http_port, bodies / "traces.pb", 1, args.connections, script, warmup=True)
+        wrk(http_port, rotation, 1, args.connections, script, warmup=True)
         before, cpu0 = server.span_counters(), server.cpu_seconds()
-        ok, failed, secs, p50, p99, dcpu = wrk(
-            http_port, bodies / "traces.pb", args.duration, args.connections, script
-        )
+        ok, failed, secs, p50, p99, dcpu = wrk(http_port, rotation, args.duration, args.connections, script)
         after, cpu1 = server.span_counters(), server.cpu_seconds()
         counted = None if before is None or after is None else after.minus(before)
+        driver = f"wrk, {args.bodies} bodies"
         runs.append(
-            Run(name, "HTTP (wrk)", ok, failed, secs, p50, p99, dcpu, (cpu1 - cpu0) / secs, counted, spans)
+            Run(name, "HTTP", driver, ok, failed, secs, p50, p99, dcpu, (cpu1 - cpu0) / secs, counted, spans)
         )
     return runs
 
@@ -505,7 +567,16 @@ def run_ours(scenario: Scenario, bodies: Path, work: Path, args: argparse.Namesp
         env,
     )
     with server:
-        return measure(server, scenario.name, grpc_port, http_port, bodies, work, args)
+        return measure(
+            server,
+            scenario.name,
+            grpc_port,
+            http_port,
+            bodies,
+            work,
+            args,
+            reads_content=bool(scenario.processors),
+        )
 
 
 def rotel_binary() -> Path | None:
@@ -538,7 +609,9 @@ def run_rotel(binary: Path, bodies: Path, work: Path, args: argparse.Namespace) 
     server = RotelServer(argv, "", None, work / "rotel.log")
     server.port = grpc_port
     with server:
-        return measure(server, "rotel (reference)", grpc_port, http_port, bodies, work, args)
+        return measure(
+            server, "rotel (reference)", grpc_port, http_port, bodies, work, args, reads_content=False
+        )
 
 
 def machine() -> str:
@@ -557,16 +630,17 @@ def machine() -> str:
 
 def table(runs: Sequence[Run]) -> str:
     head = (
-        "| scenario | protocol | spans/s | req/s | p50 ms | p99 ms | failed (refused by reason) "
+        "| scenario | protocol | driver | spans/s | req/s | p50 ms | p99 ms | failed (refused by reason) "
         "| receiver count / driver "
         "| receiver CPU | driver CPU |"
     )
-    rows = [head, "|" + "---|" * 10]
+    rows = [head, "|" + "---|" * 11]
     for r in runs:
         server_cpu = "n/a" if r.server_cpu is None else f"{r.server_cpu:.0%}"
         rows.append(
-            f"| {r.scenario} | {r.protocol} | {r.spans_per_s:,.0f} | {r.rps:,.1f} | {r.p50_ms:.1f} "
-            f"| {r.p99_ms:.1f} | {r.failures} | {r.cross_check} | {server_cpu} | {r.driver_cpu:.0%} |"
+            f"| {r.scenario} | {r.protocol} | {r.driver} | {r.spans_per_s:,.0f} | {r.rps:,.1f} "
+            f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.failures} | {r.cross_check} | {server_cpu} "
+            f"| {r.driver_cpu:.0%} |"
         )
     return "\n".join(rows)
 
@@ -588,24 +662,24 @@ def driver_check(runs: Sequence[Run]) -> list[str]:
         return []
     busiest = max(runs, key=lambda r: r.driver_cpu)
     lines = [
-        f"Driver check: h2load and wrk each ran one thread and used at most {busiest.driver_cpu:.0%} of a "
-        f"core ({busiest.scenario}, {busiest.protocol}), so neither was saturated."
+        f"Driver check: each driver ran one thread and used at most {busiest.driver_cpu:.0%} of a "
+        f"core ({busiest.scenario}, {busiest.protocol}, {busiest.driver}), so none was saturated."
     ]
     by = {(r.scenario, r.protocol): r for r in runs}
-    for protocol in ("gRPC (h2load)", "HTTP (wrk)"):
+    for protocol in ("gRPC", "HTTP"):
         ref, raw = by.get(("rotel (reference)", protocol)), by.get(("raw", protocol))
         if ref is None or raw is None or not raw.spans_per_s:
             continue
         cpu = "n/a" if ref.server_cpu is None else f"{ref.server_cpu:.0%}"
         if ref.spans_per_s >= raw.spans_per_s:
             lines.append(
-                f"With the same {protocol.split()[-1].strip('()')} driver rotel took {ref.spans_per_s:,.0f} "
+                f"With the same {ref.driver.split(',')[0]} driver rotel took {ref.spans_per_s:,.0f} "
                 f"spans/s ({ref.spans_per_s / raw.spans_per_s:.1f}x our raw receive), so the driver goes at "
                 "least that fast."
             )
         else:
             lines.append(
-                f"rotel's {protocol.split()[0]} path stayed below our raw receive ({ref.spans_per_s:,.0f} "
+                f"rotel's {protocol} path stayed below our raw receive ({ref.spans_per_s:,.0f} "
                 f"spans/s at {cpu} of a core: it waits rather than computes), so it is no "
                 "ceiling for that protocol; the driver CPU share is the "
                 "evidence there."
@@ -628,9 +702,13 @@ def report(
         f"Measured {started:%Y-%m-%d %H:%M} UTC on {host}. Produced by `make bench` "
         f"(`python -m bench.run --duration {args.duration:g}`): each request carries "
         f"{args.spans_per_request} GenAI spans from `bench.workload` (seed {args.seed}, "
-        f"{args.pii_fraction:.0%} of prompts with PII); h2load {args.clients} connections x "
-        f"{args.streams} streams, wrk {args.connections} connections; {args.duration:g} s per run after a "
-        "short warm-up. `raw` = otlp -> debug (basic), no processors; `pipeline` = "
+        f"{args.pii_fraction:.0%} of prompts with PII), {args.bodies} distinct requests posted in turn "
+        "(processors cache per value: one body repeated would make every request after the first "
+        f"all cache hits); gRPC {args.clients} connections x {args.streams} streams, by h2load (one body) "
+        "where no processor reads the spans and by `bench.grpc_load` (grpcio, every body in turn) where "
+        f"processors do; HTTP by wrk, {args.connections} connections, every body in turn; "
+        f"{args.duration:g} s per run after a short warm-up. `raw` = otlp -> debug (basic), no processors; "
+        "`pipeline` = "
         f"{' -> '.join(processors) or '(none available)'} -> debug; `pipeline+clickhouse` also exports to "
         "embedded ClickHouse (chDB). `rotel (reference)` is rotel's Rust collector with a blackhole exporter "
         "driven by the same drivers: the drivers' ceiling on this machine.",
@@ -705,6 +783,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="h2load connections")
     parser.add_argument("--streams", type=int, default=4, help="h2load concurrent streams per connection")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--bodies", type=int, default=200, help="distinct requests posted in turn")
     parser.add_argument("--protocols", nargs="+", choices=["grpc", "http"], default=["grpc", "http"])
     parser.add_argument(
         "--scenarios",
@@ -734,6 +813,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with workdir(args.workdir) as work:
         bodies = work / "bodies"
         workload.write_bodies(bodies, args.spans_per_request, args.seed, args.pii_fraction)
+        workload.write_trace_rotation(
+            bodies / ROTATION, args.bodies, args.spans_per_request, args.seed, args.pii_fraction
+        )
         scenarios: list[Scenario] = []
         if "raw" in args.scenarios:
             scenarios.append(Scenario("raw", []))

@@ -1984,6 +1984,16 @@ def write_bodies(
     return {name: len(data) for name, data in files.items()}
 
 
+def write_trace_rotation(
+    out: Path, count: int, spans_per_request: int = 100, seed: int = 42, pii_fraction: float = 0.1
+) -> None:
+    """Write ``count`` distinct trace requests as ``out/NNNN.pb`` for drivers that post
+    them in turn."""
+    out.mkdir(parents=True, exist_ok=True)
+    for i, msg in enumerate(generate_trace_requests(count, spans_per_request, seed, pii_fraction)):
+        (out / f"{i:04d}.pb").write_bytes(msg.SerializeToString())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.workload", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="directory for the request bodies")

@@ -47,10 +47,10 @@ def test_update_readme_replaces_only_its_section(tmp_path: Path, monkeypatch: py
 
 def test_report_rows_and_ratios() -> None:
     counted = run.SpanCounters(received=50_000.0, refused={"throttled": 3.0})
-    raw = run.Run("raw", "HTTP (wrk)", 500, 3, 5.0, 1.0, 9.0, 0.1, 0.9, counted, 100)
-    pipe = run.Run("pipeline", "HTTP (wrk)", 100, 0, 5.0, 5.0, 20.0, 0.02, 0.95, None, 100)
+    raw = run.Run("raw", "HTTP", "wrk, 1 body", 500, 3, 5.0, 1.0, 9.0, 0.1, 0.9, counted, 100)
+    pipe = run.Run("pipeline", "HTTP", "wrk, 1 body", 100, 0, 5.0, 5.0, 20.0, 0.02, 0.95, None, 100)
     assert raw.spans_per_s == 10_000 and raw.cross_check == "1.00"
     assert raw.failures == "3 (receiver: throttled 3)"
-    assert "| raw | HTTP (wrk) | 10,000 | 100.0 |" in run.table([raw, pipe])
-    assert run.ratios([raw, pipe]) == ["- pipeline / raw, HTTP (wrk): 0.20"]
+    assert "| raw | HTTP | wrk, 1 body | 10,000 | 100.0 |" in run.table([raw, pipe])
+    assert run.ratios([raw, pipe]) == ["- pipeline / raw, HTTP: 0.20"]
     assert run.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
