@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -104,6 +104,34 @@ class ComponentConfig(BaseModel):
     """Base of every component config: unknown keys are errors, as in the Collector."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_over_nested_defaults(cls, data: Any) -> Any:
+        # A partial nested block (``sending_queue: {batch: {flush_timeout: 5}}``) changes
+        # only the keys it names, as the Collector merges a config over its component's
+        # defaults. Validated alone, it would replace a component's tuned default block
+        # with the generic one: the ClickHouse exporter's batching would silently go off.
+        if not isinstance(data, dict):
+            return data
+        merged: dict[str, Any] | None = None
+        for name, value in data.items():
+            field_info = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field_info is None or not isinstance(value, dict):
+                continue
+            default = field_info.default
+            if isinstance(default, BaseModel):
+                merged = merged if merged is not None else dict(data)
+                merged[name] = _deep_merge(default.model_dump(exclude_unset=True), value)
+        return data if merged is None else merged
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        below = out.get(key)
+        out[key] = _deep_merge(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return out
 
 
 class Host(Protocol):

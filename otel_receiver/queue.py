@@ -54,9 +54,14 @@ class ExporterQueue:
         self.qc = config.sending_queue
         self.telemetry = telemetry
         self._waiting: deque[_Item] = deque()
-        self._inflight: dict[int, tuple[Signal, int]] = {}  # first seq of group -> (signal, items)
+        # first seq of a group being exported -> items per signal not yet exported
+        self._inflight: dict[int, dict[Signal, int]] = {}
         self._size = 0  # items waiting or in flight
         self._wakeup = asyncio.Event()
+        # One consumer at a time gathers a group; the others export theirs meanwhile. Two
+        # consumers gathering at once would each wait out flush_timeout with half the
+        # requests: twice the exports, each with its fixed cost.
+        self._gathering = asyncio.Lock()
         self._closed = False
         self._abort = asyncio.Event()
         self._consumers: list[asyncio.Task[None]] = []
@@ -143,7 +148,9 @@ class ExporterQueue:
                 )
             else:
                 by_signal: dict[Signal, int] = {}
-                for sig, n in [*((it.signal, it.items) for it in self._waiting), *self._inflight.values()]:
+                pending_items = [(it.signal, it.items) for it in self._waiting]
+                pending_items += [kv for counts in self._inflight.values() for kv in counts.items()]
+                for sig, n in pending_items:
                     by_signal[sig] = by_signal.get(sig, 0) + n
                 for sig, n in by_signal.items():
                     self._drop(sig, "shutdown_timeout", n)
@@ -176,7 +183,11 @@ class ExporterQueue:
         while True:
             if self._waiting:
                 nxt = self._waiting[0]
-                if nxt.signal is not first.signal or nxt.group_last is not None:
+                # Signals mix in a group (one exporter often takes traces, metrics and
+                # logs): ending a group at every change of signal would export each
+                # request alone whenever signals interleave. The group is split per
+                # signal at export.
+                if nxt.group_last is not None:
                     break
                 if bc.max_size and total + nxt.items > bc.max_size:
                     break
@@ -205,28 +216,47 @@ class ExporterQueue:
             exports += 1
             if exports % 64 == 0:
                 await asyncio.sleep(0)  # fairness: let intake run during long drains
-            group = await self._take()
+            async with self._gathering:
+                group = await self._take()
             if group is None:
                 return
             first, last = group[0].seq, group[-1].seq
             n = sum(it.items for it in group)
-            self._inflight[first] = (group[0].signal, n)
+            per_signal = self._coalesce(group)
+            remaining = {signal: items for signal, _, _, items in per_signal}
+            self._inflight[first] = remaining
             if self._storage is not None and len(group) > 1 and group[0].group_last is None:
                 self._storage.claim(first, last)
-            parts, ctx = self._coalesce(group)
             # Cancelled (crash-like shutdown timeout): no release, so a persistent queue
             # keeps the group unacknowledged and replays it at the next start.
-            await self._export(parts, ctx, group[0].signal, n)
+            for signal, parts, ctx, items in per_signal:
+                await self._export(parts, ctx, signal, items)
+                del remaining[signal]  # exported or counted as dropped: no longer in flight
             self._release(first, last, n)
 
-    def _coalesce(self, group: list[_Item]) -> tuple[list[Batch], RequestContext]:
-        """The group's requests and the context of their one export (merged by the exporter)."""
+    def _coalesce(self, group: list[_Item]) -> list[tuple[Signal, list[Batch], RequestContext, int]]:
+        """Per signal in the group: its requests, the context of their one export (merged
+        by the exporter) and their item count."""
         token = f"{self.exporter_id}:{self._run_id}:{group[0].seq}-{group[-1].seq}"
+        by_signal: dict[Signal, list[_Item]] = {}
+        for it in group:
+            by_signal.setdefault(it.signal, []).append(it)
+        exports = []
+        for signal, items in by_signal.items():
+            # A replay re-forms the same group, hence the same split and tokens.
+            signal_token = token if len(by_signal) == 1 else f"{token}/{signal.value}"
+            batches = [it.batch for it in items]
+            count = sum(it.items for it in items)
+            exports.append((signal, batches, self._context(items, signal_token), count))
+        return exports
+
+    @staticmethod
+    def _context(group: list[_Item], token: str) -> RequestContext:
         if len(group) == 1:
-            return [group[0].batch], replace(group[0].context, dedup_token=token)
+            return replace(group[0].context, dedup_token=token)
         c0 = group[0].context
         same_principal = all(it.context.tenant == c0.tenant and it.context.actor == c0.actor for it in group)
-        ctx = RequestContext(
+        return RequestContext(
             transport="internal",
             tenant=c0.tenant if same_principal else None,
             actor=c0.actor if same_principal else None,
@@ -234,7 +264,6 @@ class ExporterQueue:
             received_at_ns=c0.received_at_ns,
             dedup_token=token,
         )
-        return [it.batch for it in group], ctx
 
     def _release(self, first: int, last: int, n: int) -> None:
         self._inflight.pop(first, None)

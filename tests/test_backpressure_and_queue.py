@@ -15,9 +15,19 @@ from urllib.parse import urlparse
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_receiver.component import REQUEST_TYPES, ExporterConfig, RequestContext, Signal
+from exporters.clickhouse.config import ClickHouseConfig
+from otel_receiver.component import (
+    REQUEST_TYPES,
+    Batch,
+    ExporterConfig,
+    RequestContext,
+    RetryableExportError,
+    Signal,
+    signal_of,
+)
 from otel_receiver.queue import ExporterQueue
 from otel_receiver.telemetry import SelfTelemetry
 from tests.components import RecordingConfig, RecordingExporter
@@ -435,3 +445,86 @@ service: {pipelines: {traces: {receivers: [otlp], processors: [batch], exporters
     stopping.result(30)
     r.stopped = True  # type: ignore[attr-defined]
     assert sorted(exported_span_ids("late-body")) == [1, 2, 3]
+
+
+def _logs_request(n: int) -> ExportLogsServiceRequest:
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    for i in range(n):
+        sl.log_records.add().body.string_value = f"log-{i}"
+    return req
+
+
+def test_interleaved_signals_share_a_group_and_export_once_per_signal() -> None:
+    """One exporter taking traces and logs: requests arriving in turn, slower than the
+    flush timeout allows for a full batch, still make one export per signal per flush
+    (a group used to end at every change of signal: one export per request)."""
+
+    async def scenario() -> None:
+        tel = SelfTelemetry()
+        cfg = RecordingConfig(
+            name="interleaved",
+            sending_queue={
+                "batch": {"enabled": True, "min_size": 1000, "flush_timeout": 0.5},
+                "num_consumers": 2,
+            },  # type: ignore[arg-type]
+        )
+        q = ExporterQueue("recording", RecordingExporter(cfg, _settings(tel)), cfg, tel)
+        await q.start()
+        for k in range(3):
+            q.put(request_with_ids(k * 2, 2), RequestContext())
+            await asyncio.sleep(0.02)
+            q.put(_logs_request(3), RequestContext())
+            await asyncio.sleep(0.02)
+        await q.drain(5)
+        records = RecordingExporter.RECORDS["interleaved"]
+        assert [sig for sig, _, _ in records] == [Signal.TRACES, Signal.LOGS]
+        assert RecordingExporter.items("interleaved") == 6 + 9
+        tokens = [ctx.dedup_token for _, _, ctx in records]
+        assert tokens[0] is not None and tokens[0].endswith(":1-6/traces")
+        assert tokens[1] is not None and tokens[1].endswith(":1-6/logs")
+        exported_logs = {"exporter": "recording", "signal": "logs"}
+        assert tel.value("otel_receiver_exported_items_total", exported_logs) == 9
+
+    _run(scenario())
+
+
+class _LogsDownExporter(RecordingExporter):
+    """Fails every logs export until ``logs_failures`` attempts have been refused."""
+
+    logs_failures = 2
+
+    async def export(self, batch: Batch, context: RequestContext) -> None:
+        if signal_of(batch) is Signal.LOGS and self.logs_failures:
+            self.logs_failures -= 1
+            raise RetryableExportError("logs backend down")
+        await super().export(batch, context)
+
+
+def test_a_failing_signal_is_retried_without_exporting_the_others_twice() -> None:
+    async def scenario() -> None:
+        tel = SelfTelemetry()
+        cfg = RecordingConfig(
+            name="logs-down",
+            sending_queue={"batch": {"enabled": True, "min_size": 1000, "flush_timeout": 0.1}},  # type: ignore[arg-type]
+            retry_on_failure={"initial_interval": 0.01},  # type: ignore[arg-type]
+        )
+        q = ExporterQueue("recording", _LogsDownExporter(cfg, _settings(tel)), cfg, tel)
+        q.put(request_with_ids(0, 2), RequestContext())
+        q.put(_logs_request(3), RequestContext())
+        await q.start()
+        await q.drain(5)
+        assert [sig for sig, _, _ in RecordingExporter.RECORDS["logs-down"]] == [Signal.TRACES, Signal.LOGS]
+        assert tel.value("otel_receiver_export_retries_total", {"exporter": "recording"}) == 2
+
+    _run(scenario())
+
+
+def test_a_partial_queue_block_keeps_the_exporters_other_defaults() -> None:
+    """``sending_queue: {batch: {flush_timeout: 5}}`` changes that key only, as the
+    Collector merges a config over its component's defaults."""
+    cfg = ClickHouseConfig(sending_queue={"batch": {"flush_timeout": 5.0}})  # type: ignore[arg-type]
+    assert cfg.sending_queue.batch.enabled
+    assert (cfg.sending_queue.batch.min_size, cfg.sending_queue.batch.max_size) == (10_000, 50_000)
+    assert cfg.sending_queue.batch.flush_timeout == 5.0
+    assert ClickHouseConfig(sending_queue={"num_consumers": 3}).sending_queue.batch.enabled  # type: ignore[arg-type]
