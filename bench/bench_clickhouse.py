@@ -18,7 +18,8 @@ seeds (an empty histogram), reported to its owner.
 ``--sustained SECONDS`` measures the shipping setup instead: the exporter behind its
 real ``ExporterQueue`` with its default queue config (flush at 10,000 spans or 1 s, a
 backlog merged up to ``max_size``, two consumers), fed 100-span requests as fast as the
-queue admits them for that long; reported are exported spans/s over the run (until the
+queue admits them for that long (``--signal mixed``: traces and logs requests in
+turn, as one exporter taking both gets them); reported are exported spans/s over the run (until the
 queue is drained) and the average spans per insert the queue chose.
 
 ``--genai`` compares the two ways to fill ``genai_calls``: the materialized view on
@@ -124,11 +125,15 @@ async def sustained(path: str, requests: list[Any], seconds: float) -> tuple[int
     settings = ComponentSettings("clickhouse", telemetry, logging.getLogger("bench"))
     exporter = factory.create(cfg, settings)
     await exporter.start()
-    await exporter.export(requests[0], RequestContext(dedup_token="bench-warm-up"))
+    for i, request in enumerate(requests[:2]):
+        await exporter.export(request, RequestContext(dedup_token=f"bench-warm-up-{i}"))
     queue = ExporterQueue("clickhouse", exporter, cfg, telemetry)
     await queue.start()
-    labels = {"exporter": "clickhouse", "signal": "traces"}
-    inserts_before = telemetry.value("otel_receiver_clickhouse_insert_seconds_count", labels)
+    def inserts_so_far() -> float:
+        name = "otel_receiver_clickhouse_insert_seconds_count"
+        return sum(telemetry.value(name, {"exporter": "clickhouse", "signal": s}) for s in ("traces", "logs"))
+
+    inserts_before = inserts_so_far()
     wall, cpu = time.perf_counter(), time.process_time()
     stop = wall + seconds
     put = 0
@@ -144,7 +149,7 @@ async def sustained(path: str, requests: list[Any], seconds: float) -> tuple[int
             await asyncio.sleep(0.005)
     await queue.drain(timeout=600)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    inserts = int(telemetry.value("otel_receiver_clickhouse_insert_seconds_count", labels) - inserts_before)
+    inserts = int(inserts_so_far() - inserts_before)
     await exporter.shutdown()
     return put, wall, cpu, inserts
 
@@ -169,23 +174,33 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=10)
     ap.add_argument("--batch-spans", type=int, default=10_000)
     ap.add_argument("--consumers", type=int, default=2)
-    ap.add_argument("--signal", choices=["traces", "logs"], default="traces")
+    ap.add_argument(
+        "--signal",
+        choices=["traces", "logs", "mixed"],
+        default="traces",
+        help="mixed (with --sustained): traces and logs requests in turn, as one exporter gets them",
+    )
     ap.add_argument("--sustained", type=float, default=0, metavar="SECONDS")
     ap.add_argument(
         "--genai", action="store_true", help="compare the genai_calls view with Python extraction"
     )
     args = ap.parse_args()
     if args.sustained:
-        requests = generate_trace_requests(300, 100, seed=7)
+        requests: list[Any] = generate_trace_requests(300, 100, seed=7)
+        if args.signal == "logs":
+            requests = generate_logs_requests(300, 100, seed=7)
+        elif args.signal == "mixed":
+            logs = generate_logs_requests(300, 100, seed=7)
+            requests = [r for pair in zip(requests, logs, strict=True) for r in pair]
         path = tempfile.mkdtemp(prefix="bench-ch-")
         try:
             spans, wall, cpu, inserts = asyncio.run(sustained(path, requests, args.sustained))
         finally:
             shutil.rmtree(path, ignore_errors=True)
         print(
-            f"sustained, queue defaults: {spans / wall:,.0f} spans/s wall, {spans / cpu:,.0f} spans/CPU-s "
-            f"({spans:,} spans in {wall:.1f} s, {inserts} inserts, "
-            f"{spans / max(inserts, 1):,.0f} spans per insert)"
+            f"sustained, queue defaults, {args.signal}: {spans / wall:,.0f} items/s wall, "
+            f"{spans / cpu:,.0f} items/CPU-s ({spans:,} items in {wall:.1f} s, {inserts} inserts, "
+            f"{spans / max(inserts, 1):,.0f} items per insert)"
         )
         return
     work = batches(args.batches, args.batch_spans, args.signal)
