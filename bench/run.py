@@ -51,9 +51,10 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -65,6 +66,7 @@ SECTION_TITLE = "receiver (raw vs pipeline)"
 TRACE_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PIPELINE_PROCESSORS = ("genai_normalize", "pii_redaction", "genai_cost", "anomaly", "batch")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 ROTATION = "rotation"  # directory of distinct request bodies, NNNN.pb, posted in turn
 
 WRK_SCRIPT = """\
@@ -479,6 +481,15 @@ def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def _counted_run(server: Server, drive: Callable[[], T]) -> tuple[T, SpanCounters | None, float]:
+    """``drive()``'s result, the receiver's span counters over it and its CPU seconds."""
+    before, cpu0 = server.span_counters(), server.cpu_seconds()
+    result = drive()
+    after, cpu1 = server.span_counters(), server.cpu_seconds()
+    counted = None if before is None or after is None else after.minus(before)
+    return result, counted, cpu1 - cpu0
+
+
 def measure(
     server: Server,
     name: str,
@@ -499,53 +510,36 @@ def measure(
     spans = args.spans_per_request
     rotation = bodies / ROTATION
     if "grpc" in args.protocols:
-        before = after = None
         if reads_content:
             driver = f"grpcio, {args.bodies} bodies"
             grpc_load(grpc_port, rotation, 0, args.clients, args.streams, warmup=True)
-            before, cpu0 = server.span_counters(), server.cpu_seconds()
-            ok, failed, secs, p50, p99, dcpu = grpc_load(
-                grpc_port, rotation, args.duration, args.clients, args.streams
+            (ok, failed, secs, p50, p99, dcpu), counted, cpu = _counted_run(
+                server, lambda: grpc_load(grpc_port, rotation, args.duration, args.clients, args.streams)
             )
-            after, cpu1 = server.span_counters(), server.cpu_seconds()
-            counted = None if before is None or after is None else after.minus(before)
         else:
             driver = "h2load, 1 body"
-            h2load(
-                grpc_port, bodies / "traces.grpc", 0, args.clients, args.streams, work / "h2.log", warmup=True
+            body = bodies / "traces.grpc"
+            h2load(grpc_port, body, 0, args.clients, args.streams, work / "h2.log", warmup=True)
+            log = work / f"h2-{name}.log"
+            (ok, failed, secs, lat, dcpu), counted, cpu = _counted_run(
+                server, lambda: h2load(grpc_port, body, args.duration, args.clients, args.streams, log)
             )
-            before, cpu0 = server.span_counters(), server.cpu_seconds()
-            ok, failed, secs, lat, dcpu = h2load(
-                grpc_port,
-                bodies / "traces.grpc",
-                args.duration,
-                args.clients,
-                args.streams,
-                work / f"h2-{name}.log",
-            )
-            after, cpu1 = server.span_counters(), server.cpu_seconds()
             p50, p99 = percentile(lat, 50), percentile(lat, 99)
             # h2load sees gRPC errors as HTTP 200 (the status is in the trailers): the spans
             # the receiver accepted tell how many of those responses were successes.
-            counted = None if before is None or after is None else after.minus(before)
             if counted is not None:
                 accepted = min(ok, round(counted.received / spans))
                 ok, failed = accepted, failed + ok - accepted
-        runs.append(
-            Run(name, "gRPC", driver, ok, failed, secs, p50, p99, dcpu, (cpu1 - cpu0) / secs, counted, spans)
-        )
+        runs.append(Run(name, "gRPC", driver, ok, failed, secs, p50, p99, dcpu, cpu / secs, counted, spans))
     if "http" in args.protocols:
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
         wrk(http_port, rotation, 1, args.connections, script, warmup=True)
-        before, cpu0 = server.span_counters(), server.cpu_seconds()
-        ok, failed, secs, p50, p99, dcpu = wrk(http_port, rotation, args.duration, args.connections, script)
-        after, cpu1 = server.span_counters(), server.cpu_seconds()
-        counted = None if before is None or after is None else after.minus(before)
-        driver = f"wrk, {args.bodies} bodies"
-        runs.append(
-            Run(name, "HTTP", driver, ok, failed, secs, p50, p99, dcpu, (cpu1 - cpu0) / secs, counted, spans)
+        (ok, failed, secs, p50, p99, dcpu), counted, cpu = _counted_run(
+            server, lambda: wrk(http_port, rotation, args.duration, args.connections, script)
         )
+        driver = f"wrk, {args.bodies} bodies"
+        runs.append(Run(name, "HTTP", driver, ok, failed, secs, p50, p99, dcpu, cpu / secs, counted, spans))
     return runs
 
 
