@@ -15,6 +15,7 @@ process (the CLI) gets ``StoreBusyError`` while a receiver runs on it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import threading
@@ -203,6 +204,40 @@ class _SessionPool:
 _embedded_pools: dict[str, _SessionPool] = {}  # "rw" / "ro" -> connections on _embedded_path
 
 
+# chDB's streaming insert reports errors of the input format but swallows those raised
+# while the block is pushed to materialized views (chDB 4.4: ``finish()`` returns
+# normally and the views' rows are simply missing). Our inserts go through views only,
+# so a failure there (a value too deep for the SQL, too many parts, memory) would lose
+# the batch silently. ClickHouse still counts every exception in ``system.errors``:
+# comparing the counters of view errors around an insert tells that it failed.
+_VIEW_ERRORS_SQL = (
+    "SELECT code, value, substring(last_error_message, 1, 400) AS message FROM system.errors "
+    "WHERE position(last_error_message, 'while pushing to view') > 0"
+)
+
+
+def _view_error_counts(session: Any) -> dict[int, tuple[int, str]]:
+    text = session.query(_VIEW_ERRORS_SQL, "JSONEachRow").bytes()
+    out: dict[int, tuple[int, str]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out[int(row["code"])] = (int(row["value"]), str(row["message"]))
+    return out
+
+
+def _view_error_since(
+    before: dict[int, tuple[int, str]], after: dict[int, tuple[int, str]]
+) -> tuple[int, str] | None:
+    """The code and (shortened) message of a view error counted between the snapshots."""
+    for code, (count, message) in after.items():
+        if count > before.get(code, (0, ""))[0]:
+            # The message repeats the whole failing SQL expression: keep its head.
+            head = message.split(": while executing", 1)[0]
+            return code, head
+    return None
+
+
 class EmbeddedStore(Store):
     """chDB on a directory. ``readonly`` stores refuse writes in the engine itself."""
 
@@ -263,6 +298,7 @@ class EmbeddedStore(Store):
             raise StoreError("read-only store", retryable=False)
         statement = f"INSERT INTO `{self.database}`.`{table}` SETTINGS {settings_clause(settings)}"
         with self._session("rw") as session:
+            before = _view_error_counts(session)
             inserter = session.send_insert(statement, "ProtobufSingle")
             try:
                 inserter.append(body)
@@ -271,6 +307,13 @@ class EmbeddedStore(Store):
                 with contextlib.suppress(Exception):
                     inserter.cancel()
                 raise
+            after = _view_error_counts(session)
+        # A view error of a concurrent insert on another connection may be counted too:
+        # then this insert is retried needlessly, and its deduplication token drops the copy.
+        failed = _view_error_since(before, after)
+        if failed is not None:
+            code, message = failed
+            raise StoreError(f"the insert failed in a materialized view: {message}", code=code)
 
     def query(self, sql: str, fmt: str, readonly: bool = True, use_database: bool = True) -> bytes:
         kind = "ro" if readonly or self.readonly else "rw"

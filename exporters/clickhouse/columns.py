@@ -68,14 +68,21 @@ def go_json_escapes(json_text: str) -> str:
     )
 
 
+# The message of the insert error that sends a batch through ``deep_values``.
+DEEPER_THAN_DECODED: Final = "otel-receiver: value nested deeper than the decoded levels"
+
+
 def _json(e: str, level: int) -> str:
     """JSON text (ClickHouse's escaping) of a ``Value<level>`` tuple expression."""
     if level == 0:
-        # Values nested deeper than the decoded levels arrive as raw protobuf bytes;
-        # they are kept (base64, as a JSON string) rather than dropped. Bytes values
-        # are base64 strings too, so one branch serves kinds 5, 6 and 7.
-        raw = f"if({e}.kind = 5, {e}.array_value, if({e}.kind = 6, {e}.kvlist_value, {e}.bytes_value))"
-        nested = f"{e}.kind >= 5, toJSONString(base64Encode({raw})), "
+        # An array or map here is nested deeper than the decoded levels and arrives as
+        # raw protobuf bytes, which SQL cannot render: the insert fails, before any row
+        # is written, with DEEPER_THAN_DECODED, and the exporter renders those values in
+        # Python and inserts again (``deep_values.py``).
+        nested = (
+            f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "
+            f"{e}.kind >= 5, toString(throwIf({e}.kind IN (5, 6), {_q(DEEPER_THAN_DECODED)})), "
+        )
     else:
         nested = (
             f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "

@@ -23,10 +23,13 @@ from otel_receiver.component import (
     signal_of,
 )
 
-from . import wire
+from . import columns, deep_values, wire
 from .client import SettingValue, Store, StoreError, open_store
 from .config import ClickHouseConfig
 from .schema import Schema
+
+# Batches rendered ahead after one held values too deep for the SQL (``_render_deep``).
+RENDER_DEEP_AHEAD = 16
 
 
 class _Metrics:
@@ -58,6 +61,13 @@ class _Metrics:
             ["exporter", "signal", "kind"],
             registry=registry,
         )
+        self.deep_values = Counter(
+            "otel_receiver_clickhouse_deep_values",
+            "Attribute values and log bodies nested deeper than the SQL decodes, rendered "
+            "to their stored JSON in Python before the insert",
+            ["exporter", "signal"],
+            registry=registry,
+        )
 
     @classmethod
     def on(cls, registry: CollectorRegistry) -> _Metrics:
@@ -81,6 +91,13 @@ def insert_settings(signal: Signal) -> dict[str, SettingValue]:
     }
 
 
+def _serialize(parts: Sequence[Batch]) -> bytes:
+    # In the worker thread: serializing 10,000 spans takes tens of ms. The queue's
+    # requests are serialized one by one and concatenated, which is the serialization
+    # of their merge without first copying every span into one.
+    return b"".join([p.SerializeToString() for p in parts])
+
+
 class ClickHouseExporter(Exporter):
     signals = frozenset(Signal)
 
@@ -95,6 +112,8 @@ class ClickHouseExporter(Exporter):
         self._metrics = _Metrics.on(settings.telemetry.registry)
         self._query_server: Any = None
         self._settings = {signal: insert_settings(signal) for signal in Signal}
+        # Batches left to render before their first insert, per signal (``_render_deep``).
+        self._render_deep_first = dict.fromkeys(Signal, 0)
 
     async def start(self) -> None:
         self.store = await asyncio.to_thread(open_store, self.cfg)
@@ -167,10 +186,13 @@ class ClickHouseExporter(Exporter):
         started = time.perf_counter()
 
         def insert() -> int:
-            # In the worker thread: serializing 10,000 spans takes tens of ms. The queue's
-            # requests are serialized one by one and concatenated, which is the
-            # serialization of their merge without first copying every span into one.
-            body = b"".join([p.SerializeToString() for p in parts])
+            current: Sequence[Batch] = parts
+            rendered = False
+            if self._render_deep_first[signal] > 0:
+                ahead = self._render_deep(current, signal, component)
+                if ahead is not None:
+                    current, rendered = ahead, True
+            body = _serialize(current)
             # A metrics request goes to one input per metric kind it holds. When a later
             # insert fails, the retry repeats the earlier ones: their tokens drop them.
             for table in tables:
@@ -180,7 +202,19 @@ class ClickHouseExporter(Exporter):
                     # table name keeps tokens of different inputs apart.
                     settings = {**settings, "insert_deduplication_token": f"{token}/{table}"}
                 try:
-                    store.insert_request(table, body, settings)
+                    try:
+                        store.insert_request(table, body, settings)
+                    except StoreError as e:
+                        # The views refuse values nested deeper than they decode, before
+                        # writing any row: render those in Python and insert once more.
+                        again = None
+                        if not rendered and columns.DEEPER_THAN_DECODED in str(e):
+                            again = self._render_deep(current, signal, component)
+                        if again is None:
+                            raise
+                        current, rendered = again, True
+                        body = _serialize(current)
+                        store.insert_request(table, body, settings)
                 except StoreError as e:
                     e.table = table
                     raise
@@ -196,6 +230,21 @@ class ClickHouseExporter(Exporter):
             raise PermanentExportError(f"clickhouse rejected {e.table} insert: {e}") from e
         self._metrics.insert_seconds.labels(component, signal.value).observe(time.perf_counter() - started)
         self._metrics.insert_bytes.labels(component, signal.value).inc(size)
+
+    def _render_deep(self, parts: Sequence[Batch], signal: Signal, component: str) -> list[Batch] | None:
+        """``parts`` with their too-deep values rendered (``deep_values``), or None.
+
+        After a batch needed it, the next ones of the signal are rendered before their
+        first insert: a sender of deep values keeps sending them, and a Python walk
+        costs less than an insert that fails. Without a find for a while, the walk stops."""
+        found = deep_values.render_too_deep(parts)
+        if found is None:
+            self._render_deep_first[signal] = max(0, self._render_deep_first[signal] - 1)
+            return None
+        rendered, count = found
+        self._render_deep_first[signal] = RENDER_DEEP_AHEAD
+        self._metrics.deep_values.labels(component, signal.value).inc(count)
+        return rendered
 
     async def shutdown(self) -> None:
         if self._query_server is not None:
