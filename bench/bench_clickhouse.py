@@ -22,6 +22,10 @@ queue admits them for that long (``--signal mixed``: traces and logs requests in
 turn, as one exporter taking both gets them); reported are exported spans/s over the run (until the
 queue is drained) and the average spans per insert the queue chose.
 
+``--deep-every N`` puts structured ``gen_ai.input.messages`` (four levels, deeper than
+the views decode) on one span of every Nth request: the first such batch fails in the
+views and is rendered in Python, the following ones are rendered ahead of their insert.
+
 ``--genai`` compares the two ways to fill ``genai_calls``: the materialized view on
 ``otel_traces`` (what the exporter ships) against Python extracting the GenAI fields
 from the protobuf spans (the cheapest Python can do: one scan of each span's
@@ -39,6 +43,7 @@ import time
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from bench.workload import generate_logs_requests, generate_trace_requests
 from exporters.clickhouse import factory
@@ -51,8 +56,22 @@ from otel_receiver.telemetry import SelfTelemetry
 from semconv import attributes as sc
 
 
-def batches(n_batches: int, batch_spans: int, signal: str = "traces") -> list[Any]:
-    """``n_batches`` merged requests of ``batch_spans`` items (spans or log records)."""
+def _structured_messages() -> AnyValue:
+    """A structured ``gen_ai.input.messages`` value: messages -> parts -> part, four levels."""
+    value = AnyValue()
+    for role, text in (("system", "You are a travel agent."), ("user", "Two nights in Rome, please.")):
+        message = value.array_value.values.add().kvlist_value.values
+        message.add(key="role").value.string_value = role
+        part = message.add(key="parts").value.array_value.values.add().kvlist_value.values
+        part.add(key="type").value.string_value = "text"
+        part.add(key="content").value.string_value = text
+    return value
+
+
+def batches(n_batches: int, batch_spans: int, signal: str = "traces", deep_every: int = 0) -> list[Any]:
+    """``n_batches`` merged requests of ``batch_spans`` items (spans or log records); with
+    ``deep_every`` N, one span of every Nth request carries structured messages nested
+    deeper than the views decode."""
     per_request = 100
     n_requests = n_batches * batch_spans // per_request
     requests: list[Any]
@@ -60,6 +79,11 @@ def batches(n_batches: int, batch_spans: int, signal: str = "traces") -> list[An
         requests = generate_logs_requests(n_requests, per_request, seed=7)
     else:
         requests = generate_trace_requests(n_requests, per_request, seed=7)
+        if deep_every:
+            messages = _structured_messages()
+            for r in requests[::deep_every]:
+                kv = r.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="gen_ai.input.messages")
+                kv.value.CopyFrom(messages)
     out: list[Any] = []
     for i in range(n_batches):
         merged = type(requests[0])()
@@ -182,6 +206,13 @@ def main() -> None:
     )
     ap.add_argument("--sustained", type=float, default=0, metavar="SECONDS")
     ap.add_argument(
+        "--deep-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="traces: one span of every Nth request holds structured messages deeper than the SQL decodes",
+    )
+    ap.add_argument(
         "--genai", action="store_true", help="compare the genai_calls view with Python extraction"
     )
     args = ap.parse_args()
@@ -203,7 +234,7 @@ def main() -> None:
             f"{spans / max(inserts, 1):,.0f} items per insert)"
         )
         return
-    work = batches(args.batches, args.batch_spans, args.signal)
+    work = batches(args.batches, args.batch_spans, args.signal, args.deep_every)
     size = sum(b.ByteSize() for b in work)
     items = sum(count_items(b) for b in work)
     print(f"{args.signal}: {args.batches} batches, {items} items, {size / 1e6:.1f} MB of OTLP protobuf")

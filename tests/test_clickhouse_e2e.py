@@ -292,6 +292,42 @@ def test_sdk_logs_round_trip(receiver: tuple[Any, StoreReader]) -> None:
     assert body == '{"code":17,"message":"structured","ratio":0.5,"tags":["a","b"]}'
 
 
+def test_sdk_genai_event_with_deep_structure_round_trips(receiver: tuple[Any, StoreReader]) -> None:
+    """The gen_ai.choice event of the OTel OpenAI instrumentation nests five levels, deeper
+    than the views decode: the exporter renders it, the row equals the Collector's text."""
+    r, reader = receiver
+    exporter = Recorded(OTLPLogExporter(endpoint=f"{r.http_url}/v1/logs", timeout=10), encode_logs)
+    provider = LoggerProvider(resource=Resource(RESOURCE))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))  # type: ignore[arg-type]
+    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
+    tool_call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    body = {
+        "index": 0,
+        "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "tool_calls": [tool_call]},
+    }
+    messages = [{"role": "user", "parts": [{"type": "text", "content": "Weather in <Paris>?"}]}]
+    logger.emit(
+        timestamp=1_763_700_000_000_000_100,
+        severity_number=SeverityNumber.INFO,
+        body=body,
+        attributes={"gen_ai.provider.name": "openai", "gen_ai.input.messages": messages},  # type: ignore[dict-item]
+        event_name="gen_ai.choice",
+    )
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    reader.wait_for("otel_logs", 1)
+    assert check_logs(reader, exporter.sent) == 1
+    row = reader.rows("SELECT Body, LogAttributes AS a FROM `{db}`.otel_logs")[0]
+    assert row["Body"] == (
+        '{"finish_reason":"tool_calls","index":0,"message":{"role":"assistant","tool_calls":'
+        '[{"function":{"arguments":"{}","name":"get_weather"},"id":"call_1","type":"function"}]}}'
+    )
+    assert row["a"]["gen_ai.input.messages"] == (
+        '[{"parts":[{"content":"Weather in \\u003cParis\\u003e?","type":"text"}],"role":"user"}]'
+    )
+
+
 def test_run_query_reads_the_receivers_store(receiver: tuple[Any, StoreReader]) -> None:
     """In-process the engine is shared, so the CLI helper reads the running store directly."""
     r, reader = receiver
