@@ -166,26 +166,16 @@ def _log_bodies(batch: Batch) -> list[AnyValue]:
     return [record.body for rl in batch.resource_logs for sl in rl.scope_logs for record in sl.log_records]
 
 
-def _render_in_place(batch: Batch) -> int:
-    rendered = 0
-    for attributes, level in _attribute_lists(batch):
-        for kv in attributes:
-            if _too_deep(kv.value, level):
-                _render(kv.value)
-                rendered += 1
-    for body in _log_bodies(batch):
-        if _too_deep(body, wire.LOG_BODY_LEVEL):
-            _render(body)
-            rendered += 1
-    return rendered
-
-
-def _has_too_deep(batch: Batch) -> bool:
-    for attributes, level in _attribute_lists(batch):
-        for kv in attributes:
-            if _too_deep(kv.value, level):
-                return True
-    return any(_too_deep(body, wire.LOG_BODY_LEVEL) for body in _log_bodies(batch))
+def _too_deep_values(batch: Batch) -> list[AnyValue]:
+    """The attribute values and log bodies of ``batch`` nested deeper than SQL decodes them."""
+    found = [
+        kv.value
+        for attributes, level in _attribute_lists(batch)
+        for kv in attributes
+        if _too_deep(kv.value, level)
+    ]
+    found += [body for body in _log_bodies(batch) if _too_deep(body, wire.LOG_BODY_LEVEL)]
+    return found
 
 
 def render_too_deep(parts: Sequence[Batch]) -> tuple[list[Batch], int] | None:
@@ -196,10 +186,12 @@ def render_too_deep(parts: Sequence[Batch]) -> tuple[list[Batch], int] | None:
     out: list[Batch] = []
     rendered = 0
     for part in parts:
-        if _has_too_deep(part):
+        if _too_deep_values(part):
             copy = type(part)()
             copy.CopyFrom(part)
-            rendered += _render_in_place(copy)
+            for value in _too_deep_values(copy):
+                _render(value)
+                rendered += 1
             out.append(copy)
         else:
             out.append(part)

@@ -187,11 +187,10 @@ class ClickHouseExporter(Exporter):
 
         def insert() -> int:
             current: Sequence[Batch] = parts
-            rendered = False
+            walked = False  # at most one walk for too-deep values per batch
             if self._render_deep_first[signal] > 0:
-                ahead = self._render_deep(current, signal, component)
-                if ahead is not None:
-                    current, rendered = ahead, True
+                walked = True
+                current = self._render_deep(current, signal, component) or current
             body = _serialize(current)
             # A metrics request goes to one input per metric kind it holds. When a later
             # insert fails, the retry repeats the earlier ones: their tokens drop them.
@@ -207,12 +206,13 @@ class ClickHouseExporter(Exporter):
                     except StoreError as e:
                         # The views refuse values nested deeper than they decode, before
                         # writing any row: render those in Python and insert once more.
-                        again = None
-                        if not rendered and columns.DEEPER_THAN_DECODED in str(e):
-                            again = self._render_deep(current, signal, component)
+                        if walked or columns.DEEPER_THAN_DECODED not in str(e):
+                            raise
+                        walked = True
+                        again = self._render_deep(current, signal, component)
                         if again is None:
                             raise
-                        current, rendered = again, True
+                        current = again
                         body = _serialize(current)
                         store.insert_request(table, body, settings)
                 except StoreError as e:
