@@ -8,17 +8,30 @@ and several servers) is parsed by the same engine (``formatQuery``) and checked 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from exporters.clickhouse import columns, wire
 from exporters.clickhouse.config import ClickHouseConfig
-from exporters.clickhouse.schema import Schema, parse_ttl, ttl_clause
+from exporters.clickhouse.schema import (
+    INSERT_PATHS,
+    METRICS_PATHS,
+    TRACES_PATH,
+    Schema,
+    insert_path,
+    parse_ttl,
+    ttl_clause,
+)
 from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     Running,
+    check_traces,
     clickhouse_dir,
+    make_config,
     module_store,
     running,
+    traces_request,
 )
 
 # Column names and types of the OpenTelemetry Collector contrib ClickHouse exporter
@@ -191,10 +204,8 @@ def test_collector_ordering_keys_and_views(running: Running) -> None:
         assert key == "ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix)"
     assert tables["otel_traces_trace_id_ts_mv"]["engine"] == "MaterializedView"
     assert tables["genai_calls_mv"]["engine"] == "MaterializedView"
-    inputs = ["otlp_traces_in", "otlp_logs_in"] + [
-        f"otlp_metrics_{k}_in" for k in ("gauge", "sum", "summary")
-    ]
-    assert {tables[name]["engine"] for name in inputs} == {"Null"}
+    assert {tables[path.table]["engine"] for path in INSERT_PATHS} == {"Null"}
+    assert {tables[path.view]["engine"] for path in INSERT_PATHS} == {"MaterializedView"}
 
 
 def test_genai_and_audit_tables(running: Running) -> None:
@@ -277,8 +288,8 @@ def test_cluster_ddl(running: Running) -> None:
     # Row-table views run on each shard's local table; input views write through Distributed tables.
     assert "TO `otel`.`otel_traces_trace_id_ts_local`" in views["otel_traces_trace_id_ts_mv_local"]
     assert "FROM `otel`.`otel_traces_local`" in views["genai_calls_mv_local"]
-    assert "TO `otel`.`otel_traces`\n" in views["otlp_traces_mv"]
-    assert "TO `otel`.`otel_metrics_summary`\n" in views["otlp_metrics_summary_mv"]
+    assert "TO `otel`.`otel_traces`\n" in views[TRACES_PATH.view]
+    assert "TO `otel`.`otel_metrics_summary`\n" in views[METRICS_PATHS["summary"].view]
 
 
 def _table_name(statement: str) -> str:
@@ -333,3 +344,52 @@ def test_restart_skips_existing_objects(running: Running) -> None:
     ]
     cluster = Schema(running.config.database, cluster="c")
     assert cluster.missing_statements(existing) == cluster.statements()
+
+
+def test_insert_path_names_follow_their_sql() -> None:
+    same = insert_path("traces", "otel_traces", wire.TRACES_INPUT, columns.traces_select)
+    assert (same.table, same.view) == (TRACES_PATH.table, TRACES_PATH.view)
+    assert re.fullmatch(r"otlp_traces_in_[0-9a-f]{8}", same.table)
+
+    def changed(source: str) -> str:
+        return columns.traces_select(source).replace("StatusMessage", "StatusMessage ", 1)
+
+    other = insert_path("traces", "otel_traces", wire.TRACES_INPUT, changed)
+    assert other.table != same.table and other.view != same.view
+    assert len({path.table for path in INSERT_PATHS}) == len(INSERT_PATHS)
+
+
+def test_upgrade_replaces_an_earlier_releases_insert_path(clickhouse_dir: Path) -> None:
+    """A store created by an earlier release keeps that release's views (the schema step
+    only creates what is missing). The upgraded exporter must insert through its own
+    SQL and retire the old path: the embedded store belongs to this process alone."""
+    config = make_config(clickhouse_dir)
+    db = config.database
+    first = Running(config)
+    try:
+        assert first.exporter.store is not None
+        run = first.exporter.store.execute
+        # What the first release left: unversioned names, SQL that differs from ours.
+        run(f"DROP VIEW `{db}`.`{TRACES_PATH.view}`")
+        run(f"DROP TABLE `{db}`.`{TRACES_PATH.table}`")
+        run(f"CREATE TABLE `{db}`.otlp_traces_in ({wire.TRACES_INPUT}) ENGINE = Null")
+        old_select = columns.traces_select(f"`{db}`.otlp_traces_in")
+        assert "row.4.name AS SpanName," in old_select
+        old_select = old_select.replace("row.4.name AS SpanName,", "'old release' AS SpanName,")
+        run(f"CREATE MATERIALIZED VIEW `{db}`.otlp_traces_mv TO `{db}`.otel_traces AS {old_select}")
+        run(f"CREATE TABLE `{db}`.otlp_logs_in_0123abcd ({wire.LOGS_INPUT}) ENGINE = Null")
+    finally:
+        first.close()
+
+    upgraded = Running(config)
+    try:
+        names = {r["name"] for r in upgraded.rows("SELECT name FROM system.tables WHERE database = '{db}'")}
+        assert not {"otlp_traces_in", "otlp_traces_mv", "otlp_logs_in_0123abcd"} & names
+        assert {TRACES_PATH.table, TRACES_PATH.view} <= names
+        request = traces_request()
+        upgraded.export(request)
+        assert check_traces(upgraded, [request]) > 0
+        old = upgraded.rows("SELECT count() AS n FROM `{db}`.otel_traces WHERE SpanName = 'old release'")
+        assert old == [{"n": 0}]
+    finally:
+        upgraded.close()

@@ -29,6 +29,7 @@ from exporters.clickhouse.client import (
 )
 from exporters.clickhouse.config import ClickHouseConfig, TLSConfig
 from exporters.clickhouse.exporter import insert_settings
+from exporters.clickhouse.schema import LOGS_INPUT, METRICS_INPUT, TRACES_INPUT
 from otel_receiver.component import RequestContext, RetryableExportError, Signal
 from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     Running,
@@ -106,7 +107,7 @@ def test_server_request_replayed_into_the_engine(
     server_cfg = ClickHouseConfig(endpoint="http://127.0.0.1:8123", database=db, query_endpoint=None)
     body = make().SerializeToString()  # type: ignore[operator]
     settings = {**insert_settings(signal), "insert_deduplication_token": f"tok-{signal.value}"}
-    input_table = "otlp_metrics_gauge_in" if signal is Signal.METRICS else f"otlp_{signal.value}_in"
+    input_table = {Signal.TRACES: TRACES_INPUT, Signal.LOGS: LOGS_INPUT}.get(signal, METRICS_INPUT["gauge"])
     args = raw_insert_arguments(server_cfg, input_table, body, settings)
     runtime = QueryRuntime(database=db, settings={k: str(v) for k, v in args["settings"].items()})
     plan = plan_raw_insert_request(
@@ -139,7 +140,7 @@ def test_unreachable_server_is_retryable() -> None:
     cfg = ClickHouseConfig(endpoint=f"http://127.0.0.1:{_closed_port()}", timeout=3, query_endpoint=None)
     store = ServerStore(cfg)
     with pytest.raises(StoreError) as info:
-        store.insert_request("otlp_traces_in", b"", {})
+        store.insert_request(TRACES_INPUT, b"", {})
     assert info.value.retryable
     store.close()
 

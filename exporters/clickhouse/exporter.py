@@ -159,11 +159,35 @@ class ClickHouseExporter(Exporter):
                 existing = set(listed.decode().split())
                 for statement in self.schema.missing_statements(existing):
                     await asyncio.to_thread(store.execute, statement)
+                await self._retire_stale_insert_paths(store, existing)
             except StoreError as e:
                 if e.retryable:
                     raise RetryableExportError(f"creating the schema: {e}") from e
                 raise PermanentExportError(f"creating the schema: {e}") from e
             self._schema_ready = True
+
+    async def _retire_stale_insert_paths(self, store: Store, existing: set[str]) -> None:
+        stale = self.schema.stale_insert_paths(existing)
+        if not stale:
+            return
+        component = self.settings.component_id
+        if not self.cfg.embedded:
+            # Receivers of an older release may still insert through them (a rolling
+            # upgrade): dropping them would lose those receivers' rows.
+            self.settings.logger.info(
+                "%s: insert paths of another release exist (%s); drop them once no receiver of that "
+                "release writes to database %s",
+                component,
+                ", ".join(stale),
+                self.cfg.database,
+            )
+            return
+        # The embedded store belongs to this process alone, and these hold no data.
+        for statement in self.schema.drop_statements(stale):
+            await asyncio.to_thread(store.execute, statement)
+        self.settings.logger.info(
+            "%s: dropped the insert paths of an earlier release: %s", component, ", ".join(stale)
+        )
 
     def _require_store(self) -> Store:
         if self.store is None:

@@ -6,9 +6,11 @@ column names, types and ordering keys of the OpenTelemetry Collector contrib
 ClickHouse exporter, so Grafana's ClickHouse plugin and existing queries work
 unchanged. Our additions: ``genai_calls`` (one typed row per GenAI span, filled by a
 materialized view on ``otel_traces``), ``audit_log`` (append-only, hash-chained), and
-``Null`` input tables (``otlp_traces_in``, ``otlp_logs_in``, ``otlp_metrics_<kind>_in``)
-that receive serialized OTLP requests; materialized views turn them into table rows
-(``columns.py``).
+the insert paths: ``Null`` input tables (``otlp_traces_in_<fp>``, ``otlp_logs_in_<fp>``,
+``otlp_metrics_<kind>_in_<fp>``) that receive serialized OTLP requests, and materialized
+views (``otlp_*_mv_<fp>``) that turn them into table rows (``columns.py``). ``<fp>`` is a
+fingerprint of the path's SQL, so a release that changes how requests become rows
+creates a new path next to the old one instead of keeping the old views.
 
 Every MergeTree table keeps a deduplication window, so replaying an insert with the
 same ``insert_deduplication_token`` stores nothing twice, also through the views.
@@ -22,8 +24,10 @@ deduplicated there); traces by ``TraceId`` so that a trace stays on one shard.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -41,11 +45,57 @@ METRICS: Final[dict[str, str]] = {kind: f"otel_metrics_{kind}" for kind in colum
 GENAI_CALLS: Final = "genai_calls"
 GENAI_CALLS_MV: Final = "genai_calls_mv"
 AUDIT_LOG: Final = "audit_log"
-TRACES_INPUT: Final = "otlp_traces_in"
-LOGS_INPUT: Final = "otlp_logs_in"
-# One metrics input per kind: an insert only pays for the views of the kinds it holds
-# (ClickHouse analyses every view of the table inserted into, ~80 ms of CPU each).
-METRICS_INPUT: Final[dict[str, str]] = {kind: f"otlp_metrics_{kind}_in" for kind in columns.METRIC_KINDS}
+
+
+@dataclass(frozen=True)
+class InsertPath:
+    """A ``Null`` input table for serialized requests and the view that turns them into
+    rows of ``target``; they store nothing."""
+
+    table: str
+    view: str
+    target: str
+    structure: str
+    select: Callable[[str], str]
+
+
+def insert_path(name: str, target: str, structure: str, select: Callable[[str], str]) -> InsertPath:
+    # The names carry a fingerprint of the path's SQL. A schema step only creates what is
+    # missing, so without it an upgraded receiver would keep inserting through the views
+    # of the release that created the store; with it, it creates its own path beside the
+    # old one, which older receivers of a rolling upgrade keep using until they stop.
+    sql = "\n".join((structure, target, select("`database`.`input`")))
+    fingerprint = hashlib.sha256(sql.encode()).hexdigest()[:8]
+    return InsertPath(
+        f"otlp_{name}_in_{fingerprint}", f"otlp_{name}_mv_{fingerprint}", target, structure, select
+    )
+
+
+TRACES_PATH: Final = insert_path("traces", TRACES, wire.TRACES_INPUT, columns.traces_select)
+LOGS_PATH: Final = insert_path("logs", LOGS, wire.LOGS_INPUT, columns.logs_select)
+# One metrics path per kind: an insert only pays for the views of the kinds it holds
+# (ClickHouse analyses every view of the table inserted into, ~50 ms of CPU each).
+METRICS_PATHS: Final[dict[str, InsertPath]] = {
+    kind: insert_path(
+        f"metrics_{kind}",
+        METRICS[kind],
+        wire.METRICS_INPUT,
+        functools.partial(columns.metrics_select, kind=kind),
+    )
+    for kind in columns.METRIC_KINDS
+}
+INSERT_PATHS: Final = (TRACES_PATH, LOGS_PATH, *METRICS_PATHS.values())
+TRACES_INPUT: Final = TRACES_PATH.table
+LOGS_INPUT: Final = LOGS_PATH.table
+METRICS_INPUT: Final[dict[str, str]] = {kind: path.table for kind, path in METRICS_PATHS.items()}
+# Insert-path objects of any release, the unversioned names of the first ones included.
+_ANY_INSERT_PATH = re.compile(r"^otlp_(?:traces|logs|metrics_[a-z_]+?)_(in|mv)(?:_[0-9a-f]{8})?$")
+
+
+def _is_view(insert_path_object: str) -> bool:
+    m = _ANY_INSERT_PATH.match(insert_path_object)
+    return m is not None and m.group(1) == "mv"
+
 
 DEDUP_WINDOW: Final = 1000  # inserts remembered per table; we insert about once a second
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -403,24 +453,14 @@ class Schema:
         )
         # Input tables: requests arrive here and views write rows through the
         # user-facing names (Distributed tables on a cluster).
-        inputs = [(TRACES_INPUT, wire.TRACES_INPUT), (LOGS_INPUT, wire.LOGS_INPUT)]
-        inputs += [(table, wire.METRICS_INPUT) for table in METRICS_INPUT.values()]
-        for table, structure in inputs:
-            out.append(f"CREATE TABLE IF NOT EXISTS {self.qualified(table)}{on} ({structure})\nENGINE = Null")
-        source = self.qualified(TRACES_INPUT)
-        out.append(self._input_view("otlp_traces_mv", TRACES, columns.traces_select(source)))
-        source = self.qualified(LOGS_INPUT)
-        out.append(self._input_view("otlp_logs_mv", LOGS, columns.logs_select(source)))
-        for kind, table in METRICS_INPUT.items():
-            select = columns.metrics_select(self.qualified(table), kind)
-            out.append(self._input_view(f"otlp_metrics_{kind}_mv", METRICS[kind], select))
+        for path in INSERT_PATHS:
+            table = self.qualified(path.table)
+            out.append(f"CREATE TABLE IF NOT EXISTS {table}{on} ({path.structure})\nENGINE = Null")
+            out.append(
+                f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.qualified(path.view)}{on}\n"
+                f"TO {self.qualified(path.target)}\nAS {path.select(table)}"
+            )
         return out
-
-    def _input_view(self, view: str, target: str, select: str) -> str:
-        return (
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.qualified(view)}{self._on_cluster}\n"
-            f"TO {self.qualified(target)}\nAS {select}"
-        )
 
     def created_name(self, statement: str) -> str | None:
         """The table or view a CREATE statement makes (None for the database)."""
@@ -441,6 +481,19 @@ class Schema:
             if name is None or name not in existing:
                 out.append(statement)
         return out
+
+    def stale_insert_paths(self, existing: set[str]) -> list[str]:
+        """The tables and views of other releases' insert paths among ``existing``,
+        views first (the order to drop them in)."""
+        current = {name for path in INSERT_PATHS for name in (path.table, path.view)}
+        stale = [name for name in existing if name not in current and _ANY_INSERT_PATH.match(name)]
+        return sorted(stale, key=lambda name: (not _is_view(name), name))
+
+    def drop_statements(self, stale: Sequence[str]) -> list[str]:
+        return [
+            f"DROP {'VIEW' if _is_view(name) else 'TABLE'} IF EXISTS {self.qualified(name)}{self._on_cluster}"
+            for name in stale
+        ]
 
     def input_tables(self, parts: Sequence[Batch]) -> list[str]:
         """The input tables requests of one signal go to: one per signal, one per metric
