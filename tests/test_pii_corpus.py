@@ -217,7 +217,7 @@ def build_corpus(seed: int = 2026) -> list[Item]:
                 "NONE", "tokens", f"used {rng.randint(1000, 200000)} tokens of {rng.randint(128000, 1000000)}"
             ),
             Item("NONE", "percent", f"{rng.randint(0, 100)}.{rng.randint(0, 99)}%"),
-            Item("NONE", "docs_email", f"{en.user_name()}@example.com"),
+            Item("EMAIL", "docs_email", f"{en.user_name()}@example.com"),
             Item(
                 "NONE", "private_ip", f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
             ),

@@ -171,7 +171,6 @@ def test_each_detector_finds_its_type(text: str, type_name: str) -> None:
         "trace 4bf92f3577b34da6a3ce929d0e0e4736",
         "at 2024-01-15 10:30:00 the price was $1,299.99 for 3 items",
         "see std::vector and Foo::bar in C++",
-        "contact admin@example.com for the demo",  # RFC 2606 documentation domain
         "private 10.0.0.12 and 192.168.1.20",  # not public by default
         "pip install scikit-learn sk-learn-is-a-great-library-name",
         "the password: ******** is hidden",
@@ -180,6 +179,22 @@ def test_each_detector_finds_its_type(text: str, type_name: str) -> None:
 )
 def test_look_alikes_are_left_alone(text: str) -> None:
     assert redact(text) == (None, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "type_name"),
+    [
+        ("contact admin@example.com for the demo", "EMAIL"),
+        ("write to qa@staging.test", "EMAIL"),
+        ("from 203.0.113.7", "IP_ADDRESS"),
+        ("from 2001:db8::8a2e:370:7334", "IP_ADDRESS"),
+    ],
+)
+def test_documentation_examples_are_redacted_unless_kept(text: str, type_name: str) -> None:
+    # They belong to no one, but they are what test payloads and demos use: a first try
+    # with admin@example.com must not look like a redactor that does nothing.
+    assert redact(text)[1] == {type_name: 1}
+    assert redact(text, redact_documentation_examples=False) == (None, {})
 
 
 def test_private_ips_can_be_included() -> None:
@@ -490,7 +505,7 @@ def test_prefiltered_result_equals_full_scan() -> None:
 
 def test_clean_request_is_untouched_byte_for_byte() -> None:
     req = generate_trace_requests(1, 100, seed=5, pii_fraction=0.0, start_time_ns=1)[0]
-    for rs in req.resource_spans:  # the generator's look-alike tool arguments use example.com
+    for rs in req.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
                 assert get(span.attributes, sc.PII_REDACTED_COUNT) is None

@@ -179,6 +179,12 @@ class PiiRedactionConfig(ComponentConfig):
     redact_private_ips: bool = Field(
         default=False, description="also redact private, loopback and link-local IP addresses"
     )
+    redact_documentation_examples: bool = Field(
+        default=True,
+        description="also redact e-mail addresses at documentation domains (example.com, *.test) and IP "
+        "addresses in documentation ranges (192.0.2.0/24, 2001:db8::/32): they are no one's, but they "
+        "are what test payloads and demos use",
+    )
     annotate: bool = Field(
         default=True, description="write pii.redacted.count/types on spans and log records"
     )

@@ -82,20 +82,31 @@ def _is_word_byte(b: int) -> bool:
 # --- Validators -----------------------------------------------------------------------
 
 
-def _validate_email(buf: bytes, start: int, end: int) -> list[Span]:
-    text = _text(buf, start, end)
-    local, _, domain = text.rpartition("@")
-    if not local or len(text) > 254 or local.startswith(".") or local.endswith(".") or ".." in local:
-        return []
-    tld = domain.rsplit(".", 1)[-1]
-    # Retina image names ("logo@2x.png") have the shape of an address but a file extension.
-    if tld.lower() in _FILE_EXTENSIONS:
-        return []
+def make_email_validator(include_documentation: bool) -> Validator:
+    def validate(buf: bytes, start: int, end: int) -> list[Span]:
+        text = _text(buf, start, end)
+        local, _, domain = text.rpartition("@")
+        if not local or len(text) > 254 or local.startswith(".") or local.endswith(".") or ".." in local:
+            return []
+        tld = domain.rsplit(".", 1)[-1]
+        # Retina image names ("logo@2x.png") have the shape of an address but a file extension.
+        if tld.lower() in _FILE_EXTENSIONS:
+            return []
+        if not include_documentation and _is_documentation_domain(domain):
+            return []
+        return [(start, end)]
+
+    return validate
+
+
+_validate_email = make_email_validator(include_documentation=True)
+_validate_email_but_documentation = make_email_validator(include_documentation=False)
+
+
+def _is_documentation_domain(domain: str) -> bool:
     # RFC 2606 / 6761 reserved names cannot be anyone's mailbox.
     lowered = domain.lower()
-    if lowered in _RESERVED_DOMAINS or lowered.endswith(_RESERVED_SUFFIXES):
-        return []
-    return [(start, end)]
+    return lowered in _RESERVED_DOMAINS or lowered.endswith(_RESERVED_SUFFIXES)
 
 
 _RESERVED_DOMAINS = frozenset({"example.com", "example.org", "example.net"})
@@ -344,13 +355,34 @@ def make_phone_validator(regions: Sequence[str]) -> Validator:
     return validate
 
 
-def make_ipv4_validator(include_private: bool) -> Validator:
+# RFC 5737 and RFC 3849: the ranges reserved for documentation and examples.
+_DOCUMENTATION_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.IPv4Network("192.0.2.0/24"),
+    ipaddress.IPv4Network("198.51.100.0/24"),
+    ipaddress.IPv4Network("203.0.113.0/24"),
+    ipaddress.IPv6Network("2001:db8::/32"),
+)
+
+
+def _redactable_address(
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address, include_private: bool, include_documentation: bool
+) -> bool:
+    if addr.is_unspecified:
+        return False
+    if addr.is_global or include_private:
+        return True
+    return include_documentation and any(
+        addr in net for net in _DOCUMENTATION_NETWORKS if net.version == addr.version
+    )
+
+
+def make_ipv4_validator(include_private: bool, include_documentation: bool = True) -> Validator:
     def validate(buf: bytes, start: int, end: int) -> list[Span]:
         try:
             addr = ipaddress.IPv4Address(_text(buf, start, end))
         except ValueError:
             return []
-        if addr.is_unspecified or (not include_private and not addr.is_global):
+        if not _redactable_address(addr, include_private, include_documentation):
             return []
         return _ipv4_context(buf, start, end)
 
@@ -369,10 +401,11 @@ def _ipv4_context(buf: bytes, start: int, end: int) -> list[Span]:
     return [(start, end)]
 
 
-def make_ipv6_validator(include_private: bool) -> Validator:
+def make_ipv6_validator(include_private: bool, include_documentation: bool = True) -> Validator:
     def validate(buf: bytes, start: int, end: int) -> list[Span]:
         spans = _validate_ipv6(buf, start, end)
-        if spans and not include_private and not ipaddress.IPv6Address(_text(buf, start, end)).is_global:
+        addr = ipaddress.IPv6Address(_text(buf, start, end)) if spans else None
+        if addr is None or not _redactable_address(addr, include_private, include_documentation):
             return []
         return spans
 
@@ -506,7 +539,9 @@ def _iban_countries() -> list[str]:
 _IBAN_CC = "(?:" + "|".join(_iban_countries()) + ")"
 
 
-def builtin_detectors(phone_regions: Sequence[str], include_private_ips: bool = False) -> list[Detector]:
+def builtin_detectors(
+    phone_regions: Sequence[str], include_private_ips: bool = False, include_documentation: bool = True
+) -> list[Detector]:
     secret_token = r"[A-Za-z0-9_\-]"
     return [
         Detector(
@@ -514,7 +549,7 @@ def builtin_detectors(phone_regions: Sequence[str], include_private_ips: bool = 
             EMAIL,
             r"[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b",
             (r"@[A-Za-z0-9\-]+\.[A-Za-z]",),
-            _validate_email,
+            _validate_email if include_documentation else _validate_email_but_documentation,
             _norm_lower,
             5,
             "e-mail addresses",
@@ -565,7 +600,7 @@ def builtin_detectors(phone_regions: Sequence[str], include_private_ips: bool = 
             IP_ADDRESS,
             r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
             (r"\d\.\d{1,3}\.\d{1,3}\.\d",),
-            make_ipv4_validator(include_private_ips),
+            make_ipv4_validator(include_private_ips, include_documentation),
             None,
             6,
             "IPv4 addresses",
@@ -575,7 +610,7 @@ def builtin_detectors(phone_regions: Sequence[str], include_private_ips: bool = 
             IP_ADDRESS,
             r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:\.\d{1,3}){0,3}",
             (r"[0-9A-Fa-f]::", r"::[0-9A-Fa-f]", r"(?:[0-9A-Fa-f]{1,4}:){7}"),
-            make_ipv6_validator(include_private_ips),
+            make_ipv6_validator(include_private_ips, include_documentation),
             _norm_lower,
             6,
             "IPv6 addresses",
@@ -744,6 +779,7 @@ def builtin_detectors(phone_regions: Sequence[str], include_private_ips: bool = 
 CONTEXT_FREE_VALIDATORS: frozenset[Validator] = frozenset(
     {
         _validate_email,
+        _validate_email_but_documentation,
         _validate_card,
         _validate_ssn,
         _validate_iban,

@@ -526,9 +526,10 @@ def build_detectors(
     custom: Sequence[Any],
     resolve_validator: Callable[[str], Callable[[str], bool]],
     include_private_ips: bool = False,
+    include_documentation: bool = True,
 ) -> list[Detector]:
     chosen = []
-    for d in builtin_detectors(phone_regions, include_private_ips):
+    for d in builtin_detectors(phone_regions, include_private_ips, include_documentation):
         if enabled is not None and d.name not in enabled and d.type not in enabled:
             continue
         if d.name in disabled or d.type in disabled:

@@ -234,6 +234,7 @@ class PiiRedactionProcessor(Processor):
             custom=config.custom_detectors,
             resolve_validator=resolve_validator,
             include_private_ips=config.redact_private_ips,
+            include_documentation=config.redact_documentation_examples,
         )
         ner = None
         if config.ner.enabled:
