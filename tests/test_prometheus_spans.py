@@ -97,6 +97,17 @@ def test_cost_counter_sums_gen_ai_usage_cost() -> None:
     assert total(samples, "gen_ai_client_cost_usd_total") == pytest.approx(sum(costs))
 
 
+def test_cost_total_is_exact_to_the_nano_dollar() -> None:
+    # Summed as floats, 0.1 + 0.2 + ... drifts in the last digits and no longer equals the
+    # Decimal total ClickHouse stores for the same calls.
+    exporter, _ = make_exporter()
+    costs = [0.1, 0.2, 0.000000001, 0.0060025] * 250
+    export(exporter, trace_request([SpanSpec(cost=c) for c in costs]))
+    samples, _ = samples_of(scrape(exporter)[0])
+    assert value(samples, "gen_ai_client_cost_usd_total", **BASE) == 76.500625250
+    assert sum(costs) != 76.500625250
+
+
 def test_spans_without_genai_attributes_make_no_genai_series() -> None:
     exporter, _ = make_exporter()
     plain = SpanSpec(operation=None, provider=None, model=None, input_tokens=None, output_tokens=None)

@@ -13,7 +13,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -138,6 +138,10 @@ DURATION = FamilySpec(
     unit=DURATION_UNIT,
     bounds=DURATION_BUCKETS,
 )
+# Cost is summed in integer nano-USD, the precision of genai_calls.CostUsd (Decimal(18,9)):
+# float sums drift (0.1 + 0.2 = 0.30000000000000004), and a total that differs from the
+# stored one in the last digits makes users doubt both.
+NANO_USD_PER_USD: Final = 1_000_000_000
 COST = FamilySpec(COST_NAME, "Cost of GenAI calls in USD (gen_ai.usage.cost)", "counter", BASE_LABELS)
 ANOMALIES = FamilySpec(
     ANOMALIES_NAME, "Spans flagged by the anomaly processor, by kind", "counter", (*BASE_LABELS, KIND_LABEL)
@@ -163,7 +167,7 @@ class HistogramSeries:
 
 @dataclass(slots=True)
 class CounterSeries:
-    value: float = 0.0
+    value: int = 0  # counts, or nano-USD for the cost
     updated: float = 0.0
 
 
@@ -176,7 +180,7 @@ _HistAcc: TypeAlias = list[Any]
 class BatchAggregate:
     tokens: dict[Key, _HistAcc] = field(default_factory=dict)
     duration: dict[Key, _HistAcc] = field(default_factory=dict)
-    cost: dict[Key, float] = field(default_factory=dict)
+    cost: dict[Key, int] = field(default_factory=dict)  # nano-USD
     anomalies: dict[Key, int] = field(default_factory=dict)
     pii: dict[Key, int] = field(default_factory=dict)
 
@@ -260,7 +264,7 @@ def aggregate_spans(
                     if v is not None:
                         amount = v.double_value or v.int_value
                         if amount > 0:
-                            cost[base] = cost.get(base, 0.0) + amount
+                            cost[base] = cost.get(base, 0) + round(amount * NANO_USD_PER_USD)
                 v = get(_ANOMALY_KINDS)
                 if v is not None:
                     for kind in v.array_value.values:
@@ -396,12 +400,12 @@ class SpanMetricsState:
                     span.end_time_unix_nano / 1e9,
                 )
 
-    def _merge_counter(self, spec: FamilySpec, values: dict[Key, float] | dict[Key, int], now: float) -> None:
+    def _merge_counter(self, spec: FamilySpec, values: dict[Key, int], now: float) -> None:
         if not values:
             return
         family = self._counters[spec.name]
         for key, value in values.items():
-            key = self._limited_key(spec, family, key, 1 if spec is COST else int(value))
+            key = self._limited_key(spec, family, key, 1 if spec is COST else value)
             series = family.get(key)
             if series is None:
                 series = CounterSeries()
@@ -448,6 +452,7 @@ class SpanMetricsState:
             yield metric
         for spec in (COST, ANOMALIES, PII_REDACTIONS):
             metric = Metric(spec.name, spec.help, "counter")
+            scale = NANO_USD_PER_USD if spec is COST else 1
             for key, cseries in self._counters[spec.name].items():
-                metric.add_sample(spec.name + "_total", self._labels(spec, key), cseries.value)
+                metric.add_sample(spec.name + "_total", self._labels(spec, key), cseries.value / scale)
             yield metric
