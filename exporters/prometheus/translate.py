@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -29,6 +29,14 @@ import semconv
 from exporters.prometheus.naming import label_name, metric_name
 from exporters.prometheus.selfmetrics import ExporterSelfMetrics
 from otel_receiver.attributes import any_value_to_python
+
+# Every OTLP data point type: they share attributes, flags and time_unix_nano.
+_Point = (
+    metrics_pb2.NumberDataPoint
+    | metrics_pb2.HistogramDataPoint
+    | metrics_pb2.ExponentialHistogramDataPoint
+    | metrics_pb2.SummaryDataPoint
+)
 
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
@@ -291,6 +299,37 @@ class TranslatedMetrics:
         series.updated = now
         return series
 
+    def _family_or_drop(
+        self, named: tuple[str, str], kind: str, metric: metrics_pb2.Metric, n_points: int
+    ) -> Family | None:
+        """The family of ``named`` (name, unit); None when the name is already taken by
+        another type, and then the metric's points are counted as dropped."""
+        family = self._family(named[0], kind, _help(metric), named[1])
+        if family is None:
+            self._drop("type_conflict", n_points)
+        return family
+
+    def _labels_of_recorded(
+        self, family: Family, base: dict[str, str], point: _Point, reserved: str
+    ) -> dict[str, str] | None:
+        """A point's labels, or None when it has no recorded value (which ends its series)."""
+        labels = self._point_labels(base, point.attributes, reserved)
+        if point.flags & NO_RECORDED_VALUE:
+            family.series.pop(tuple(sorted(labels.items())), None)
+            return None
+        return labels
+
+    def _series_in_order(
+        self, family: Family, labels: dict[str, str], now: float, time_ns: int
+    ) -> Series | None:
+        """The point's series, stamped with its time; None (dropped) for a point older than the last."""
+        series = self._series(family, labels, now, 1)
+        if time_ns and time_ns < series.time_ns:
+            self._drop("out_of_order")
+            return None
+        series.time_ns = time_ns
+        return series
+
     def _point_labels(
         self, base: dict[str, str], attributes: Iterable[KeyValue], reserved: str
     ) -> dict[str, str]:
@@ -340,44 +379,37 @@ class TranslatedMetrics:
         named: tuple[str, str],
         kind: str,
         metric: metrics_pb2.Metric,
-        points: Iterable[metrics_pb2.NumberDataPoint],
+        points: Sequence[metrics_pb2.NumberDataPoint],
         base: dict[str, str],
         now: float,
         *,
         accumulate: bool,
     ) -> None:
-        family = self._family(named[0], kind, _help(metric), named[1])
+        family = self._family_or_drop(named, kind, metric, len(points))
+        if family is None:
+            return
         for point in points:
-            if family is None:
-                self._drop("type_conflict")
-                continue
-            labels = self._point_labels(base, point.attributes, "")
-            if point.flags & NO_RECORDED_VALUE:
-                family.series.pop(tuple(sorted(labels.items())), None)
+            labels = self._labels_of_recorded(family, base, point, "")
+            if labels is None:
                 continue
             value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
             if kind == COUNTER and value < 0:
                 self._drop("invalid")  # a monotonic sum never goes down
                 continue
-            series = self._series(family, labels, now, 1)
-            if point.time_unix_nano and point.time_unix_nano < series.time_ns:
-                self._drop("out_of_order")
+            series = self._series_in_order(family, labels, now, point.time_unix_nano)
+            if series is None:
                 continue
-            series.time_ns = point.time_unix_nano
             series.value = series.value + value if accumulate else value
 
     def _histograms(self, metric: metrics_pb2.Metric, base: dict[str, str], now: float) -> None:
         h = metric.histogram
-        name, unit = self._name(metric)
-        family = self._family(name, HISTOGRAM, _help(metric), unit)
+        family = self._family_or_drop(self._name(metric), HISTOGRAM, metric, len(h.data_points))
+        if family is None:
+            return
         delta = h.aggregation_temporality == DELTA
         for point in h.data_points:
-            if family is None:
-                self._drop("type_conflict")
-                continue
-            labels = self._point_labels(base, point.attributes, "le")
-            if point.flags & NO_RECORDED_VALUE:
-                family.series.pop(tuple(sorted(labels.items())), None)
+            labels = self._labels_of_recorded(family, base, point, "le")
+            if labels is None:
                 continue
             bounds = tuple(point.explicit_bounds)
             counts = list(point.bucket_counts)
@@ -388,11 +420,9 @@ class TranslatedMetrics:
             if len(counts) != len(bounds) + 1 or sum(counts) != point.count:
                 self._drop("invalid")
                 continue
-            series = self._series(family, labels, now, 1)
-            if point.time_unix_nano and point.time_unix_nano < series.time_ns:
-                self._drop("out_of_order")
+            series = self._series_in_order(family, labels, now, point.time_unix_nano)
+            if series is None:
                 continue
-            series.time_ns = point.time_unix_nano
             if delta and series.bounds == bounds and series.counts:
                 series.counts = [a + b for a, b in zip(series.counts, counts, strict=True)]
                 series.total += point.sum
@@ -414,16 +444,13 @@ class TranslatedMetrics:
 
     def _exponential_histograms(self, metric: metrics_pb2.Metric, base: dict[str, str], now: float) -> None:
         h = metric.exponential_histogram
-        name, unit = self._name(metric)
-        family = self._family(name, HISTOGRAM, _help(metric), unit)
+        family = self._family_or_drop(self._name(metric), HISTOGRAM, metric, len(h.data_points))
+        if family is None:
+            return
         delta = h.aggregation_temporality == DELTA
         for point in h.data_points:
-            if family is None:
-                self._drop("type_conflict")
-                continue
-            labels = self._point_labels(base, point.attributes, "le")
-            if point.flags & NO_RECORDED_VALUE:
-                family.series.pop(tuple(sorted(labels.items())), None)
+            labels = self._labels_of_recorded(family, base, point, "le")
+            if labels is None:
                 continue
             incoming = _exp_buckets(point)
             if point.count != incoming.zero_count + sum(incoming.positive.values()) + sum(
@@ -431,11 +458,9 @@ class TranslatedMetrics:
             ):
                 self._drop("invalid")
                 continue
-            series = self._series(family, labels, now, 1)
-            if point.time_unix_nano and point.time_unix_nano < series.time_ns:
-                self._drop("out_of_order")
+            series = self._series_in_order(family, labels, now, point.time_unix_nano)
+            if series is None:
                 continue
-            series.time_ns = point.time_unix_nano
             if delta and series.exp is not None:
                 series.exp.merge(incoming)
                 series.total += point.sum
@@ -447,21 +472,17 @@ class TranslatedMetrics:
             series.has_sum = point.HasField("sum")
 
     def _summaries(self, metric: metrics_pb2.Metric, base: dict[str, str], now: float) -> None:
-        name, unit = self._name(metric)
-        family = self._family(name, SUMMARY, _help(metric), unit)
-        for point in metric.summary.data_points:
-            if family is None:
-                self._drop("type_conflict")
+        points = metric.summary.data_points
+        family = self._family_or_drop(self._name(metric), SUMMARY, metric, len(points))
+        if family is None:
+            return
+        for point in points:
+            labels = self._labels_of_recorded(family, base, point, "quantile")
+            if labels is None:
                 continue
-            labels = self._point_labels(base, point.attributes, "quantile")
-            if point.flags & NO_RECORDED_VALUE:
-                family.series.pop(tuple(sorted(labels.items())), None)
+            series = self._series_in_order(family, labels, now, point.time_unix_nano)
+            if series is None:
                 continue
-            series = self._series(family, labels, now, 1)
-            if point.time_unix_nano and point.time_unix_nano < series.time_ns:
-                self._drop("out_of_order")
-                continue
-            series.time_ns = point.time_unix_nano
             series.total, series.count = point.sum, point.count
             series.quantiles = [(q.quantile, q.value) for q in point.quantile_values]
 
