@@ -275,6 +275,26 @@ RULES: Final[tuple[Rule, ...]] = (
         a.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
         note="details['reasoning_tokens'] (OpenAI, Groq, ...)",
     ),
+    # PydanticAI 0.x: request_tokens already summed the Anthropic input, cache-read and
+    # cache-creation counts (inclusive); the details kept the provider's own names.
+    Rule(
+        PYDANTIC_AI,
+        a.PYDANTIC_LEGACY_CACHE_READ_INPUT_TOKENS,
+        a.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        note="0.x details['cache_read_input_tokens'] (Anthropic)",
+    ),
+    Rule(
+        PYDANTIC_AI,
+        a.PYDANTIC_LEGACY_CACHE_CREATION_INPUT_TOKENS,
+        a.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        note="0.x details['cache_creation_input_tokens'] (Anthropic)",
+    ),
+    Rule(
+        PYDANTIC_AI,
+        a.PYDANTIC_LEGACY_CACHED_TOKENS,
+        a.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        note="0.x details['cached_tokens'] (OpenAI prompt_tokens_details)",
+    ),
     Rule(
         PYDANTIC_AI,
         a.LOGFIRE_OPERATION_COST,

@@ -242,6 +242,59 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], Any]] = [
         usd((2000, "3"), (6000, "0.30"), (2000, "3.75"), (800, "15")),
     ),
     (
+        # PydanticAI 0.x with Anthropic: request_tokens = input + cache read + cache
+        # creation; the raw counts stay in details under Anthropic's names.
+        "pydantic-ai-0.x-anthropic-details",
+        {
+            a.GEN_AI_OPERATION_NAME: "chat",
+            a.GEN_AI_SYSTEM: "anthropic",
+            a.GEN_AI_REQUEST_MODEL: SONNET,
+            a.GEN_AI_USAGE_INPUT_TOKENS: 10000,
+            a.GEN_AI_USAGE_OUTPUT_TOKENS: 800,
+            "gen_ai.usage.details.input_tokens": 2000,
+            "gen_ai.usage.details.output_tokens": 800,
+            a.PYDANTIC_LEGACY_CACHE_READ_INPUT_TOKENS: 6000,
+            a.PYDANTIC_LEGACY_CACHE_CREATION_INPUT_TOKENS: 2000,
+        },
+        {
+            a.GEN_AI_OPERATION_NAME: "chat",
+            a.GEN_AI_PROVIDER_NAME: "anthropic",
+            a.GEN_AI_REQUEST_MODEL: SONNET,
+            a.GEN_AI_USAGE_INPUT_TOKENS: 10000,
+            a.GEN_AI_USAGE_OUTPUT_TOKENS: 800,
+            "gen_ai.usage.details.input_tokens": 2000,
+            "gen_ai.usage.details.output_tokens": 800,
+            a.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 6000,
+            a.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 2000,
+        },
+        # 2,000 uncached at $3/M, 6,000 cache reads at $0.30/M, 2,000 cache writes at
+        # $3.75/M, 800 output at $15/M = 0.0258 (0.042 if the reads were priced as input)
+        usd((2000, "3"), (6000, "0.30"), (2000, "3.75"), (800, "15")),
+    ),
+    (
+        # PydanticAI 0.x with OpenAI: details = prompt_tokens_details + completion_tokens_details
+        "pydantic-ai-0.x-openai-details",
+        {
+            a.GEN_AI_OPERATION_NAME: "chat",
+            a.GEN_AI_SYSTEM: "openai",
+            **O1,
+            a.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+            a.GEN_AI_USAGE_OUTPUT_TOKENS: 500,
+            a.PYDANTIC_LEGACY_CACHED_TOKENS: 400,
+            a.PYDANTIC_REASONING_TOKENS: 300,
+        },
+        {
+            a.GEN_AI_OPERATION_NAME: "chat",
+            a.GEN_AI_PROVIDER_NAME: "openai",
+            **O1,
+            a.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+            a.GEN_AI_USAGE_OUTPUT_TOKENS: 500,
+            a.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 400,
+            a.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 300,
+        },
+        usd((600, "15"), (400, "7.50"), (500, "60")),
+    ),
+    (
         "pydantic-ai-google-gla",
         {
             a.GEN_AI_OPERATION_NAME: "chat",
