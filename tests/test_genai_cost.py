@@ -620,6 +620,21 @@ def test_unknown_model_is_flagged_counted_and_logged_once(caplog: pytest.LogCapt
     assert sum("gpt-99-ultra" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_usage_without_a_model_is_flagged_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    telemetry = SelfTelemetry()
+    proc = make_processor(telemetry=telemetry)
+    attrs = chat("anthropic", "claude-3-5-haiku", input=100, output=10)
+    del attrs[a.GEN_AI_REQUEST_MODEL]
+    span = make_span(attrs)
+    with caplog.at_level(logging.WARNING, logger="test.genai_cost"):
+        outs = run(proc, span, span)
+    for out in outs:
+        assert out[a.GEN_AI_COST_UNPRICED] is True
+        assert a.GEN_AI_USAGE_COST not in out
+    assert telemetry.value("otel_receiver_genai_unpriced_spans_total", {"model": "(none)"}) == 2
+    assert sum("no gen_ai.request.model" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_unknown_provider_does_not_borrow_another_vendors_price() -> None:
     (out,) = run(make_processor(), make_span(chat("ibm.watsonx.ai", "gpt-4o", input=10, output=10)))
     assert out[a.GEN_AI_COST_UNPRICED] is True

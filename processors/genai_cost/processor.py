@@ -107,6 +107,7 @@ _AGENT_OPERATIONS: Final = frozenset({a.OP_INVOKE_AGENT, a.OP_CREATE_AGENT, a.OP
 _INVALID: Final = -1
 _MAX_MODEL_LABELS: Final = 500
 _OTHER_MODEL: Final = "(other)"
+_NO_MODEL: Final = "(none)"  # the unpriced-spans label of usage reported without a model
 _INTERNAL_ERROR: Final = "internal_error"
 
 UNPRICED_METRIC: Final = "otel_receiver_genai_unpriced_spans"
@@ -370,6 +371,9 @@ class GenAICostProcessor(Processor):
             if provider is None:
                 provider = _legacy_value(leg[_PROVIDER])
         if response_model is None and request_model is None:
+            # Usage with no model to price it by: flagged, counted and logged like an
+            # unknown model, never silently skipped.
+            self._mark_unpriced(span, attrs, cur, provider, _NO_MODEL, unpriced)
             return
 
         counts = [0] * _SLOTS
@@ -398,13 +402,7 @@ class GenAICostProcessor(Processor):
         start_ns = span.start_time_unix_nano or fallback_ns
         sheet = prices.at(start_ns) if prices is not None else None
         if sheet is None:
-            model = response_model or request_model or ""
-            if cur[_UNPRICED] is None:
-                span.MergeFromString(_UNPRICED_TRUE)
-            else:
-                _put(attrs, cur[_UNPRICED], a.GEN_AI_COST_UNPRICED).bool_value = True
-            unpriced[model] += 1
-            self._log_unpriced_once(provider, model)
+            self._mark_unpriced(span, attrs, cur, provider, response_model or request_model or "", unpriced)
             return
         # slots _IN.._CACHE_AUDIO_READ are in TokenUsage's field order
         usage = TokenUsage._make(counts[_IN : _CACHE_AUDIO_READ + 1])
@@ -536,10 +534,35 @@ class GenAICostProcessor(Processor):
             "genai_cost: %s while pricing a span (at %s); the span is passed on unpriced", kind, where
         )
 
+    def _mark_unpriced(
+        self,
+        span: Span,
+        attrs: Attributes,
+        cur: list[KeyValue | None],
+        provider: str | None,
+        model: str,
+        unpriced: Tally[str],
+    ) -> None:
+        if cur[_UNPRICED] is None:
+            span.MergeFromString(_UNPRICED_TRUE)
+        else:
+            _put(attrs, cur[_UNPRICED], a.GEN_AI_COST_UNPRICED).bool_value = True
+        unpriced[model] += 1
+        self._log_unpriced_once(provider, model)
+
     def _log_unpriced_once(self, provider: str | None, model: str) -> None:
         if model in self._logged_models or len(self._logged_models) >= _MAX_MODEL_LABELS:
             return
         self._logged_models.add(model)
+        if model == _NO_MODEL:
+            self.settings.logger.warning(
+                "genai_cost: spans with token usage but no %s or %s (provider %r) get %s=true",
+                a.GEN_AI_REQUEST_MODEL,
+                a.GEN_AI_RESPONSE_MODEL,
+                provider,
+                a.GEN_AI_COST_UNPRICED,
+            )
+            return
         self.settings.logger.warning(
             "genai_cost: no price for model %r (provider %r); its spans get %s=true. "
             "Add an override to price it.",
