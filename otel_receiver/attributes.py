@@ -102,3 +102,15 @@ def remove(attributes: Attributes, keys: Sequence[str] | set[str] | frozenset[st
             removed += 1
         i -= 1
     return removed
+
+
+def remove_prefixed(attributes: Attributes, prefix: str) -> int:
+    """Delete every attribute whose key starts with ``prefix``; returns how many."""
+    removed = 0
+    i = len(attributes) - 1
+    while i >= 0:
+        if attributes[i].key.startswith(prefix):
+            del attributes[i]
+            removed += 1
+        i -= 1
+    return removed

@@ -98,6 +98,9 @@ class RequestContext:
     # Set by an exporter queue on the batches it hands to ``Exporter.export``: stable
     # across replays of the same queued items, so a backend can deduplicate retries.
     dedup_token: str | None = None
+    # False once the receiver has proved the request holds no ``audit.*`` attribute (it
+    # removes what clients send): the audit processor may then append without a scan.
+    may_hold_audit_attributes: bool = True
 
 
 class ComponentConfig(BaseModel):

@@ -85,6 +85,11 @@ class OtlpReceiverConfig(BaseModel):
         default=64 * MIB, ge=1024, description="limit on a request, compressed and decompressed"
     )
     auth: AuthConfig | None = None
+    trust_audit_attributes: bool = Field(
+        default=False,
+        description="keep audit.* attributes clients send (only behind a receiver tier that "
+        "authenticated them and wrote those attributes itself); by default they are removed",
+    )
 
     @model_validator(mode="after")
     def _one_protocol(self) -> OtlpReceiverConfig:

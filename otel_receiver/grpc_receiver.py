@@ -100,7 +100,7 @@ class GrpcReceiver:
                 )
                 ingest.check_admission(signal, "grpc")
                 msg = decode_protobuf(signal, request)
-                result = ingest.accept(signal, msg, ctx)
+                result = ingest.accept(signal, msg, ctx, wire=request)
             except IngestError as e:
                 if not isinstance(e, Throttled):
                     ingest.refuse(signal, "grpc", e)

@@ -107,9 +107,11 @@ class HttpReceiver:
                         msg = otlp_json.decode(REQUEST_TYPES[signal], body)
                     except otlp_json.OtlpJsonError as e:
                         raise InvalidRequest(f"invalid OTLP JSON: {e}") from None
+                    wire: bytes | None = None
                 else:
                     msg = decode_protobuf(signal, body)
-                result = ingest.accept(signal, msg, ctx)
+                    wire = body
+                result = ingest.accept(signal, msg, ctx, wire=wire)
             except IngestError as e:
                 if not isinstance(e, Throttled):
                     ingest.refuse(signal, "http", e)

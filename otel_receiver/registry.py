@@ -24,6 +24,7 @@ BUILTIN_PROCESSORS: dict[str, str] = {
     "genai_cost": "processors.genai_cost:factory",
     "pii_redaction": "processors.pii_redaction:factory",
     "anomaly": "processors.anomaly:factory",
+    "audit": "processors.audit:factory",
 }
 BUILTIN_EXPORTERS: dict[str, str] = {
     "debug": "exporters.debug:factory",

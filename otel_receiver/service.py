@@ -107,7 +107,7 @@ class Service:
         for rid, pipes in by_receiver.items():
             rc = cfg.receivers[rid]
             auth = Authenticator(rc.auth) if rc.auth else None
-            ingest = Ingest(rid, pipes, self.telemetry, auth)
+            ingest = Ingest(rid, pipes, self.telemetry, auth, rc.trust_audit_attributes)
             self.ingests[rid] = ingest
             if rc.protocols.grpc is not None:
                 g = GrpcReceiver(rid, rc, ingest)

@@ -36,6 +36,12 @@ class SelfTelemetry:
             ["transport", "signal", "reason"],
             registry=r,
         )
+        self.removed_reserved_attributes = Counter(
+            "otel_receiver_removed_reserved_attributes",
+            "Client-sent attributes under a name only the receiver may write (audit.*), removed",
+            ["transport", "signal"],
+            registry=r,
+        )
         self.exported_items = Counter(
             "otel_receiver_exported_items",
             "Items an exporter delivered",

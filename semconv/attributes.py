@@ -44,6 +44,9 @@ OP_GENERATE_CONTENT: Final = "generate_content"
 OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_CREATE_AGENT: Final = "create_agent"
 OP_EXECUTE_TOOL: Final = "execute_tool"
+# Operations whose spans, unless a CLIENT call to a remote agent, usually sum their
+# children's usage: their token counts are not counted (or priced) a second time.
+AGENT_OPERATIONS: Final = frozenset({OP_INVOKE_AGENT, OP_CREATE_AGENT, OP_EXECUTE_TOOL})
 
 # --- Cost (genai_cost processor) ------------------------------------------------------
 GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
@@ -61,6 +64,7 @@ PII_REDACTED_COUNT: Final = "pii.redacted.count"
 PII_REDACTED_TYPES: Final = "pii.redacted.types"
 
 # --- Audit ---------------------------------------------------------------------------
+AUDIT_PREFIX: Final = "audit."  # reserved: written only from authenticated credentials
 AUDIT_ACTOR_ID: Final = "audit.actor.id"
 AUDIT_TENANT_ID: Final = "audit.tenant.id"
 AUDIT_ACTION: Final = "audit.action"

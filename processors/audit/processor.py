@@ -1,0 +1,116 @@
+"""The ``audit`` processor: stamps the authenticated principal on every item.
+
+Spans and log records get ``audit.tenant.id`` / ``audit.actor.id`` as item attributes,
+because that is where the readers look per item (the ``genai_calls`` view's
+``TenantId``, the Prometheus ``tenant_id`` label) and a batch queued for export mixes
+requests of several tenants. Metric requests get them on the resource: a data point
+attribute would split every series by tenant even where the exporter does not ask.
+
+The values never come from the request's own attributes: a receiver with auth removes
+any ``audit.*`` a client sends before processors run (unless it is configured to trust
+them, behind a tier that wrote them itself; those are kept, not overwritten).
+"""
+
+from __future__ import annotations
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from otel_receiver.attributes import Attributes, set_str
+from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from processors.audit.config import AuditConfig
+from semconv import attributes as a
+
+_MAX_ENCODED = 1024  # distinct principals whose encoded attributes are kept
+
+
+class AuditProcessor(Processor):
+    signals = frozenset(Signal)
+
+    def __init__(self, config: AuditConfig, settings: ComponentSettings) -> None:
+        super().__init__(config, settings)
+        self.cfg = config
+        # (tenant, actor) -> the attributes as an encoded Span / LogRecord fragment:
+        # merging those bytes appends both KeyValues in one C call per item.
+        self._span_bytes: dict[tuple[str, ...], bytes] = {}
+        self._log_bytes: dict[tuple[str, ...], bytes] = {}
+
+    def _principal(self, context: RequestContext) -> list[tuple[str, str]]:
+        pairs = []
+        if self.cfg.tenant and context.tenant:
+            pairs.append((a.AUDIT_TENANT_ID, context.tenant))
+        if self.cfg.actor and context.actor:
+            pairs.append((a.AUDIT_ACTOR_ID, context.actor))
+        return pairs
+
+    def _encoded(
+        self, cache: dict[tuple[str, ...], bytes], message: Span | LogRecord, pairs: list[tuple[str, str]]
+    ) -> bytes:
+        key = tuple(v for _, v in pairs) + tuple(k for k, _ in pairs)
+        encoded = cache.get(key)
+        if encoded is None:
+            for k, v in pairs:
+                kv = message.attributes.add()
+                kv.key = k
+                kv.value.string_value = v
+            encoded = message.SerializeToString()
+            if len(cache) >= _MAX_ENCODED:
+                cache.clear()
+            cache[key] = encoded
+        return encoded
+
+    def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
+        pairs = self._principal(context)
+        if not pairs:
+            return batch
+        encoded = self._encoded(self._span_bytes, Span(), pairs)
+        check = context.may_hold_audit_attributes
+        for rs in batch.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    if check and _holds_audit(span.attributes):
+                        _fill_missing(span.attributes, pairs)
+                    else:
+                        span.MergeFromString(encoded)
+        return batch
+
+    def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
+        pairs = self._principal(context)
+        if not pairs:
+            return batch
+        encoded = self._encoded(self._log_bytes, LogRecord(), pairs)
+        check = context.may_hold_audit_attributes
+        for rl in batch.resource_logs:
+            for sl in rl.scope_logs:
+                for record in sl.log_records:
+                    if check and _holds_audit(record.attributes):
+                        _fill_missing(record.attributes, pairs)
+                    else:
+                        record.MergeFromString(encoded)
+        return batch
+
+    def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
+        pairs = self._principal(context)
+        if not pairs:
+            return batch
+        for rm in batch.resource_metrics:
+            _fill_missing(rm.resource.attributes, pairs)
+        return batch
+
+
+def _holds_audit(attributes: Attributes) -> bool:
+    return any(kv.key.startswith(a.AUDIT_PREFIX) for kv in attributes)
+
+
+def _fill_missing(attributes: Attributes, pairs: list[tuple[str, str]]) -> None:
+    """Add each pair whose key is absent: values a trusted upstream tier wrote are kept."""
+    present = {kv.key for kv in attributes}
+    for key, value in pairs:
+        if key not in present:
+            set_str(attributes, key, value)
+
+
+__all__ = ["AuditProcessor"]
