@@ -225,6 +225,33 @@ def test_genai_calls_rows_match_genai_spans(running: Running) -> None:
     assert rows[2]["ErrorType"] == "_OTHER"  # failed without error.type: the semconv fallback
 
 
+def test_agent_spans_that_sum_their_children_do_not_count_tokens_twice(running: Running) -> None:
+    """genai_cost's rule: an INTERNAL agent/tool span's usage is its children's, unless
+    it was priced itself; a CLIENT call to a remote agent is a call of its own."""
+    req = ExportTraceServiceRequest()
+    req.resource_spans.add().scope_spans.add()
+    usage = [kv(sc.GEN_AI_USAGE_INPUT_TOKENS, int_value=700), kv(sc.GEN_AI_USAGE_OUTPUT_TOKENS, int_value=70)]
+    agent = [kv(sc.GEN_AI_OPERATION_NAME, string_value="invoke_agent"), *usage]
+    roll_up = _genai_span(req, "invoke_agent planner")
+    roll_up.attributes.extend(agent)
+    remote = _genai_span(req, "invoke_agent remote")
+    remote.kind = 3  # CLIENT
+    remote.attributes.extend(agent)
+    priced = _genai_span(req, "invoke_agent priced")
+    priced.attributes.extend([*agent, kv(sc.GEN_AI_USAGE_COST, double_value=0.001)])
+    child = _genai_span(req, "chat gpt-4o")
+    child.attributes.extend([kv(sc.GEN_AI_OPERATION_NAME, string_value="chat"), *usage])
+    running.export(req)
+    rows = running.rows("SELECT SpanId, InputTokens, OutputTokens FROM `{db}`.genai_calls ORDER BY SpanId")
+    tokens = {bytes.fromhex(r["SpanId"]): (r["InputTokens"], r["OutputTokens"]) for r in rows}
+    assert tokens == {
+        roll_up.span_id: (0, 0),
+        remote.span_id: (700, 70),
+        priced.span_id: (700, 70),
+        child.span_id: (700, 70),
+    }
+
+
 def test_outage_then_recovery_stores_every_span_once(running: Running) -> None:
     """The target table goes away (as on a lost disk or a dropped table), then comes back."""
     db = running.config.database

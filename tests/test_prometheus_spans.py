@@ -199,6 +199,16 @@ def test_cardinality_limit_folds_new_series_into_other_and_counts_them() -> None
     assert value(samples, "otel_receiver_prometheus_overflow_items_total", **overflow) == 7
 
 
+def test_overflow_counts_every_span_even_when_several_share_a_label_set() -> None:
+    exporter, telemetry = make_exporter(max_series_per_metric=1)
+    export(exporter, trace_request([SpanSpec(model="gpt-4o", cost=0.01, input_tokens=10, output_tokens=None)]))
+    same_typo = SpanSpec(model="gpt-4o-typo", cost=0.01, input_tokens=10, output_tokens=None)
+    export(exporter, trace_request([same_typo] * 5))
+    for metric in ("gen_ai_client_cost_usd", "gen_ai_client_token_usage"):
+        labels = {"exporter": "prometheus", "metric": metric}
+        assert telemetry.value("otel_receiver_prometheus_overflow_items_total", labels) == 5, metric
+
+
 def test_openmetrics_exemplars_carry_trace_ids_on_histogram_buckets() -> None:
     exporter, _ = make_exporter()
     spec = SpanSpec(input_tokens=100, duration_s=0.5)

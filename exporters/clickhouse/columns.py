@@ -335,14 +335,24 @@ def genai_select(traces_table: str) -> str:
     """Rows of ``genai_calls`` from ``otel_traces`` rows: one per GenAI span.
 
     A span is a GenAI call when it names a GenAI operation or provider; the fields
-    are the attributes the processors write (names from ``semconv``).
+    are the attributes the processors write (names from ``semconv``). Token columns
+    are 0 on agent/tool spans that aggregate their children (the rule of genai_cost
+    and of the Prometheus token histogram), so sums over the table count each once.
     """
 
     def attr(name: str) -> str:
         return f"SpanAttributes[{_q(name)}]"
 
+    # An agent or tool span (not a CLIENT call to a remote agent) that our genai_cost
+    # left unpriced sums its children's usage: its tokens would be counted twice.
+    agents = ", ".join(_q(op) for op in sorted(sc.AGENT_OPERATIONS))
+    rollup = (
+        f"{attr(sc.GEN_AI_OPERATION_NAME)} IN ({agents}) AND SpanKind != 'Client' "
+        f"AND {attr(sc.GEN_AI_USAGE_COST)} = ''"
+    )
+
     def tokens(name: str) -> str:
-        return f"toUInt64OrZero({attr(name)})"
+        return f"if({rollup}, 0, toUInt64OrZero({attr(name)}))"
 
     kinds = attr(sc.ANOMALY_KINDS)
     return f"""SELECT

@@ -97,7 +97,6 @@ _WANTED = frozenset(
 )
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _SPAN_KIND_CLIENT = Span.SPAN_KIND_CLIENT
-_AGENT_OPERATIONS = frozenset({semconv.OP_INVOKE_AGENT, semconv.OP_CREATE_AGENT, semconv.OP_EXECUTE_TOOL})
 
 Key = tuple[str, ...]
 
@@ -181,6 +180,7 @@ class BatchAggregate:
     tokens: dict[Key, _HistAcc] = field(default_factory=dict)
     duration: dict[Key, _HistAcc] = field(default_factory=dict)
     cost: dict[Key, int] = field(default_factory=dict)  # nano-USD
+    cost_spans: dict[Key, int] = field(default_factory=dict)  # spans summed into ``cost``
     anomalies: dict[Key, int] = field(default_factory=dict)
     pii: dict[Key, int] = field(default_factory=dict)
 
@@ -214,6 +214,7 @@ def aggregate_spans(
     """
     agg = BatchAggregate()
     tokens, duration, cost, anomalies, pii = agg.tokens, agg.duration, agg.cost, agg.anomalies, agg.pii
+    cost_spans = agg.cost_spans
     if tenant_mode == "never":
         default_tenant = ""
     else:
@@ -236,10 +237,10 @@ def aggregate_spans(
                 v = get(_MODEL)
                 model = v.string_value if v is not None else ""
                 base = (service, provider, model, operation, tenant)
-                if operation or provider or model:
+                if operation or provider:  # the GenAI test of genai_calls and anomaly
                     if (
                         internal_agent_usage
-                        or operation not in _AGENT_OPERATIONS
+                        or operation not in semconv.AGENT_OPERATIONS
                         or span.kind == _SPAN_KIND_CLIENT
                     ):
                         v = get(_INPUT_TOKENS)
@@ -265,6 +266,7 @@ def aggregate_spans(
                         amount = v.double_value or v.int_value
                         if amount > 0:
                             cost[base] = cost.get(base, 0) + round(amount * NANO_USD_PER_USD)
+                            cost_spans[base] = cost_spans.get(base, 0) + 1
                 v = get(_ANOMALY_KINDS)
                 if v is not None:
                     for kind in v.array_value.values:
@@ -370,7 +372,7 @@ class SpanMetricsState:
         with self._lock:
             self._merge_hist(TOKEN_USAGE, agg.tokens, now)
             self._merge_hist(DURATION, agg.duration, now)
-            self._merge_counter(COST, agg.cost, now)
+            self._merge_counter(COST, agg.cost, now, agg.cost_spans)
             self._merge_counter(ANOMALIES, agg.anomalies, now)
             self._merge_counter(PII_REDACTIONS, agg.pii, now)
 
@@ -400,12 +402,16 @@ class SpanMetricsState:
                     span.end_time_unix_nano / 1e9,
                 )
 
-    def _merge_counter(self, spec: FamilySpec, values: dict[Key, int], now: float) -> None:
+    def _merge_counter(
+        self, spec: FamilySpec, values: dict[Key, int], now: float, items: dict[Key, int] | None = None
+    ) -> None:
+        """``items``: observations behind each value where the value is not a count (the
+        cost's nano-USD), so that overflow counts spans, as for the other families."""
         if not values:
             return
         family = self._counters[spec.name]
         for key, value in values.items():
-            key = self._limited_key(spec, family, key, 1 if spec is COST else value)
+            key = self._limited_key(spec, family, key, value if items is None else items[key])
             series = family.get(key)
             if series is None:
                 series = CounterSeries()

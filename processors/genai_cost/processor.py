@@ -103,7 +103,6 @@ _TOKEN_SLOTS: Final = (
     _AUDIO_OUT,
     _CACHE_AUDIO_READ,
 )
-_AGENT_OPERATIONS: Final = frozenset({a.OP_INVOKE_AGENT, a.OP_CREATE_AGENT, a.OP_EXECUTE_TOOL})
 _INVALID: Final = -1
 _MAX_MODEL_LABELS: Final = 500
 _OTHER_MODEL: Final = "(other)"
@@ -354,7 +353,7 @@ class GenAICostProcessor(Processor):
                 # counts on its LLM/EMBEDDING spans; counts elsewhere are roll-ups.
                 return
         if (
-            operation in _AGENT_OPERATIONS
+            operation in a.AGENT_OPERATIONS
             and span.kind != Span.SPAN_KIND_CLIENT
             and not self.cfg.price_internal_agent_spans
         ):
