@@ -149,6 +149,8 @@ def redact(text: str, **config: Any) -> tuple[str | None, dict[str, int]]:
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "SECRET"),
         ("Authorization: Bearer abcDEF0123456789ghiJKL", "SECRET"),
         ("postgres://app:S3cretPw@db.internal:5432/app", "SECRET"),
+        ("redis://:S3cretPw@cache.internal:6379/0", "SECRET"),
+        ("curl -H 'Authorization: Basic YWxpY2U6czNjcjN0' https://api", "SECRET"),
         ("GET https://api.example.net/v1?access_token=abc123XYZ789&x=1", "SECRET"),
         ("Server=db;User Id=app;Password=Hunter2Pass;", "SECRET"),
     ],
@@ -174,6 +176,7 @@ def test_each_detector_finds_its_type(text: str, type_name: str) -> None:
         "private 10.0.0.12 and 192.168.1.20",  # not public by default
         "pip install scikit-learn sk-learn-is-a-great-library-name",
         "the password: ******** is hidden",
+        "a basic test of basic understanding, basic YWJjZA==",  # base64 but no user:password
         "[REDACTED:EMAIL] already",
     ],
 )

@@ -474,6 +474,15 @@ def _validate_assignment(buf: bytes, start: int, end: int) -> list[Span]:
     return [(start, end)]
 
 
+def _validate_basic(buf: bytes, start: int, end: int) -> list[Span]:
+    """HTTP Basic credentials: base64 of printable ``user:password``."""
+    try:
+        decoded = base64.b64decode(buf[start:end], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return []
+    return [(start, end)] if ":" in decoded and decoded.isprintable() else []
+
+
 def _validate_bearer(buf: bytes, start: int, end: int) -> list[Span]:
     token = _text(buf, start, end)
     return [(start, end)] if any(c.isdigit() for c in token) and any(c.isalpha() for c in token) else []
@@ -739,10 +748,21 @@ def builtin_detectors(
             "bearer tokens in headers and text",
         ),
         Detector(
+            "basic_auth",
+            SECRET,
+            r"(?i)\bbasic\s+(?P<value>[A-Za-z0-9+/]{4,}={0,2})",
+            (r"(?i)basic\s+[A-Za-z0-9+/]{4}",),
+            _validate_basic,
+            None,
+            9,
+            "HTTP Basic credentials in headers and text (base64 of user:password)",
+        ),
+        Detector(
             "url_credentials",
             SECRET,
-            r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@\"'<>]+:(?P<value>[^\s/@\"'<>]+)@",
-            (r"://[^\s:/@\"'<>]+:[^\s/@\"'<>]+@",),
+            # the user may be empty: redis://:password@host
+            r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@\"'<>]*:(?P<value>[^\s/@\"'<>]+)@",
+            (r"://[^\s:/@\"'<>]*:[^\s/@\"'<>]+@",),
             None,
             None,
             9,
@@ -786,6 +806,7 @@ CONTEXT_FREE_VALIDATORS: frozenset[Validator] = frozenset(
         _validate_jwt,
         _validate_random_token,
         _validate_bearer,
+        _validate_basic,
         _validate_assignment,
     }
 )
