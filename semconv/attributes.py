@@ -62,6 +62,9 @@ GEN_AI_COST_MISMATCH: Final = "gen_ai.cost.mismatch"
 # --- PII (pii_redaction processor) ----------------------------------------------------
 PII_REDACTED_COUNT: Final = "pii.redacted.count"
 PII_REDACTED_TYPES: Final = "pii.redacted.types"
+# Not in DESIGN.md: the redactions of each type, in the order of pii.redacted.types, so
+# that per-type counts downstream (pii_redactions_total{type}) are exact.
+PII_REDACTED_COUNTS: Final = "pii.redacted.counts"
 
 # --- Audit ---------------------------------------------------------------------------
 AUDIT_PREFIX: Final = "audit."  # reserved: written only from authenticated credentials

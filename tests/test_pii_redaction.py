@@ -482,6 +482,22 @@ def test_second_pass_adds_to_existing_annotation() -> None:
     attrs = the_span(req).attributes
     assert attr(attrs, sc.PII_REDACTED_COUNT) == 2
     assert attr(attrs, sc.PII_REDACTED_TYPES) == ["CREDIT_CARD", "EMAIL"]
+    assert attr(attrs, sc.PII_REDACTED_COUNTS) == [1, 1]
+    put(attrs, "z", f"{EMAIL} and {PHONE}")
+    make().process(req, CTX)
+    assert attr(attrs, sc.PII_REDACTED_COUNT) == 4
+    assert attr(attrs, sc.PII_REDACTED_TYPES) == ["CREDIT_CARD", "EMAIL", "PHONE"]
+    assert attr(attrs, sc.PII_REDACTED_COUNTS) == [1, 2, 1]
+    assert sum(kv.key == sc.PII_REDACTED_COUNTS for kv in attrs) == 1
+
+
+def test_counts_per_type_follow_the_types() -> None:
+    req = trace_request({"note": f"{EMAIL}, cc {EMAIL.replace('@', '2@')}, tel {PHONE}"})
+    make().process(req, CTX)
+    attrs = the_span(req).attributes
+    assert attr(attrs, sc.PII_REDACTED_TYPES) == ["EMAIL", "PHONE"]
+    assert attr(attrs, sc.PII_REDACTED_COUNTS) == [2, 1]
+    assert attr(attrs, sc.PII_REDACTED_COUNT) == 3
 
 
 # --- the prefilter gives the same result as looking at everything ------------------------------

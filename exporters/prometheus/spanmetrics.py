@@ -80,6 +80,7 @@ _COST = semconv.GEN_AI_USAGE_COST
 _ANOMALY_KINDS = semconv.ANOMALY_KINDS
 _PII_TYPES = semconv.PII_REDACTED_TYPES
 _PII_COUNT = semconv.PII_REDACTED_COUNT
+_PII_COUNTS = semconv.PII_REDACTED_COUNTS
 _WANTED = frozenset(
     {
         _TENANT,
@@ -93,6 +94,7 @@ _WANTED = frozenset(
         _ANOMALY_KINDS,
         _PII_TYPES,
         _PII_COUNT,
+        _PII_COUNTS,
     }
 )
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
@@ -274,11 +276,11 @@ def aggregate_spans(
                         anomalies[key] = anomalies.get(key, 0) + 1
                 v = get(_PII_TYPES)
                 if v is not None:
-                    _count_pii(pii, base, v, get(_PII_COUNT))
+                    _count_pii(pii, base, v, get(_PII_COUNT), get(_PII_COUNTS))
     return agg
 
 
-_LOG_WANTED = frozenset({_TENANT, _OPERATION, _PROVIDER, _MODEL, _PII_TYPES, _PII_COUNT})
+_LOG_WANTED = frozenset({_TENANT, _OPERATION, _PROVIDER, _MODEL, _PII_TYPES, _PII_COUNT, _PII_COUNTS})
 
 
 def aggregate_logs(
@@ -307,15 +309,29 @@ def aggregate_logs(
                     v.string_value if (v := get(k)) is not None else ""
                     for k in (_PROVIDER, _MODEL, _OPERATION)
                 )
-                _count_pii(pii, (service, *base, tenant), types_value, get(_PII_COUNT))
+                _count_pii(pii, (service, *base, tenant), types_value, get(_PII_COUNT), get(_PII_COUNTS))
     return agg
 
 
-def _count_pii(pii: dict[Key, int], base: Key, types_value: AnyValue, count_value: AnyValue | None) -> None:
-    """A record's redaction count split evenly over its types, so the totals stay exact."""
+def _count_pii(
+    pii: dict[Key, int],
+    base: Key,
+    types_value: AnyValue,
+    count_value: AnyValue | None,
+    counts_value: AnyValue | None,
+) -> None:
+    """A record's redactions by type (``pii.redacted.counts``); from a writer that left
+    only the total, split evenly over its types, so that the totals stay exact."""
     types = [t.string_value for t in types_value.array_value.values]
     if not types:
         return
+    if counts_value is not None:
+        counts = [c.int_value for c in counts_value.array_value.values]
+        if len(counts) == len(types):
+            for pii_type, n in zip(types, counts, strict=True):
+                key = (*base, pii_type)
+                pii[key] = pii.get(key, 0) + n
+            return
     count = max(count_value.int_value if count_value is not None else 0, len(types))
     share, rest = divmod(count, len(types))
     for i, pii_type in enumerate(types):

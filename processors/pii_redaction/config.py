@@ -44,6 +44,10 @@ DEFAULT_ALLOWED_KEYS: tuple[str, ...] = (
     sc.GEN_AI_TOKEN_TYPE,
     sc.PII_REDACTED_COUNT,
     sc.PII_REDACTED_TYPES,
+    sc.PII_REDACTED_COUNTS,
+    # the authenticated principal (an actor id is often an e-mail address): an audit needs it
+    sc.AUDIT_TENANT_ID,
+    sc.AUDIT_ACTOR_ID,
 )
 
 DEFAULT_BLOCKED_KEY_PATTERNS: tuple[str, ...] = (

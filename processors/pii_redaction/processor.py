@@ -34,7 +34,7 @@ from semconv import attributes as sc
 log = logging.getLogger(__name__)
 
 ERROR_TYPE = "ERROR"
-_ANNOTATIONS = frozenset({sc.PII_REDACTED_COUNT, sc.PII_REDACTED_TYPES})
+_ANNOTATIONS = frozenset({sc.PII_REDACTED_COUNT, sc.PII_REDACTED_TYPES, sc.PII_REDACTED_COUNTS})
 # Attribute names like "gen_ai.usage.input_tokens" or "http.request.header.x-id": too plain to
 # hold a value, so neither scanned nor withheld from log lines.
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}").fullmatch
@@ -399,21 +399,43 @@ class PiiRedactionProcessor(Processor):
                 kv = attributes.add()
                 kv.key = sc.PII_REDACTED_COUNT
                 kv.value.int_value = tally.total
+                types = sorted(tally.by_type)
                 kv = attributes.add()
                 kv.key = sc.PII_REDACTED_TYPES
-                kv.value.array_value.values.extend(AnyValue(string_value=t) for t in sorted(tally.by_type))
+                kv.value.array_value.values.extend(AnyValue(string_value=t) for t in types)
+                kv = attributes.add()
+                kv.key = sc.PII_REDACTED_COUNTS
+                kv.value.array_value.values.extend(AnyValue(int_value=tally.by_type[t]) for t in types)
             else:
-                previous = attrs.get(attributes, sc.PII_REDACTED_COUNT)
-                prev_count = (
-                    previous.int_value if previous is not None and previous.HasField("int_value") else 0
-                )
-                prev_types = attrs.get(attributes, sc.PII_REDACTED_TYPES)
-                types = set(tally.by_type)
-                if prev_types is not None and prev_types.HasField("array_value"):
-                    types.update(v.string_value for v in prev_types.array_value.values)
-                attrs.set_int(attributes, sc.PII_REDACTED_COUNT, prev_count + tally.total)
-                attrs.set_str_array(attributes, sc.PII_REDACTED_TYPES, sorted(types))
+                self._merge_annotations(attributes, tally)
         self._merge(tally, totals)
+
+    @staticmethod
+    def _merge_annotations(attributes: Any, tally: Tally) -> None:
+        """Add ``tally`` to annotations an earlier pass (or tier) left on the item."""
+        previous = attrs.get(attributes, sc.PII_REDACTED_COUNT)
+        prev_count = previous.int_value if previous is not None and previous.HasField("int_value") else 0
+        by_type = dict(tally.by_type)
+        prev_types = attrs.get(attributes, sc.PII_REDACTED_TYPES)
+        prev_counts = attrs.get(attributes, sc.PII_REDACTED_COUNTS)
+        if prev_types is not None and prev_types.HasField("array_value"):
+            names = [v.string_value for v in prev_types.array_value.values]
+            counts = (
+                [v.int_value for v in prev_counts.array_value.values]
+                if prev_counts is not None and prev_counts.HasField("array_value")
+                else []
+            )
+            if len(counts) != len(names):  # annotated without counts: only the types are known
+                counts = [0] * len(names)
+            for name, n in zip(names, counts, strict=True):
+                by_type[name] = by_type.get(name, 0) + n
+        types = sorted(by_type)
+        attrs.set_int(attributes, sc.PII_REDACTED_COUNT, prev_count + tally.total)
+        attrs.set_str_array(attributes, sc.PII_REDACTED_TYPES, types)
+        attrs.remove(attributes, (sc.PII_REDACTED_COUNTS,))
+        kv = attributes.add()
+        kv.key = sc.PII_REDACTED_COUNTS
+        kv.value.array_value.values.extend(AnyValue(int_value=by_type[t]) for t in types)
 
     @staticmethod
     def _merge(tally: Tally, totals: dict[str, int]) -> None:
