@@ -91,23 +91,36 @@ def test_async_insert_and_cluster_settings() -> None:
     }
 
 
+def _points(kind: str) -> int:
+    return sum(
+        len(getattr(m, kind).data_points)
+        for rm in metrics_request().resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.WhichOneof("data") == kind
+    )
+
+
 @pytest.mark.parametrize(
-    ("signal", "make", "table", "rows"),
+    ("signal", "make", "input_table", "table", "rows"),
     [
-        (Signal.TRACES, traces_request, "otel_traces", 9),
-        (Signal.LOGS, logs_request, "otel_logs", 8),
-        (Signal.METRICS, metrics_request, "otel_metrics_gauge", 3),
+        (Signal.TRACES, traces_request, TRACES_INPUT, "otel_traces", 9),
+        (Signal.LOGS, logs_request, LOGS_INPUT, "otel_logs", 8),
+        *(
+            (Signal.METRICS, metrics_request, METRICS_INPUT[kind], f"otel_metrics_{kind}", _points(kind))
+            for kind in ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+        ),
     ],
 )
 def test_server_request_replayed_into_the_engine(
-    running: Running, signal: Signal, make: object, table: str, rows: int
+    running: Running, signal: Signal, make: object, input_table: str, table: str, rows: int
 ) -> None:
     """The HTTP request clickhouse-connect builds from our arguments writes the same rows."""
+    assert rows > 0
     db = running.config.database
     server_cfg = ClickHouseConfig(endpoint="http://127.0.0.1:8123", database=db, query_endpoint=None)
     body = make().SerializeToString()  # type: ignore[operator]
     settings = {**insert_settings(signal), "insert_deduplication_token": f"tok-{signal.value}"}
-    input_table = {Signal.TRACES: TRACES_INPUT, Signal.LOGS: LOGS_INPUT}.get(signal, METRICS_INPUT["gauge"])
     args = raw_insert_arguments(server_cfg, input_table, body, settings)
     runtime = QueryRuntime(database=db, settings={k: str(v) for k, v in args["settings"].items()})
     plan = plan_raw_insert_request(
@@ -156,3 +169,63 @@ def test_exporter_starts_while_the_server_is_down_and_retries(clickhouse_dir: Pa
     finally:
         loop.run_until_complete(exporter.shutdown())
         loop.close()
+
+
+class RecordingClient:
+    """Stands in for clickhouse-connect's ``Client`` (no ClickHouse server can run here):
+    it records the calls ``ServerStore`` makes and answers like an empty server."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, bool]] = []
+        self.queries: list[tuple[str, object, str, bool]] = []
+
+    def command(self, sql: str, use_database: bool = True) -> None:
+        self.commands.append((sql, use_database))
+
+    def raw_query(self, sql: str, settings: object = None, fmt: str = "", use_database: bool = True) -> bytes:
+        self.queries.append((sql, settings, fmt, use_database))
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def test_server_schema_step_issues_ddl_the_engine_accepts(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema step on the server path sends DDL that, replayed on the real engine,
+    creates exactly the tables the embedded path creates; reads run in readonly mode."""
+    import clickhouse_connect
+
+    client = RecordingClient()
+    monkeypatch.setattr(clickhouse_connect, "get_client", lambda **kwargs: client)
+    database = running.config.database + "_srv"
+    cfg = ClickHouseConfig(endpoint="http://127.0.0.1:8123", database=database, query_endpoint=None)
+    exporter = make_exporter(cfg)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(exporter.start())
+        store = exporter.store
+        assert isinstance(store, ServerStore)
+        store.query("SELECT count() FROM otel_traces", "JSONEachRow")
+    finally:
+        loop.run_until_complete(exporter.shutdown())
+        loop.close()
+    listing, user_query = client.queries
+    assert listing[0].startswith("SELECT name FROM system.tables") and listing[1] is None
+    assert user_query[1] == {"readonly": 1}  # the engine's readonly mode, not string filtering
+    assert client.commands and all(use_db is False for _, use_db in client.commands)
+
+    embedded = running.exporter.store
+    assert embedded is not None
+    for sql, _ in client.commands:
+        embedded.execute(sql)
+
+    def tables(db: str) -> set[str]:
+        sql = f"SELECT name FROM system.tables WHERE database = '{db}'"
+        return set(embedded.query(sql, "TabSeparatedRaw", False, False).decode().split())
+
+    try:
+        assert tables(database) == tables(running.config.database)
+    finally:
+        embedded.execute(f"DROP DATABASE IF EXISTS `{database}`")
