@@ -73,7 +73,7 @@ exporters:
     query_endpoint: "127.0.0.1:{{query_port}}"
     sending_queue:
       storage: "{queue}"
-      batch: {{enabled: true, min_size: 10000, flush_timeout: 0.3}}
+      batch: {{enabled: true, min_size: 10000, flush_timeout: 1.0}}
 service: {{pipelines: {{traces: {{receivers: [otlp], exporters: [clickhouse]}}}}}}
 """
     conf = tmp_path / "conf.yaml"
@@ -103,9 +103,13 @@ service: {{pipelines: {{traces: {{receivers: [otlp], exporters: [clickhouse]}}}}
                 call(_request(k * 20 + 1, 20).SerializeToString(), timeout=10)
                 acked += 20
                 if k == 30:
-                    time.sleep(0.6)  # let one batch reach the store before the crash
+                    time.sleep(1.6)  # let one batch reach the store before the crash
+        # within flush_timeout of the 32nd request: those spans are acknowledged, queued
+        # on disk and not in the store yet
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        stored_at_crash = _count(no_endpoint)["n"]  # the store opened directly, read-only
+        assert 0 < stored_at_crash < acked, (stored_at_crash, acked)
         proc = start()
         deadline = time.monotonic() + 60
         while (counts := _count(conf))["n"] < acked:  # through the query endpoint
