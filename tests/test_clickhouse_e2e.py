@@ -339,3 +339,35 @@ def test_run_query_reads_the_receivers_store(receiver: tuple[Any, StoreReader]) 
     cfg = r.service.config.exporters["clickhouse"].config
     out = run_query(cfg, "SELECT ServiceName, RequestModel FROM genai_calls", "json")
     assert orjson.loads(out) == {"ServiceName": "e2e-svc", "RequestModel": "gpt-4o-mini"}
+
+
+def test_store_outage_through_the_running_queue_stores_every_span_once(
+    receiver: tuple[Any, StoreReader],
+) -> None:
+    """The traces table goes away while the receiver runs: requests are still accepted,
+    the queue retries with backoff, and once the table is back every span is stored once."""
+    r, reader = receiver
+    db = reader.database
+    reader.store.execute(f"DETACH TABLE `{db}`.otel_traces")
+    sent = 0
+    try:
+        provider = TracerProvider(resource=Resource(RESOURCE))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{r.http_url}/v1/traces")))
+        tracer = provider.get_tracer("outage")
+        for i in range(25):
+            tracer.start_span(f"op-{i}").end()
+            sent += 1
+        provider.shutdown()
+        deadline = time.monotonic() + 30
+        while r.telemetry.total("otel_receiver_export_retries_total", exporter="clickhouse") < 2:
+            assert time.monotonic() < deadline, "the queue never retried"
+            time.sleep(0.1)
+    finally:
+        reader.store.execute(f"ATTACH TABLE `{db}`.otel_traces")
+    deadline = time.monotonic() + 60
+    while r.telemetry.total("otel_receiver_exported_items_total", exporter="clickhouse") < sent:
+        assert time.monotonic() < deadline, "spans not exported after the table came back"
+        time.sleep(0.1)
+    rows = reader.rows("SELECT count() AS n, uniqExact(SpanId) AS u FROM `{db}`.otel_traces")
+    assert rows == [{"n": sent, "u": sent}]
+    assert r.telemetry.total("otel_receiver_dropped_items_total") == 0
