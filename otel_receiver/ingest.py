@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_receiver.attributes import remove_prefixed
+from otel_receiver.attributes import Attributes, remove_prefixed
 from otel_receiver.auth import Authenticator, AuthError
 from otel_receiver.component import REQUEST_TYPES, Batch, RequestContext, Signal, count_items
 from otel_receiver.pipeline import Pipeline, ProcessorError, fan_out
@@ -160,6 +160,32 @@ def _reject_invalid_log_ids(req: ExportLogsServiceRequest) -> tuple[int, str]:
     return 0, ""
 
 
+def _attribute_lists(msg: Batch) -> Iterator[Attributes]:
+    """Every attribute list of a request: resources, scopes, items, events, links, points."""
+    if isinstance(msg, ExportTraceServiceRequest):
+        groups: Iterable[tuple[Any, Any, str]] = (
+            (r.resource, r.scope_spans, "spans") for r in msg.resource_spans
+        )
+    elif isinstance(msg, ExportLogsServiceRequest):
+        groups = ((r.resource, r.scope_logs, "log_records") for r in msg.resource_logs)
+    else:
+        groups = ((r.resource, r.scope_metrics, "metrics") for r in msg.resource_metrics)
+    for resource, scopes, field in groups:
+        yield resource.attributes
+        for scope in scopes:
+            yield scope.scope.attributes
+            for item in getattr(scope, field):
+                if field == "metrics":
+                    kind = item.WhichOneof("data")
+                    if kind is not None:
+                        yield from (point.attributes for point in getattr(item, kind).data_points)
+                    continue
+                yield item.attributes
+                if field == "spans":
+                    yield from (event.attributes for event in item.events)
+                    yield from (link.attributes for link in item.links)
+
+
 def remove_reserved_attributes(msg: Batch) -> int:
     """Delete every ``audit.*`` attribute anywhere in a request; returns how many.
 
@@ -167,37 +193,7 @@ def remove_reserved_attributes(msg: Batch) -> int:
     "Audit"); what a client sends under those names would otherwise be read downstream
     (the ``tenant_id`` label, ``genai_calls.TenantId``) as if it were authenticated.
     """
-    removed = 0
-    if isinstance(msg, ExportTraceServiceRequest):
-        for rs in msg.resource_spans:
-            removed += remove_prefixed(rs.resource.attributes, AUDIT_PREFIX)
-            for ss in rs.scope_spans:
-                removed += remove_prefixed(ss.scope.attributes, AUDIT_PREFIX)
-                for span in ss.spans:
-                    removed += remove_prefixed(span.attributes, AUDIT_PREFIX)
-                    for event in span.events:
-                        removed += remove_prefixed(event.attributes, AUDIT_PREFIX)
-                    for link in span.links:
-                        removed += remove_prefixed(link.attributes, AUDIT_PREFIX)
-    elif isinstance(msg, ExportLogsServiceRequest):
-        for rl in msg.resource_logs:
-            removed += remove_prefixed(rl.resource.attributes, AUDIT_PREFIX)
-            for sl in rl.scope_logs:
-                removed += remove_prefixed(sl.scope.attributes, AUDIT_PREFIX)
-                for record in sl.log_records:
-                    removed += remove_prefixed(record.attributes, AUDIT_PREFIX)
-    elif isinstance(msg, ExportMetricsServiceRequest):
-        for rm in msg.resource_metrics:
-            removed += remove_prefixed(rm.resource.attributes, AUDIT_PREFIX)
-            for sm in rm.scope_metrics:
-                removed += remove_prefixed(sm.scope.attributes, AUDIT_PREFIX)
-                for metric in sm.metrics:
-                    kind = metric.WhichOneof("data")
-                    if kind is None:
-                        continue
-                    for point in getattr(metric, kind).data_points:
-                        removed += remove_prefixed(point.attributes, AUDIT_PREFIX)
-    return removed
+    return sum(remove_prefixed(attributes, AUDIT_PREFIX) for attributes in _attribute_lists(msg))
 
 
 class Ingest:

@@ -13,6 +13,8 @@ them, behind a tier that wrote them itself; those are kept, not overwritten).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -63,34 +65,32 @@ class AuditProcessor(Processor):
         return encoded
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
-        pairs = self._principal(context)
-        if not pairs:
-            return batch
-        encoded = self._encoded(self._span_bytes, Span(), pairs)
-        check = context.may_hold_audit_attributes
-        for rs in batch.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    if check and _holds_audit(span.attributes):
-                        _fill_missing(span.attributes, pairs)
-                    else:
-                        span.MergeFromString(encoded)
+        spans = (span for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans)
+        self._stamp(spans, self._span_bytes, Span(), context)
         return batch
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
+        records = (r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records)
+        self._stamp(records, self._log_bytes, LogRecord(), context)
+        return batch
+
+    def _stamp(
+        self,
+        items: Iterable[Span | LogRecord],
+        cache: dict[tuple[str, ...], bytes],
+        empty: Span | LogRecord,
+        context: RequestContext,
+    ) -> None:
         pairs = self._principal(context)
         if not pairs:
-            return batch
-        encoded = self._encoded(self._log_bytes, LogRecord(), pairs)
+            return
+        encoded = self._encoded(cache, empty, pairs)
         check = context.may_hold_audit_attributes
-        for rl in batch.resource_logs:
-            for sl in rl.scope_logs:
-                for record in sl.log_records:
-                    if check and _holds_audit(record.attributes):
-                        _fill_missing(record.attributes, pairs)
-                    else:
-                        record.MergeFromString(encoded)
-        return batch
+        for item in items:
+            if check and _holds_audit(item.attributes):
+                _fill_missing(item.attributes, pairs)
+            else:
+                item.MergeFromString(encoded)
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
         pairs = self._principal(context)
