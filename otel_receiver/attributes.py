@@ -7,7 +7,7 @@ rather than appending a duplicate (OTLP requires keys to be unique).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -92,25 +92,29 @@ def set_str_array(attributes: Attributes, key: str, values: Iterable[str]) -> No
         arr.values.add().string_value = s
 
 
-def remove(attributes: Attributes, keys: Sequence[str] | set[str] | frozenset[str]) -> int:
-    """Delete every attribute whose key is in ``keys``; returns how many were removed."""
+def set_int_array(attributes: Attributes, key: str, values: Iterable[int]) -> None:
+    arr = _slot(attributes, key).array_value
+    for n in values:
+        arr.values.add().int_value = n
+
+
+def remove_if(attributes: Attributes, doomed: Callable[[str], bool]) -> int:
+    """Delete every attribute whose key ``doomed`` accepts; returns how many were removed."""
     removed = 0
     i = len(attributes) - 1
     while i >= 0:
-        if attributes[i].key in keys:
+        if doomed(attributes[i].key):
             del attributes[i]
             removed += 1
         i -= 1
     return removed
+
+
+def remove(attributes: Attributes, keys: Sequence[str] | set[str] | frozenset[str]) -> int:
+    """Delete every attribute whose key is in ``keys``; returns how many were removed."""
+    return remove_if(attributes, keys.__contains__)
 
 
 def remove_prefixed(attributes: Attributes, prefix: str) -> int:
     """Delete every attribute whose key starts with ``prefix``; returns how many."""
-    removed = 0
-    i = len(attributes) - 1
-    while i >= 0:
-        if attributes[i].key.startswith(prefix):
-            del attributes[i]
-            removed += 1
-        i -= 1
-    return removed
+    return remove_if(attributes, lambda key: key.startswith(prefix))

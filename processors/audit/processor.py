@@ -27,6 +27,7 @@ from processors.audit.config import AuditConfig
 from semconv import attributes as a
 
 _MAX_ENCODED = 1024  # distinct principals whose encoded attributes are kept
+Principal = tuple[tuple[str, str], ...]  # the (audit key, value) pairs to write
 
 
 class AuditProcessor(Processor):
@@ -35,56 +36,53 @@ class AuditProcessor(Processor):
     def __init__(self, config: AuditConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
         self.cfg = config
-        # (tenant, actor) -> the attributes as an encoded Span / LogRecord fragment:
-        # merging those bytes appends both KeyValues in one C call per item.
-        self._span_bytes: dict[tuple[str, ...], bytes] = {}
-        self._log_bytes: dict[tuple[str, ...], bytes] = {}
+        # (Span or LogRecord, principal) -> its attributes as an encoded fragment of that
+        # message: merging those bytes appends every KeyValue in one C call per item.
+        self._encoded_by_principal: dict[tuple[type[Span] | type[LogRecord], Principal], bytes] = {}
 
-    def _principal(self, context: RequestContext) -> list[tuple[str, str]]:
+    def _principal(self, context: RequestContext) -> Principal:
         pairs = []
         if self.cfg.tenant and context.tenant:
             pairs.append((a.AUDIT_TENANT_ID, context.tenant))
         if self.cfg.actor and context.actor:
             pairs.append((a.AUDIT_ACTOR_ID, context.actor))
-        return pairs
+        return tuple(pairs)
 
-    def _encoded(
-        self, cache: dict[tuple[str, ...], bytes], message: Span | LogRecord, pairs: list[tuple[str, str]]
-    ) -> bytes:
-        key = tuple(v for _, v in pairs) + tuple(k for k, _ in pairs)
-        encoded = cache.get(key)
+    def _encoded(self, message_type: type[Span] | type[LogRecord], pairs: Principal) -> bytes:
+        key = (message_type, pairs)
+        encoded = self._encoded_by_principal.get(key)
         if encoded is None:
+            message = message_type()
             for k, v in pairs:
                 kv = message.attributes.add()
                 kv.key = k
                 kv.value.string_value = v
             encoded = message.SerializeToString()
-            if len(cache) >= _MAX_ENCODED:
-                cache.clear()
-            cache[key] = encoded
+            if len(self._encoded_by_principal) >= _MAX_ENCODED:
+                self._encoded_by_principal.clear()
+            self._encoded_by_principal[key] = encoded
         return encoded
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         spans = (span for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans)
-        self._stamp(spans, self._span_bytes, Span(), context)
+        self._stamp(spans, Span, context)
         return batch
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
         records = (r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records)
-        self._stamp(records, self._log_bytes, LogRecord(), context)
+        self._stamp(records, LogRecord, context)
         return batch
 
     def _stamp(
         self,
         items: Iterable[Span | LogRecord],
-        cache: dict[tuple[str, ...], bytes],
-        empty: Span | LogRecord,
+        message_type: type[Span] | type[LogRecord],
         context: RequestContext,
     ) -> None:
         pairs = self._principal(context)
         if not pairs:
             return
-        encoded = self._encoded(cache, empty, pairs)
+        encoded = self._encoded(message_type, pairs)
         check = context.may_hold_audit_attributes
         for item in items:
             if check and _holds_audit(item.attributes):
@@ -105,7 +103,7 @@ def _holds_audit(attributes: Attributes) -> bool:
     return any(kv.key.startswith(a.AUDIT_PREFIX) for kv in attributes)
 
 
-def _fill_missing(attributes: Attributes, pairs: list[tuple[str, str]]) -> None:
+def _fill_missing(attributes: Attributes, pairs: Principal) -> None:
     """Add each pair whose key is absent: values a trusted upstream tier wrote are kept."""
     present = {kv.key for kv in attributes}
     for key, value in pairs:

@@ -432,10 +432,7 @@ class PiiRedactionProcessor(Processor):
         types = sorted(by_type)
         attrs.set_int(attributes, sc.PII_REDACTED_COUNT, prev_count + tally.total)
         attrs.set_str_array(attributes, sc.PII_REDACTED_TYPES, types)
-        attrs.remove(attributes, (sc.PII_REDACTED_COUNTS,))
-        kv = attributes.add()
-        kv.key = sc.PII_REDACTED_COUNTS
-        kv.value.array_value.values.extend(AnyValue(int_value=by_type[t]) for t in types)
+        attrs.set_int_array(attributes, sc.PII_REDACTED_COUNTS, (by_type[t] for t in types))
 
     @staticmethod
     def _merge(tally: Tally, totals: dict[str, int]) -> None:
