@@ -145,6 +145,11 @@ class Host(Protocol):
         pipeline of ``signal``; False if it was refused (no such pipeline, or full)."""
         ...
 
+    def exporter(self, component_id: str) -> Exporter:
+        """The started exporter ``component_id`` (e.g. the store an audit trail writes
+        to); KeyError naming the exporters there are when no pipeline uses it."""
+        ...
+
 
 @dataclass(slots=True)
 class ComponentSettings:
@@ -179,6 +184,11 @@ class Processor:
     async def shutdown(self) -> None:
         """Flush anything buffered through ``self.forward`` before returning."""
         return None
+
+    def has_room(self) -> bool:
+        """False while the processor cannot take another request (its own buffer is full):
+        the receiver then answers "retry later", as for a full exporter queue."""
+        return True
 
     def process(self, batch: Batch, context: RequestContext) -> Batch | None:
         if isinstance(batch, ExportTraceServiceRequest):

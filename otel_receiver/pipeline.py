@@ -54,7 +54,7 @@ class Pipeline:
         return forward
 
     def has_room(self) -> bool:
-        return all(q.has_room() for q in self.queues)
+        return all(q.has_room() for q in self.queues) and all(p.has_room() for _, p in self.processors)
 
     def consume(self, batch: Batch, context: RequestContext) -> None:
         """Run every processor, then enqueue for every exporter. Raises ProcessorError."""

@@ -73,6 +73,15 @@ class Service:
             return False
         return True
 
+    def exporter(self, component_id: str) -> Exporter:
+        exporter = self.exporters.get(component_id)
+        if exporter is None:
+            running = ", ".join(sorted(self.exporters)) or "none"
+            raise KeyError(
+                f"exporter {component_id!r} is not used by any pipeline (exporters running: {running})"
+            )
+        return exporter
+
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config

@@ -94,7 +94,7 @@ receivers:
     protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}, http: {{endpoint: "127.0.0.1:0"}}}}
     auth:
       api_keys: [{{key: "{KEY}", tenant: attacker, actor: bot}}]
-processors: {{audit: {{}}, genai_cost: {{}}}}
+processors: {{audit: {{trail: {{exporter: clickhouse, flush_interval: 0.2}}}}, genai_cost: {{}}}}
 exporters:
   clickhouse:
     endpoint: embedded:{clickhouse_dir}
@@ -149,11 +149,32 @@ def test_forged_tenant_never_reaches_storage_or_metrics(audited: tuple[Any, Stor
             for span in ss.spans
         ]
     assert len(spans) == 3
+    record_ids: list[str] = []
     for rs, span in spans:
-        audit = [(k, v) for k, v in _attrs(span.attributes) if k.startswith("audit.")]
-        assert sorted(audit) == [(a.AUDIT_ACTOR_ID, "bot"), (a.AUDIT_TENANT_ID, "attacker")]
+        audit = dict((k, v) for k, v in _attrs(span.attributes) if k.startswith("audit."))
+        record_ids.append(audit.pop(a.AUDIT_RECORD_ID))
+        # the forged action "approve" is gone; the action is what the span did
+        assert audit == {
+            a.AUDIT_ACTOR_ID: "bot",
+            a.AUDIT_TENANT_ID: "attacker",
+            a.AUDIT_ACTION: "chat",
+            a.AUDIT_RESOURCE_TYPE: "model",
+        }
         assert not [k for k, _ in _attrs(rs.resource.attributes) if k.startswith("audit.")]
         assert not [k for k, _ in _attrs(span.events[0].attributes) if k.startswith("audit.")]
+
+    # The audit trail names the authenticated principal too, and links every span.
+    reader.wait_for("audit_log", 7)  # chain open + per request: ingest and its chat call
+    trail = reader.rows("SELECT * FROM `{db}`.audit_log ORDER BY Seq")
+    assert [row["Action"] for row in trail].count("ingest") == 3
+    assert {row["TenantId"] for row in trail[1:]} == {"attacker"}
+    assert {row["ActorId"] for row in trail[1:]} == {"bot"}
+    by_id = {row["RecordId"]: row for row in trail}
+    for record_id, (_, span) in zip(record_ids, spans, strict=True):
+        row = by_id[record_id]
+        assert (row["Action"], row["ResourceType"], row["ResourceId"]) == ("chat", "model", "gpt-4o")
+        assert row["SpanId"] == span.span_id.hex() and row["TraceId"] == span.trace_id.hex()
+    assert "victim" not in str(trail) and "approve" not in str(trail)
 
     url = r.service.exporters["prometheus"].url
     with urllib.request.urlopen(url, timeout=10) as resp:
@@ -191,7 +212,12 @@ def test_upstream_tier_values_are_kept_and_missing_ones_filled() -> None:
     )
     span = req.resource_spans[0].scope_spans[0].spans[0]
     audit = sorted((k, v) for k, v in _attrs(span.attributes) if k.startswith("audit."))
-    assert audit == [(a.AUDIT_ACTOR_ID, "gateway"), (a.AUDIT_TENANT_ID, "acme")]
+    assert audit == [
+        (a.AUDIT_ACTION, "chat"),
+        (a.AUDIT_ACTOR_ID, "gateway"),
+        (a.AUDIT_RESOURCE_TYPE, "model"),
+        (a.AUDIT_TENANT_ID, "acme"),
+    ]
 
 
 def test_logs_get_item_attributes_and_metrics_their_resource() -> None:
@@ -267,5 +293,7 @@ service:
         time.sleep(0.05)
     (raw,) = list(read_records(out, "proto"))
     span = ExportTraceServiceRequest.FromString(raw).resource_spans[0].scope_spans[0].spans[0]
-    assert {k: v for k, v in _attrs(span.attributes) if k.startswith("audit.")} == FORGED
+    # the tier's values are kept; only what it did not write is added
+    written = {k: v for k, v in _attrs(span.attributes) if k.startswith("audit.")}
+    assert written == {**FORGED, a.AUDIT_RESOURCE_TYPE: "model"}
     assert r.telemetry.total("otel_receiver_removed_reserved_attributes_total") == 0

@@ -89,8 +89,11 @@ class Store(ABC):
         """Run a statement without a result (DDL)."""
 
     @abstractmethod
-    def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
-        """Insert one serialized request (``ProtobufSingle``) into ``database.table``."""
+    def insert_request(
+        self, table: str, body: bytes, settings: Mapping[str, SettingValue], fmt: str = "ProtobufSingle"
+    ) -> None:
+        """Insert ``body`` (one serialized request, or rows in the format ``fmt``) into
+        ``database.table``."""
 
     @abstractmethod
     def query(self, sql: str, fmt: str, readonly: bool = True, use_database: bool = True) -> bytes:
@@ -293,13 +296,15 @@ class EmbeddedStore(Store):
         with self._session("rw") as session:
             session.query(sql)
 
-    def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
+    def insert_request(
+        self, table: str, body: bytes, settings: Mapping[str, SettingValue], fmt: str = "ProtobufSingle"
+    ) -> None:
         if self.readonly:
             raise StoreError("read-only store", retryable=False)
         statement = f"INSERT INTO `{self.database}`.`{table}` SETTINGS {settings_clause(settings)}"
         with self._session("rw") as session:
             before = _view_error_counts(session)
-            inserter = session.send_insert(statement, "ProtobufSingle")
+            inserter = session.send_insert(statement, fmt)
             try:
                 inserter.append(body)
                 inserter.finish()
@@ -387,14 +392,18 @@ def server_insert_settings(config: ClickHouseConfig) -> dict[str, SettingValue]:
 
 
 def raw_insert_arguments(
-    config: ClickHouseConfig, table: str, body: bytes, settings: Mapping[str, SettingValue]
+    config: ClickHouseConfig,
+    table: str,
+    body: bytes,
+    settings: Mapping[str, SettingValue],
+    fmt: str = "ProtobufSingle",
 ) -> dict[str, Any]:
     """Keyword arguments of clickhouse-connect's ``Client.raw_insert`` for one request."""
     return {
         "table": f"`{config.database}`.`{table}`",
         "insert_block": body,
         "settings": {**settings, **server_insert_settings(config)},
-        "fmt": "ProtobufSingle",
+        "fmt": fmt,
     }
 
 
@@ -427,10 +436,12 @@ class ServerStore(Store):
         except Exception as e:
             raise classify(e) from e
 
-    def insert_request(self, table: str, body: bytes, settings: Mapping[str, SettingValue]) -> None:
+    def insert_request(
+        self, table: str, body: bytes, settings: Mapping[str, SettingValue], fmt: str = "ProtobufSingle"
+    ) -> None:
         client = self._connect()
         try:
-            client.raw_insert(**raw_insert_arguments(self.config, table, body, settings))
+            client.raw_insert(**raw_insert_arguments(self.config, table, body, settings, fmt))
         except Exception as e:
             raise classify(e) from e
 

@@ -26,7 +26,7 @@ from otel_receiver.component import (
 from . import columns, deep_values, wire
 from .client import SettingValue, Store, StoreError, open_store
 from .config import ClickHouseConfig
-from .schema import Schema
+from .schema import AUDIT_LOG, Schema
 
 # Batches rendered ahead after one held values too deep for the SQL (``_render_deep``).
 RENDER_DEEP_AHEAD = 16
@@ -159,12 +159,26 @@ class ClickHouseExporter(Exporter):
                 existing = set(listed.decode().split())
                 for statement in self.schema.missing_statements(existing):
                     await asyncio.to_thread(store.execute, statement)
+                if AUDIT_LOG in existing and (self.cfg.cluster or not await self._has_audit_chain(store)):
+                    for statement in self.schema.audit_upgrade_statements():
+                        await asyncio.to_thread(store.execute, statement)
                 await self._retire_stale_insert_paths(store, existing)
             except StoreError as e:
                 if e.retryable:
                     raise RetryableExportError(f"creating the schema: {e}") from e
                 raise PermanentExportError(f"creating the schema: {e}") from e
             self._schema_ready = True
+
+    async def _has_audit_chain(self, store: Store) -> bool:
+        found = await asyncio.to_thread(
+            store.query,
+            f"SELECT name FROM system.columns WHERE database = '{self.cfg.database}' "
+            f"AND table = '{AUDIT_LOG}' AND name = 'ChainId'",
+            "TabSeparatedRaw",
+            False,
+            False,
+        )
+        return bool(found.strip())
 
     async def _retire_stale_insert_paths(self, store: Store, existing: set[str]) -> None:
         stale = self.schema.stale_insert_paths(existing)
@@ -254,6 +268,14 @@ class ClickHouseExporter(Exporter):
             raise PermanentExportError(f"clickhouse rejected {e.table} insert: {e}") from e
         self._metrics.insert_seconds.labels(component, signal.value).observe(time.perf_counter() - started)
         self._metrics.insert_bytes.labels(component, signal.value).inc(size)
+
+    def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
+        """Insert audit records (JSONEachRow) into ``audit_log``; the audit processor's
+        trail calls it from its own thread and retries on any exception."""
+        if not self._schema_ready:
+            raise StoreError("the schema is not created yet (the store was down at start)")
+        settings: dict[str, SettingValue] = {"insert_deduplication_token": dedup_token}
+        self._require_store().insert_request(AUDIT_LOG, body, settings, fmt="JSONEachRow")
 
     def _render_deep(self, parts: Sequence[Batch], signal: Signal, component: str) -> list[Batch] | None:
         """``parts`` with their too-deep values rendered (``deep_values``), or None.

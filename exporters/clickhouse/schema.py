@@ -311,8 +311,12 @@ _GENAI_COLUMNS = """
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1
 """
 
-_AUDIT_COLUMNS = """
+_AUDIT_CHAIN_ID = "ChainId LowCardinality(String) CODEC(ZSTD(1))"
+_AUDIT_SEQ = "Seq UInt64 CODEC(Delta, ZSTD(1))"
+_AUDIT_COLUMNS = f"""
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    {_AUDIT_CHAIN_ID},
+    {_AUDIT_SEQ},
     RecordId String CODEC(ZSTD(1)),
     TenantId LowCardinality(String) CODEC(ZSTD(1)),
     ActorId String CODEC(ZSTD(1)),
@@ -373,9 +377,9 @@ TABLE_SPECS: Final[tuple[TableSpec, ...]] = (
     TableSpec(
         AUDIT_LOG,
         _AUDIT_COLUMNS,
-        "PARTITION BY toYYYYMM(Timestamp)\nORDER BY (TenantId, Timestamp, RecordId)",
+        "PARTITION BY toYYYYMM(Timestamp)\nORDER BY (ChainId, Seq)",
         None,
-        "cityHash64(TenantId)",
+        "cityHash64(ChainId)",  # a chain stays on one shard
         settings="index_granularity = 8192, min_bytes_for_wide_part = 134217728",
     ),
 )
@@ -461,6 +465,16 @@ class Schema:
                 f"TO {self.qualified(path.target)}\nAS {path.select(table)}"
             )
         return out
+
+    def audit_upgrade_statements(self) -> list[str]:
+        """Stores made before audit records were written have ``audit_log`` without its
+        chain columns: these add them (a no-op where they exist)."""
+        return [
+            f"ALTER TABLE {self.qualified(table)}{self._on_cluster}\n"
+            f"ADD COLUMN IF NOT EXISTS {_AUDIT_CHAIN_ID} AFTER Timestamp,\n"
+            f"ADD COLUMN IF NOT EXISTS {_AUDIT_SEQ} AFTER ChainId"
+            for table in dict.fromkeys((self.storage_name(AUDIT_LOG), AUDIT_LOG))
+        ]
 
     def created_name(self, statement: str) -> str | None:
         """The table or view a CREATE statement makes (None for the database)."""

@@ -7,6 +7,31 @@ from pydantic import Field
 from otel_receiver.component import ComponentConfig
 
 
+class TrailConfig(ComponentConfig):
+    exporter: str | None = Field(
+        default=None,
+        description="id of the exporter whose store keeps the audit_log (a clickhouse exporter "
+        "used by a pipeline); unset = no audit records",
+    )
+    flush_interval: float = Field(default=1.0, gt=0, le=60, description="seconds between writes")
+    max_pending: int = Field(
+        default=100_000,
+        ge=10,
+        description="records waiting for the store before the receiver answers 'retry later'",
+    )
+    chain_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="id of this process's chain; default host:pid:start-ms (unique per start)",
+    )
+
+
 class AuditConfig(ComponentConfig):
     tenant: bool = Field(default=True, description="write audit.tenant.id from the authenticated tenant")
     actor: bool = Field(default=True, description="write audit.actor.id from the authenticated actor")
+    genai_actions: bool = Field(
+        default=True,
+        description="write audit.action / audit.resource.type on GenAI spans (what the principal did)",
+    )
+    trail: TrailConfig = TrailConfig()

@@ -1,10 +1,18 @@
-"""The ``audit`` processor: stamps the authenticated principal on every item.
+"""The ``audit`` processor: who sent each item, what they did, and an audit trail.
 
 Spans and log records get ``audit.tenant.id`` / ``audit.actor.id`` as item attributes,
 because that is where the readers look per item (the ``genai_calls`` view's
 ``TenantId``, the Prometheus ``tenant_id`` label) and a batch queued for export mixes
 requests of several tenants. Metric requests get them on the resource: a data point
 attribute would split every series by tenant even where the exporter does not ask.
+
+GenAI spans also get ``audit.action`` (the operation: ``chat``, ``execute_tool``,
+``invoke_agent``, ...) and ``audit.resource.type`` (``model``, ``tool``, ``agent``).
+
+With a trail (``trail.exporter``), each authenticated request becomes an ``ingest``
+record of the hash-chained ``audit_log`` and each GenAI span one record of its own
+action; items carry the ``audit.record.id`` of their record (metric resources do not:
+a per-request value there would make a new Prometheus ``target_info`` series per request).
 
 The values never come from the request's own attributes: a receiver with auth removes
 any ``audit.*`` a client sends before processors run (unless it is configured to trust
@@ -13,8 +21,12 @@ them, behind a tier that wrote them itself; those are kept, not overwritten).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterable
+from typing import Final
 
+import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -22,12 +34,76 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otel_receiver.attributes import Attributes, set_str
-from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
-from processors.audit.config import AuditConfig
+from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal, count_items
+from otel_receiver.encoded_attributes import LOG_RECORD_ATTRIBUTES, SPAN_ATTRIBUTES, string_attribute
+from processors.audit.config import AuditConfig, TrailConfig
+from processors.audit.trail import AuditEntry, AuditSink, AuditTrail
 from semconv import attributes as a
 
 _MAX_ENCODED = 1024  # distinct principals whose encoded attributes are kept
 Principal = tuple[tuple[str, str], ...]  # the (audit key, value) pairs to write
+
+ACTION_INGEST: Final = "ingest"
+# What each GenAI operation acts on, and the attribute naming that resource.
+_TOOL = ("tool", (a.GEN_AI_TOOL_NAME,))
+_AGENT = ("agent", (a.GEN_AI_AGENT_NAME, a.GEN_AI_AGENT_ID))
+_MODEL = ("model", (a.GEN_AI_REQUEST_MODEL, a.GEN_AI_RESPONSE_MODEL))
+_RESOURCE_OF_OPERATION: Final = {
+    a.OP_EXECUTE_TOOL: _TOOL,
+    a.OP_INVOKE_AGENT: _AGENT,
+    a.OP_CREATE_AGENT: _AGENT,
+}
+_SCANNED: Final = frozenset(
+    {a.GEN_AI_OPERATION_NAME, a.GEN_AI_PROVIDER_NAME, *_TOOL[1], *_AGENT[1], *_MODEL[1]}
+)
+
+
+def _resource(operation: str, found: dict[str, str]) -> tuple[str, str]:
+    """(resource type, resource id) a GenAI operation acted on."""
+    kind, keys = _RESOURCE_OF_OPERATION.get(operation, _MODEL)
+    for key in keys:
+        value = found.get(key)
+        if value:
+            return kind, value
+    return kind, ""
+
+
+# --- shared trails: every audit processor writing to one exporter extends one chain ----
+
+_trails: dict[int, tuple[AuditTrail, int]] = {}  # id(sink) -> (trail, users)
+_trails_lock = threading.Lock()
+
+
+def _acquire_trail(sink: AuditSink, cfg: TrailConfig, settings: ComponentSettings) -> AuditTrail:
+    with _trails_lock:
+        held = _trails.get(id(sink))
+        if held is not None:
+            trail, users = held
+            _trails[id(sink)] = (trail, users + 1)
+            return trail
+        trail = AuditTrail(
+            sink,
+            settings.telemetry.registry,
+            chain_id=cfg.chain_id,
+            flush_interval=cfg.flush_interval,
+            max_pending=cfg.max_pending,
+        )
+        trail.start()
+        _trails[id(sink)] = (trail, 1)
+        return trail
+
+
+def _release_trail(trail: AuditTrail) -> bool:
+    """True when the caller was its last user (and must close it)."""
+    with _trails_lock:
+        for key, (held, users) in list(_trails.items()):
+            if held is trail:
+                if users > 1:
+                    _trails[key] = (held, users - 1)
+                    return False
+                del _trails[key]
+                return True
+    return False
 
 
 class AuditProcessor(Processor):
@@ -36,9 +112,33 @@ class AuditProcessor(Processor):
     def __init__(self, config: AuditConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
         self.cfg = config
-        # (Span or LogRecord, principal) -> its attributes as an encoded fragment of that
-        # message: merging those bytes appends every KeyValue in one C call per item.
-        self._encoded_by_principal: dict[tuple[type[Span] | type[LogRecord], Principal], bytes] = {}
+        self.trail: AuditTrail | None = None
+        # (attributes field, principal) -> its attributes as an encoded fragment of a Span
+        # or LogRecord: merging those bytes appends every KeyValue in one C call per item.
+        self._encoded_by_principal: dict[tuple[int, Principal], bytes] = {}
+
+    async def start(self) -> None:
+        name = self.cfg.trail.exporter
+        if name is None:
+            return
+        host = self.settings.host
+        if host is None:
+            raise RuntimeError(f"{self.settings.component_id}: trail.exporter needs a running receiver")
+        sink = host.exporter(name)
+        if not isinstance(sink, AuditSink):
+            raise ValueError(
+                f"{self.settings.component_id}: trail.exporter {name!r} cannot keep audit records "
+                "(use a clickhouse exporter)"
+            )
+        self.trail = await asyncio.to_thread(_acquire_trail, sink, self.cfg.trail, self.settings)
+
+    async def shutdown(self) -> None:
+        trail, self.trail = self.trail, None
+        if trail is not None and _release_trail(trail):
+            await asyncio.to_thread(trail.close)
+
+    def has_room(self) -> bool:
+        return self.trail is None or self.trail.has_room()
 
     def _principal(self, context: RequestContext) -> Principal:
         pairs = []
@@ -48,55 +148,130 @@ class AuditProcessor(Processor):
             pairs.append((a.AUDIT_ACTOR_ID, context.actor))
         return tuple(pairs)
 
-    def _encoded(self, message_type: type[Span] | type[LogRecord], pairs: Principal) -> bytes:
-        key = (message_type, pairs)
+    def _encoded(self, field: int, pairs: Principal) -> bytes:
+        key = (field, pairs)
         encoded = self._encoded_by_principal.get(key)
         if encoded is None:
-            message = message_type()
-            for k, v in pairs:
-                kv = message.attributes.add()
-                kv.key = k
-                kv.value.string_value = v
-            encoded = message.SerializeToString()
+            encoded = b"".join(string_attribute(k, v, field) for k, v in pairs)
             if len(self._encoded_by_principal) >= _MAX_ENCODED:
                 self._encoded_by_principal.clear()
             self._encoded_by_principal[key] = encoded
         return encoded
 
+    def _ingest_entry(
+        self, signal: Signal, batch: Batch, context: RequestContext, **extra: int
+    ) -> AuditEntry:
+        details: dict[str, object] = {"items": count_items(batch), "transport": context.transport, **extra}
+        if context.client_address:
+            details["client_address"] = context.client_address
+        if context.roles:
+            details["roles"] = list(context.roles)
+        return AuditEntry(
+            context.received_at_ns,
+            ACTION_INGEST,
+            signal.value,
+            tenant=context.tenant or "",
+            actor=context.actor or "",
+            details=orjson.dumps(details).decode(),
+        )
+
+    # --- traces ------------------------------------------------------------------------
+
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
-        spans = (span for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans)
-        self._stamp(spans, Span, context)
-        return batch
-
-    def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
-        records = (r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records)
-        self._stamp(records, LogRecord, context)
-        return batch
-
-    def _stamp(
-        self,
-        items: Iterable[Span | LogRecord],
-        message_type: type[Span] | type[LogRecord],
-        context: RequestContext,
-    ) -> None:
         pairs = self._principal(context)
         if not pairs:
-            return
-        encoded = self._encoded(message_type, pairs)
-        check = context.may_hold_audit_attributes
-        for item in items:
-            if check and _holds_audit(item.attributes):
-                _fill_missing(item.attributes, pairs)
+            return batch
+        spans = [span for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans]
+        if not self.cfg.genai_actions and self.trail is None:
+            self._stamp(spans, SPAN_ATTRIBUTES, pairs, context, b"")
+            return batch
+        genai: list[tuple[Span, str, str, str, str]] = []  # span, operation, kind, id, provider
+        plain: list[Span] = []
+        for span in spans:
+            found = {kv.key: kv.value.string_value for kv in span.attributes if kv.key in _SCANNED}
+            operation = found.get(a.GEN_AI_OPERATION_NAME)
+            if operation:
+                kind, resource_id = _resource(operation, found)
+                genai.append((span, operation, kind, resource_id, found.get(a.GEN_AI_PROVIDER_NAME, "")))
             else:
-                item.MergeFromString(encoded)
+                plain.append(span)
+        request_record = b""
+        request_pairs: Principal = ()
+        genai_records: list[str] = []
+        if self.trail is not None:
+            entries = [self._ingest_entry(Signal.TRACES, batch, context, genai_records=len(genai))]
+            tenant, actor = context.tenant or "", context.actor or ""
+            for span, operation, kind, resource_id, provider in genai:
+                entries.append(
+                    AuditEntry(
+                        span.start_time_unix_nano or context.received_at_ns,
+                        operation,
+                        kind,
+                        resource_id,
+                        tenant,
+                        actor,
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        orjson.dumps({"provider": provider}).decode() if provider else "",
+                    )
+                )
+            ids = self.trail.append(entries)
+            request_pairs = ((a.AUDIT_RECORD_ID, ids[0]),)
+            request_record = string_attribute(a.AUDIT_RECORD_ID, ids[0])
+            genai_records = ids[1:]
+        self._stamp(plain, SPAN_ATTRIBUTES, pairs, context, request_record, request_pairs)
+        for i, (span, operation, kind, _, _) in enumerate(genai):
+            own = [(a.AUDIT_ACTION, operation), (a.AUDIT_RESOURCE_TYPE, kind)]
+            if genai_records:
+                own.append((a.AUDIT_RECORD_ID, genai_records[i]))
+            extra = b"".join(string_attribute(k, v) for k, v in own)
+            self._stamp((span,), SPAN_ATTRIBUTES, pairs, context, extra, tuple(own))
+        return batch
+
+    # --- logs and metrics --------------------------------------------------------------
+
+    def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
+        pairs = self._principal(context)
+        if not pairs:
+            return batch
+        extra = b""
+        own: Principal = ()
+        if self.trail is not None:
+            record = self.trail.append([self._ingest_entry(Signal.LOGS, batch, context)])[0]
+            own = ((a.AUDIT_RECORD_ID, record),)
+            extra = string_attribute(a.AUDIT_RECORD_ID, record, LOG_RECORD_ATTRIBUTES)
+        records = (r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records)
+        self._stamp(records, LOG_RECORD_ATTRIBUTES, pairs, context, extra, own)
+        return batch
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
         pairs = self._principal(context)
         if not pairs:
             return batch
+        if self.trail is not None:
+            self.trail.append([self._ingest_entry(Signal.METRICS, batch, context)])
         for rm in batch.resource_metrics:
             _fill_missing(rm.resource.attributes, pairs)
         return batch
+
+    def _stamp(
+        self,
+        items: Iterable[Span | LogRecord],
+        field: int,
+        pairs: Principal,
+        context: RequestContext,
+        extra: bytes,
+        extra_pairs: Principal = (),
+    ) -> None:
+        """Append the principal and ``extra`` (the encoded ``extra_pairs``) to every item;
+        items that already hold audit attributes (from a trusted tier) only get the missing ones."""
+        encoded = self._encoded(field, pairs) + extra
+        check = context.may_hold_audit_attributes
+        for item in items:
+            if check and _holds_audit(item.attributes):
+                _fill_missing(item.attributes, pairs + extra_pairs)
+            else:
+                item.MergeFromString(encoded)
 
 
 def _holds_audit(attributes: Attributes) -> bool:
@@ -111,4 +286,4 @@ def _fill_missing(attributes: Attributes, pairs: Principal) -> None:
             set_str(attributes, key, value)
 
 
-__all__ = ["AuditProcessor"]
+__all__ = ["ACTION_INGEST", "AuditProcessor"]

@@ -34,6 +34,7 @@ from otel_receiver.component import (
     RequestContext,
     Signal,
 )
+from otel_receiver.encoded_attributes import double_prefix, string_attribute, true_attribute
 from processors.genai_cost.config import GenAICostConfig
 from processors.genai_cost.pricing import (
     EXACT,
@@ -165,56 +166,18 @@ def _legacy_value(kv: KeyValue | None) -> str | None:
     return s
 
 
-# Appending attributes through the protobuf API costs ~1-2 µs each (a Python wrapper per
-# KeyValue and per AnyValue); merging their wire encoding costs one C call per span. A
-# repeated field merges by appending, so ``span.MergeFromString(blob)`` adds the
-# KeyValues exactly as ``attributes.add()`` would. Used only for keys the scan did not
-# find (a key that exists is overwritten in place through ``_put``).
-_SPAN_ATTRIBUTES_TAG: Final = b"\x4a"  # Span.attributes = 9, length-delimited
+# Attributes are appended as pre-encoded wire bytes (otel_receiver.encoded_attributes),
+# used only for keys the scan did not find (a key that exists is overwritten in place
+# through ``_put``).
 _DOUBLE: Final = struct.Struct("<d").pack
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _attribute_prefix(key: str, any_value_len: int) -> bytes:
-    """Wire bytes of ``Span.attributes`` entry up to its AnyValue's content."""
-    k = key.encode()
-    body = b"\x0a" + _varint(len(k)) + k + b"\x12" + _varint(any_value_len)
-    return _SPAN_ATTRIBUTES_TAG + _varint(len(body) + any_value_len) + body
-
-
-def _double_prefix(key: str) -> bytes:
-    return _attribute_prefix(key, 9) + b"\x21"  # AnyValue.double_value = 4, fixed64
-
-
-def _string_attribute(key: str, value: str) -> bytes:
-    v = value.encode()
-    any_value = b"\x0a" + _varint(len(v)) + v  # AnyValue.string_value = 1
-    return _attribute_prefix(key, len(any_value)) + any_value
-
-
-def _true_attribute(key: str) -> bytes:
-    return _attribute_prefix(key, 2) + b"\x10\x01"  # AnyValue.bool_value = 2
-
-
-_COST_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST)
-_COST_INPUT_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_INPUT)
-_COST_OUTPUT_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_OUTPUT)
-_COST_CACHE_READ_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_CACHE_READ)
-_COST_CACHE_WRITE_PREFIX: Final = _double_prefix(a.GEN_AI_USAGE_COST_CACHE_WRITE)
-_REPORTED_PREFIX: Final = _double_prefix(a.GEN_AI_COST_REPORTED)
-_MISMATCH_TRUE: Final = _true_attribute(a.GEN_AI_COST_MISMATCH)
-_UNPRICED_TRUE: Final = _true_attribute(a.GEN_AI_COST_UNPRICED)
+_COST_PREFIX: Final = double_prefix(a.GEN_AI_USAGE_COST)
+_COST_INPUT_PREFIX: Final = double_prefix(a.GEN_AI_USAGE_COST_INPUT)
+_COST_OUTPUT_PREFIX: Final = double_prefix(a.GEN_AI_USAGE_COST_OUTPUT)
+_COST_CACHE_READ_PREFIX: Final = double_prefix(a.GEN_AI_USAGE_COST_CACHE_READ)
+_COST_CACHE_WRITE_PREFIX: Final = double_prefix(a.GEN_AI_USAGE_COST_CACHE_WRITE)
+_REPORTED_PREFIX: Final = double_prefix(a.GEN_AI_COST_REPORTED)
+_MISMATCH_TRUE: Final = true_attribute(a.GEN_AI_COST_MISMATCH)
+_UNPRICED_TRUE: Final = true_attribute(a.GEN_AI_COST_UNPRICED)
 
 
 def _put(attrs: Attributes, found: KeyValue | None, key: str) -> AnyValue:
@@ -475,7 +438,7 @@ class GenAICostProcessor(Processor):
     def _pricing_attribute(self, pricing: str) -> bytes:
         encoded = self._pricing_bytes.get(pricing)
         if encoded is None:
-            encoded = _string_attribute(a.GEN_AI_COST_PRICING, pricing)
+            encoded = string_attribute(a.GEN_AI_COST_PRICING, pricing)
             self._pricing_bytes[pricing] = encoded
         return encoded
 

@@ -1,0 +1,366 @@
+"""The audit trail: append-only, hash-chained audit records, written to a store.
+
+Each receiver process writes one *chain*: records numbered 1, 2, 3, ... (``Seq``), each
+carrying the SHA-256 of its predecessor (``PrevHash``) and its own (``RecordHash``) over
+a canonical encoding of every column. Changing any stored column, deleting or reordering
+records breaks the chain at that record; ``VERIFY_SQL`` finds where, in ClickHouse
+itself. A chain opens with an ``audit.chain.open`` record and a clean shutdown closes it
+with ``audit.chain.close``; a chain without the close record was cut short (a crash, or
+records removed from its end), which hashing alone cannot tell apart.
+
+A new chain starts with every process (its id names host, process and start time), so
+two receivers on one store, or a restarted one, never interleave one chain, and nothing
+has to be read back at start.
+
+Records are written in order by one background thread. Until the store has them they
+wait in memory; when ``max_pending`` are waiting (the store is down), ``has_room`` turns
+false and the receiver answers "retry later": nothing is ingested that cannot be
+audited, and no record is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol, runtime_checkable
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger(__name__)
+
+GENESIS: Final = "0" * 64  # PrevHash of a chain's first record
+ACTION_CHAIN_OPEN: Final = "audit.chain.open"
+ACTION_CHAIN_CLOSE: Final = "audit.chain.close"
+RECORDS_METRIC: Final = "otel_receiver_audit_records"  # _total, by outcome
+PENDING_METRIC: Final = "otel_receiver_audit_pending_records"
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    """A store that keeps audit records (the ClickHouse exporter's ``audit_log``)."""
+
+    def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
+        """Insert rows given as JSONEachRow; the same token twice stores them once.
+        Raises on failure (the trail retries)."""
+        ...
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """What happened, before the trail numbers and chains it."""
+
+    timestamp_ns: int
+    action: str
+    resource_type: str
+    resource_id: str = ""
+    tenant: str = ""
+    actor: str = ""
+    trace_id: str = ""  # lowercase hex, as in otel_traces
+    span_id: str = ""
+    details: str = ""  # a compact JSON object
+
+
+def record_id(chain_id: str, seq: int) -> str:
+    return f"{chain_id}/{seq}"
+
+
+def canonical(chain_id: str, seq: int, entry: AuditEntry, prev_hash: str) -> bytes:
+    """Every column but RecordHash, each as ``<byte length>:<bytes>``: length prefixes
+    make the encoding unambiguous whatever the values contain. ``VERIFY_SQL`` builds the
+    same bytes from the stored columns."""
+    fields = (
+        chain_id,
+        str(seq),
+        str(entry.timestamp_ns),
+        record_id(chain_id, seq),
+        entry.tenant,
+        entry.actor,
+        entry.action,
+        entry.resource_type,
+        entry.resource_id,
+        entry.trace_id,
+        entry.span_id,
+        entry.details,
+        prev_hash,
+    )
+    out = bytearray()
+    for field in fields:
+        b = field.encode()
+        out += b"%d:" % len(b)
+        out += b
+    return bytes(out)
+
+
+def _sql_field(expression: str) -> str:
+    return f"toString(length({expression})), ':', {expression}"
+
+
+# The canonical encoding computed by ClickHouse from the stored columns.
+_CANONICAL_SQL: Final = "concat({})".format(
+    ", ".join(
+        _sql_field(e)
+        for e in (
+            "ChainId",
+            "toString(Seq)",
+            "toString(toUnixTimestamp64Nano(Timestamp))",
+            "RecordId",
+            "TenantId",
+            "ActorId",
+            "Action",
+            "ResourceType",
+            "ResourceId",
+            "TraceId",
+            "SpanId",
+            "Details",
+            "PrevHash",
+        )
+    )
+)
+
+# One row per record that breaks its chain (none: the trail is intact), with the reason.
+# Window functions see each chain in Seq order; ``lagInFrame`` is the previous record.
+VERIFY_SQL: Final = f"""
+SELECT ChainId, Seq, RecordId, Timestamp, problem FROM (
+    SELECT
+        ChainId, Seq, RecordId, Timestamp,
+        lower(hex(SHA256({_CANONICAL_SQL}))) AS computed,
+        lagInFrame(RecordHash, 1, '{GENESIS}') OVER w AS previous_hash,
+        lagInFrame(Seq, 1, 0) OVER w AS previous_seq,
+        multiIf(
+            Seq != previous_seq + 1, concat('records missing before Seq ', toString(Seq),
+                ' (previous stored: ', toString(previous_seq), ')'),
+            PrevHash != previous_hash, 'PrevHash differs from the previous record''s RecordHash',
+            RecordHash != computed, 'RecordHash does not match the record''s columns (altered)',
+            RecordId != concat(ChainId, '/', toString(Seq)), 'RecordId does not match ChainId/Seq',
+            ''
+        ) AS problem
+    FROM audit_log
+    WINDOW w AS (PARTITION BY ChainId ORDER BY Seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+WHERE problem != ''
+ORDER BY ChainId, Seq
+"""
+
+# Per chain: how many records, its span in time, and whether it was closed cleanly.
+CHAINS_SQL: Final = f"""
+SELECT ChainId, count() AS records, max(Seq) AS last_seq, min(Timestamp) AS first, max(Timestamp) AS last,
+       countIf(Action = '{ACTION_CHAIN_CLOSE}') > 0 AS closed
+FROM audit_log GROUP BY ChainId ORDER BY first
+"""
+
+
+def new_chain_id() -> str:
+    """Unique per process start: host, process id and start time in ms."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time_ns() // 1_000_000}"
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.records = Counter(
+            RECORDS_METRIC,
+            "Audit records, by outcome (appended to the chain, written to the store)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.pending = Gauge(PENDING_METRIC, "Audit records waiting to be written", registry=registry)
+        self.write_errors = Counter(
+            "otel_receiver_audit_write_errors",
+            "Failed writes of audit records (retried until they succeed)",
+            registry=registry,
+        )
+
+
+_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
+
+
+def _metrics_for(registry: CollectorRegistry) -> _Metrics:
+    metrics = _metrics_by_registry.get(registry)
+    if metrics is None:
+        metrics = _metrics_by_registry[registry] = _Metrics(registry)
+    return metrics
+
+
+class AuditTrail:
+    """One chain: numbers and hashes entries in the order they are appended, and writes
+    them to ``sink`` from a background thread, retrying with backoff until it succeeds."""
+
+    def __init__(
+        self,
+        sink: AuditSink,
+        registry: CollectorRegistry,
+        chain_id: str | None = None,
+        flush_interval: float = 1.0,
+        max_pending: int = 100_000,
+        max_rows_per_write: int = 10_000,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.sink = sink
+        self.chain_id = chain_id or new_chain_id()
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.max_rows_per_write = max_rows_per_write
+        self._clock_ns = clock_ns
+        self._metrics = _metrics_for(registry)
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._last_hash = GENESIS
+        self._pending: list[bytes] = []  # JSONEachRow lines, in Seq order
+        self._first_pending_seq = 1
+        self._wake = threading.Event()
+        self._stop = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._write_lock = threading.Lock()  # one write at a time, in order
+
+    # --- appending -------------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        return len(self._pending) < self.max_pending
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def append(self, entries: Sequence[AuditEntry]) -> list[str]:
+        """Chain ``entries`` in order; returns their record ids."""
+        ids = []
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the audit trail is closed")
+            for entry in entries:
+                self._seq += 1
+                seq = self._seq
+                digest = hashlib.sha256(canonical(self.chain_id, seq, entry, self._last_hash)).hexdigest()
+                rid = record_id(self.chain_id, seq)
+                self._pending.append(self._row(seq, rid, entry, digest))
+                self._last_hash = digest
+                ids.append(rid)
+            self._metrics.pending.set(len(self._pending))
+        self._metrics.records.labels("appended").inc(len(ids))
+        if len(self._pending) >= self.max_rows_per_write:
+            self._wake.set()
+        return ids
+
+    def _row(self, seq: int, rid: str, entry: AuditEntry, digest: str) -> bytes:
+        seconds, nanos = divmod(entry.timestamp_ns, 1_000_000_000)
+        return orjson.dumps(
+            {
+                # "seconds.nanoseconds": ClickHouse reads a DateTime64(9) from it exactly.
+                "Timestamp": f"{seconds}.{nanos:09d}",
+                "ChainId": self.chain_id,
+                "Seq": seq,
+                "RecordId": rid,
+                "TenantId": entry.tenant,
+                "ActorId": entry.actor,
+                "Action": entry.action,
+                "ResourceType": entry.resource_type,
+                "ResourceId": entry.resource_id,
+                "TraceId": entry.trace_id,
+                "SpanId": entry.span_id,
+                "Details": entry.details,
+                "PrevHash": self._last_hash,
+                "RecordHash": digest,
+            }
+        )
+
+    # --- writing ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        details = orjson.dumps({"host": socket.gethostname(), "pid": os.getpid()}).decode()
+        self.append(
+            [AuditEntry(self._clock_ns(), ACTION_CHAIN_OPEN, "audit_trail", self.chain_id, details=details)]
+        )
+        self._thread = threading.Thread(target=self._run, name="audit-trail", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = self.flush_interval
+        while True:
+            self._wake.wait(backoff)
+            self._wake.clear()
+            if self._stop:
+                return
+            try:
+                self.flush()
+                backoff = self.flush_interval
+            except Exception as e:
+                self._metrics.write_errors.inc()
+                log.warning(
+                    "audit trail %s: writing %d records failed (%s); retrying", self.chain_id, self.pending, e
+                )
+                backoff = min(max(backoff * 2, 0.2), 30.0)
+
+    def flush(self) -> None:
+        """Write everything pending, oldest first, in writes of ``max_rows_per_write``."""
+        with self._write_lock:
+            while True:
+                with self._lock:
+                    rows = self._pending[: self.max_rows_per_write]
+                    first = self._first_pending_seq
+                if not rows:
+                    return
+                last = first + len(rows) - 1
+                # Stable per rows: a write retried after a failure the store did not
+                # report (it stored them) is deduplicated.
+                self.sink.write_audit_rows(b"\n".join(rows) + b"\n", f"audit:{self.chain_id}:{first}-{last}")
+                with self._lock:
+                    del self._pending[: len(rows)]
+                    self._first_pending_seq = last + 1
+                    self._metrics.pending.set(len(self._pending))
+                self._metrics.records.labels("written").inc(len(rows))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Append the closing record and write everything; records still unwritten after
+        ``timeout`` (the store is down) are logged as lost."""
+        if self._closed:
+            return
+        details = orjson.dumps({"records": self._seq + 1}).decode()
+        self.append(
+            [AuditEntry(self._clock_ns(), ACTION_CHAIN_CLOSE, "audit_trail", self.chain_id, details=details)]
+        )
+        with self._lock:
+            self._closed = True
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while self._pending:
+            try:
+                self.flush()
+            except Exception as e:
+                if time.monotonic() + delay > deadline:
+                    log.error(
+                        "audit trail %s: %d records could not be written before shutdown (%s)",
+                        self.chain_id,
+                        self.pending,
+                        e,
+                    )
+                    self._metrics.records.labels("lost").inc(self.pending)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+__all__ = [
+    "ACTION_CHAIN_CLOSE",
+    "ACTION_CHAIN_OPEN",
+    "CHAINS_SQL",
+    "GENESIS",
+    "VERIFY_SQL",
+    "AuditEntry",
+    "AuditSink",
+    "AuditTrail",
+    "canonical",
+    "new_chain_id",
+    "record_id",
+]

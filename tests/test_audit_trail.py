@@ -1,0 +1,217 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_clickhouse_support)
+"""The hash-chained audit trail, end to end: a real receiver with API-key auth writes
+``audit_log`` into embedded ClickHouse, ``otel-receiver audit-verify`` checks the chain
+with ClickHouse's own SHA-256 over the stored columns, and tampering is found."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from test_audit import genai_request
+from test_clickhouse_e2e import StoreReader
+from test_clickhouse_support import clickhouse_dir  # noqa: F401
+from test_receiver_protocol import http_post
+
+from otel_receiver.cli import main
+from processors.audit.trail import GENESIS, AuditEntry, canonical
+from semconv import attributes as a
+
+KEY = "trail-test-key-0123456789"
+AUTH = {"x-api-key": KEY}
+
+
+def _config(store: Path, database: str, trail: str = "flush_interval: 0.1") -> str:
+    return f"""
+receivers:
+  otlp:
+    protocols: {{http: {{endpoint: "127.0.0.1:0"}}}}
+    auth:
+      api_keys: [{{key: "{KEY}", tenant: acme, actor: agent-7, roles: [ingest]}}]
+processors:
+  audit: {{trail: {{exporter: clickhouse, {trail}}}}}
+exporters:
+  clickhouse:
+    endpoint: embedded:{store}
+    database: {database}
+    query_endpoint: null
+    sending_queue: {{batch: {{flush_timeout: 0.2}}}}
+service:
+  pipelines:
+    traces: {{receivers: [otlp], processors: [audit], exporters: [clickhouse]}}
+    logs: {{receivers: [otlp], processors: [audit], exporters: [clickhouse]}}
+    metrics: {{receivers: [otlp], processors: [audit], exporters: [clickhouse]}}
+"""
+
+
+def _verify(config_file: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    rc = main(["audit-verify", "--config", str(config_file)])
+    return rc, capsys.readouterr().out
+
+
+def _traces_with_a_plain_span(span_id: int) -> bytes:
+    req = genai_request(span_id, {})
+    plain = req.resource_spans[0].scope_spans[0].spans.add()
+    plain.CopyFrom(req.resource_spans[0].scope_spans[0].spans[0])
+    del plain.attributes[:]
+    plain.name = "GET /health"
+    plain.span_id = (span_id + 1000).to_bytes(8, "big")
+    return req.SerializeToString()
+
+
+def _logs() -> bytes:
+    logs = ExportLogsServiceRequest()
+    logs.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "hello"
+    return logs.SerializeToString()
+
+
+def _metrics() -> bytes:
+    metrics = ExportMetricsServiceRequest()
+    metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="m").gauge.data_points.add(as_int=1)
+    return metrics.SerializeToString()
+
+
+def test_chain_is_written_verified_and_tampering_is_found(
+    receiver_factory: Callable[..., Any],
+    clickhouse_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    database = "trail_" + uuid.uuid4().hex[:10]
+    yaml_text = _config(clickhouse_dir, database)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml_text)
+    r = receiver_factory(yaml_text)
+    assert http_post(r.http_url, "/v1/traces", _traces_with_a_plain_span(1), headers=AUTH)[0] == 200
+    assert http_post(r.http_url, "/v1/logs", _logs(), headers=AUTH)[0] == 200
+    assert http_post(r.http_url, "/v1/metrics", _metrics(), headers=AUTH)[0] == 200
+    # without credentials the request is refused and audits nothing
+    assert http_post(r.http_url, "/v1/logs", _logs())[0] == 401
+    r.stop()  # a clean shutdown writes the closing record
+
+    reader = StoreReader(clickhouse_dir, database)
+    rows = reader.rows("SELECT * FROM `{db}`.audit_log ORDER BY Seq")
+    assert [(row["Seq"], row["Action"], row["ResourceType"]) for row in rows] == [
+        (1, "audit.chain.open", "audit_trail"),
+        (2, "ingest", "traces"),
+        (3, "chat", "model"),
+        (4, "ingest", "logs"),
+        (5, "ingest", "metrics"),
+        (6, "audit.chain.close", "audit_trail"),
+    ]
+    assert rows[0]["PrevHash"] == GENESIS
+    assert all(rows[i]["PrevHash"] == rows[i - 1]["RecordHash"] for i in range(1, len(rows)))
+    assert {(row["TenantId"], row["ActorId"]) for row in rows[1:5]} == {("acme", "agent-7")}
+    assert '"items":2' in rows[1]["Details"] and '"roles":["ingest"]' in rows[1]["Details"]
+    assert rows[2]["ResourceId"] == "gpt-4o" and rows[2]["Details"] == '{"provider":"openai"}'
+
+    # Every stored item names its record: the chat span its own, the others their request's.
+    spans = reader.rows("SELECT SpanName, SpanAttributes AS attrs FROM `{db}`.otel_traces ORDER BY SpanName")
+    assert [(s["SpanName"], s["attrs"][a.AUDIT_RECORD_ID]) for s in spans] == [
+        ("GET /health", rows[1]["RecordId"]),
+        ("chat gpt-4o", rows[2]["RecordId"]),
+    ]
+    assert a.AUDIT_ACTION not in spans[0]["attrs"]
+    (log_row,) = reader.rows("SELECT LogAttributes AS attrs FROM `{db}`.otel_logs")
+    assert log_row["attrs"][a.AUDIT_RECORD_ID] == rows[3]["RecordId"]
+
+    rc, out = _verify(config_file, capsys)
+    assert rc == 0, out
+    assert "every chain verifies" in out
+
+    # Someone with write access to ClickHouse rewrites who did the chat call.
+    reader.store.execute(
+        f"ALTER TABLE `{database}`.audit_log UPDATE ActorId = 'someone-else' WHERE Seq = 3 "
+        "SETTINGS mutations_sync = 1"
+    )
+    rc, out = _verify(config_file, capsys)
+    assert rc == 1
+    assert "BROKEN" in out and "altered" in out and f"{rows[2]['RecordId']}" in out
+
+    # ... and removes a record: the next one shows the gap.
+    reader.store.execute(f"DELETE FROM `{database}`.audit_log WHERE Seq = 4 SETTINGS mutations_sync = 1")
+    rc, out = _verify(config_file, capsys)
+    assert rc == 1 and "records missing before Seq 5" in out
+    reader.store.close()
+
+
+def test_store_outage_holds_intake_and_loses_no_record(
+    receiver_factory: Callable[..., Any],
+    clickhouse_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """While audit_log cannot be written, records wait; at ``max_pending`` the receiver
+    answers 503 + Retry-After rather than ingest what it cannot audit."""
+    database = "trail_" + uuid.uuid4().hex[:10]
+    yaml_text = _config(clickhouse_dir, database, "flush_interval: 0.1, max_pending: 10")
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml_text)
+    r = receiver_factory(yaml_text)
+    reader = StoreReader(clickhouse_dir, database)
+    reader.wait_for("audit_log", 1)  # the chain's opening record
+    reader.store.execute(f"DETACH TABLE `{database}`.audit_log")
+    accepted = 0
+    status, headers = 200, {}
+    for _ in range(20):
+        status, headers, _ = http_post(r.http_url, "/v1/logs", _logs(), headers=AUTH)
+        if status != 200:
+            break
+        accepted += 1
+    assert status == 503 and "retry-after" in headers
+    assert accepted == 10  # ten ingest records pending: the eleventh request is refused
+    deadline = time.monotonic() + 10
+    while r.telemetry.total("otel_receiver_audit_write_errors_total") < 1:
+        assert time.monotonic() < deadline, "no failed write of the pending records"
+        time.sleep(0.05)
+    reader.store.execute(f"ATTACH TABLE `{database}`.audit_log")
+
+    deadline = time.monotonic() + 60
+    while http_post(r.http_url, "/v1/logs", _logs(), headers=AUTH)[0] != 200:
+        assert time.monotonic() < deadline, "intake did not resume after the store came back"
+        time.sleep(0.2)
+    accepted += 1
+    r.stop()
+    ingest = reader.rows("SELECT count() AS n FROM `{db}`.audit_log WHERE Action = 'ingest'")[0]["n"]
+    assert int(ingest) == accepted
+    assert reader.count("otel_logs") == accepted
+    rc, out = _verify(config_file, capsys)
+    assert rc == 0, out
+    reader.store.close()
+
+
+def test_a_store_made_before_the_trail_gets_its_chain_columns(
+    receiver_factory: Callable[..., Any], clickhouse_dir: Path
+) -> None:
+    database = "trail_" + uuid.uuid4().hex[:10]
+    reader = StoreReader(clickhouse_dir, database)
+    reader.store.execute(f"CREATE DATABASE `{database}`")
+    # audit_log as the previous release created it (nothing wrote it then)
+    reader.store.execute(
+        f"CREATE TABLE `{database}`.audit_log (Timestamp DateTime64(9), RecordId String, TenantId "
+        "LowCardinality(String), ActorId String, Action LowCardinality(String), ResourceType "
+        "LowCardinality(String), ResourceId String, TraceId String, SpanId String, Details String, "
+        "PrevHash String, RecordHash String) ENGINE = MergeTree ORDER BY (TenantId, Timestamp, RecordId)"
+    )
+    r = receiver_factory(_config(clickhouse_dir, database))
+    assert http_post(r.http_url, "/v1/logs", _logs(), headers=AUTH)[0] == 200
+    r.stop()
+    rows = reader.rows("SELECT Seq, Action FROM `{db}`.audit_log ORDER BY Seq")
+    assert [row["Action"] for row in rows] == ["audit.chain.open", "ingest", "audit.chain.close"]
+    reader.store.close()
+
+
+def test_canonical_encoding_is_unambiguous() -> None:
+    """Moving characters from one column to its neighbour changes the hashed bytes."""
+    one = AuditEntry(1, "chat", "model", tenant="ab", actor="c")
+    two = AuditEntry(1, "chat", "model", tenant="a", actor="bc")
+    assert canonical("h", 1, one, GENESIS) != canonical("h", 1, two, GENESIS)
+    three = AuditEntry(1, "chat", "model", tenant="a:1", actor="")
+    four = AuditEntry(1, "chat", "model", tenant="a", actor="1:")
+    assert canonical("h", 1, three, GENESIS) != canonical("h", 1, four, GENESIS)
