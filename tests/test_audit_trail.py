@@ -5,22 +5,28 @@ with ClickHouse's own SHA-256 over the stored columns, and tampering is found.""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from test_audit import genai_request
 from test_clickhouse_e2e import StoreReader
 from test_clickhouse_support import clickhouse_dir  # noqa: F401
 from test_receiver_protocol import http_post
 
 from otel_receiver.cli import main
-from processors.audit.trail import GENESIS, AuditEntry, canonical
+from otel_receiver.component import ComponentSettings, RequestContext
+from otel_receiver.telemetry import SelfTelemetry
+from processors.audit import AuditConfig, AuditProcessor
+from processors.audit.trail import GENESIS, AuditEntry, AuditTrail, canonical
 from semconv import attributes as a
 
 KEY = "trail-test-key-0123456789"
@@ -215,3 +221,48 @@ def test_canonical_encoding_is_unambiguous() -> None:
     three = AuditEntry(1, "chat", "model", tenant="a:1", actor="")
     four = AuditEntry(1, "chat", "model", tenant="a", actor="1:")
     assert canonical("h", 1, three, GENESIS) != canonical("h", 1, four, GENESIS)
+
+
+class _RecordingSink:
+    """Keeps what the trail writes (the real store is covered by the tests above; this
+    one checks which records and attributes each setting makes)."""
+
+    def __init__(self) -> None:
+        self.columns: list[dict[str, Any]] = []
+
+    def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
+        self.columns.append(orjson.loads(body))
+
+
+@pytest.mark.parametrize(
+    ("cfg", "actions", "records"),
+    [
+        ({}, True, ["audit.chain.open", "ingest", "chat"]),
+        ({"trail": {"genai_records": False}}, True, ["audit.chain.open", "ingest"]),
+        ({"genai_actions": False, "trail": {"genai_records": False}}, False, ["audit.chain.open", "ingest"]),
+        ({"genai_actions": False}, False, ["audit.chain.open", "ingest", "chat"]),
+    ],
+)
+def test_settings_choose_records_and_attributes(
+    cfg: dict[str, Any], actions: bool, records: list[str]
+) -> None:
+    telemetry = SelfTelemetry()
+    proc = AuditProcessor(
+        AuditConfig(**cfg), ComponentSettings("audit", telemetry, logging.getLogger("audit"))
+    )
+    sink = _RecordingSink()
+    proc.trail = AuditTrail(sink, telemetry.registry, flush_interval=60)
+    proc.trail.start()
+    req = ExportTraceServiceRequest.FromString(_traces_with_a_plain_span(1))
+    proc.process(req, RequestContext(tenant="acme", actor="bot", may_hold_audit_attributes=False))
+    proc.trail.flush()
+    (written,) = sink.columns
+    assert written["Action"] == records
+    chat, plain = req.resource_spans[0].scope_spans[0].spans
+    chat_attrs = {kv.key: kv.value.string_value for kv in chat.attributes if kv.key.startswith("audit.")}
+    plain_attrs = {kv.key: kv.value.string_value for kv in plain.attributes}
+    assert (a.AUDIT_ACTION in chat_attrs) is actions
+    # a GenAI span names its own record when it has one, else its request's
+    assert chat_attrs[a.AUDIT_RECORD_ID] == written["RecordId"][len(records) - 1]
+    assert plain_attrs[a.AUDIT_RECORD_ID] == written["RecordId"][1]
+    assert plain_attrs[a.AUDIT_TENANT_ID] == "acme"

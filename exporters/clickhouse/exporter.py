@@ -270,12 +270,12 @@ class ClickHouseExporter(Exporter):
         self._metrics.insert_bytes.labels(component, signal.value).inc(size)
 
     def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
-        """Insert audit records (JSONEachRow) into ``audit_log``; the audit processor's
+        """Insert audit records (JSONColumns) into ``audit_log``; the audit processor's
         trail calls it from its own thread and retries on any exception."""
         if not self._schema_ready:
             raise StoreError("the schema is not created yet (the store was down at start)")
         settings: dict[str, SettingValue] = {"insert_deduplication_token": dedup_token}
-        self._require_store().insert_request(AUDIT_LOG, body, settings, fmt="JSONEachRow")
+        self._require_store().insert_request(AUDIT_LOG, body, settings, fmt="JSONColumns")
 
     def _render_deep(self, parts: Sequence[Batch], signal: Signal, component: str) -> list[Batch] | None:
         """``parts`` with their too-deep values rendered (``deep_values``), or None.

@@ -19,6 +19,10 @@ class TrailConfig(ComponentConfig):
         ge=10,
         description="records waiting for the store before the receiver answers 'retry later'",
     )
+    genai_records: bool = Field(
+        default=True,
+        description="one record per GenAI span (its action); off = one record per request only",
+    )
     chain_id: str | None = Field(
         default=None,
         min_length=1,

@@ -40,7 +40,7 @@ from processors.audit.config import AuditConfig, TrailConfig
 from processors.audit.trail import AuditEntry, AuditSink, AuditTrail
 from semconv import attributes as a
 
-_MAX_ENCODED = 1024  # distinct principals whose encoded attributes are kept
+_MAX_ENCODED = 1024  # distinct principals (and actions) whose encoded attributes are kept
 Principal = tuple[tuple[str, str], ...]  # the (audit key, value) pairs to write
 
 ACTION_INGEST: Final = "ingest"
@@ -182,8 +182,15 @@ class AuditProcessor(Processor):
         if not pairs:
             return batch
         spans = [span for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans]
-        if not self.cfg.genai_actions and self.trail is None:
-            self._stamp(spans, SPAN_ATTRIBUTES, pairs, context, b"")
+        trail = self.trail
+        genai_records = trail is not None and self.cfg.trail.genai_records
+        if not (self.cfg.genai_actions or genai_records):
+            extra_pairs: Principal = ()
+            if trail is not None:
+                extra_pairs = (
+                    (a.AUDIT_RECORD_ID, trail.append([self._ingest_entry(Signal.TRACES, batch, context)])[0]),
+                )
+            self._stamp(spans, SPAN_ATTRIBUTES, pairs, context, extra_pairs)
             return batch
         genai: list[tuple[Span, str, str, str, str]] = []  # span, operation, kind, id, provider
         plain: list[Span] = []
@@ -195,37 +202,47 @@ class AuditProcessor(Processor):
                 genai.append((span, operation, kind, resource_id, found.get(a.GEN_AI_PROVIDER_NAME, "")))
             else:
                 plain.append(span)
-        request_record = b""
         request_pairs: Principal = ()
-        genai_records: list[str] = []
-        if self.trail is not None:
-            entries = [self._ingest_entry(Signal.TRACES, batch, context, genai_records=len(genai))]
-            tenant, actor = context.tenant or "", context.actor or ""
-            for span, operation, kind, resource_id, provider in genai:
-                entries.append(
-                    AuditEntry(
-                        span.start_time_unix_nano or context.received_at_ns,
-                        operation,
-                        kind,
-                        resource_id,
-                        tenant,
-                        actor,
-                        span.trace_id.hex(),
-                        span.span_id.hex(),
-                        orjson.dumps({"provider": provider}).decode() if provider else "",
-                    )
+        own_records: list[str] = []
+        if trail is not None:
+            entries = [
+                self._ingest_entry(
+                    Signal.TRACES, batch, context, genai_records=len(genai) if genai_records else 0
                 )
-            ids = self.trail.append(entries)
-            request_pairs = ((a.AUDIT_RECORD_ID, ids[0]),)
-            request_record = string_attribute(a.AUDIT_RECORD_ID, ids[0])
-            genai_records = ids[1:]
-        self._stamp(plain, SPAN_ATTRIBUTES, pairs, context, request_record, request_pairs)
-        for i, (span, operation, kind, _, _) in enumerate(genai):
-            own = [(a.AUDIT_ACTION, operation), (a.AUDIT_RESOURCE_TYPE, kind)]
+            ]
             if genai_records:
-                own.append((a.AUDIT_RECORD_ID, genai_records[i]))
-            extra = b"".join(string_attribute(k, v) for k, v in own)
-            self._stamp((span,), SPAN_ATTRIBUTES, pairs, context, extra, tuple(own))
+                tenant, actor = context.tenant or "", context.actor or ""
+                for span, operation, kind, resource_id, provider in genai:
+                    entries.append(
+                        AuditEntry(
+                            span.start_time_unix_nano or context.received_at_ns,
+                            operation,
+                            kind,
+                            resource_id,
+                            tenant,
+                            actor,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            orjson.dumps({"provider": provider}).decode() if provider else "",
+                        )
+                    )
+            ids = trail.append(entries)
+            request_pairs = ((a.AUDIT_RECORD_ID, ids[0]),)
+            own_records = ids[1:]
+        self._stamp(plain, SPAN_ATTRIBUTES, pairs, context, request_pairs)
+        check = context.may_hold_audit_attributes
+        request_record = string_attribute(*request_pairs[0]) if request_pairs else b""
+        for i, (span, operation, kind, _, _) in enumerate(genai):
+            action: Principal = (
+                ((a.AUDIT_ACTION, operation), (a.AUDIT_RESOURCE_TYPE, kind)) if self.cfg.genai_actions else ()
+            )
+            record: Principal = ((a.AUDIT_RECORD_ID, own_records[i]),) if own_records else request_pairs
+            if check and _holds_audit(span.attributes):
+                _fill_missing(span.attributes, pairs + action + record)
+            else:
+                # _stamp inlined: this runs once per GenAI span
+                own_record = string_attribute(*record[0]) if own_records else request_record
+                span.MergeFromString(self._encoded(SPAN_ATTRIBUTES, pairs + action) + own_record)
         return batch
 
     # --- logs and metrics --------------------------------------------------------------
@@ -234,14 +251,13 @@ class AuditProcessor(Processor):
         pairs = self._principal(context)
         if not pairs:
             return batch
-        extra = b""
         own: Principal = ()
         if self.trail is not None:
-            record = self.trail.append([self._ingest_entry(Signal.LOGS, batch, context)])[0]
-            own = ((a.AUDIT_RECORD_ID, record),)
-            extra = string_attribute(a.AUDIT_RECORD_ID, record, LOG_RECORD_ATTRIBUTES)
+            own = (
+                (a.AUDIT_RECORD_ID, self.trail.append([self._ingest_entry(Signal.LOGS, batch, context)])[0]),
+            )
         records = (r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records)
-        self._stamp(records, LOG_RECORD_ATTRIBUTES, pairs, context, extra, own)
+        self._stamp(records, LOG_RECORD_ATTRIBUTES, pairs, context, own)
         return batch
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
@@ -260,16 +276,20 @@ class AuditProcessor(Processor):
         field: int,
         pairs: Principal,
         context: RequestContext,
-        extra: bytes,
         extra_pairs: Principal = (),
     ) -> None:
-        """Append the principal and ``extra`` (the encoded ``extra_pairs``) to every item;
-        items that already hold audit attributes (from a trusted tier) only get the missing ones."""
-        encoded = self._encoded(field, pairs) + extra
+        """Append the principal and ``extra_pairs`` to every item; items that already hold
+        audit attributes (from a trusted tier) only get the missing ones."""
+        # Record ids are unique: encoded each time; everything else comes from the cache.
+        cached = tuple(p for p in extra_pairs if p[0] != a.AUDIT_RECORD_ID)
+        encoded = self._encoded(field, pairs + cached) + b"".join(
+            string_attribute(k, v, field) for k, v in extra_pairs if k == a.AUDIT_RECORD_ID
+        )
         check = context.may_hold_audit_attributes
+        all_pairs = pairs + extra_pairs
         for item in items:
             if check and _holds_audit(item.attributes):
-                _fill_missing(item.attributes, pairs + extra_pairs)
+                _fill_missing(item.attributes, all_pairs)
             else:
                 item.MergeFromString(encoded)
 

@@ -48,7 +48,8 @@ class AuditSink(Protocol):
     """A store that keeps audit records (the ClickHouse exporter's ``audit_log``)."""
 
     def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
-        """Insert rows given as JSONEachRow; the same token twice stores them once.
+        """Insert rows given in ClickHouse's ``JSONColumns`` format (an object of column
+        arrays); the same token twice stores them once.
         Raises on failure (the trail retries)."""
         ...
 
@@ -66,6 +67,10 @@ class AuditEntry:
     trace_id: str = ""  # lowercase hex, as in otel_traces
     span_id: str = ""
     details: str = ""  # a compact JSON object
+
+
+# (Seq, RecordId, entry, PrevHash, RecordHash) of a record waiting to be written.
+_Chained = tuple[int, str, AuditEntry, str, str]
 
 
 def record_id(chain_id: str, seq: int) -> str:
@@ -91,6 +96,11 @@ def canonical(chain_id: str, seq: int, entry: AuditEntry, prev_hash: str) -> byt
         entry.details,
         prev_hash,
     )
+    # All-ASCII text (the usual case): character counts are byte counts, and one
+    # formatting pass costs about half of encoding field by field.
+    text = "".join([f"{len(field)}:{field}" for field in fields])
+    if text.isascii():
+        return text.encode()
     out = bytearray()
     for field in fields:
         b = field.encode()
@@ -212,7 +222,7 @@ class AuditTrail:
         self._lock = threading.Lock()
         self._seq = 0
         self._last_hash = GENESIS
-        self._pending: list[bytes] = []  # JSONEachRow lines, in Seq order
+        self._pending: list[_Chained] = []  # in Seq order
         self._first_pending_seq = 1
         self._wake = threading.Event()
         self._stop = False
@@ -240,7 +250,7 @@ class AuditTrail:
                 seq = self._seq
                 digest = hashlib.sha256(canonical(self.chain_id, seq, entry, self._last_hash)).hexdigest()
                 rid = record_id(self.chain_id, seq)
-                self._pending.append(self._row(seq, rid, entry, digest))
+                self._pending.append((seq, rid, entry, self._last_hash, digest))
                 self._last_hash = digest
                 ids.append(rid)
             self._metrics.pending.set(len(self._pending))
@@ -248,28 +258,6 @@ class AuditTrail:
         if len(self._pending) >= self.max_rows_per_write:
             self._wake.set()
         return ids
-
-    def _row(self, seq: int, rid: str, entry: AuditEntry, digest: str) -> bytes:
-        seconds, nanos = divmod(entry.timestamp_ns, 1_000_000_000)
-        return orjson.dumps(
-            {
-                # "seconds.nanoseconds": ClickHouse reads a DateTime64(9) from it exactly.
-                "Timestamp": f"{seconds}.{nanos:09d}",
-                "ChainId": self.chain_id,
-                "Seq": seq,
-                "RecordId": rid,
-                "TenantId": entry.tenant,
-                "ActorId": entry.actor,
-                "Action": entry.action,
-                "ResourceType": entry.resource_type,
-                "ResourceId": entry.resource_id,
-                "TraceId": entry.trace_id,
-                "SpanId": entry.span_id,
-                "Details": entry.details,
-                "PrevHash": self._last_hash,
-                "RecordHash": digest,
-            }
-        )
 
     # --- writing ---------------------------------------------------------------------
 
@@ -310,12 +298,38 @@ class AuditTrail:
                 last = first + len(rows) - 1
                 # Stable per rows: a write retried after a failure the store did not
                 # report (it stored them) is deduplicated.
-                self.sink.write_audit_rows(b"\n".join(rows) + b"\n", f"audit:{self.chain_id}:{first}-{last}")
+                self.sink.write_audit_rows(self._columns(rows), f"audit:{self.chain_id}:{first}-{last}")
                 with self._lock:
                     del self._pending[: len(rows)]
                     self._first_pending_seq = last + 1
                     self._metrics.pending.set(len(self._pending))
                 self._metrics.records.labels("written").inc(len(rows))
+
+    def _columns(self, rows: list[_Chained]) -> bytes:
+        """``rows`` in ClickHouse's JSONColumns format: one orjson call for the batch costs
+        a fraction of one per row, and it runs here, off the request path."""
+        entries = [row[2] for row in rows]
+        return orjson.dumps(
+            {
+                # "seconds.nanoseconds": ClickHouse reads a DateTime64(9) from it exactly.
+                "Timestamp": [
+                    f"{e.timestamp_ns // 1_000_000_000}.{e.timestamp_ns % 1_000_000_000:09d}" for e in entries
+                ],
+                "ChainId": [self.chain_id] * len(rows),
+                "Seq": [row[0] for row in rows],
+                "RecordId": [row[1] for row in rows],
+                "TenantId": [e.tenant for e in entries],
+                "ActorId": [e.actor for e in entries],
+                "Action": [e.action for e in entries],
+                "ResourceType": [e.resource_type for e in entries],
+                "ResourceId": [e.resource_id for e in entries],
+                "TraceId": [e.trace_id for e in entries],
+                "SpanId": [e.span_id for e in entries],
+                "Details": [e.details for e in entries],
+                "PrevHash": [row[3] for row in rows],
+                "RecordHash": [row[4] for row in rows],
+            }
+        )
 
     def close(self, timeout: float = 10.0) -> None:
         """Append the closing record and write everything; records still unwritten after
