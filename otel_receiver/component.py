@@ -129,6 +129,12 @@ class ComponentConfig(BaseModel):
         return data if merged is None else merged
 
 
+    def exporter_references(self) -> list[tuple[str, str]]:
+        """(config key, exporter id) of the exporters this component uses directly (an
+        audit trail's store): the config is invalid unless a pipeline uses them."""
+        return []
+
+
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():

@@ -293,6 +293,13 @@ def parse_config(
                         )
         pipelines[pid] = Pipeline(pid, signal, tuple(pc.receivers), tuple(pc.processors), tuple(pc.exporters))
 
+    for cid, entry in processors.items():
+        for key, exporter_id in entry.config.exporter_references():
+            if f"exporters.{exporter_id}" not in used:
+                state = (
+                    "is used by no pipeline" if exporter_id in exporters else "is not defined under exporters"
+                )
+                raise ConfigError(f"{source}: processors.{cid}.{key}: exporter {exporter_id!r} {state}")
     unused = tuple(
         f"{kind}.{cid}"
         for kind, table in (("receivers", receivers), ("processors", processors), ("exporters", exporters))

@@ -169,3 +169,19 @@ def test_builtin_default_is_valid() -> None:
     cfg = load_config(None)
     assert cfg.source == "<built-in default>"
     assert set(cfg.pipelines) == {"traces", "metrics", "logs"}
+
+
+def test_audit_trail_must_name_an_exporter_a_pipeline_uses() -> None:
+    with_audit = BASE.replace("exporters:\n", "processors:\n  audit: {trail: {exporter: EXP}}\nexporters:\n")
+    with_audit = with_audit.replace("exporters: [recording]}", "processors: [audit], exporters: [recording]}")
+    check_error(
+        with_audit.replace("EXP", "clickhouse"),
+        "processors.audit.trail.exporter",
+        "'clickhouse'",
+        "not defined",
+    )
+    unused = with_audit.replace("EXP", "spare").replace(
+        "  recording:\n", "  recording:\n  recording/spare:\n"
+    )
+    check_error(unused.replace("exporter: spare", "exporter: recording/spare"), "used by no pipeline")
+    assert parse_config(with_audit.replace("EXP", "recording"), "conf.yaml").processors["audit"]

@@ -39,3 +39,6 @@ class AuditConfig(ComponentConfig):
         description="write audit.action / audit.resource.type on GenAI spans (what the principal did)",
     )
     trail: TrailConfig = TrailConfig()
+
+    def exporter_references(self) -> list[tuple[str, str]]:
+        return [("trail.exporter", self.trail.exporter)] if self.trail.exporter else []
