@@ -1,18 +1,23 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_clickhouse_support)
 """The GenAI incident suite through a real receiver on loopback (OTLP/HTTP): the right
 series are flagged within 60 s of event time, the clean parts stay below one false
-flag per series-hour, each incident becomes an episode record in the logs pipeline,
-and the baselines are on disk after shutdown."""
+flag per series-hour, each incident becomes an episode record in the logs pipeline
+(and a row of ``otel_logs`` in embedded ClickHouse), and the baselines are on disk
+after shutdown."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from test_clickhouse_e2e import StoreReader
+from test_clickhouse_support import clickhouse_dir  # noqa: F401
 
 from bench import incidents
 from exporters.file.exporter import read_records
@@ -31,7 +36,10 @@ def _post(url: str, body: bytes) -> int:
         return status
 
 
-def test_incident_suite_through_the_receiver(receiver_factory: Callable[..., Any], tmp_path: Path) -> None:
+def test_incident_suite_through_the_receiver(
+    receiver_factory: Callable[..., Any], tmp_path: Path, clickhouse_dir: Path
+) -> None:
+    database = "anomaly_" + uuid.uuid4().hex[:10]
     traces_out, logs_out, state = tmp_path / "traces.pb", tmp_path / "logs.pb", tmp_path / "baselines.json"
     receiver = receiver_factory(f"""
 receivers:
@@ -51,6 +59,10 @@ exporters:
   file/logs:
     path: {logs_out}
     format: proto
+  clickhouse:
+    endpoint: embedded:{clickhouse_dir}
+    database: {database}
+    query_endpoint: null
 service:
   pipelines:
     traces:
@@ -59,7 +71,7 @@ service:
       exporters: [file]
     logs:
       receivers: [otlp]
-      exporters: [file/logs]
+      exporters: [file/logs, clickhouse]
 """)
     day = incidents.generate(seed=7, hours=3.0)
     for request in day.requests:
@@ -104,6 +116,20 @@ service:
         assert matching, f"no episode record for {result.incident.name}"
     # One record per incident, not one per flagged span.
     assert len(episodes) < flagged_total
+
+    # The same records are rows of otel_logs, queryable next to the spans they summarise.
+    reader = StoreReader(clickhouse_dir, database)
+    try:
+        rows = reader.rows(
+            "SELECT ServiceName, LogAttributes AS attrs, SeverityText FROM `{db}`.otel_logs "
+            f"WHERE EventName = '{EPISODE_EVENT_NAME}'"
+        )
+    finally:
+        reader.store.close()
+    assert len(rows) == len(episodes)
+    assert {row["SeverityText"] for row in rows} == {"WARN"}
+    stored = {(row["ServiceName"], row["attrs"][ANOMALY_KIND]) for row in rows}
+    assert stored == {(service, text(e, ANOMALY_KIND)) for service, e in episodes}
 
     snapshot = json.loads(state.read_text())
     assert len(snapshot["series"]) == len(day.series)
