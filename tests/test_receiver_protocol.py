@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from otel_receiver.encoded_attributes import varint
 from tests.components import RecordingExporter
 from tests.conftest import RunningReceiver, start_receiver
 
@@ -277,15 +278,15 @@ def test_deep_nesting_is_refused_not_crashing(receiver: RunningReceiver) -> None
     leaf = AnyValue(string_value="leaf").SerializeToString()
     body = leaf
     for _ in range(5000):
-        array = b"\x0a" + _varint(len(body)) + body  # ArrayValue.values = 1
-        body = b"\x2a" + _varint(len(array)) + array  # AnyValue.array_value = 5
-    kv = b"\x0a\x01k" + b"\x12" + _varint(len(body)) + body
+        array = b"\x0a" + varint(len(body)) + body  # ArrayValue.values = 1
+        body = b"\x2a" + varint(len(array)) + array  # AnyValue.array_value = 5
+    kv = b"\x0a\x01k" + b"\x12" + varint(len(body)) + body
     span = (
-        b"\x0a\x10" + bytes(range(1, 17)) + b"\x12\x08" + bytes(range(1, 9)) + b"\x4a" + _varint(len(kv)) + kv
+        b"\x0a\x10" + bytes(range(1, 17)) + b"\x12\x08" + bytes(range(1, 9)) + b"\x4a" + varint(len(kv)) + kv
     )
-    scope_spans = b"\x12" + _varint(len(span)) + span
-    resource_spans = b"\x12" + _varint(len(scope_spans)) + scope_spans
-    request = b"\x0a" + _varint(len(resource_spans)) + resource_spans
+    scope_spans = b"\x12" + varint(len(span)) + span
+    resource_spans = b"\x12" + varint(len(scope_spans)) + scope_spans
+    request = b"\x0a" + varint(len(resource_spans)) + resource_spans
     status, _, _resp = http_post(receiver.http_url, "/v1/traces", request)
     assert status == 400
     with pytest.raises(grpc.RpcError) as err:
@@ -298,18 +299,6 @@ def test_deep_nesting_is_refused_not_crashing(receiver: RunningReceiver) -> None
     status, _, _ = http_post(receiver.http_url, "/v1/logs", doc.encode(), "application/json")
     assert status == 400
     assert_still_serves(receiver)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 # --- limits -------------------------------------------------------------------------------
