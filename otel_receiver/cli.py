@@ -36,9 +36,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  note: {unused} is defined but used by no pipeline", flush=True)
         print("  stop with Ctrl-C (SIGINT) or SIGTERM: queues are drained before exit", flush=True)
 
+    from otel_receiver.component import ComponentStartError
+
     try:
         asyncio.run(service.run_until_signalled(started))
-    except OSError as e:
+    except (OSError, ComponentStartError) as e:
         print(f"cannot start: {e}", file=sys.stderr)
         return 1
     return 0

@@ -217,6 +217,11 @@ def _unbound_forward(batch: Batch, context: RequestContext) -> None:
     raise RuntimeError("processor is not bound to a pipeline")
 
 
+class ComponentStartError(Exception):
+    """A component cannot start with its config in this receiver (the message says why);
+    ``otel-receiver run`` prints it and exits 1."""
+
+
 class ExportError(Exception):
     """Base of export failures. Plain exceptions from ``export`` count as retryable."""
 

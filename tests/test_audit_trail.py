@@ -6,6 +6,8 @@ with ClickHouse's own SHA-256 over the stored columns, and tampering is found.""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -266,3 +268,24 @@ def test_settings_choose_records_and_attributes(
     assert chat_attrs[a.AUDIT_RECORD_ID] == written["RecordId"][len(records) - 1]
     assert plain_attrs[a.AUDIT_RECORD_ID] == written["RecordId"][1]
     assert plain_attrs[a.AUDIT_TENANT_ID] == "acme"
+
+
+def test_a_trail_on_an_exporter_without_a_store_stops_the_start_with_a_message(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        """
+receivers: {otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}}
+processors: {audit: {trail: {exporter: debug}}}
+exporters: {debug: {}}
+service: {pipelines: {traces: {receivers: [otlp], processors: [audit], exporters: [debug]}}}
+"""
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_receiver.cli", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot start: audit: trail.exporter 'debug' cannot keep audit records" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -34,7 +34,15 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otel_receiver.attributes import Attributes, set_str
-from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal, count_items
+from otel_receiver.component import (
+    Batch,
+    ComponentSettings,
+    ComponentStartError,
+    Processor,
+    RequestContext,
+    Signal,
+    count_items,
+)
 from otel_receiver.encoded_attributes import LOG_RECORD_ATTRIBUTES, SPAN_ATTRIBUTES, string_attribute
 from processors.audit.config import AuditConfig, TrailConfig
 from processors.audit.trail import AuditEntry, AuditSink, AuditTrail
@@ -123,10 +131,15 @@ class AuditProcessor(Processor):
             return
         host = self.settings.host
         if host is None:
-            raise RuntimeError(f"{self.settings.component_id}: trail.exporter needs a running receiver")
-        sink = host.exporter(name)
+            raise ComponentStartError(
+                f"{self.settings.component_id}: trail.exporter needs a running receiver"
+            )
+        try:
+            sink = host.exporter(name)
+        except KeyError as e:
+            raise ComponentStartError(f"{self.settings.component_id}: trail.exporter: {e.args[0]}") from None
         if not isinstance(sink, AuditSink):
-            raise ValueError(
+            raise ComponentStartError(
                 f"{self.settings.component_id}: trail.exporter {name!r} cannot keep audit records "
                 "(use a clickhouse exporter)"
             )
