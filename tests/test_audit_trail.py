@@ -289,3 +289,31 @@ service: {pipelines: {traces: {receivers: [otlp], processors: [audit], exporters
     assert done.returncode == 1
     assert "cannot start: audit: trail.exporter 'debug' cannot keep audit records" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_failed_write_is_retried_with_the_same_rows_and_token() -> None:
+    """If a write failed after the store kept the rows (a timeout), the retry must carry the
+    same deduplication token, so it has to resend exactly those rows, not more."""
+
+    class FlakySink:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, list[int]]] = []
+
+        def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
+            self.calls.append((dedup_token, orjson.loads(body)["Seq"]))
+            if len(self.calls) == 1:
+                raise TimeoutError("the store did not answer in time")
+
+    sink = FlakySink()
+    trail = AuditTrail(sink, SelfTelemetry().registry, chain_id="c", flush_interval=60)
+    trail.append([AuditEntry(1, "ingest", "logs")] * 3)
+    with pytest.raises(TimeoutError):
+        trail.flush()
+    trail.append([AuditEntry(2, "ingest", "logs")] * 2)  # more arrive meanwhile
+    trail.flush()
+    assert sink.calls == [
+        ("audit:c:1-3", [1, 2, 3]),
+        ("audit:c:1-3", [1, 2, 3]),
+        ("audit:c:4-5", [4, 5]),
+    ]
+    assert trail.pending == 0

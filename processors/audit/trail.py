@@ -224,8 +224,9 @@ class AuditTrail:
         self._last_hash = GENESIS
         self._pending: list[_Chained] = []  # in Seq order
         self._first_pending_seq = 1
+        self._unconfirmed = 0  # rows of a write that failed: the next write sends the same
         self._wake = threading.Event()
-        self._stop = False
+        self._stopping = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._write_lock = threading.Lock()  # one write at a time, in order
@@ -241,22 +242,27 @@ class AuditTrail:
 
     def append(self, entries: Sequence[AuditEntry]) -> list[str]:
         """Chain ``entries`` in order; returns their record ids."""
-        ids = []
         with self._lock:
             if self._closed:
                 raise RuntimeError("the audit trail is closed")
-            for entry in entries:
-                self._seq += 1
-                seq = self._seq
-                digest = hashlib.sha256(canonical(self.chain_id, seq, entry, self._last_hash)).hexdigest()
-                rid = record_id(self.chain_id, seq)
-                self._pending.append((seq, rid, entry, self._last_hash, digest))
-                self._last_hash = digest
-                ids.append(rid)
-            self._metrics.pending.set(len(self._pending))
-        self._metrics.records.labels("appended").inc(len(ids))
+            ids = self._chain(entries)
         if len(self._pending) >= self.max_rows_per_write:
             self._wake.set()
+        return ids
+
+    def _chain(self, entries: Sequence[AuditEntry]) -> list[str]:
+        """Append under ``self._lock``."""
+        ids = []
+        for entry in entries:
+            self._seq += 1
+            seq = self._seq
+            digest = hashlib.sha256(canonical(self.chain_id, seq, entry, self._last_hash)).hexdigest()
+            rid = record_id(self.chain_id, seq)
+            self._pending.append((seq, rid, entry, self._last_hash, digest))
+            self._last_hash = digest
+            ids.append(rid)
+        self._metrics.pending.set(len(self._pending))
+        self._metrics.records.labels("appended").inc(len(ids))
         return ids
 
     # --- writing ---------------------------------------------------------------------
@@ -270,38 +276,44 @@ class AuditTrail:
         self._thread.start()
 
     def _run(self) -> None:
-        backoff = self.flush_interval
+        backoff = 0.0
         while True:
-            self._wake.wait(backoff)
-            self._wake.clear()
-            if self._stop:
+            if backoff:
+                # While the store fails, appends do not cut the wait short.
+                self._stopping.wait(backoff)
+            else:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+            if self._stopping.is_set():
                 return
             try:
                 self.flush()
-                backoff = self.flush_interval
+                backoff = 0.0
             except Exception as e:
                 self._metrics.write_errors.inc()
                 log.warning(
                     "audit trail %s: writing %d records failed (%s); retrying", self.chain_id, self.pending, e
                 )
-                backoff = min(max(backoff * 2, 0.2), 30.0)
+                backoff = min(max(backoff * 2, self.flush_interval, 0.2), 30.0)
 
     def flush(self) -> None:
         """Write everything pending, oldest first, in writes of ``max_rows_per_write``."""
         with self._write_lock:
             while True:
                 with self._lock:
-                    rows = self._pending[: self.max_rows_per_write]
+                    # A failed write is retried with exactly its rows, so that its token
+                    # matches if the store kept them after all (it then stores nothing).
+                    rows = self._pending[: self._unconfirmed or self.max_rows_per_write]
                     first = self._first_pending_seq
                 if not rows:
                     return
                 last = first + len(rows) - 1
-                # Stable per rows: a write retried after a failure the store did not
-                # report (it stored them) is deduplicated.
+                self._unconfirmed = len(rows)
                 self.sink.write_audit_rows(self._columns(rows), f"audit:{self.chain_id}:{first}-{last}")
                 with self._lock:
                     del self._pending[: len(rows)]
                     self._first_pending_seq = last + 1
+                    self._unconfirmed = 0
                     self._metrics.pending.set(len(self._pending))
                 self._metrics.records.labels("written").inc(len(rows))
 
@@ -336,13 +348,14 @@ class AuditTrail:
         ``timeout`` (the store is down) are logged as lost."""
         if self._closed:
             return
-        details = orjson.dumps({"records": self._seq + 1}).decode()
-        self.append(
-            [AuditEntry(self._clock_ns(), ACTION_CHAIN_CLOSE, "audit_trail", self.chain_id, details=details)]
-        )
         with self._lock:
+            details = orjson.dumps({"records": self._seq + 1}).decode()
+            close = AuditEntry(
+                self._clock_ns(), ACTION_CHAIN_CLOSE, "audit_trail", self.chain_id, details=details
+            )
+            self._chain([close])  # the last record: nothing is appended after it
             self._closed = True
-        self._stop = True
+        self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
