@@ -127,6 +127,7 @@ def redact(text: str, **config: Any) -> tuple[str | None, dict[str, int]]:
         ("my social security number: 219456789", "US_SSN"),
         (f"IBAN {IBAN} thanks", "IBAN"),
         ("iban GB82WEST12345698765432.", "IBAN"),
+        ("pay to de89 3704 0044 0532 0130 00 this week", "IBAN"),  # written in lower case
         (f"call {PHONE}", "PHONE"),
         ("call 415-555-0132 now", "PHONE"),
         ("ring +44 20 7946 0958", "PHONE"),
@@ -168,6 +169,7 @@ def test_each_detector_finds_its_type(text: str, type_name: str) -> None:
         "ticket 1234567890123456",  # no card issuer prefix
         "ssn 666-12-3456 and 000-12-3456 and 900-12-3456",  # never-issued areas
         "iban DE89 3704 0044 0532 0130 01",  # mod-97 wrong
+        "the se12 abcd efgh ijkl release and de12 more words here",  # iban-shaped words
         "released v1.2.3.4 and version 10.0.0.1",
         "uuid 123e4567-e89b-12d3-a456-426614174000",
         "trace 4bf92f3577b34da6a3ce929d0e0e4736",

@@ -587,8 +587,15 @@ def builtin_detectors(
         Detector(
             "iban",
             IBAN,
-            r"\b" + _IBAN_CC + r"\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b",
-            (_IBAN_CC + r"\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",),
+            # Upper case, compact or grouped; and grouped in any case, as people type them.
+            # A compact lower-case form is not looked for: hex ids ("de12ab34...") would
+            # hit its anchor in every request (measured: +35% PII cost on the workload).
+            r"\b" + _IBAN_CC + r"\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b"
+            r"|(?i:\b" + _IBAN_CC + r"\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?\b)",
+            (
+                _IBAN_CC + r"\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
+                "(?i:" + _IBAN_CC + r"\d{2} [A-Z0-9]{4} [A-Z0-9]{4})",
+            ),
             _validate_iban,
             _norm_compact_upper,
             9,
