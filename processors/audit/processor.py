@@ -124,6 +124,7 @@ class AuditProcessor(Processor):
         # (attributes field, principal) -> its attributes as an encoded fragment of a Span
         # or LogRecord: merging those bytes appends every KeyValue in one C call per item.
         self._encoded_by_principal: dict[tuple[int, Principal], bytes] = {}
+        self._last_record: tuple[str, int, bytes] = ("", 0, b"")  # record id, field, encoding
 
     async def start(self) -> None:
         name = self.cfg.trail.exporter
@@ -198,12 +199,10 @@ class AuditProcessor(Processor):
         trail = self.trail
         genai_records = trail is not None and self.cfg.trail.genai_records
         if not (self.cfg.genai_actions or genai_records):
-            extra_pairs: Principal = ()
+            record = None
             if trail is not None:
-                extra_pairs = (
-                    (a.AUDIT_RECORD_ID, trail.append([self._ingest_entry(Signal.TRACES, batch, context)])[0]),
-                )
-            self._stamp(spans, SPAN_ATTRIBUTES, pairs, context, extra_pairs)
+                record = trail.append([self._ingest_entry(Signal.TRACES, batch, context)])[0]
+            self._stamp(spans, SPAN_ATTRIBUTES, pairs, context, record)
             return batch
         genai: list[tuple[Span, str, str, str, str]] = []  # span, operation, kind, id, provider
         plain: list[Span] = []
@@ -215,7 +214,7 @@ class AuditProcessor(Processor):
                 genai.append((span, operation, kind, resource_id, found.get(a.GEN_AI_PROVIDER_NAME, "")))
             else:
                 plain.append(span)
-        request_pairs: Principal = ()
+        request_record: str | None = None
         own_records: list[str] = []
         if trail is not None:
             entries = [
@@ -240,22 +239,15 @@ class AuditProcessor(Processor):
                         )
                     )
             ids = trail.append(entries)
-            request_pairs = ((a.AUDIT_RECORD_ID, ids[0]),)
+            request_record = ids[0]
             own_records = ids[1:]
-        self._stamp(plain, SPAN_ATTRIBUTES, pairs, context, request_pairs)
-        check = context.may_hold_audit_attributes
-        request_record = string_attribute(*request_pairs[0]) if request_pairs else b""
+        self._stamp(plain, SPAN_ATTRIBUTES, pairs, context, request_record)
         for i, (span, operation, kind, _, _) in enumerate(genai):
             action: Principal = (
                 ((a.AUDIT_ACTION, operation), (a.AUDIT_RESOURCE_TYPE, kind)) if self.cfg.genai_actions else ()
             )
-            record: Principal = ((a.AUDIT_RECORD_ID, own_records[i]),) if own_records else request_pairs
-            if check and _holds_audit(span.attributes):
-                _fill_missing(span.attributes, pairs + action + record)
-            else:
-                # _stamp inlined: this runs once per GenAI span
-                own_record = string_attribute(*record[0]) if own_records else request_record
-                span.MergeFromString(self._encoded(SPAN_ATTRIBUTES, pairs + action) + own_record)
+            record = own_records[i] if own_records else request_record
+            self._stamp((span,), SPAN_ATTRIBUTES, pairs + action, context, record)
         return batch
 
     # --- logs and metrics --------------------------------------------------------------
@@ -264,13 +256,11 @@ class AuditProcessor(Processor):
         pairs = self._principal(context)
         if not pairs:
             return batch
-        own: Principal = ()
+        record = None
         if self.trail is not None:
-            own = (
-                (a.AUDIT_RECORD_ID, self.trail.append([self._ingest_entry(Signal.LOGS, batch, context)])[0]),
-            )
+            record = self.trail.append([self._ingest_entry(Signal.LOGS, batch, context)])[0]
         records = (r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records)
-        self._stamp(records, LOG_RECORD_ATTRIBUTES, pairs, context, own)
+        self._stamp(records, LOG_RECORD_ATTRIBUTES, pairs, context, record)
         return batch
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
@@ -289,17 +279,23 @@ class AuditProcessor(Processor):
         field: int,
         pairs: Principal,
         context: RequestContext,
-        extra_pairs: Principal = (),
+        record_id: str | None = None,
     ) -> None:
-        """Append the principal and ``extra_pairs`` to every item; items that already hold
-        audit attributes (from a trusted tier) only get the missing ones."""
-        # Record ids are unique: encoded each time; everything else comes from the cache.
-        cached = tuple(p for p in extra_pairs if p[0] != a.AUDIT_RECORD_ID)
-        encoded = self._encoded(field, pairs + cached) + b"".join(
-            string_attribute(k, v, field) for k, v in extra_pairs if k == a.AUDIT_RECORD_ID
-        )
+        """Append ``pairs`` (from the cache of encodings) and ``record_id`` (unique, encoded
+        here) to every item; items that already hold audit attributes (from a trusted
+        tier) only get the missing ones."""
+        encoded = self._encoded(field, pairs)
+        all_pairs = pairs
+        if record_id is not None:
+            # The GenAI spans of a request without records of their own all name the
+            # request's record: encode it once.
+            memo = self._last_record  # read once: requests may be processed on several threads
+            if memo[0] != record_id or memo[1] != field:
+                memo = (record_id, field, string_attribute(a.AUDIT_RECORD_ID, record_id, field))
+                self._last_record = memo
+            encoded += memo[2]
+            all_pairs += ((a.AUDIT_RECORD_ID, record_id),)
         check = context.may_hold_audit_attributes
-        all_pairs = pairs + extra_pairs
         for item in items:
             if check and _holds_audit(item.attributes):
                 _fill_missing(item.attributes, all_pairs)
