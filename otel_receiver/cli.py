@@ -62,6 +62,11 @@ def _clickhouse_config(config: Config) -> Any:
     raise SystemExit(2)
 
 
+def _write_block(text: str) -> None:
+    """Print a query result, ending in exactly one newline unless it is empty."""
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     config = _load(args.config)
     from exporters.clickhouse.query import QueryError, run_query
@@ -71,7 +76,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     except QueryError as e:
         print(f"query failed: {e}", file=sys.stderr)
         return 1
-    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
+    _write_block(out)
     return 0
 
 
@@ -84,7 +89,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except QueryError as e:
         print(f"report failed: {e}", file=sys.stderr)
         return 1
-    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
+    _write_block(out)
     return 0
 
 
@@ -103,10 +108,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if not chains.strip():
         print("no audit records stored")
         return 0
-    sys.stdout.write(chains if chains.endswith("\n") else chains + "\n")
+    _write_block(chains)
     if problems.strip():
         print("\nTHE AUDIT TRAIL IS BROKEN at these records:")
-        sys.stdout.write(problems if problems.endswith("\n") else problems + "\n")
+        _write_block(problems)
         return 1
     print(
         "\nevery chain verifies: hashes match the stored columns, no record is missing or out of order "

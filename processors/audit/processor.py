@@ -104,14 +104,12 @@ def _acquire_trail(sink: AuditSink, cfg: TrailConfig, settings: ComponentSetting
 def _release_trail(trail: AuditTrail) -> bool:
     """True when the caller was its last user (and must close it)."""
     with _trails_lock:
-        for key, (held, users) in list(_trails.items()):
-            if held is trail:
-                if users > 1:
-                    _trails[key] = (held, users - 1)
-                    return False
-                del _trails[key]
-                return True
-    return False
+        _, users = _trails[id(trail.sink)]
+        if users > 1:
+            _trails[id(trail.sink)] = (trail, users - 1)
+            return False
+        del _trails[id(trail.sink)]
+        return True
 
 
 class AuditProcessor(Processor):
