@@ -32,6 +32,8 @@ def test_pipelines_name_defined_components() -> None:
         for kind in ("receivers", "processors", "exporters"):
             for component in pipeline.get(kind, []):
                 assert component in config[kind], f"pipeline {name} names undefined {kind[:-1]} {component}"
+    for extension in config["service"].get("extensions", []):
+        assert extension in config["extensions"], f"service names undefined extension {extension}"
 
 
 def test_routes_by_service_to_the_receivers_grpc_port() -> None:
