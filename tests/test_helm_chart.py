@@ -127,7 +127,7 @@ def test_ports_agree_across_config_container_services_and_probes(monkeypatch: py
     ports = {p["name"]: p["containerPort"] for p in receiver["ports"]}
     assert ports == {"otlp-grpc": 14317, "otlp-http": 14318, "metrics": 19464}
     for probe in ("startupProbe", "readinessProbe"):
-        assert receiver[probe]["httpGet"] == {"path": "/health", "port": "otlp-http"}
+        assert receiver[probe]["httpGet"] == {"path": "/health", "port": "otlp-http", "scheme": "HTTP"}
     assert receiver["livenessProbe"]["tcpSocket"] == {"port": "otlp-http"}
     service = find(documents, "Service", FULLNAME)
     assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {

@@ -75,6 +75,12 @@ class ClickHouseConfig(ExporterConfig):
             return v
         raise ValueError("endpoint must be embedded:PATH or http(s)://host:port")
 
+    @field_validator("cluster", mode="before")
+    @classmethod
+    def _empty_cluster_is_none(cls, v: object) -> object:
+        # `cluster: ${env:CLICKHOUSE_CLUSTER:-}` lets one config serve single servers and clusters
+        return None if v == "" else v
+
     @field_validator("database", "cluster")
     @classmethod
     def _identifier(cls, v: str | None) -> str | None:

@@ -122,7 +122,7 @@ Fails the render, with the reason, for a config that cannot work in a pod.
 {{- range $kind := list "receivers" "processors" "exporters" }}
 {{- range $componentId := (get ($pipeline | default dict) $kind) | default list }}
 {{- if not (hasKey ((get $config $kind) | default dict) $componentId) }}
-{{- fail (printf "config.service.pipelines.%s.%s: %q is not defined under config.%s" $pipelineId $kind $componentId $kind) }}
+{{- fail (printf "config.service.pipelines.%s.%s: %q is not defined under config.%s (in Helm values write `%s: {}`: an empty value is null, which removes the key)" $pipelineId $kind $componentId $kind $componentId) }}
 {{- end }}
 {{- end }}
 {{- end }}
