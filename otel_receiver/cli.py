@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 from otel_receiver import __version__
@@ -93,6 +94,51 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configured_anchor_files(config: Config) -> list[Path]:
+    """The anchor files of the config's audit processors (in order, each once)."""
+    paths: list[Path] = []
+    for entry in config.processors.values():
+        if entry.type_name == "audit":
+            path = entry.config.trail.anchor_path(config.config_dir)  # type: ignore[attr-defined]
+            if path is not None and path not in paths:
+                paths.append(path)
+    return paths
+
+
+def _check_anchors(store: Any, path: Path, explicit: bool) -> list[str] | None:
+    """Problems found against the anchors in ``path``; None when it could not be checked."""
+    import orjson
+
+    from exporters.clickhouse.query import QueryError, run_query
+    from processors.audit.trail import AnchorFile, anchor_problems, anchored_records_sql
+
+    if not path.exists():
+        if explicit:
+            print(f"anchor file {path} does not exist", file=sys.stderr)
+            return None
+        # configured but never written: no receiver has stored a record with it yet
+        print(f"\nno anchors yet ({path} does not exist)")
+        return []
+    try:
+        latest = AnchorFile(path).latest()
+    except (OSError, ValueError) as e:
+        print(f"cannot read the anchors: {e}", file=sys.stderr)
+        return None
+    if not latest:
+        return []
+    try:
+        out = run_query(store, anchored_records_sql(list(latest.values())), "json")
+    except QueryError as e:
+        print(f"checking the anchors failed to run: {e}", file=sys.stderr)
+        return None
+    stored = {}
+    for line in out.splitlines():
+        row = orjson.loads(line)
+        stored[row["ChainId"]] = (int(row["last_seq"]), row["anchored_hash"])
+    print(f"\n{len(latest)} chains anchored in {path}")
+    return anchor_problems(list(latest.values()), stored)
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     config = _load(args.config)
     from exporters.clickhouse.query import QueryError, run_query
@@ -105,18 +151,39 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     except QueryError as e:
         print(f"verification failed to run: {e}", file=sys.stderr)
         return 1
-    if not chains.strip():
+    anchor_files = [Path(args.anchors)] if args.anchors else _configured_anchor_files(config)
+    anchor_problems: list[str] = []
+    if chains.strip():
+        _write_block(chains)
+    for path in anchor_files:
+        found = _check_anchors(store, path, explicit=bool(args.anchors))
+        if found is None:
+            return 1
+        anchor_problems += found
+    if not chains.strip() and not anchor_problems:
         print("no audit records stored")
         return 0
-    _write_block(chains)
     if problems.strip():
         print("\nTHE AUDIT TRAIL IS BROKEN at these records:")
         _write_block(problems)
+    if anchor_problems:
+        print("\nTHE AUDIT TRAIL DOES NOT REACH ITS ANCHORS:")
+        for problem in anchor_problems:
+            print(f"  {problem}")
+    if problems.strip() or anchor_problems:
         return 1
-    print(
-        "\nevery chain verifies: hashes match the stored columns, no record is missing or out of order "
-        "(a chain not closed belongs to a running receiver, or one that stopped without a clean shutdown)"
-    )
+    if anchor_files:
+        print(
+            "\nevery chain verifies: hashes match the stored columns, no record is missing or out of order, "
+            "and every anchored chain is stored up to its last anchor with the same hash"
+        )
+    else:
+        print(
+            "\nevery chain verifies: hashes match the stored columns, no record is missing or out of order "
+            "(a chain not closed belongs to a running receiver, or one that stopped without a clean "
+            "shutdown; records removed from its end are found only against anchors: "
+            "processors.audit.trail.anchor_file)"
+        )
     return 0
 
 
@@ -150,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit-verify", help="check the hash chains of the audit_log table")
     p.add_argument("--config", help="YAML config file (default: built-in, store in ./otel-data)")
+    p.add_argument(
+        "--anchors",
+        help="anchor file to check the chains against (default: the audit processors' trail.anchor_file)",
+    )
     p.set_defaults(func=cmd_audit_verify)
     return parser
 

@@ -5,6 +5,7 @@ with ClickHouse's own SHA-256 over the stored columns, and tampering is found.""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
 import sys
@@ -28,7 +29,16 @@ from otel_receiver.cli import main
 from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.telemetry import SelfTelemetry
 from processors.audit import AuditConfig, AuditProcessor
-from processors.audit.trail import GENESIS, AuditEntry, AuditTrail, canonical
+from processors.audit.trail import (
+    ACTION_CHAIN_CLOSE,
+    GENESIS,
+    VERIFY_SQL,
+    AnchorFile,
+    AuditEntry,
+    AuditTrail,
+    canonical,
+    record_id,
+)
 from semconv import attributes as a
 
 KEY = "trail-test-key-0123456789"
@@ -317,3 +327,113 @@ def test_a_failed_write_is_retried_with_the_same_rows_and_token() -> None:
         ("audit:c:4-5", [4, 5]),
     ]
     assert trail.pending == 0
+
+
+def _forge(reader: StoreReader, database: str, chain_id: str, seq: int, prev_hash: str, action: str) -> str:
+    """Insert a record the way an attacker with write access to the store would: with a
+    correct hash over its columns and a correct link to the previous record."""
+    entry = AuditEntry(time.time_ns(), action, "model", "gpt-4o", tenant="acme", actor="agent-7")
+    record_hash = hashlib.sha256(canonical(chain_id, seq, entry, prev_hash)).hexdigest()
+    reader.store.execute(
+        f"INSERT INTO `{database}`.audit_log (Timestamp, ChainId, Seq, RecordId, TenantId, ActorId, Action, "
+        "ResourceType, ResourceId, TraceId, SpanId, Details, PrevHash, RecordHash) VALUES "
+        f"(fromUnixTimestamp64Nano(toInt64({entry.timestamp_ns})), '{chain_id}', {seq}, "
+        f"'{record_id(chain_id, seq)}', 'acme', 'agent-7', '{action}', 'model', 'gpt-4o', '', '', '', "
+        f"'{prev_hash}', '{record_hash}')"
+    )
+    return record_hash
+
+
+def test_anchors_find_records_removed_from_the_end_and_a_rewritten_suffix(
+    receiver_factory: Callable[..., Any],
+    clickhouse_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    database = "anchor_" + uuid.uuid4().hex[:10]
+    yaml_text = _config(clickhouse_dir, database, trail="flush_interval: 0.1, anchor_file: anchors.jsonl")
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml_text)
+    r = receiver_factory(yaml_text, str(tmp_path))  # the anchor file is relative to the config
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "anchors.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first write (the opening record) is anchored
+    assert http_post(r.http_url, "/v1/traces", _traces_with_a_plain_span(1), headers=AUTH)[0] == 200
+    assert http_post(r.http_url, "/v1/logs", _logs(), headers=AUTH)[0] == 200
+    r.stop()
+
+    reader = StoreReader(clickhouse_dir, database)
+    rows = reader.rows("SELECT ChainId, Seq, RecordHash FROM `{db}`.audit_log ORDER BY Seq")
+    assert [row["Seq"] for row in rows] == [1, 2, 3, 4, 5]  # open, ingest, chat, ingest, close
+    anchors = [orjson.loads(line) for line in (tmp_path / "anchors.jsonl").read_text().splitlines()]
+    # at the first write, and at shutdown with the closing record
+    assert anchors[-1]["seq"] == 5 and anchors[-1]["hash"] == rows[-1]["RecordHash"]
+    assert len(anchors) >= 2 and anchors[0]["seq"] < 5
+    rc, out = _verify(config_file, capsys)
+    assert rc == 0, out
+    assert "every anchored chain is stored up to its last anchor" in out
+
+    # The last two records are deleted: the chain stays internally consistent (no gap, every
+    # hash matches), which the hashes alone cannot tell from a chain that was never closed.
+    chain_id = rows[0]["ChainId"]
+    reader.store.execute(f"DELETE FROM `{database}`.audit_log WHERE Seq >= 4 SETTINGS mutations_sync = 1")
+    assert reader.rows(VERIFY_SQL.replace("FROM audit_log", "FROM `{db}`.audit_log")) == []
+    rc, out = _verify(config_file, capsys)
+    assert rc == 1
+    assert "anchored at Seq 5" in out and "the store ends at Seq 3: records removed from the end" in out
+
+    # The attacker then writes a new tail with valid hashes and links: still found.
+    prev = _forge(reader, database, chain_id, 4, rows[2]["RecordHash"], "chat")
+    _forge(reader, database, chain_id, 5, prev, ACTION_CHAIN_CLOSE)
+    assert reader.rows(VERIFY_SQL.replace("FROM audit_log", "FROM `{db}`.audit_log")) == []
+    rc, out = _verify(config_file, capsys)
+    assert rc == 1 and "Seq 5 has another RecordHash than its anchor" in out
+    reader.store.close()
+
+
+def test_anchor_file_appends_at_first_write_interval_and_close_and_survives_failures(tmp_path: Path) -> None:
+    class Sink:
+        def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
+            pass
+
+    telemetry = SelfTelemetry()
+    path = tmp_path / "anchors" / "trail.jsonl"
+    trail = AuditTrail(
+        Sink(),
+        telemetry.registry,
+        chain_id="c",
+        flush_interval=60,
+        anchor_file=AnchorFile(path),
+        anchor_interval=3600,
+    )
+    trail.append([AuditEntry(1, "ingest", "logs")] * 3)
+    trail.flush()
+    trail.anchor_if_due()  # due: the first write
+    trail.append([AuditEntry(2, "ingest", "logs")])
+    trail.flush()
+    trail.anchor_if_due()  # not due for an hour: nothing
+    assert [a.seq for a in AnchorFile(path).latest().values()] == [3]
+    trail.close()  # the closing record (Seq 5) is anchored
+    (latest,) = AnchorFile(path).latest().values()
+    assert (latest.chain_id, latest.seq) == ("c", 5)
+
+    # A crash in the middle of a write leaves a cut last line: skipped. A damaged line
+    # elsewhere is an error naming it.
+    text = path.read_text()
+    path.write_text(text + '{"chain": "c", "seq": 6, "ha')
+    assert AnchorFile(path).latest()["c"].seq == 5
+    path.write_text('{"chain": "c"}\n' + text)
+    with pytest.raises(ValueError, match="line 1 is not an anchor"):
+        AnchorFile(path).latest()
+
+    # An anchor file that cannot be written is counted and logged; records still flow.
+    blocked = AuditTrail(
+        Sink(), telemetry.registry, chain_id="d", flush_interval=60, anchor_file=AnchorFile(tmp_path)
+    )
+    blocked.append([AuditEntry(1, "ingest", "logs")])
+    blocked.flush()
+    blocked.anchor()
+    assert blocked.pending == 0
+    assert (
+        telemetry.registry.get_sample_value("otel_receiver_audit_anchors_total", {"outcome": "failed"}) == 1
+    )

@@ -369,3 +369,11 @@ def test_image_build_steps_give_a_receiver_that_serves_the_rendered_pod(tmp_path
     )  # fmt: skip
     assert query.returncode == 0, query.stderr
     assert query.stdout.splitlines() == ['{"SpanName":"chat"}'], query.stdout
+    # the audit chain of that run (open and close records) verifies against its anchors
+    assert (data / "audit-anchors.jsonl").is_file()
+    verify = subprocess.run(
+        [sys.executable, "-m", "otel_receiver.cli", "audit-verify", "--config", str(config_path)],
+        env={**env, **pod_env}, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "every anchored chain is stored up to its last anchor" in verify.stdout

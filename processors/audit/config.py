@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from otel_receiver.component import ComponentConfig
@@ -23,12 +25,31 @@ class TrailConfig(ComponentConfig):
         default=True,
         description="one record per GenAI span (its action); off = one record per request only",
     )
+    anchor_file: str | None = Field(
+        default=None,
+        description="file the head of the chain (Seq, RecordHash) is appended to, for audit-verify to "
+        "detect records removed from the end or rewritten; keep it out of reach of whoever can change "
+        "the store (relative paths: to the config file)",
+    )
+    anchor_interval: float = Field(
+        default=60.0,
+        ge=1,
+        le=86_400,
+        description="seconds between anchors (also at the first write and at shutdown)",
+    )
     chain_id: str | None = Field(
         default=None,
         min_length=1,
         max_length=200,
         description="id of this process's chain; default host:pid:start-ms (unique per start)",
     )
+
+
+    def anchor_path(self, config_dir: str) -> Path | None:
+        if self.anchor_file is None:
+            return None
+        path = Path(self.anchor_file)
+        return path if path.is_absolute() else Path(config_dir) / path
 
 
 class AuditConfig(ComponentConfig):

@@ -45,7 +45,7 @@ from otel_receiver.component import (
 )
 from otel_receiver.encoded_attributes import LOG_RECORD_ATTRIBUTES, SPAN_ATTRIBUTES, string_attribute
 from processors.audit.config import AuditConfig, TrailConfig
-from processors.audit.trail import AuditEntry, AuditSink, AuditTrail
+from processors.audit.trail import AnchorFile, AuditEntry, AuditSink, AuditTrail
 from semconv import attributes as a
 
 _MAX_ENCODED = 1024  # distinct principals (and actions) whose encoded attributes are kept
@@ -95,6 +95,8 @@ def _acquire_trail(sink: AuditSink, cfg: TrailConfig, settings: ComponentSetting
             chain_id=cfg.chain_id,
             flush_interval=cfg.flush_interval,
             max_pending=cfg.max_pending,
+            anchor_file=AnchorFile(path) if (path := cfg.anchor_path(settings.config_dir)) else None,
+            anchor_interval=cfg.anchor_interval,
         )
         trail.start()
         _trails[id(sink)] = (trail, 1)

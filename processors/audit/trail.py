@@ -12,6 +12,12 @@ A new chain starts with every process (its id names host, process and start time
 two receivers on one store, or a restarted one, never interleave one chain, and nothing
 has to be read back at start.
 
+Hashing cannot show records removed from the end of a chain, or a suffix rewritten with
+fresh hashes. *Anchors* can: with ``anchor_file`` set, the trail appends the (Seq,
+RecordHash) of its latest stored record to a file outside the store, and logs it, at its
+first write, every ``anchor_interval`` and at shutdown; ``audit-verify`` checks that the
+store still holds each chain up to its last anchor with the same hash.
+
 Records are written in order by one background thread. Until the store has them they
 wait in memory; when ``max_pending`` are waiting (the store is down), ``has_room`` turns
 false and the receiver answers "retry later": nothing is ingested that cannot be
@@ -29,10 +35,13 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from exporters.clickhouse.client import sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +176,103 @@ FROM audit_log GROUP BY ChainId ORDER BY first
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The head of a chain as it was stored: its last record's Seq and RecordHash."""
+
+    chain_id: str
+    seq: int
+    record_hash: str
+    anchored_at_ns: int
+
+
+class AnchorFile:
+    """Append-only JSON lines of anchors, one per line, synced to disk as written.
+
+    Keep the file where whoever can change the store cannot (the receiver's own volume
+    when ClickHouse is a server): it is the reference the chains are checked against."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def append(self, anchor: Anchor) -> None:
+        line = orjson.dumps(
+            {
+                "chain": anchor.chain_id,
+                "seq": anchor.seq,
+                "hash": anchor.record_hash,
+                "time_ns": anchor.anchored_at_ns,
+            }
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, line + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def latest(self) -> dict[str, Anchor]:
+        """The last anchor of each chain (the highest Seq): the hash chain binds every
+        earlier record to it. Raises ``ValueError`` naming the line of a malformed entry,
+        except a last line cut short by a crash mid-write, which is skipped."""
+        latest: dict[str, Anchor] = {}
+        lines = self.path.read_bytes().split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = orjson.loads(line)
+                anchor = Anchor(
+                    str(entry["chain"]), int(entry["seq"]), str(entry["hash"]), int(entry["time_ns"])
+                )
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                if number == len(lines):  # no newline after it: the write was interrupted
+                    continue
+                raise ValueError(f"{self.path}: line {number} is not an anchor ({e})") from None
+            held = latest.get(anchor.chain_id)
+            if held is None or anchor.seq > held.seq:
+                latest[anchor.chain_id] = anchor
+        return latest
+
+
+def anchored_records_sql(anchors: Sequence[Anchor]) -> str:
+    """Per anchored chain: its last stored Seq, and the stored RecordHash at the anchored
+    Seq ('' when that record is gone)."""
+    chains = ", ".join(sql_literal(a.chain_id) for a in anchors)
+    wanted = ", ".join(f"({sql_literal(a.chain_id)}, {a.seq})" for a in anchors)
+    return (
+        "SELECT ChainId, max(Seq) AS last_seq, "
+        f"anyIf(RecordHash, (ChainId, Seq) IN ({wanted})) AS anchored_hash "
+        f"FROM audit_log WHERE ChainId IN ({chains}) GROUP BY ChainId"
+    )
+
+
+def anchor_problems(anchors: Sequence[Anchor], stored: dict[str, tuple[int, str]]) -> list[str]:
+    """What the store lacks against the anchors. ``stored``: chain -> (last stored Seq,
+    RecordHash at the anchored Seq or '')."""
+    problems = []
+    for anchor in sorted(anchors, key=lambda a: (a.anchored_at_ns, a.chain_id)):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(anchor.anchored_at_ns / 1e9))
+        last_seq, stored_hash = stored.get(anchor.chain_id, (0, ""))
+        if last_seq == 0:
+            problems.append(
+                f"{anchor.chain_id}: anchored at Seq {anchor.seq} ({when} UTC), "
+                "no record of the chain is stored"
+            )
+        elif last_seq < anchor.seq or not stored_hash:
+            problems.append(
+                f"{anchor.chain_id}: anchored at Seq {anchor.seq} ({when} UTC), the store ends at Seq "
+                f"{last_seq}: records removed from the end of the chain"
+            )
+        elif stored_hash != anchor.record_hash:
+            problems.append(
+                f"{anchor.chain_id}: Seq {anchor.seq} has another RecordHash than its anchor ({when} UTC): "
+                "the chain was rewritten up to there"
+            )
+    return problems
+
+
 def new_chain_id() -> str:
     """Unique per process start: host, process id and start time in ms."""
     return f"{socket.gethostname()}:{os.getpid()}:{time.time_ns() // 1_000_000}"
@@ -184,6 +290,12 @@ class _Metrics:
         self.write_errors = Counter(
             "otel_receiver_audit_write_errors",
             "Failed writes of audit records (retried until they succeed)",
+            registry=registry,
+        )
+        self.anchors = Counter(
+            "otel_receiver_audit_anchors",
+            "Anchors of the audit chain's head appended to the anchor file, by outcome",
+            ["outcome"],
             registry=registry,
         )
 
@@ -211,6 +323,8 @@ class AuditTrail:
         max_pending: int = 100_000,
         max_rows_per_write: int = 10_000,
         clock_ns: Callable[[], int] = time.time_ns,
+        anchor_file: AnchorFile | None = None,
+        anchor_interval: float = 60.0,
     ) -> None:
         self.sink = sink
         self.chain_id = chain_id or new_chain_id()
@@ -230,6 +344,11 @@ class AuditTrail:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._write_lock = threading.Lock()  # one write at a time, in order
+        self.anchor_file = anchor_file
+        self.anchor_interval = anchor_interval
+        self._stored_head: tuple[int, str] = (0, GENESIS)  # Seq and RecordHash last written
+        self._anchored_seq = 0
+        self._next_anchor = 0.0  # monotonic time; the first write is anchored at once
 
     # --- appending -------------------------------------------------------------------
 
@@ -289,6 +408,7 @@ class AuditTrail:
             try:
                 self.flush()
                 backoff = 0.0
+                self.anchor_if_due()
             except Exception as e:
                 self._metrics.write_errors.inc()
                 log.warning(
@@ -314,8 +434,34 @@ class AuditTrail:
                     del self._pending[: len(rows)]
                     self._first_pending_seq = last + 1
                     self._unconfirmed = 0
+                    self._stored_head = (last, rows[-1][4])
                     self._metrics.pending.set(len(self._pending))
                 self._metrics.records.labels("written").inc(len(rows))
+
+    def anchor_if_due(self) -> None:
+        """Anchor at the first write, then every ``anchor_interval``."""
+        if time.monotonic() >= self._next_anchor:
+            self.anchor()
+
+    def anchor(self) -> None:
+        """Record the head of what the store holds, if it moved since the last anchor: in the
+        anchor file and the receiver's log (a second copy where logs are shipped)."""
+        seq, record_hash = self._stored_head
+        self._next_anchor = time.monotonic() + self.anchor_interval
+        if self.anchor_file is None or seq <= self._anchored_seq:
+            return
+        anchor = Anchor(self.chain_id, seq, record_hash, self._clock_ns())
+        try:
+            self.anchor_file.append(anchor)
+        except OSError as e:
+            self._metrics.anchors.labels("failed").inc()
+            log.error(
+                "audit trail %s: cannot append to anchor file %s: %s", self.chain_id, self.anchor_file.path, e
+            )
+            return
+        self._anchored_seq = seq
+        self._metrics.anchors.labels("written").inc()
+        log.info("audit anchor: chain %s Seq %d RecordHash %s", self.chain_id, seq, record_hash)
 
     def _columns(self, rows: list[_Chained]) -> bytes:
         """``rows`` in ClickHouse's JSONColumns format: one orjson call for the batch costs
@@ -373,9 +519,10 @@ class AuditTrail:
                         e,
                     )
                     self._metrics.records.labels("lost").inc(self.pending)
-                    return
+                    break
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        self.anchor()  # the closing record, or the last one the store took
 
 
 __all__ = [
@@ -384,9 +531,13 @@ __all__ = [
     "CHAINS_SQL",
     "GENESIS",
     "VERIFY_SQL",
+    "Anchor",
+    "AnchorFile",
     "AuditEntry",
     "AuditSink",
     "AuditTrail",
+    "anchor_problems",
+    "anchored_records_sql",
     "canonical",
     "new_chain_id",
     "record_id",
