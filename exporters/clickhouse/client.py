@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config import ClickHouseConfig
+from .sql import sql_literal
 
 SettingValue = str | int
 
@@ -67,12 +68,6 @@ def classify(exc: BaseException) -> StoreError:
     message = str(exc) or type(exc).__name__
     code = error_code(message)
     return StoreError(message, retryable=code not in _PERMANENT_CODES, code=code)
-
-
-def sql_literal(value: SettingValue) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def settings_clause(settings: Mapping[str, SettingValue]) -> str:

@@ -26,17 +26,13 @@ from typing import Final
 from semconv import attributes as sc
 
 from . import wire
+from .sql import sql_literal
 
 
 def _var(prefix: str, over: str = "") -> str:
     # Nested lambdas need distinct parameter names; deriving them from the expression
     # they range over keeps the generated SQL identical from run to run.
     return f"{prefix}_{zlib.crc32(over.encode()) & 0xFFFFF:x}"
-
-
-def _q(s: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _finite_float_text(d: str) -> str:
@@ -81,7 +77,7 @@ def _json(e: str, level: int) -> str:
         # Python and inserts again (``deep_values.py``).
         nested = (
             f"{e}.kind = 7, toJSONString(base64Encode({e}.bytes_value)), "
-            f"{e}.kind >= 5, toString(throwIf({e}.kind IN (5, 6), {_q(DEEPER_THAN_DECODED)})), "
+            f"{e}.kind >= 5, toString(throwIf({e}.kind IN (5, 6), {sql_literal(DEEPER_THAN_DECODED)})), "
         )
     else:
         nested = (
@@ -157,13 +153,13 @@ def _number(p: str) -> str:
     return f"if({p}.kind = 6, toFloat64({p}.as_int), {p}.as_double)"
 
 
-SERVICE_NAME_KEY: Final = _q(sc.SERVICE_NAME)
+SERVICE_NAME_KEY: Final = sql_literal(sc.SERVICE_NAME)
 SPAN_KINDS: Final = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES: Final = ("Unset", "Ok", "Error")
 
 
 def _enum_text(value: str, names: tuple[str, ...]) -> str:
-    arr = "[" + ", ".join(_q(n) for n in names) + "]"
+    arr = "[" + ", ".join(sql_literal(n) for n in names) + "]"
     return f"if({value} >= 0 AND {value} < {len(names)}, {arr}[{value} + 1], '')"
 
 
@@ -341,11 +337,11 @@ def genai_select(traces_table: str) -> str:
     """
 
     def attr(name: str) -> str:
-        return f"SpanAttributes[{_q(name)}]"
+        return f"SpanAttributes[{sql_literal(name)}]"
 
     # An agent or tool span (not a CLIENT call to a remote agent) that our genai_cost
     # left unpriced sums its children's usage: its tokens would be counted twice.
-    agents = ", ".join(_q(op) for op in sorted(sc.AGENT_OPERATIONS))
+    agents = ", ".join(sql_literal(op) for op in sorted(sc.AGENT_OPERATIONS))
     rollup = (
         f"{attr(sc.GEN_AI_OPERATION_NAME)} IN ({agents}) AND SpanKind != 'Client' "
         f"AND {attr(sc.GEN_AI_USAGE_COST)} = ''"

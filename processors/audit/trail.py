@@ -41,7 +41,7 @@ from typing import Final, Protocol, runtime_checkable
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from exporters.clickhouse.client import sql_literal
+from exporters.clickhouse.sql import sql_literal
 
 log = logging.getLogger(__name__)
 
