@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import phonenumbers
@@ -1994,6 +1994,57 @@ def write_trace_rotation(
         (out / f"{i:04d}.pb").write_bytes(msg.SerializeToString())
 
 
+# the anomaly processor's default series dimensions, in the order of SeriesSpec.key
+SERIES_KEYS: Final = (
+    sc.SERVICE_NAME,
+    sc.GEN_AI_PROVIDER_NAME,
+    sc.GEN_AI_REQUEST_MODEL,
+    sc.GEN_AI_OPERATION_NAME,
+)
+
+
+def write_incident_day(
+    out: Path, hours: float, seed: int = 7, spans_per_request: int = 100, start_time_ns: int | None = None
+) -> dict[str, Any]:
+    """Write a day of the incident suite (``bench.incidents``: normal traffic of six series
+    with a latency x5, an error burst, a looping agent and a price change injected) as
+    ``out/NNNN.pb`` trace requests in time order, and its ground truth as
+    ``out/incidents.json``: each incident's kind, series and window in span time, for
+    replaying the day through a receiver and checking what it flagged."""
+    from bench import incidents  # it builds on this module
+
+    # by default the day ends now: a store's TTL keeps it, and "the last hour" queries find it
+    start_ns = time.time_ns() - int(hours * 3600e9) if start_time_ns is None else start_time_ns
+    day = incidents.generate(seed, hours, spans_per_request=spans_per_request, start_ns=start_ns)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, request in enumerate(day.requests):
+        (out / f"{i:04d}.pb").write_bytes(request.SerializeToString())
+
+    def window_end(inc: incidents.Incident) -> int | None:
+        # a price change has no end: every later call costs more
+        return day.start_ns + int((inc.start_s + inc.duration_s) * 1e9) if inc.duration_s else None
+
+    truth = {
+        "seed": seed,
+        "hours": hours,
+        "start_ns": day.start_ns,
+        "requests": len(day.requests),
+        "spans": sum(len(ss.spans) for r in day.requests for rs in r.resource_spans for ss in rs.scope_spans),
+        "incidents": [
+            {
+                "name": inc.name,
+                "kind": inc.kind,
+                "series": dict(zip(SERIES_KEYS, day.series[inc.series].key, strict=True)),
+                "start_ns": day.start_ns + int(inc.start_s * 1e9),
+                "end_ns": window_end(inc),
+            }
+            for inc in day.incidents
+        ],
+    }
+    (out / "incidents.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.workload", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="directory for the request bodies")
@@ -2003,7 +2054,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--start-time-ns", type=int, default=None, help="timestamp of the first span (default: now)"
     )
+    parser.add_argument(
+        "--incidents",
+        type=float,
+        metavar="HOURS",
+        default=None,
+        help="instead: HOURS of the incident suite's traffic with four injected incidents, as "
+        "NNNN.pb requests plus incidents.json (the ground truth); the day ends now unless --start-time-ns",
+    )
     args = parser.parse_args(argv)
+    if args.incidents is not None:
+        truth = write_incident_day(
+            args.out, args.incidents, args.seed, args.spans_per_request, args.start_time_ns
+        )
+        print(f"{args.out}: {truth['requests']} trace requests, {truth['spans']} spans; incidents:")
+        for inc in truth["incidents"]:
+            print(f"  {inc['name']} ({inc['kind']}) on {inc['series']['service.name']} / "
+                  f"{inc['series']['gen_ai.request.model']} from {inc['start_ns']} ns")  # fmt: skip
+        return 0
     sizes = write_bodies(args.out, args.spans_per_request, args.seed, args.pii_fraction, args.start_time_ns)
     for name, size in sorted(sizes.items()):
         print(f"{args.out / name}\t{size} bytes")

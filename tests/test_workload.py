@@ -181,3 +181,50 @@ def test_metrics_generator_handles_intervals_without_calls() -> None:
         if dp.count == 0
     ]
     assert empty and all(not dp.HasField("min") and sum(dp.bucket_counts) == 0 for dp in empty)
+
+
+def test_cli_writes_an_incident_day_with_its_ground_truth(tmp_path: Path) -> None:
+    """`--incidents HOURS`: the incident suite's traffic as requests to replay, and where
+    the incidents are; the data agrees with the truth file."""
+    args = ["--out", str(tmp_path), "--incidents", "2", "--seed", "7", "--start-time-ns", str(T0)]
+    assert workload.main(args) == 0
+    truth = json.loads((tmp_path / "incidents.json").read_text())
+    requests = [ExportTraceServiceRequest.FromString(p.read_bytes()) for p in sorted(tmp_path.glob("*.pb"))]
+    assert len(requests) == truth["requests"]
+    assert sum(count_items(r) for r in requests) == truth["spans"]
+    incidents = {inc["name"]: inc for inc in truth["incidents"]}
+    assert set(incidents) == {"latency_x5", "error_burst", "token_explosion", "price_change"}
+    day_end = T0 + 2 * 3600 * 10**9
+    for inc in incidents.values():
+        assert T0 < inc["start_ns"] < day_end
+        assert set(inc["series"]) == {
+            sc.SERVICE_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_OPERATION_NAME
+        }  # fmt: skip
+
+    def calls(name: str) -> tuple[list[object], list[object]]:
+        """(spans of the incident's series inside its window, outside it)."""
+        inc = incidents[name]
+        inside, outside = [], []
+        for req in requests:
+            for rs in req.resource_spans:
+                service = next(
+                    kv.value.string_value for kv in rs.resource.attributes if kv.key == sc.SERVICE_NAME
+                )
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        attrs = {**_attrs(span), sc.SERVICE_NAME: service}
+                        if any(attrs.get(k) != v for k, v in inc["series"].items()):
+                            continue
+                        end = inc["end_ns"] or day_end
+                        in_window = inc["start_ns"] <= span.start_time_unix_nano < end
+                        (inside if in_window else outside).append(span)
+        return inside, outside
+
+    inside, outside = calls("latency_x5")
+    duration = [
+        sorted(s.end_time_unix_nano - s.start_time_unix_nano for s in group) for group in (inside, outside)
+    ]
+    assert duration[0][len(duration[0]) // 2] > 3 * duration[1][len(duration[1]) // 2]
+    inside, outside = calls("error_burst")
+    errors = [sum(s.status.code == 2 for s in group) / len(group) for group in (inside, outside)]
+    assert errors[0] > 0.1 > errors[1]
