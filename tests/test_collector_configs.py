@@ -18,6 +18,7 @@ import yaml
 
 from otel_receiver.auth import Authenticator
 from otel_receiver.config import ConfigError, load_config, parse_config
+from tests.test_collector_gateway import assert_pipelines_name_defined_components
 from tests.test_helm_chart import container, find, receiver_config, render
 
 CONFIGS = Path(__file__).resolve().parent.parent / "collector-config"
@@ -93,13 +94,8 @@ def _agent() -> dict[str, Any]:
 
 def test_agent_pipelines_name_defined_components() -> None:
     config = _agent()
-    pipelines = config["service"]["pipelines"]
-    assert set(pipelines) == {"traces", "metrics", "logs"}
-    for name, pipeline in pipelines.items():
-        for kind in ("receivers", "processors", "exporters"):
-            for component in pipeline.get(kind, []):
-                assert component in config[kind], f"pipeline {name} names undefined {kind[:-1]} {component}"
-        assert pipeline["exporters"] == ["otlp/genai"]
+    assert_pipelines_name_defined_components(config)
+    assert all(p["exporters"] == ["otlp/genai"] for p in config["service"]["pipelines"].values())
 
 
 def test_agent_header_authenticates_against_the_production_auth(production_env: None) -> None:

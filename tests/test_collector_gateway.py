@@ -24,8 +24,8 @@ def _config() -> dict[str, Any]:
     return loaded
 
 
-def test_pipelines_name_defined_components() -> None:
-    config = _config()
+def assert_pipelines_name_defined_components(config: dict[str, Any]) -> None:
+    """A Collector config's pipelines and service extensions name only defined components."""
     pipelines = config["service"]["pipelines"]
     assert set(pipelines) == {"traces", "metrics", "logs"}
     for name, pipeline in pipelines.items():
@@ -34,6 +34,10 @@ def test_pipelines_name_defined_components() -> None:
                 assert component in config[kind], f"pipeline {name} names undefined {kind[:-1]} {component}"
     for extension in config["service"].get("extensions", []):
         assert extension in config["extensions"], f"service names undefined extension {extension}"
+
+
+def test_pipelines_name_defined_components() -> None:
+    assert_pipelines_name_defined_components(_config())
 
 
 def test_routes_by_service_to_the_receivers_grpc_port() -> None:

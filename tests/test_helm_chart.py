@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otel_receiver.config import parse_config
 from tests.conftest import free_port
+from tests.test_receiver_protocol import http_post
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "helm" / "otel-genai-receiver"
@@ -346,13 +347,7 @@ def test_image_build_steps_give_a_receiver_that_serves_the_rendered_pod(tmp_path
         span.trace_id, span.span_id, span.name = b"\x01" * 16, b"\x02" * 8, "chat"
         span.start_time_unix_nano = 1_700_000_000_000_000_000
         span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000_000
-        post = urllib.request.Request(
-            f"http://127.0.0.1:{http_port}/v1/traces",
-            data=request.SerializeToString(),
-            headers={"Content-Type": "application/x-protobuf"},
-        )
-        with urllib.request.urlopen(post, timeout=10) as response:
-            assert response.status == 200
+        assert http_post(f"http://127.0.0.1:{http_port}", "/v1/traces", request.SerializeToString())[0] == 200
         status, body = _get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200 and b"otel_receiver_received_items_total" in body
     finally:
