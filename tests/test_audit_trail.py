@@ -373,6 +373,17 @@ def test_anchors_find_records_removed_from_the_end_and_a_rewritten_suffix(
     assert rc == 0, out
     assert "every anchored chain is stored up to its last anchor" in out
 
+    # Anchors of chains the store never got (a store replaced by an empty one), more than
+    # one query's worth: each is reported.
+    many = tmp_path / "many-anchors.jsonl"
+    fake = [{"chain": f"gone:{i}", "seq": 3, "hash": "0" * 64, "time_ns": 1} for i in range(1200)]
+    many.write_bytes(
+        (tmp_path / "anchors.jsonl").read_bytes() + b"".join(orjson.dumps(f) + b"\n" for f in fake)
+    )
+    assert main(["audit-verify", "--config", str(config_file), "--anchors", str(many)]) == 1
+    out = capsys.readouterr().out
+    assert "1201 chains anchored" in out and out.count("no record of the chain is stored") == 1200
+
     # The last two records are deleted: the chain stays internally consistent (no gap, every
     # hash matches), which the hashes alone cannot tell from a chain that was never closed.
     chain_id = rows[0]["ChainId"]
