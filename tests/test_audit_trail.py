@@ -33,9 +33,11 @@ from processors.audit.trail import (
     ACTION_CHAIN_CLOSE,
     GENESIS,
     VERIFY_SQL,
+    Anchor,
     AnchorFile,
     AuditEntry,
     AuditTrail,
+    anchor_problems,
     canonical,
     record_id,
 )
@@ -448,3 +450,16 @@ def test_anchor_file_appends_at_first_write_interval_and_close_and_survives_fail
     assert (
         telemetry.registry.get_sample_value("otel_receiver_audit_anchors_total", {"outcome": "failed"}) == 1
     )
+
+
+def test_anchor_problems_name_each_way_a_store_can_fall_short() -> None:
+    anchor = Anchor("c", 5, "a" * 64, 0)
+    assert anchor_problems([anchor], {"c": (7, "a" * 64)}) == []  # the chain went on after it
+    (gone,) = anchor_problems([anchor], {})
+    assert "no record of the chain is stored" in gone
+    (cut,) = anchor_problems([anchor], {"c": (3, "")})
+    assert "the store ends at Seq 3: records removed from the end" in cut
+    (hole,) = anchor_problems([anchor], {"c": (7, "")})
+    assert "the anchored record Seq 5" in hole and "is missing" in hole
+    (rewritten,) = anchor_problems([anchor], {"c": (7, "b" * 64)})
+    assert "another RecordHash than its anchor" in rewritten

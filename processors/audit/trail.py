@@ -260,10 +260,15 @@ def anchor_problems(anchors: Sequence[Anchor], stored: dict[str, tuple[int, str]
                 f"{anchor.chain_id}: anchored at Seq {anchor.seq} ({when} UTC), "
                 "no record of the chain is stored"
             )
-        elif last_seq < anchor.seq or not stored_hash:
+        elif last_seq < anchor.seq:
             problems.append(
                 f"{anchor.chain_id}: anchored at Seq {anchor.seq} ({when} UTC), the store ends at Seq "
                 f"{last_seq}: records removed from the end of the chain"
+            )
+        elif not stored_hash:
+            problems.append(
+                f"{anchor.chain_id}: the anchored record Seq {anchor.seq} ({when} UTC) "
+                "is missing from the store"
             )
         elif stored_hash != anchor.record_hash:
             problems.append(
