@@ -5,7 +5,8 @@ CONFIG ?=
 
 .PHONY: install install-test run test lint bench clean
 
-$(BIN)/otel-receiver: pyproject.toml
+# the C row encoder is built by the install: rebuild when its source changes
+$(BIN)/otel-receiver: pyproject.toml exporters/clickhouse/_rows.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

@@ -34,8 +34,10 @@ from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     every_value_attributes,
     go_float,
     kv,
+    module_sql_store,
     module_store,
     running,
+    sql_running,
 )
 
 
@@ -204,7 +206,8 @@ def test_python_rendering_equals_the_collectors() -> None:
         assert deep_values.container_text(v) == as_string(v)
 
 
-def test_sql_and_python_store_the_same_text(running: Running) -> None:
+def test_sql_and_python_store_the_same_text(sql_running: Running) -> None:
+    running = sql_running
     shapes = [
         a for a in every_value_attributes() if a.value.WhichOneof("value") in ("array_value", "kvlist_value")
     ]
@@ -235,7 +238,8 @@ def test_depth() -> None:
     assert deep_values.render_too_deep([_traces()]) is None
 
 
-def test_a_deep_batch_renders_the_next_ones_ahead(running: Running) -> None:
+def test_a_deep_batch_renders_the_next_ones_ahead(sql_running: Running) -> None:
+    running = sql_running
     exporter = running.exporter
     deep = _traces()
     _span(deep, "deep", [kv("x", array=[av(array=[av(int_value=1)])])])

@@ -199,7 +199,9 @@ def test_sdk_traces_round_trip(receiver: tuple[Any, StoreReader]) -> None:
     sent = http.sent + grpc.sent
     reader.wait_for("otel_traces", 10)
     assert check_traces(reader, sent) == 10
-    # The GenAI roots became genai_calls rows; nothing else did.
+    # The GenAI roots became genai_calls rows; nothing else did. The view's part is
+    # committed just after the otel_traces part of the same insert.
+    reader.wait_for("genai_calls", 2)
     calls = reader.rows("SELECT RequestModel, InputTokens, toString(CostUsd) AS c FROM `{db}`.genai_calls")
     assert calls == [{"RequestModel": "gpt-4o-mini", "InputTokens": 321, "c": "0.000075"}] * 2
 

@@ -483,6 +483,23 @@ def running(module_store: Running) -> Running:
     return module_store
 
 
+@pytest.fixture(scope="module")
+def module_sql_store(clickhouse_dir: Path) -> Iterator[Running]:
+    """An exporter that builds span rows in SQL too (``row_encoder: sql``), as an
+    install without the C encoder does."""
+    r = Running(make_config(clickhouse_dir, row_encoder="sql"))
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.fixture
+def sql_running(module_sql_store: Running) -> Running:
+    module_sql_store.truncate()
+    return module_sql_store
+
+
 # --------------------------------------------------------------------------------------
 # Column-by-column comparison of stored rows with the requests they came from
 # --------------------------------------------------------------------------------------

@@ -304,7 +304,11 @@ def test_image_build_steps_give_a_receiver_that_serves_the_rendered_pod(tmp_path
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     env = {**os.environ, "PYTHONPATH": str(site)}
-    imports = "import otel_receiver, processors, exporters, semconv; print(semconv.__file__)"
+    # the build stage compiles the C row encoder (its gcc) and the image carries it
+    imports = (
+        "import otel_receiver, processors, exporters, semconv; from exporters.clickhouse import native; "
+        "assert native.available(); print(semconv.__file__)"
+    )
     where = subprocess.run(
         [sys.executable, "-c", imports],
         capture_output=True, text=True, env=env, cwd=tmp_path, check=True,

@@ -20,7 +20,7 @@ import os
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +37,7 @@ class StoreError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.code = code
-        self.table = ""  # set by the exporter: which input table the insert went to
+        self.table = ""  # set by the exporter: which table the insert went to
 
 
 class StoreBusyError(StoreError):
@@ -74,6 +74,11 @@ def settings_clause(settings: Mapping[str, SettingValue]) -> str:
     return ", ".join(f"{k} = {sql_literal(v)}" for k, v in settings.items())
 
 
+def column_list(columns: Sequence[str]) -> str:
+    """`` (`a`, `b.c`)`` for an INSERT, or "" for all columns."""
+    return " (" + ", ".join(f"`{c}`" for c in columns) + ")" if columns else ""
+
+
 class Store(ABC):
     """A ClickHouse to write requests into and read rows from."""
 
@@ -85,10 +90,15 @@ class Store(ABC):
 
     @abstractmethod
     def insert_request(
-        self, table: str, body: bytes, settings: Mapping[str, SettingValue], fmt: str = "ProtobufSingle"
+        self,
+        table: str,
+        body: bytes,
+        settings: Mapping[str, SettingValue],
+        fmt: str = "ProtobufSingle",
+        columns: Sequence[str] = (),
     ) -> None:
         """Insert ``body`` (one serialized request, or rows in the format ``fmt``) into
-        ``database.table``."""
+        ``database.table``; ``columns``, when given, are the columns the rows hold."""
 
     @abstractmethod
     def query(self, sql: str, fmt: str, readonly: bool = True, use_database: bool = True) -> bytes:
@@ -292,11 +302,17 @@ class EmbeddedStore(Store):
             session.query(sql)
 
     def insert_request(
-        self, table: str, body: bytes, settings: Mapping[str, SettingValue], fmt: str = "ProtobufSingle"
+        self,
+        table: str,
+        body: bytes,
+        settings: Mapping[str, SettingValue],
+        fmt: str = "ProtobufSingle",
+        columns: Sequence[str] = (),
     ) -> None:
         if self.readonly:
             raise StoreError("read-only store", retryable=False)
-        statement = f"INSERT INTO `{self.database}`.`{table}` SETTINGS {settings_clause(settings)}"
+        target = f"`{self.database}`.`{table}`{column_list(columns)}"
+        statement = f"INSERT INTO {target} SETTINGS {settings_clause(settings)}"
         with self._session("rw") as session:
             before = _view_error_counts(session)
             inserter = session.send_insert(statement, fmt)
@@ -392,10 +408,12 @@ def raw_insert_arguments(
     body: bytes,
     settings: Mapping[str, SettingValue],
     fmt: str = "ProtobufSingle",
+    columns: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Keyword arguments of clickhouse-connect's ``Client.raw_insert`` for one request."""
     return {
         "table": f"`{config.database}`.`{table}`",
+        "column_names": list(columns) or None,
         "insert_block": body,
         "settings": {**settings, **server_insert_settings(config)},
         "fmt": fmt,
@@ -432,11 +450,16 @@ class ServerStore(Store):
             raise classify(e) from e
 
     def insert_request(
-        self, table: str, body: bytes, settings: Mapping[str, SettingValue], fmt: str = "ProtobufSingle"
+        self,
+        table: str,
+        body: bytes,
+        settings: Mapping[str, SettingValue],
+        fmt: str = "ProtobufSingle",
+        columns: Sequence[str] = (),
     ) -> None:
         client = self._connect()
         try:
-            client.raw_insert(**raw_insert_arguments(self.config, table, body, settings, fmt))
+            client.raw_insert(**raw_insert_arguments(self.config, table, body, settings, fmt, columns))
         except Exception as e:
             raise classify(e) from e
 

@@ -53,6 +53,12 @@ class ClickHouseConfig(ExporterConfig):
         default=False, description="let the server buffer inserts (async_insert=1, wait_for_async_insert=1)"
     )
     tls: TLSConfig = TLSConfig()
+    row_encoder: Literal["auto", "native", "sql"] = Field(
+        default="auto",
+        description="how span rows are built: native = in C as a Native block (less than half the CPU per "
+        "span), sql = by ClickHouse views from the serialized request; auto = native when the C "
+        "encoder is built",
+    )
     query_endpoint: str | None = Field(
         default=DEFAULT_QUERY_ENDPOINT,
         description="host:port of the read-only SQL endpoint the CLI uses while the receiver runs; "
@@ -109,6 +115,24 @@ class ClickHouseConfig(ExporterConfig):
         if self.embedded and self.cluster:
             raise ValueError("cluster needs a ClickHouse server endpoint, not embedded:")
         return self
+
+    @model_validator(mode="after")
+    def _native_encoder_built(self) -> ClickHouseConfig:
+        from . import native
+
+        if self.row_encoder == "native" and not native.available():
+            raise ValueError(
+                "row_encoder: native needs the C row encoder, which this install lacks "
+                "(reinstall with a C compiler, or use auto or sql)"
+            )
+        return self
+
+    @property
+    def native_traces(self) -> bool:
+        """Whether span rows are built by the C encoder."""
+        from . import native
+
+        return self.row_encoder == "native" or (self.row_encoder == "auto" and native.available())
 
     @property
     def embedded(self) -> bool:

@@ -23,10 +23,10 @@ from otel_receiver.component import (
     signal_of,
 )
 
-from . import columns, deep_values, wire
+from . import columns, deep_values, native, wire
 from .client import SettingValue, Store, StoreError, open_store
 from .config import ClickHouseConfig
-from .schema import AUDIT_LOG, Schema
+from .schema import AUDIT_LOG, TRACES, Schema
 
 # Batches rendered ahead after one held values too deep for the SQL (``_render_deep``).
 RENDER_DEEP_AHEAD = 16
@@ -51,7 +51,7 @@ class _Metrics:
         )
         self.insert_bytes = Counter(
             "otel_receiver_clickhouse_insert_bytes",
-            "Serialized OTLP bytes inserted into ClickHouse",
+            "Bytes sent to ClickHouse: serialized OTLP requests, or rows built by the C encoder",
             ["exporter", "signal"],
             registry=registry,
         )
@@ -112,6 +112,10 @@ class ClickHouseExporter(Exporter):
         self._metrics = _Metrics.on(settings.telemetry.registry)
         self._query_server: Any = None
         self._settings = {signal: insert_settings(signal) for signal in Signal}
+        self._native_settings: dict[str, SettingValue] = {
+            "insert_deduplicate": 1,
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+        }
         # Batches left to render before their first insert, per signal (``_render_deep``).
         self._render_deep_first = dict.fromkeys(Signal, 0)
 
@@ -224,6 +228,10 @@ class ClickHouseExporter(Exporter):
         started = time.perf_counter()
 
         def insert() -> int:
+            if signal is Signal.TRACES and self.cfg.native_traces:
+                size = self._insert_native_rows(store, parts, token)
+                if size is not None:
+                    return size
             current: Sequence[Batch] = parts
             walked = False  # at most one walk for too-deep values per batch
             if self._render_deep_first[signal] > 0:
@@ -268,6 +276,27 @@ class ClickHouseExporter(Exporter):
             raise PermanentExportError(f"clickhouse rejected {e.table} insert: {e}") from e
         self._metrics.insert_seconds.labels(component, signal.value).observe(time.perf_counter() - started)
         self._metrics.insert_bytes.labels(component, signal.value).inc(size)
+
+    def _insert_native_rows(self, store: Store, parts: Sequence[Batch], token: str | None) -> int | None:
+        """Insert the spans of ``parts`` as rows built by the C encoder straight into
+        ``otel_traces``; None when the encoder refuses the requests (the caller then
+        takes the SQL path, which renders what the encoder cannot)."""
+        try:
+            rows, _ = native.trace_rows(parts)
+        except ValueError as e:
+            self.settings.logger.warning(
+                "%s: C row encoder: %s; inserting this batch through SQL", self.settings.component_id, e
+            )
+            return None
+        settings = self._native_settings
+        if token:
+            settings = {**settings, "insert_deduplication_token": f"{token}/{TRACES}"}
+        try:
+            store.insert_request(TRACES, rows, settings, fmt=native.FORMAT, columns=native.TRACES_COLUMNS)
+        except StoreError as e:
+            e.table = TRACES
+            raise
+        return len(rows)
 
     def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
         """Insert audit records (JSONColumns) into ``audit_log``; the audit processor's

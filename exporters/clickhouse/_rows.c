@@ -1,0 +1,1003 @@
+/*
+ * Rows of otel_traces as a block in ClickHouse's Native (columnar) format, straight
+ * from serialized ExportTraceServiceRequest messages.
+ *
+ * Why by hand, in C: the SQL insert path (columns.py) has ClickHouse decode the
+ * protobuf and build the columns in a materialized view, which costs ~10 us of CPU
+ * per span plus ~45 ms of query analysis per insert; building the rows here costs a
+ * fraction of that, with the GIL released. No library turns OTLP into ClickHouse rows
+ * with the Collector exporter's value encoding (pcommon.Value.AsString), and a Python
+ * loop over every attribute of every span is slower than the whole insert.
+ *
+ * The encoding is the one columns.py documents, and the tests compare the rows of
+ * both paths column by column:
+ *  - ids as lowercase hex, "" when empty or all zero;
+ *  - SpanKind and StatusCode names, "" for values outside the enum;
+ *  - attribute values as strings: ints in decimal, doubles in the ECMAScript format
+ *    Go uses (1e+21 for big exponents), bools true/false, bytes in base64, arrays and
+ *    maps as JSON with map keys sorted and Go's HTML escapes;
+ *  - Duration = end - start, 0 when the end precedes the start.
+ *
+ * Input comes from protobuf's own serializer, so each singular field appears once;
+ * when a field is repeated anyway the last one wins (protobuf would merge messages).
+ * Malformed input raises ValueError; nothing is read outside the buffers.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* AnyValue nesting beyond this is refused (protobuf's own parser stops at 100). */
+#define MAX_DEPTH 100
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+    int failed; /* out of memory */
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->failed) return -1;
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (data == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static void put(Buf *b, const void *src, size_t n) {
+    if (n == 0 || buf_reserve(b, n) < 0) return;
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+}
+
+static void put_byte(Buf *b, char c) {
+    if (buf_reserve(b, 1) < 0) return;
+    b->data[b->len++] = c;
+}
+
+static void put_cstr(Buf *b, const char *s) { put(b, s, strlen(s)); }
+
+/* ClickHouse's VarUInt is the same LEB128 as protobuf's varint. */
+static void put_varuint(Buf *b, uint64_t v) {
+    char tmp[10];
+    size_t n = 0;
+    do {
+        uint8_t byte = v & 0x7F;
+        v >>= 7;
+        if (v) byte |= 0x80;
+        tmp[n++] = (char)byte;
+    } while (v);
+    put(b, tmp, n);
+}
+
+static void put_u64le(Buf *b, uint64_t v) {
+    char tmp[8];
+    for (int i = 0; i < 8; i++) tmp[i] = (char)(v >> (8 * i));
+    put(b, tmp, 8);
+}
+
+/* A String value in Native and RowBinary: its length, then its bytes. */
+static void put_string(Buf *b, const uint8_t *s, size_t n) {
+    put_varuint(b, n);
+    put(b, s, n);
+}
+
+/* ------------------------------------------------------------------ protobuf wire */
+
+typedef struct {
+    uint32_t number;
+    uint32_t wire_type;
+    uint64_t scalar;     /* varint, fixed64 or fixed32 value */
+    const uint8_t *data; /* length-delimited payload */
+    size_t len;
+} Field;
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} Reader;
+
+static int read_varint(Reader *r, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->p >= r->end) return -1;
+        uint8_t byte = *r->p++;
+        v |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* 1: a field was read, 0: end of message, -1: malformed. */
+static int next_field(Reader *r, Field *f) {
+    if (r->p >= r->end) return 0;
+    uint64_t tag;
+    if (read_varint(r, &tag) < 0) return -1;
+    f->number = (uint32_t)(tag >> 3);
+    f->wire_type = (uint32_t)(tag & 7);
+    if (f->number == 0) return -1;
+    f->data = NULL;
+    f->len = 0;
+    f->scalar = 0;
+    switch (f->wire_type) {
+    case 0:
+        return read_varint(r, &f->scalar) < 0 ? -1 : 1;
+    case 1:
+        if (r->end - r->p < 8) return -1;
+        for (int i = 0; i < 8; i++) f->scalar |= (uint64_t)r->p[i] << (8 * i);
+        r->p += 8;
+        return 1;
+    case 5:
+        if (r->end - r->p < 4) return -1;
+        for (int i = 0; i < 4; i++) f->scalar |= (uint64_t)r->p[i] << (8 * i);
+        r->p += 4;
+        return 1;
+    case 2: {
+        uint64_t n;
+        if (read_varint(r, &n) < 0 || n > (uint64_t)(r->end - r->p)) return -1;
+        f->data = r->p;
+        f->len = (size_t)n;
+        r->p += n;
+        return 1;
+    }
+    default: /* groups (3, 4) are not used by OTLP */
+        return -1;
+    }
+}
+
+static Reader reader(const uint8_t *data, size_t len) {
+    Reader r = {data, data + len};
+    return r;
+}
+
+/* -------------------------------------------------------------------- AnyValue */
+
+enum { V_UNSET = 0, V_STRING = 1, V_BOOL = 2, V_INT = 3, V_DOUBLE = 4, V_ARRAY = 5, V_KVLIST = 6, V_BYTES = 7 };
+
+typedef struct {
+    int kind;
+    uint64_t scalar;
+    const uint8_t *data;
+    size_t len;
+} Value;
+
+static int parse_value(const uint8_t *data, size_t len, Value *v) {
+    Reader r = reader(data, len);
+    Field f;
+    int rc;
+    v->kind = V_UNSET;
+    v->scalar = 0;
+    v->data = NULL;
+    v->len = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        int ok;
+        switch (f.number) {
+        case V_STRING: case V_ARRAY: case V_KVLIST: case V_BYTES: ok = f.wire_type == 2; break;
+        case V_BOOL: case V_INT: ok = f.wire_type == 0; break;
+        case V_DOUBLE: ok = f.wire_type == 1; break;
+        default: continue; /* unknown fields are skipped, as protobuf does */
+        }
+        if (!ok) return -1;
+        v->kind = (int)f.number;
+        v->scalar = f.scalar;
+        v->data = f.data;
+        v->len = f.len;
+    }
+    return rc;
+}
+
+/* A KeyValue: its key and its (possibly absent) value. */
+typedef struct {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    size_t index; /* position in its list: keeps the sort stable */
+} Pair;
+
+static int parse_pair(const uint8_t *data, size_t len, Pair *kv) {
+    Reader r = reader(data, len);
+    Field f;
+    int rc;
+    kv->key = (const uint8_t *)"";
+    kv->key_len = 0;
+    kv->value = (const uint8_t *)"";
+    kv->value_len = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number == 1 || f.number == 2) {
+            if (f.wire_type != 2) return -1;
+            if (f.number == 1) {
+                kv->key = f.data;
+                kv->key_len = f.len;
+            } else {
+                kv->value = f.data;
+                kv->value_len = f.len;
+            }
+        }
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------- value text */
+
+static void put_int64(Buf *b, int64_t v) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    put(b, tmp, (size_t)n);
+}
+
+/* The shortest decimal digits that read back as x, and its exponent: x = 0.DIGITS x
+ * 10^point. Correctly rounded printf output at increasing precision; at a power of
+ * two the interval below x is half as wide, so the digit string one unit above is
+ * tried as well. */
+static int shortest_digits(double x, char *digits, int *point) {
+    char text[40];
+    for (int precision = 0; precision < 17; precision++) {
+        snprintf(text, sizeof text, "%.*e", precision, x);
+        int ok = strtod(text, NULL) == x;
+        char candidate[40];
+        if (!ok) {
+            /* digits of text + one unit in the last place */
+            char *e = strchr(text, 'e');
+            int n = 0;
+            for (char *c = text; c < e; c++)
+                if (*c >= '0' && *c <= '9') candidate[n++] = *c;
+            int i = n - 1;
+            while (i >= 0 && candidate[i] == '9') candidate[i--] = '0';
+            if (i < 0) continue; /* 9.99 -> 10.0 changes the exponent: not needed here */
+            candidate[i]++;
+            char retry[48];
+            int exponent = atoi(e + 1);
+            int m = snprintf(retry, sizeof retry, "%c", candidate[0]);
+            if (n > 1) m += snprintf(retry + m, sizeof retry - m, ".%.*s", n - 1, candidate + 1);
+            snprintf(retry + m, sizeof retry - m, "e%d", exponent);
+            if (strtod(retry, NULL) == x) {
+                memcpy(text, retry, sizeof retry < sizeof text ? sizeof retry : sizeof text);
+                text[sizeof text - 1] = 0;
+                ok = 1;
+            }
+        }
+        if (ok) break;
+    }
+    /* text is d[.ddd]e[+-]N */
+    char *e = strchr(text, 'e');
+    int n = 0;
+    for (char *c = text; c < e; c++)
+        if (*c >= '0' && *c <= '9') digits[n++] = *c;
+    while (n > 1 && digits[n - 1] == '0') n--;
+    digits[n] = 0;
+    *point = atoi(e + 1) + 1;
+    return n;
+}
+
+/* A finite double as Go's encoding/json (ECMAScript rules) writes it. */
+static void put_float(Buf *b, double x) {
+    if (x == 0.0) {
+        put_cstr(b, signbit(x) ? "-0" : "0");
+        return;
+    }
+    if (x < 0) {
+        put_byte(b, '-');
+        x = -x;
+    }
+    char digits[40];
+    int n;
+    int k = shortest_digits(x, digits, &n);
+    if (k <= n && n <= 21) {
+        put(b, digits, (size_t)k);
+        for (int i = 0; i < n - k; i++) put_byte(b, '0');
+    } else if (0 < n && n <= 21) {
+        put(b, digits, (size_t)n);
+        put_byte(b, '.');
+        put(b, digits + n, (size_t)(k - n));
+    } else if (-6 < n && n <= 0) {
+        put_cstr(b, "0.");
+        for (int i = 0; i < -n; i++) put_byte(b, '0');
+        put(b, digits, (size_t)k);
+    } else {
+        int e = n - 1;
+        put_byte(b, digits[0]);
+        if (k > 1) {
+            put_byte(b, '.');
+            put(b, digits + 1, (size_t)(k - 1));
+        }
+        char tmp[16];
+        int m = snprintf(tmp, sizeof tmp, "e%c%d", e > 0 ? '+' : '-', e > 0 ? e : -e);
+        put(b, tmp, (size_t)m);
+    }
+}
+
+static double as_double(uint64_t bits) {
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+static void put_base64(Buf *b, const uint8_t *s, size_t n) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (buf_reserve(b, (n + 2) / 3 * 4) < 0) return;
+    char *o = b->data + b->len;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t t = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *o++ = alphabet[t >> 18];
+        *o++ = alphabet[(t >> 12) & 63];
+        *o++ = alphabet[(t >> 6) & 63];
+        *o++ = alphabet[t & 63];
+    }
+    if (i < n) {
+        uint32_t t = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
+        *o++ = alphabet[t >> 18];
+        *o++ = alphabet[(t >> 12) & 63];
+        *o++ = i + 1 < n ? alphabet[(t >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->data);
+}
+
+/* A JSON string with ClickHouse's toJSONString escapes (other control characters as
+ * \u00XX, uppercase) and Go's (no \/, but <, >, &, U+2028 and U+2029 escaped). */
+static void put_json_string(Buf *b, const uint8_t *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    put_byte(b, '"');
+    size_t plain = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        const char *escape = NULL;
+        char tmp[8];
+        size_t skip = 1;
+        switch (c) {
+        case '"': escape = "\\\""; break;
+        case '\\': escape = "\\\\"; break;
+        case '\b': escape = "\\b"; break;
+        case '\f': escape = "\\f"; break;
+        case '\n': escape = "\\n"; break;
+        case '\r': escape = "\\r"; break;
+        case '\t': escape = "\\t"; break;
+        case '<': escape = "\\u003c"; break;
+        case '>': escape = "\\u003e"; break;
+        case '&': escape = "\\u0026"; break;
+        case 0xE2:
+            if (i + 2 < n && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
+                escape = s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
+                skip = 3;
+            }
+            break;
+        default:
+            if (c < 0x20) {
+                tmp[0] = '\\';
+                tmp[1] = 'u';
+                tmp[2] = '0';
+                tmp[3] = '0';
+                tmp[4] = hex[c >> 4];
+                tmp[5] = hex[c & 15];
+                tmp[6] = 0;
+                escape = tmp;
+            }
+        }
+        if (escape != NULL) {
+            put(b, s + plain, i - plain);
+            put_cstr(b, escape);
+            i += skip - 1;
+            plain = i + 1;
+        }
+    }
+    put(b, s + plain, n - plain);
+    put_byte(b, '"');
+}
+
+static int compare_pairs(const void *a, const void *b) {
+    const Pair *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (c) return c;
+    if (x->key_len != y->key_len) return x->key_len < y->key_len ? -1 : 1;
+    return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+static int put_json(Buf *b, const uint8_t *data, size_t len, int depth);
+
+/* Elements of an ArrayValue or the entries of a KeyValueList, in JSON. */
+static int put_json_container(Buf *b, const Value *v, int depth) {
+    if (depth > MAX_DEPTH) return -2;
+    Reader r = reader(v->data, v->len);
+    Field f;
+    int rc;
+    if (v->kind == V_ARRAY) {
+        int first = 1;
+        put_byte(b, '[');
+        while ((rc = next_field(&r, &f)) > 0) {
+            if (f.number != 1) continue;
+            if (f.wire_type != 2) return -1;
+            if (!first) put_byte(b, ',');
+            first = 0;
+            if ((rc = put_json(b, f.data, f.len, depth + 1)) < 0) return rc;
+        }
+        put_byte(b, ']');
+        return rc;
+    }
+    size_t count = 0;
+    while ((rc = next_field(&r, &f)) > 0) count += f.number == 1;
+    if (rc < 0) return rc;
+    Pair *pairs = count ? malloc(count * sizeof *pairs) : NULL;
+    if (count && pairs == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    r = reader(v->data, v->len);
+    size_t i = 0;
+    while ((rc = next_field(&r, &f)) > 0 && i < count) {
+        if (f.number != 1) continue;
+        if (f.wire_type != 2 || parse_pair(f.data, f.len, &pairs[i]) < 0) {
+            free(pairs);
+            return -1;
+        }
+        pairs[i].index = i;
+        i++;
+    }
+    qsort(pairs, count, sizeof *pairs, compare_pairs);
+    put_byte(b, '{');
+    rc = 0;
+    for (i = 0; i < count && rc >= 0; i++) {
+        if (i) put_byte(b, ',');
+        put_json_string(b, pairs[i].key, pairs[i].key_len);
+        put_byte(b, ':');
+        rc = put_json(b, pairs[i].value, pairs[i].value_len, depth + 1);
+    }
+    free(pairs);
+    put_byte(b, '}');
+    return rc < 0 ? rc : 0;
+}
+
+/* An AnyValue as a JSON element (inside an array or map). */
+static int put_json(Buf *b, const uint8_t *data, size_t len, int depth) {
+    Value v;
+    if (parse_value(data, len, &v) < 0) return -1;
+    switch (v.kind) {
+    case V_STRING: put_json_string(b, v.data, v.len); return 0;
+    case V_INT: put_int64(b, (int64_t)v.scalar); return 0;
+    case V_DOUBLE: {
+        double d = as_double(v.scalar);
+        if (isfinite(d)) put_float(b, d);
+        else put_cstr(b, "null");
+        return 0;
+    }
+    case V_BOOL: put_cstr(b, v.scalar ? "true" : "false"); return 0;
+    case V_BYTES:
+        put_byte(b, '"');
+        put_base64(b, v.data, v.len);
+        put_byte(b, '"');
+        return 0;
+    case V_ARRAY: case V_KVLIST: return put_json_container(b, &v, depth);
+    default: put_cstr(b, "null"); return 0;
+    }
+}
+
+/* pcommon.Value.AsString of an AnyValue. */
+static int put_value_text(Buf *b, const uint8_t *data, size_t len) {
+    Value v;
+    if (parse_value(data, len, &v) < 0) return -1;
+    switch (v.kind) {
+    case V_STRING: put(b, v.data, v.len); return 0;
+    case V_INT: put_int64(b, (int64_t)v.scalar); return 0;
+    case V_DOUBLE: {
+        double d = as_double(v.scalar);
+        if (isfinite(d)) put_float(b, d);
+        else put_cstr(b, isnan(d) ? "json: unsupported value: NaN"
+                                  : d > 0 ? "json: unsupported value: +Inf" : "json: unsupported value: -Inf");
+        return 0;
+    }
+    case V_BOOL: put_cstr(b, v.scalar ? "true" : "false"); return 0;
+    case V_BYTES: put_base64(b, v.data, v.len); return 0;
+    case V_ARRAY: case V_KVLIST: return put_json_container(b, &v, 0);
+    default: return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ rows */
+
+/* The data of the block, one stream per column part: Native is columnar, so each
+ * column's values (and each Map's or Array's offsets, keys and values) are written
+ * to their own buffer and concatenated at the end. */
+enum {
+    S_TIMESTAMP, S_TRACE_ID, S_SPAN_ID, S_PARENT_SPAN_ID, S_TRACE_STATE, S_NAME, S_KIND, S_SERVICE,
+    S_RES_OFFSETS, S_RES_KEYS, S_RES_VALUES, S_SCOPE_NAME, S_SCOPE_VERSION,
+    S_ATTR_OFFSETS, S_ATTR_KEYS, S_ATTR_VALUES, S_DURATION, S_STATUS_CODE, S_STATUS_MESSAGE,
+    S_EV_OFFSETS, S_EV_TIME, S_EV_NAME, S_EV_ATTR_OFFSETS, S_EV_ATTR_KEYS, S_EV_ATTR_VALUES,
+    S_LN_OFFSETS, S_LN_TRACE_ID, S_LN_SPAN_ID, S_LN_TRACE_STATE, S_LN_ATTR_OFFSETS, S_LN_ATTR_KEYS,
+    S_LN_ATTR_VALUES,
+    N_STREAMS
+};
+
+/* otel_traces' columns in table order. The types are the plain ones (String, not
+ * LowCardinality(String)): ClickHouse converts a whole column at once on insert,
+ * which costs far less than reading LowCardinality values one by one. */
+static const struct {
+    const char *name;
+    const char *type;
+    int streams[5]; /* ends at -1 */
+} COLUMNS[] = {
+    {"Timestamp", "DateTime64(9)", {S_TIMESTAMP, -1}},
+    {"TraceId", "String", {S_TRACE_ID, -1}},
+    {"SpanId", "String", {S_SPAN_ID, -1}},
+    {"ParentSpanId", "String", {S_PARENT_SPAN_ID, -1}},
+    {"TraceState", "String", {S_TRACE_STATE, -1}},
+    {"SpanName", "String", {S_NAME, -1}},
+    {"SpanKind", "String", {S_KIND, -1}},
+    {"ServiceName", "String", {S_SERVICE, -1}},
+    {"ResourceAttributes", "Map(String, String)", {S_RES_OFFSETS, S_RES_KEYS, S_RES_VALUES, -1}},
+    {"ScopeName", "String", {S_SCOPE_NAME, -1}},
+    {"ScopeVersion", "String", {S_SCOPE_VERSION, -1}},
+    {"SpanAttributes", "Map(String, String)", {S_ATTR_OFFSETS, S_ATTR_KEYS, S_ATTR_VALUES, -1}},
+    {"Duration", "UInt64", {S_DURATION, -1}},
+    {"StatusCode", "String", {S_STATUS_CODE, -1}},
+    {"StatusMessage", "String", {S_STATUS_MESSAGE, -1}},
+    {"Events.Timestamp", "Array(DateTime64(9))", {S_EV_OFFSETS, S_EV_TIME, -1}},
+    {"Events.Name", "Array(String)", {S_EV_OFFSETS, S_EV_NAME, -1}},
+    {"Events.Attributes", "Array(Map(String, String))",
+     {S_EV_OFFSETS, S_EV_ATTR_OFFSETS, S_EV_ATTR_KEYS, S_EV_ATTR_VALUES, -1}},
+    {"Links.TraceId", "Array(String)", {S_LN_OFFSETS, S_LN_TRACE_ID, -1}},
+    {"Links.SpanId", "Array(String)", {S_LN_OFFSETS, S_LN_SPAN_ID, -1}},
+    {"Links.TraceState", "Array(String)", {S_LN_OFFSETS, S_LN_TRACE_STATE, -1}},
+    {"Links.Attributes", "Array(Map(String, String))",
+     {S_LN_OFFSETS, S_LN_ATTR_OFFSETS, S_LN_ATTR_KEYS, S_LN_ATTR_VALUES, -1}},
+};
+#define N_COLUMNS (sizeof COLUMNS / sizeof COLUMNS[0])
+
+typedef struct {
+    Buf s[N_STREAMS];
+    Buf scratch; /* one value's text, before its length is known */
+    /* Running totals: Native offsets are cumulative over the block. */
+    uint64_t rows, res_entries, attr_entries, events, ev_attr_entries, links, ln_attr_entries;
+} Encoder;
+
+static int encoder_failed(const Encoder *enc) {
+    for (int i = 0; i < N_STREAMS; i++)
+        if (enc->s[i].failed) return 1;
+    return enc->scratch.failed;
+}
+
+static void encoder_free(Encoder *enc) {
+    for (int i = 0; i < N_STREAMS; i++) free(enc->s[i].data);
+    free(enc->scratch.data);
+}
+
+/* The KeyValue fields numbered `field` of a message, appended to `keys` and `values`
+ * (String columns); returns how many, or -1. When `wanted` is given, the text of the
+ * first entry with that key goes to `found`. */
+static int64_t put_attributes(Encoder *enc, Buf *keys, Buf *values, const uint8_t *msg, size_t len, uint32_t field,
+                              const char *wanted, Buf *found, int *was_found) {
+    size_t wanted_len = wanted != NULL ? strlen(wanted) : 0;
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    int64_t count = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != field) continue;
+        Pair kv;
+        Value v;
+        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || parse_value(kv.value, kv.value_len, &v) < 0)
+            return -1;
+        put_string(keys, kv.key, kv.key_len);
+        const uint8_t *text = v.data;
+        size_t text_len = v.len;
+        if (v.kind != V_STRING) { /* most values are strings: no copy through the scratch buffer */
+            enc->scratch.len = 0;
+            if ((rc = put_value_text(&enc->scratch, kv.value, kv.value_len)) < 0) return rc;
+            if (enc->scratch.failed) return -1;
+            text = (const uint8_t *)enc->scratch.data;
+            text_len = enc->scratch.len;
+        }
+        put_string(values, text, text_len);
+        if (wanted != NULL && !*was_found && kv.key_len == wanted_len && memcmp(kv.key, wanted, wanted_len) == 0) {
+            *was_found = 1;
+            put(found, text, text_len);
+        }
+        count++;
+    }
+    return rc < 0 ? rc : count;
+}
+
+static void put_hex_id(Buf *b, const uint8_t *id, size_t n, size_t size) {
+    static const char hex[] = "0123456789abcdef";
+    int zero = n == size;
+    for (size_t i = 0; i < n && zero; i++) zero = id[i] == 0;
+    if (n == 0 || zero) {
+        put_varuint(b, 0);
+        return;
+    }
+    put_varuint(b, 2 * n);
+    if (buf_reserve(b, 2 * n) < 0) return;
+    for (size_t i = 0; i < n; i++) {
+        b->data[b->len++] = hex[id[i] >> 4];
+        b->data[b->len++] = hex[id[i] & 15];
+    }
+}
+
+static void put_enum_name(Buf *b, uint64_t raw, const char *const *names, int count) {
+    int32_t value = (int32_t)(uint32_t)raw; /* an enum is an int32 on the wire */
+    const char *name = value >= 0 && value < count ? names[value] : "";
+    put_string(b, (const uint8_t *)name, strlen(name));
+}
+
+static const char *const SPAN_KINDS[] = {"Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"};
+static const char *const STATUS_CODES[] = {"Unset", "Ok", "Error"};
+
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} Slice;
+
+/* What a span row takes from its resource and scope. */
+typedef struct {
+    Buf res_keys, res_values; /* the resource's attributes, encoded once, copied per span */
+    uint64_t res_entries;
+    Buf service_name;
+    Slice scope_name;
+    Slice scope_version;
+} Context;
+
+/* The payload of the last length-delimited field `number` of a message ("" if none). */
+static int find_bytes(const uint8_t *msg, size_t len, uint32_t number, Slice *out) {
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    out->data = (const uint8_t *)"";
+    out->len = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != number) continue;
+        if (f.wire_type != 2) return -1;
+        out->data = f.data;
+        out->len = f.len;
+    }
+    return rc;
+}
+
+typedef struct {
+    Slice trace_id, span_id, trace_state, parent_span_id, name, status;
+    uint64_t kind, start, end;
+    uint64_t events, links; /* how many of each */
+} SpanFields;
+
+static int parse_span(const uint8_t *msg, size_t len, SpanFields *s) {
+    memset(s, 0, sizeof *s);
+    Slice *slices[16] = {0};
+    slices[1] = &s->trace_id;
+    slices[2] = &s->span_id;
+    slices[3] = &s->trace_state;
+    slices[4] = &s->parent_span_id;
+    slices[5] = &s->name;
+    slices[15] = &s->status;
+    for (int i = 0; i < 16; i++)
+        if (slices[i]) slices[i]->data = (const uint8_t *)"";
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number < 16 && slices[f.number] != NULL) {
+            if (f.wire_type != 2) return -1;
+            slices[f.number]->data = f.data;
+            slices[f.number]->len = f.len;
+        } else if (f.number == 6) {
+            if (f.wire_type != 0) return -1;
+            s->kind = f.scalar;
+        } else if (f.number == 7 || f.number == 8) {
+            if (f.wire_type != 1) return -1;
+            *(f.number == 7 ? &s->start : &s->end) = f.scalar;
+        } else if (f.number == 9 || f.number == 11 || f.number == 13) {
+            if (f.wire_type != 2) return -1;
+            if (f.number == 11) s->events++;
+            if (f.number == 13) s->links++;
+        }
+    }
+    return rc;
+}
+
+static int put_events(Encoder *enc, const uint8_t *msg, size_t len) {
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 11) continue;
+        Reader er = reader(f.data, f.len);
+        Field ef;
+        uint64_t time = 0;
+        Slice name = {(const uint8_t *)"", 0};
+        while ((rc = next_field(&er, &ef)) > 0) {
+            if (ef.number == 1) {
+                if (ef.wire_type != 1) return -1;
+                time = ef.scalar;
+            } else if (ef.number == 2) {
+                if (ef.wire_type != 2) return -1;
+                name.data = ef.data;
+                name.len = ef.len;
+            }
+        }
+        if (rc < 0) return rc;
+        put_u64le(&enc->s[S_EV_TIME], time);
+        put_string(&enc->s[S_EV_NAME], name.data, name.len);
+        int64_t n = put_attributes(enc, &enc->s[S_EV_ATTR_KEYS], &enc->s[S_EV_ATTR_VALUES], f.data, f.len, 3, NULL,
+                                   NULL, NULL);
+        if (n < 0) return (int)n;
+        enc->ev_attr_entries += (uint64_t)n;
+        put_u64le(&enc->s[S_EV_ATTR_OFFSETS], enc->ev_attr_entries);
+    }
+    return rc;
+}
+
+static int put_links(Encoder *enc, const uint8_t *msg, size_t len) {
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 13) continue;
+        Slice trace_id, span_id, trace_state;
+        if (find_bytes(f.data, f.len, 1, &trace_id) < 0 || find_bytes(f.data, f.len, 2, &span_id) < 0 ||
+            find_bytes(f.data, f.len, 3, &trace_state) < 0)
+            return -1;
+        put_hex_id(&enc->s[S_LN_TRACE_ID], trace_id.data, trace_id.len, 16);
+        put_hex_id(&enc->s[S_LN_SPAN_ID], span_id.data, span_id.len, 8);
+        put_string(&enc->s[S_LN_TRACE_STATE], trace_state.data, trace_state.len);
+        int64_t n = put_attributes(enc, &enc->s[S_LN_ATTR_KEYS], &enc->s[S_LN_ATTR_VALUES], f.data, f.len, 4, NULL,
+                                   NULL, NULL);
+        if (n < 0) return (int)n;
+        enc->ln_attr_entries += (uint64_t)n;
+        put_u64le(&enc->s[S_LN_ATTR_OFFSETS], enc->ln_attr_entries);
+    }
+    return rc;
+}
+
+static int put_span(Encoder *enc, const Context *ctx, const uint8_t *msg, size_t len) {
+    Buf *s = enc->s;
+    SpanFields span;
+    int rc;
+    if (parse_span(msg, len, &span) < 0) return -1;
+    /* Status: message = 2, code = 3 */
+    uint64_t code = 0;
+    Slice status_message = {(const uint8_t *)"", 0};
+    Reader r = reader(span.status.data, span.status.len);
+    Field f;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number == 2) {
+            if (f.wire_type != 2) return -1;
+            status_message.data = f.data;
+            status_message.len = f.len;
+        } else if (f.number == 3) {
+            if (f.wire_type != 0) return -1;
+            code = f.scalar;
+        }
+    }
+    if (rc < 0) return rc;
+    int64_t n = put_attributes(enc, &s[S_ATTR_KEYS], &s[S_ATTR_VALUES], msg, len, 9, NULL, NULL, NULL);
+    if (n < 0) return (int)n;
+    enc->attr_entries += (uint64_t)n;
+    put_u64le(&s[S_ATTR_OFFSETS], enc->attr_entries);
+    if (span.events && (rc = put_events(enc, msg, len)) < 0) return rc;
+    enc->events += span.events;
+    put_u64le(&s[S_EV_OFFSETS], enc->events);
+    if (span.links && (rc = put_links(enc, msg, len)) < 0) return rc;
+    enc->links += span.links;
+    put_u64le(&s[S_LN_OFFSETS], enc->links);
+
+    put_u64le(&s[S_TIMESTAMP], span.start); /* DateTime64(9) is an Int64 of nanoseconds */
+    put_hex_id(&s[S_TRACE_ID], span.trace_id.data, span.trace_id.len, 16);
+    put_hex_id(&s[S_SPAN_ID], span.span_id.data, span.span_id.len, 8);
+    put_hex_id(&s[S_PARENT_SPAN_ID], span.parent_span_id.data, span.parent_span_id.len, 8);
+    put_string(&s[S_TRACE_STATE], span.trace_state.data, span.trace_state.len);
+    put_string(&s[S_NAME], span.name.data, span.name.len);
+    put_enum_name(&s[S_KIND], span.kind, SPAN_KINDS, 6);
+    put_string(&s[S_SERVICE], (const uint8_t *)ctx->service_name.data, ctx->service_name.len);
+    put(&s[S_RES_KEYS], ctx->res_keys.data, ctx->res_keys.len);
+    put(&s[S_RES_VALUES], ctx->res_values.data, ctx->res_values.len);
+    enc->res_entries += ctx->res_entries;
+    put_u64le(&s[S_RES_OFFSETS], enc->res_entries);
+    put_string(&s[S_SCOPE_NAME], ctx->scope_name.data, ctx->scope_name.len);
+    put_string(&s[S_SCOPE_VERSION], ctx->scope_version.data, ctx->scope_version.len);
+    put_u64le(&s[S_DURATION], span.end > span.start ? span.end - span.start : 0);
+    put_enum_name(&s[S_STATUS_CODE], code, STATUS_CODES, 3);
+    put_string(&s[S_STATUS_MESSAGE], status_message.data, status_message.len);
+    enc->rows++;
+    return 0;
+}
+
+static int put_resource_spans(Encoder *enc, const uint8_t *msg, size_t len) {
+    Context ctx;
+    memset(&ctx, 0, sizeof ctx);
+    Slice resource;
+    if (find_bytes(msg, len, 1, &resource) < 0) return -1;
+    int found = 0;
+    int64_t n = put_attributes(enc, &ctx.res_keys, &ctx.res_values, resource.data, resource.len, 1, "service.name",
+                               &ctx.service_name, &found);
+    int rc = n < 0 ? (int)n : 0;
+    ctx.res_entries = n < 0 ? 0 : (uint64_t)n;
+    if (ctx.res_keys.failed || ctx.res_values.failed || ctx.service_name.failed) rc = -1;
+    Reader r = reader(msg, len);
+    Field f;
+    while (rc >= 0 && (rc = next_field(&r, &f)) > 0) {
+        if (f.number != 2) continue;
+        Slice scope;
+        if (f.wire_type != 2 || find_bytes(f.data, f.len, 1, &scope) < 0 ||
+            find_bytes(scope.data, scope.len, 1, &ctx.scope_name) < 0 ||
+            find_bytes(scope.data, scope.len, 2, &ctx.scope_version) < 0) {
+            rc = -1;
+            break;
+        }
+        Reader sr = reader(f.data, f.len);
+        Field sf;
+        while ((rc = next_field(&sr, &sf)) > 0) {
+            if (sf.number != 2) continue;
+            if (sf.wire_type != 2) rc = -1;
+            else rc = put_span(enc, &ctx, sf.data, sf.len);
+            if (rc < 0) break;
+        }
+    }
+    free(ctx.res_keys.data);
+    free(ctx.res_values.data);
+    free(ctx.service_name.data);
+    return rc < 0 ? rc : 0;
+}
+
+static int put_request(Encoder *enc, const uint8_t *msg, size_t len) {
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        if (f.wire_type != 2) return -1;
+        if ((rc = put_resource_spans(enc, f.data, f.len)) < 0) return rc;
+    }
+    return rc;
+}
+
+static void put_header_string(Buf *b, const char *s) { put_string(b, (const uint8_t *)s, strlen(s)); }
+
+/* The block: column count, row count, then each column's name, type and streams. */
+static PyObject *native_block(Encoder *enc) {
+    Buf header = {0};
+    put_varuint(&header, N_COLUMNS);
+    put_varuint(&header, enc->rows);
+    size_t total = header.len;
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        total += strlen(COLUMNS[c].name) + strlen(COLUMNS[c].type) + 20;
+        for (const int *st = COLUMNS[c].streams; *st >= 0; st++) total += enc->s[*st].len;
+    }
+    if (header.failed) return PyErr_NoMemory();
+    PyObject *block = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (block == NULL) {
+        free(header.data);
+        return NULL;
+    }
+    char *o = PyBytes_AS_STRING(block);
+    memcpy(o, header.data, header.len);
+    o += header.len;
+    free(header.data);
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        Buf names = {0};
+        put_header_string(&names, COLUMNS[c].name);
+        put_header_string(&names, COLUMNS[c].type);
+        if (names.failed) {
+            Py_DECREF(block);
+            return PyErr_NoMemory();
+        }
+        memcpy(o, names.data, names.len);
+        o += names.len;
+        free(names.data);
+        for (const int *st = COLUMNS[c].streams; *st >= 0; st++) {
+            if (enc->s[*st].len) memcpy(o, enc->s[*st].data, enc->s[*st].len);
+            o += enc->s[*st].len;
+        }
+    }
+    if (_PyBytes_Resize(&block, o - PyBytes_AS_STRING(block)) < 0) return NULL;
+    return block;
+}
+
+static PyObject *raise_for(int rc, Py_ssize_t request) {
+    if (rc == -2) {
+        return PyErr_Format(PyExc_ValueError, "request %zd: attribute value nested deeper than %d levels", request,
+                            MAX_DEPTH);
+    }
+    return PyErr_Format(PyExc_ValueError, "request %zd: malformed ExportTraceServiceRequest", request);
+}
+
+PyDoc_STRVAR(traces_doc,
+             "traces(requests) -> (block, rows)\n\n"
+             "The rows of otel_traces as one block in ClickHouse's Native format, for a\n"
+             "sequence of serialized ExportTraceServiceRequest messages, and how many rows\n"
+             "it holds. Raises ValueError on malformed input.");
+
+static PyObject *traces(PyObject *self, PyObject *arg) {
+    (void)self;
+    /* A tuple: the caller's list could change while the GIL is released. */
+    PyObject *seq = PySequence_Tuple(arg);
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject **items = &PyTuple_GET_ITEM(seq, 0);
+    size_t input = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            Py_DECREF(seq);
+            return PyErr_Format(PyExc_TypeError, "traces() item %zd is %.100s, not bytes", i, Py_TYPE(items[i])->tp_name);
+        }
+        input += (size_t)PyBytes_GET_SIZE(items[i]);
+    }
+    Encoder *enc = calloc(1, sizeof *enc);
+    if (enc == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    /* Span attributes are most of a request: size their streams once. */
+    buf_reserve(&enc->s[S_ATTR_KEYS], input / 4 + 4096);
+    buf_reserve(&enc->s[S_ATTR_VALUES], input + input / 4 + 4096);
+    Py_ssize_t failed_at = -1;
+    int rc = 0;
+    /* The bytes objects are immutable and held by the tuple: safe to read without the GIL. */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && rc >= 0; i++) {
+        rc = put_request(enc, (const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]));
+        if (rc < 0) failed_at = i;
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(seq);
+    PyObject *result = NULL;
+    if (encoder_failed(enc)) {
+        PyErr_NoMemory();
+    } else if (rc < 0) {
+        raise_for(rc, failed_at);
+    } else {
+        PyObject *block = native_block(enc);
+        if (block != NULL) result = Py_BuildValue("(NK)", block, (unsigned long long)enc->rows);
+    }
+    encoder_free(enc);
+    free(enc);
+    return result;
+}
+
+PyDoc_STRVAR(value_text_doc,
+             "value_text(any_value) -> bytes\n\n"
+             "The stored text of a serialized AnyValue (pcommon.Value.AsString).");
+
+static PyObject *value_text(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyBytes_Check(arg)) return PyErr_Format(PyExc_TypeError, "value_text() takes bytes");
+    Buf out = {0};
+    int rc = put_value_text(&out, (const uint8_t *)PyBytes_AS_STRING(arg), (size_t)PyBytes_GET_SIZE(arg));
+    if (out.failed) {
+        free(out.data);
+        return PyErr_NoMemory();
+    }
+    if (rc < 0) {
+        free(out.data);
+        return PyErr_Format(PyExc_ValueError, rc == -2 ? "value nested too deep" : "malformed AnyValue");
+    }
+    PyObject *text = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
+    free(out.data);
+    return text;
+}
+
+static PyMethodDef methods[] = {
+    {"traces", traces, METH_O, traces_doc},
+    {"value_text", value_text, METH_O, value_text_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_rows", "OTLP requests to ClickHouse rows in the Native format.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__rows(void) { return PyModule_Create(&module); }

@@ -1,0 +1,370 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_clickhouse_support)
+"""The C row encoder (``exporters/clickhouse/_rows.c``): the same stored rows as the
+SQL path, the Collector's value text, and no crash on any input.
+
+The differential tests insert the same requests through both paths into one real
+chDB store (two databases) and compare every column of every table the inserts
+fill, ``genai_calls`` and the trace-id lookup included.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from clickhouse_connect.driver._backend.httpcommon import plan_raw_insert_request
+from clickhouse_connect.driver._backend.models import QueryRuntime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from pydantic import ValidationError
+
+from bench.workload import generate_trace_requests
+from exporters.clickhouse import _rows, deep_values, native
+from exporters.clickhouse.client import raw_insert_arguments, settings_clause
+from exporters.clickhouse.config import ClickHouseConfig
+from exporters.clickhouse.schema import TRACES
+from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
+    Running,
+    as_string,
+    av,
+    clickhouse_dir,
+    every_value_attributes,
+    kv,
+    make_config,
+    traces_request,
+)
+
+
+def test_the_encoder_is_built() -> None:
+    """The extension is optional at install time; here it must have been built, or the
+    suite would test the SQL path alone without saying so."""
+    assert native.available()
+    assert ClickHouseConfig().native_traces
+
+
+# --------------------------------------------------------------------------------------
+# Value text: pcommon.Value.AsString, with the SQL path's JSON escapes
+# --------------------------------------------------------------------------------------
+
+
+def stored_text(v: AnyValue) -> str:
+    """What both paths store for an attribute value: the Collector's text, with
+    ClickHouse's JSON string escapes inside arrays and maps (``deep_values``)."""
+    if v.WhichOneof("value") in ("array_value", "kvlist_value"):
+        return deep_values.container_text(v)
+    return as_string(v)
+
+
+_scalars = st.one_of(
+    st.text(max_size=16).map(lambda s: av(string_value=s)),
+    st.sampled_from(["<a&b>", "\u2028\u2029", '"\\/', "\x00\x1f\x7f", "é漢字🙂"]).map(
+        lambda s: av(string_value=s)
+    ),
+    st.integers(-(2**63), 2**63 - 1).map(lambda i: av(int_value=i)),
+    st.floats().map(lambda f: av(double_value=f)),
+    st.booleans().map(lambda b: av(bool_value=b)),
+    st.binary(max_size=10).map(lambda b: av(bytes_value=b)),
+    st.just(AnyValue()),
+)
+any_values = st.recursive(
+    _scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4).map(lambda xs: av(array=xs)),
+        st.lists(st.tuples(st.text(max_size=4), children), max_size=4).map(
+            lambda pairs: av(kvlist=[KeyValue(key=k, value=v) for k, v in pairs])
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_values)
+def test_value_text_is_the_stored_text(v: AnyValue) -> None:
+    assert _rows.value_text(v.SerializeToString()).decode() == stored_text(v)
+
+
+def test_doubles_are_the_shortest_round_trip_in_ecmascript_form() -> None:
+    rng = random.Random(5)
+    samples = [struct.unpack(">d", rng.randbytes(8))[0] for _ in range(20_000)]
+    samples += [math.ldexp(1.0, e) for e in range(-1074, 1024)]  # the asymmetric intervals
+    samples += [math.nextafter(math.ldexp(1.0, e), 0.0) for e in range(-1000, 1000, 7)]
+    samples += [10.0**e for e in range(-30, 30)] + [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
+    samples += [0.1 + 0.2, 1 / 3, 123456789.125, 1e-6, 1e-7, 1e20, 1e21, 0.0, -0.0]
+    for f in samples:
+        if math.isfinite(f):
+            got = _rows.value_text(av(double_value=f).SerializeToString()).decode()
+            assert got == deep_values.ecmascript_float(f), repr(f)
+
+
+def test_value_text_of_every_shape() -> None:
+    for attribute in every_value_attributes():
+        assert _rows.value_text(attribute.value.SerializeToString()).decode() == stored_text(attribute.value)
+
+
+# --------------------------------------------------------------------------------------
+# Malformed input: a precise error, never a crash
+# --------------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_raise_or_encode(data: bytes) -> None:
+    try:
+        _rows.traces([data])
+    except ValueError as e:
+        assert "request 0: malformed ExportTraceServiceRequest" in str(e)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_requests_raise_or_encode(data: st.DataObject) -> None:
+    body = bytearray(traces_request().SerializeToString())
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(body) - 1))
+        body[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(body)))
+    for candidate in (bytes(body), bytes(body[:cut])):
+        try:
+            block, rows = _rows.traces([candidate])
+        except ValueError:
+            continue
+        assert rows >= 0 and block[:1] == bytes([len(native.TRACES_COLUMNS)])
+
+
+def test_wrong_arguments_are_type_errors() -> None:
+    with pytest.raises(TypeError, match="item 1 is str, not bytes"):
+        _rows.traces([b"", "text"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        _rows.traces(7)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="request 1: malformed"):
+        _rows.traces([b"", b"\x0a\xff"])  # a length running past the end
+
+
+def test_an_empty_batch_is_an_empty_block() -> None:
+    block, rows = _rows.traces([])
+    assert rows == 0
+    assert block.startswith(bytes([len(native.TRACES_COLUMNS), 0]))
+
+
+# --------------------------------------------------------------------------------------
+# The same rows as the SQL path, in real chDB
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def both_paths(clickhouse_dir: Path) -> Iterator[tuple[Running, Running]]:
+    by_sql = Running(make_config(clickhouse_dir, row_encoder="sql"))
+    by_c = Running(make_config(clickhouse_dir, row_encoder="native"))
+    try:
+        yield by_sql, by_c
+    finally:
+        by_sql.close()
+        by_c.close()
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> AnyValue:
+    kind = rng.randrange(9 if depth < 3 else 7)
+    if kind == 0:
+        return av(string_value=rng.choice(["", "plain", "<tag>&amp;", "line\nbreak\t\x01", "é🙂", '"q"\\']))
+    if kind == 1:
+        return av(int_value=rng.choice([0, -1, 2**63 - 1, -(2**63), rng.randrange(-(10**12), 10**12)]))
+    if kind == 2:
+        return av(
+            double_value=rng.choice([0.5, -0.0, 1e21, 1e-7, math.inf, math.nan, rng.uniform(-1e6, 1e6)])
+        )
+    if kind == 3:
+        return av(bool_value=rng.random() < 0.5)
+    if kind == 4:
+        return av(bytes_value=rng.randbytes(rng.randrange(6)))
+    if kind in (5, 6):
+        return AnyValue()
+    if kind == 7:
+        return av(array=[_random_value(rng, depth + 1) for _ in range(rng.randrange(4))])
+    keys = ["b", "a", "b", "ключ", ""]
+    return av(kvlist=[KeyValue(key=rng.choice(keys), value=_random_value(rng, depth + 1)) for _ in range(3)])
+
+
+def _random_attributes(rng: random.Random, n: int) -> list[KeyValue]:
+    return [
+        KeyValue(key=rng.choice(["k", "k2", "gen_ai.x", "", "dup"]), value=_random_value(rng))
+        for _ in range(n)
+    ]
+
+
+def tricky_requests(seed: int) -> list[ExportTraceServiceRequest]:
+    """Requests with every edge the encoding has a rule for: ids empty, all zero or of
+    odd length; enums out of range; ends before starts; events and links; resources
+    without or with two service names; values nested deeper than the SQL decodes."""
+    rng = random.Random(seed)
+    out = []
+    for r in range(40):
+        req = ExportTraceServiceRequest()
+        for _ in range(rng.randrange(3)):
+            rs = req.resource_spans.add()
+            if rng.random() < 0.8:
+                rs.resource.attributes.add(key="service.name").value.string_value = f"svc-{r}"
+            if rng.random() < 0.2:
+                rs.resource.attributes.add(key="service.name").value.int_value = 7
+            rs.resource.attributes.extend(_random_attributes(rng, rng.randrange(4)))
+            for _ in range(rng.randrange(3)):
+                ss = rs.scope_spans.add()
+                if rng.random() < 0.7:
+                    ss.scope.name, ss.scope.version = "lib", rng.choice(["", "1.0"])
+                for i in range(rng.randrange(8)):
+                    span = ss.spans.add()
+                    span.trace_id = rng.choice([b"", bytes(16), rng.randbytes(16), rng.randbytes(4)])
+                    span.span_id = rng.choice([rng.randbytes(8), bytes(8), b"", rng.randbytes(3)])
+                    span.parent_span_id = rng.choice([b"", rng.randbytes(8)])
+                    span.trace_state = rng.choice(["", "a=1,b=2"])
+                    span.name = rng.choice(["chat gpt-4o", "", "ünïcode", f"op-{i}"])
+                    span.kind = rng.choice([0, 1, 2, 3, 4, 5, 6, 9, -1])  # type: ignore[assignment]
+                    span.start_time_unix_nano = 1_763_700_000_000_000_000 + rng.randrange(10**12)
+                    span.end_time_unix_nano = span.start_time_unix_nano + rng.randrange(-(10**6), 10**9)
+                    span.attributes.extend(_random_attributes(rng, rng.randrange(6)))
+                    if rng.random() < 0.3:
+                        span.status.code = rng.choice([0, 1, 2, 5])  # type: ignore[assignment]
+                        span.status.message = rng.choice(["", "boom"])
+                    for _ in range(rng.randrange(3)):
+                        event = span.events.add(name=rng.choice(["", "exception"]))
+                        event.time_unix_nano = rng.randrange(2**63)
+                        event.attributes.extend(_random_attributes(rng, rng.randrange(3)))
+                    for _ in range(rng.randrange(3)):
+                        link = span.links.add(trace_id=rng.randbytes(16), span_id=rng.choice([b"", bytes(8)]))
+                        link.trace_state = rng.choice(["", "x=y"])
+                        link.attributes.extend(_random_attributes(rng, rng.randrange(3)))
+        out.append(req)
+    return out
+
+
+def _stored(r: Running, table: str) -> list[str]:
+    assert r.exporter.store is not None
+    out = r.exporter.store.query(
+        f"SELECT * FROM `{r.config.database}`.`{table}` FORMAT JSONEachRow", "JSONEachRow", readonly=False
+    )
+    return sorted(out.decode().splitlines())
+
+
+def _assert_same_rows(by_sql: Running, by_c: Running, spans: int) -> None:
+    for table in (TRACES, "otel_traces_trace_id_ts", "genai_calls"):
+        a, b = _stored(by_sql, table), _stored(by_c, table)
+        assert len(a) == len(b), table
+        for x, y in zip(a, b, strict=True):
+            assert orjson.loads(x) == orjson.loads(y), table
+        assert a == b, table
+    assert by_c.count(TRACES) == spans
+
+
+def test_tricky_requests_store_the_same_rows_as_sql(both_paths: tuple[Running, Running]) -> None:
+    by_sql, by_c = both_paths
+    by_sql.truncate()
+    by_c.truncate()
+    requests = [*tricky_requests(seed=3), traces_request()]
+    spans = sum(len(ss.spans) for req in requests for rs in req.resource_spans for ss in rs.scope_spans)
+    assert spans > 100
+    by_sql.export_parts(list(requests), token="tricky")
+    by_c.export_parts(list(requests), token="tricky")
+    _assert_same_rows(by_sql, by_c, spans)
+
+
+def test_the_genai_workload_stores_the_same_rows_as_sql(both_paths: tuple[Running, Running]) -> None:
+    by_sql, by_c = both_paths
+    by_sql.truncate()
+    by_c.truncate()
+    requests = generate_trace_requests(20, 100, seed=4)
+    by_sql.export_parts(list(requests), token="workload")
+    by_c.export_parts(list(requests), token="workload")
+    _assert_same_rows(by_sql, by_c, 2000)
+    assert by_c.count("genai_calls") > 0
+
+
+def test_a_replayed_block_is_stored_once(both_paths: tuple[Running, Running]) -> None:
+    _, by_c = both_paths
+    by_c.truncate()
+    requests = generate_trace_requests(3, 50, seed=8)
+    by_c.export_parts(list(requests), token="replayed")
+    calls = by_c.count("genai_calls")
+    assert calls > 0
+    by_c.export_parts(list(requests), token="replayed")
+    assert by_c.count(TRACES) == 150
+    assert by_c.count("genai_calls") == calls  # the views' rows are deduplicated too
+    by_c.export_parts(list(requests), token="another")
+    assert by_c.count(TRACES) == 300
+
+
+def test_values_the_encoder_refuses_take_the_sql_path(
+    both_paths: tuple[Running, Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deeper than protobuf can parse (so never from the wire, only built in-process):
+    the batch is stored through SQL, which renders the value in Python."""
+    _, by_c = both_paths
+    by_c.truncate()
+    value = AnyValue(string_value="leaf")
+    for _ in range(110):
+        outer = AnyValue()
+        outer.array_value.values.add().CopyFrom(value)
+        value = outer
+    req = traces_request()
+    req.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="deep").value.CopyFrom(value)
+    with caplog.at_level(logging.WARNING):
+        by_c.export(req)
+    assert "nested deeper than 100 levels; inserting this batch through SQL" in caplog.text
+    rows = by_c.rows("SELECT SpanAttributes['deep'] AS d FROM `{db}`.otel_traces WHERE d != ''")
+    assert rows == [{"d": "[" * 110 + '"leaf"' + "]" * 110}]
+
+
+def test_native_is_refused_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "_rows", None)
+    with pytest.raises(ValidationError, match="row_encoder: native needs the C row encoder"):
+        ClickHouseConfig(row_encoder="native")
+    assert not ClickHouseConfig(row_encoder="auto").native_traces
+    assert not ClickHouseConfig(row_encoder="sql").native_traces
+
+
+def test_a_server_insert_of_the_block_replays_into_the_engine(both_paths: tuple[Running, Running]) -> None:
+    """The HTTP request clickhouse-connect builds for a server (no server runs here):
+    its statement names the columns and the Native format, and replayed into the real
+    engine it stores the rows."""
+    _, by_c = both_paths
+    by_c.truncate()
+    db = by_c.config.database
+    block, rows = native.trace_rows([traces_request()])
+    server = ClickHouseConfig(endpoint="http://127.0.0.1:8123", database=db, query_endpoint=None)
+    args = raw_insert_arguments(
+        server,
+        TRACES,
+        block,
+        {"insert_deduplication_token": "srv"},
+        fmt=native.FORMAT,
+        columns=native.TRACES_COLUMNS,
+    )
+    runtime = QueryRuntime(database=db, settings={k: str(v) for k, v in args["settings"].items()})
+    plan = plan_raw_insert_request(
+        args["table"], args["column_names"], args["insert_block"], args["fmt"], None, runtime, None
+    )
+    statement, _, payload = plan.body.partition(b"\n")
+    columns = ", ".join(f"`{c}`" for c in native.TRACES_COLUMNS)
+    assert statement.decode() == f"INSERT INTO `{db}`.`{TRACES}` ({columns}) FORMAT Native"
+    assert payload == block
+    http_settings = {k: v for k, v in plan.params.items() if k != "database"}
+    store = by_c.exporter.store
+    assert store is not None
+    with store._session("rw") as session:  # type: ignore[attr-defined]
+        for _ in range(2):  # the second is a retry: deduplicated by the token
+            inserter = session.send_insert(
+                statement.decode().removesuffix(" FORMAT Native")
+                + " SETTINGS "
+                + settings_clause(http_settings),
+                "Native",
+            )
+            inserter.append(payload)
+            inserter.finish()
+    assert by_c.count(TRACES) == rows
