@@ -1,6 +1,7 @@
 # ruff: noqa: F811  (pytest fixtures imported from test_clickhouse_support)
 """The C row encoder (``exporters/clickhouse/_rows.c``): the same stored rows as the
-SQL path, the Collector's value text, and no crash on any input.
+SQL path for spans and log records, the Collector's value text, and no crash on any
+input.
 
 The differential tests insert the same requests through both paths into one real
 chDB store (two databases) and compare every column of every table the inserts
@@ -22,15 +23,16 @@ from clickhouse_connect.driver._backend.httpcommon import plan_raw_insert_reques
 from clickhouse_connect.driver._backend.models import QueryRuntime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from pydantic import ValidationError
 
-from bench.workload import generate_trace_requests
+from bench.workload import generate_logs_requests, generate_trace_requests
 from exporters.clickhouse import _rows, deep_values, native
 from exporters.clickhouse.client import raw_insert_arguments, settings_clause
 from exporters.clickhouse.config import ClickHouseConfig
-from exporters.clickhouse.schema import TRACES
+from exporters.clickhouse.schema import LOGS, TRACES
 from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     Running,
     as_string,
@@ -38,6 +40,7 @@ from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     clickhouse_dir,
     every_value_attributes,
     kv,
+    logs_request,
     make_config,
     traces_request,
 )
@@ -47,7 +50,7 @@ def test_the_encoder_is_built() -> None:
     """The extension is optional at install time; here it must have been built, or the
     suite would test the SQL path alone without saying so."""
     assert native.available()
-    assert ClickHouseConfig().native_traces
+    assert ClickHouseConfig().native_rows
 
 
 # --------------------------------------------------------------------------------------
@@ -118,26 +121,34 @@ def test_value_text_of_every_shape() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_raise_or_encode(data: bytes) -> None:
-    try:
-        _rows.traces([data])
-    except ValueError as e:
-        assert "request 0: malformed ExportTraceServiceRequest" in str(e)
+    for encode, message in (
+        (_rows.traces, "ExportTraceServiceRequest"),
+        (_rows.logs, "ExportLogsServiceRequest"),
+    ):
+        try:
+            encode([data])
+        except ValueError as e:
+            assert f"request 0: malformed {message}" in str(e)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_damaged_requests_raise_or_encode(data: st.DataObject) -> None:
-    body = bytearray(traces_request().SerializeToString())
-    for _ in range(data.draw(st.integers(1, 4))):
-        i = data.draw(st.integers(0, len(body) - 1))
-        body[i] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(0, len(body)))
-    for candidate in (bytes(body), bytes(body[:cut])):
-        try:
-            block, rows = _rows.traces([candidate])
-        except ValueError:
-            continue
-        assert rows >= 0 and block[:1] == bytes([len(native.TRACES_COLUMNS)])
+    for encode, request, columns in (
+        (_rows.traces, traces_request(), native.TRACES_COLUMNS),
+        (_rows.logs, logs_request(), native.LOGS_COLUMNS),
+    ):
+        body = bytearray(request.SerializeToString())
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(body) - 1))
+            body[i] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(0, len(body)))
+        for candidate in (bytes(body), bytes(body[:cut])):
+            try:
+                block, rows = encode([candidate])
+            except ValueError:
+                continue
+            assert rows >= 0 and block[:1] == bytes([len(columns)])
 
 
 def test_wrong_arguments_are_type_errors() -> None:
@@ -245,6 +256,40 @@ def tricky_requests(seed: int) -> list[ExportTraceServiceRequest]:
     return out
 
 
+def tricky_log_requests(seed: int) -> list[ExportLogsServiceRequest]:
+    """Log records with every edge the encoding has a rule for: no time (the observed
+    time counts), severities and flags beyond a byte, bodies of every shape and depth."""
+    rng = random.Random(seed)
+    out = []
+    for r in range(30):
+        req = ExportLogsServiceRequest()
+        for _ in range(rng.randrange(3)):
+            rl = req.resource_logs.add(schema_url=rng.choice(["", "https://opentelemetry.io/schemas/1.26.0"]))
+            if rng.random() < 0.8:
+                rl.resource.attributes.add(key="service.name").value.string_value = f"svc-{r}"
+            rl.resource.attributes.extend(_random_attributes(rng, rng.randrange(3)))
+            for _ in range(rng.randrange(3)):
+                sl = rl.scope_logs.add(schema_url=rng.choice(["", "s"]))
+                if rng.random() < 0.7:
+                    sl.scope.name, sl.scope.version = "logger", rng.choice(["", "2.1"])
+                    sl.scope.attributes.extend(_random_attributes(rng, rng.randrange(3)))
+                for _ in range(rng.randrange(8)):
+                    record = sl.log_records.add()
+                    record.time_unix_nano = rng.choice([0, 1_763_700_000_000_000_000 + rng.randrange(10**12)])
+                    record.observed_time_unix_nano = rng.choice([0, 1_763_700_000_500_000_000])
+                    record.severity_number = rng.choice([0, 9, 17, 24, 300, -5])  # type: ignore[assignment]
+                    record.severity_text = rng.choice(["", "INFO", "ERROR"])
+                    record.flags = rng.choice([0, 1, 257, 2**32 - 1])
+                    record.trace_id = rng.choice([b"", bytes(16), rng.randbytes(16)])
+                    record.span_id = rng.choice([b"", rng.randbytes(8), rng.randbytes(5)])
+                    record.event_name = rng.choice(["", "gen_ai.choice"])
+                    if rng.random() < 0.9:
+                        record.body.CopyFrom(_random_value(rng))
+                    record.attributes.extend(_random_attributes(rng, rng.randrange(5)))
+        out.append(req)
+    return out
+
+
 def _stored(r: Running, table: str) -> list[str]:
     assert r.exporter.store is not None
     out = r.exporter.store.query(
@@ -253,14 +298,19 @@ def _stored(r: Running, table: str) -> list[str]:
     return sorted(out.decode().splitlines())
 
 
-def _assert_same_rows(by_sql: Running, by_c: Running, spans: int) -> None:
-    for table in (TRACES, "otel_traces_trace_id_ts", "genai_calls"):
+def _assert_same_rows(
+    by_sql: Running,
+    by_c: Running,
+    spans: int,
+    tables: tuple[str, ...] = (TRACES, "otel_traces_trace_id_ts", "genai_calls"),
+) -> None:
+    for table in tables:
         a, b = _stored(by_sql, table), _stored(by_c, table)
         assert len(a) == len(b), table
         for x, y in zip(a, b, strict=True):
             assert orjson.loads(x) == orjson.loads(y), table
         assert a == b, table
-    assert by_c.count(TRACES) == spans
+    assert by_c.count(tables[0]) == spans
 
 
 def test_tricky_requests_store_the_same_rows_as_sql(both_paths: tuple[Running, Running]) -> None:
@@ -284,6 +334,22 @@ def test_the_genai_workload_stores_the_same_rows_as_sql(both_paths: tuple[Runnin
     by_c.export_parts(list(requests), token="workload")
     _assert_same_rows(by_sql, by_c, 2000)
     assert by_c.count("genai_calls") > 0
+
+
+def test_tricky_log_records_store_the_same_rows_as_sql(both_paths: tuple[Running, Running]) -> None:
+    by_sql, by_c = both_paths
+    by_sql.truncate()
+    by_c.truncate()
+    requests = [*tricky_log_requests(seed=9), logs_request(), *generate_logs_requests(5, 40, seed=2)]
+    records = sum(len(sl.log_records) for req in requests for rl in req.resource_logs for sl in rl.scope_logs)
+    assert records > 300
+    by_sql.export_parts(list(requests), token="tricky-logs")
+    by_c.export_parts(list(requests), token="tricky-logs")
+    _assert_same_rows(by_sql, by_c, records, tables=(LOGS,))
+    # TimestampTime is not in the block: ClickHouse computes it (its DEFAULT)
+    assert by_c.rows(
+        "SELECT count() AS n FROM `{db}`.otel_logs WHERE TimestampTime != toDateTime(Timestamp)"
+    ) == [{"n": 0}]
 
 
 def test_a_replayed_block_is_stored_once(both_paths: tuple[Running, Running]) -> None:
@@ -325,8 +391,8 @@ def test_native_is_refused_without_the_extension(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(native, "_rows", None)
     with pytest.raises(ValidationError, match="row_encoder: native needs the C row encoder"):
         ClickHouseConfig(row_encoder="native")
-    assert not ClickHouseConfig(row_encoder="auto").native_traces
-    assert not ClickHouseConfig(row_encoder="sql").native_traces
+    assert not ClickHouseConfig(row_encoder="auto").native_rows
+    assert not ClickHouseConfig(row_encoder="sql").native_rows
 
 
 def test_a_server_insert_of_the_block_replays_into_the_engine(both_paths: tuple[Running, Running]) -> None:

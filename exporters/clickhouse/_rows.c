@@ -524,14 +524,25 @@ enum {
     N_STREAMS
 };
 
-/* otel_traces' columns in table order. The types are the plain ones (String, not
- * LowCardinality(String)): ClickHouse converts a whole column at once on insert,
- * which costs far less than reading LowCardinality values one by one. */
-static const struct {
+/* Logs use the same buffers, numbered on their own. */
+enum {
+    L_TIMESTAMP, L_TRACE_ID, L_SPAN_ID, L_FLAGS, L_SEVERITY_TEXT, L_SEVERITY_NUMBER, L_SERVICE, L_BODY,
+    L_RES_SCHEMA_URL, L_RES_OFFSETS, L_RES_KEYS, L_RES_VALUES, L_SCOPE_SCHEMA_URL, L_SCOPE_NAME,
+    L_SCOPE_VERSION, L_SCOPE_OFFSETS, L_SCOPE_KEYS, L_SCOPE_VALUES, L_ATTR_OFFSETS, L_ATTR_KEYS, L_ATTR_VALUES,
+    L_EVENT_NAME,
+    N_LOG_STREAMS
+};
+
+typedef struct {
     const char *name;
     const char *type;
     int streams[5]; /* ends at -1 */
-} COLUMNS[] = {
+} Column;
+
+/* otel_traces' columns in table order. The types are the plain ones (String, not
+ * LowCardinality(String)): ClickHouse converts a whole column at once on insert,
+ * which costs far less than reading LowCardinality values one by one. */
+static const Column TRACE_COLUMNS[] = {
     {"Timestamp", "DateTime64(9)", {S_TIMESTAMP, -1}},
     {"TraceId", "String", {S_TRACE_ID, -1}},
     {"SpanId", "String", {S_SPAN_ID, -1}},
@@ -557,13 +568,34 @@ static const struct {
     {"Links.Attributes", "Array(Map(String, String))",
      {S_LN_OFFSETS, S_LN_ATTR_OFFSETS, S_LN_ATTR_KEYS, S_LN_ATTR_VALUES, -1}},
 };
-#define N_COLUMNS (sizeof COLUMNS / sizeof COLUMNS[0])
+#define N_TRACE_COLUMNS (sizeof TRACE_COLUMNS / sizeof TRACE_COLUMNS[0])
+
+/* otel_logs' columns but TimestampTime, which ClickHouse computes (its DEFAULT). */
+static const Column LOG_COLUMNS[] = {
+    {"Timestamp", "DateTime64(9)", {L_TIMESTAMP, -1}},
+    {"TraceId", "String", {L_TRACE_ID, -1}},
+    {"SpanId", "String", {L_SPAN_ID, -1}},
+    {"TraceFlags", "UInt8", {L_FLAGS, -1}},
+    {"SeverityText", "String", {L_SEVERITY_TEXT, -1}},
+    {"SeverityNumber", "UInt8", {L_SEVERITY_NUMBER, -1}},
+    {"ServiceName", "String", {L_SERVICE, -1}},
+    {"Body", "String", {L_BODY, -1}},
+    {"ResourceSchemaUrl", "String", {L_RES_SCHEMA_URL, -1}},
+    {"ResourceAttributes", "Map(String, String)", {L_RES_OFFSETS, L_RES_KEYS, L_RES_VALUES, -1}},
+    {"ScopeSchemaUrl", "String", {L_SCOPE_SCHEMA_URL, -1}},
+    {"ScopeName", "String", {L_SCOPE_NAME, -1}},
+    {"ScopeVersion", "String", {L_SCOPE_VERSION, -1}},
+    {"ScopeAttributes", "Map(String, String)", {L_SCOPE_OFFSETS, L_SCOPE_KEYS, L_SCOPE_VALUES, -1}},
+    {"LogAttributes", "Map(String, String)", {L_ATTR_OFFSETS, L_ATTR_KEYS, L_ATTR_VALUES, -1}},
+    {"EventName", "String", {L_EVENT_NAME, -1}},
+};
+#define N_LOG_COLUMNS (sizeof LOG_COLUMNS / sizeof LOG_COLUMNS[0])
 
 typedef struct {
     Buf s[N_STREAMS];
     Buf scratch; /* one value's text, before its length is known */
     /* Running totals: Native offsets are cumulative over the block. */
-    uint64_t rows, res_entries, attr_entries, events, ev_attr_entries, links, ln_attr_entries;
+    uint64_t rows, res_entries, scope_entries, attr_entries, events, ev_attr_entries, links, ln_attr_entries;
 } Encoder;
 
 static int encoder_failed(const Encoder *enc) {
@@ -643,11 +675,12 @@ typedef struct {
     size_t len;
 } Slice;
 
-/* What a span row takes from its resource and scope. */
+/* What a row takes from its resource and scope. */
 typedef struct {
-    Buf res_keys, res_values; /* the resource's attributes, encoded once, copied per span */
+    Buf res_keys, res_values; /* the resource's attributes, encoded once, copied per row */
     uint64_t res_entries;
     Buf service_name;
+    Slice res_schema_url;
     Slice scope_name;
     Slice scope_version;
 } Context;
@@ -815,17 +848,28 @@ static int put_span(Encoder *enc, const Context *ctx, const uint8_t *msg, size_t
     return 0;
 }
 
+/* The resource's attributes, and its service.name, into the context. */
+static int put_resource_attributes(Encoder *enc, Context *ctx, const Slice *resource) {
+    int found = 0;
+    int64_t n = put_attributes(enc, &ctx->res_keys, &ctx->res_values, resource->data, resource->len, 1, "service.name",
+                               &ctx->service_name, &found);
+    if (n < 0) return (int)n;
+    ctx->res_entries = (uint64_t)n;
+    return ctx->res_keys.failed || ctx->res_values.failed || ctx->service_name.failed ? -1 : 0;
+}
+
+static void context_free(Context *ctx) {
+    free(ctx->res_keys.data);
+    free(ctx->res_values.data);
+    free(ctx->service_name.data);
+}
+
 static int put_resource_spans(Encoder *enc, const uint8_t *msg, size_t len) {
     Context ctx;
     memset(&ctx, 0, sizeof ctx);
     Slice resource;
     if (find_bytes(msg, len, 1, &resource) < 0) return -1;
-    int found = 0;
-    int64_t n = put_attributes(enc, &ctx.res_keys, &ctx.res_values, resource.data, resource.len, 1, "service.name",
-                               &ctx.service_name, &found);
-    int rc = n < 0 ? (int)n : 0;
-    ctx.res_entries = n < 0 ? 0 : (uint64_t)n;
-    if (ctx.res_keys.failed || ctx.res_values.failed || ctx.service_name.failed) rc = -1;
+    int rc = put_resource_attributes(enc, &ctx, &resource);
     Reader r = reader(msg, len);
     Field f;
     while (rc >= 0 && (rc = next_field(&r, &f)) > 0) {
@@ -846,35 +890,145 @@ static int put_resource_spans(Encoder *enc, const uint8_t *msg, size_t len) {
             if (rc < 0) break;
         }
     }
-    free(ctx.res_keys.data);
-    free(ctx.res_values.data);
-    free(ctx.service_name.data);
+    context_free(&ctx);
     return rc < 0 ? rc : 0;
 }
 
-static int put_request(Encoder *enc, const uint8_t *msg, size_t len) {
+typedef int (*ResourcePart)(Encoder *enc, const uint8_t *msg, size_t len);
+
+/* An Export*ServiceRequest: its resource parts (field 1). */
+static int put_request(Encoder *enc, const uint8_t *msg, size_t len, ResourcePart part) {
     Reader r = reader(msg, len);
     Field f;
     int rc;
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number != 1) continue;
         if (f.wire_type != 2) return -1;
-        if ((rc = put_resource_spans(enc, f.data, f.len)) < 0) return rc;
+        if ((rc = part(enc, f.data, f.len)) < 0) return rc;
     }
     return rc;
+}
+
+/* ------------------------------------------------------------------ logs */
+
+static int put_log_record(Encoder *enc, const Context *ctx, const Slice *scope_schema_url, const Buf *scope_keys,
+                          const Buf *scope_values, uint64_t scope_entries, const uint8_t *msg, size_t len) {
+    Buf *s = enc->s;
+    uint64_t time = 0, observed = 0, severity = 0, flags = 0;
+    Slice severity_text = {(const uint8_t *)"", 0}, body = {(const uint8_t *)"", 0};
+    Slice trace_id = severity_text, span_id = severity_text, event_name = severity_text;
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        Slice *slice = NULL;
+        switch (f.number) {
+        case 1: case 11:
+            if (f.wire_type != 1) return -1;
+            *(f.number == 1 ? &time : &observed) = f.scalar;
+            continue;
+        case 2:
+            if (f.wire_type != 0) return -1;
+            severity = f.scalar;
+            continue;
+        case 8:
+            if (f.wire_type != 5) return -1;
+            flags = f.scalar;
+            continue;
+        case 3: slice = &severity_text; break;
+        case 5: slice = &body; break;
+        case 6: if (f.wire_type != 2) return -1; continue;
+        case 9: slice = &trace_id; break;
+        case 10: slice = &span_id; break;
+        case 12: slice = &event_name; break;
+        default: continue;
+        }
+        if (f.wire_type != 2) return -1;
+        slice->data = f.data;
+        slice->len = f.len;
+    }
+    if (rc < 0) return rc;
+    int64_t n = put_attributes(enc, &s[L_ATTR_KEYS], &s[L_ATTR_VALUES], msg, len, 6, NULL, NULL, NULL);
+    if (n < 0) return (int)n;
+    enc->attr_entries += (uint64_t)n;
+    put_u64le(&s[L_ATTR_OFFSETS], enc->attr_entries);
+    enc->scratch.len = 0;
+    if ((rc = put_value_text(&enc->scratch, body.data, body.len)) < 0) return rc;
+    put_string(&s[L_BODY], (const uint8_t *)enc->scratch.data, enc->scratch.len);
+
+    put_u64le(&s[L_TIMESTAMP], time != 0 ? time : observed);
+    put_hex_id(&s[L_TRACE_ID], trace_id.data, trace_id.len, 16);
+    put_hex_id(&s[L_SPAN_ID], span_id.data, span_id.len, 8);
+    put_byte(&s[L_FLAGS], (char)(uint8_t)flags);
+    put_string(&s[L_SEVERITY_TEXT], severity_text.data, severity_text.len);
+    put_byte(&s[L_SEVERITY_NUMBER], (char)(uint8_t)severity); /* the low byte, as toUInt8(bitAnd(x, 255)) */
+    put_string(&s[L_SERVICE], (const uint8_t *)ctx->service_name.data, ctx->service_name.len);
+    put_string(&s[L_RES_SCHEMA_URL], ctx->res_schema_url.data, ctx->res_schema_url.len);
+    put(&s[L_RES_KEYS], ctx->res_keys.data, ctx->res_keys.len);
+    put(&s[L_RES_VALUES], ctx->res_values.data, ctx->res_values.len);
+    enc->res_entries += ctx->res_entries;
+    put_u64le(&s[L_RES_OFFSETS], enc->res_entries);
+    put_string(&s[L_SCOPE_SCHEMA_URL], scope_schema_url->data, scope_schema_url->len);
+    put_string(&s[L_SCOPE_NAME], ctx->scope_name.data, ctx->scope_name.len);
+    put_string(&s[L_SCOPE_VERSION], ctx->scope_version.data, ctx->scope_version.len);
+    put(&s[L_SCOPE_KEYS], scope_keys->data, scope_keys->len);
+    put(&s[L_SCOPE_VALUES], scope_values->data, scope_values->len);
+    enc->scope_entries += scope_entries;
+    put_u64le(&s[L_SCOPE_OFFSETS], enc->scope_entries);
+    put_string(&s[L_EVENT_NAME], event_name.data, event_name.len);
+    enc->rows++;
+    return 0;
+}
+
+static int put_scope_logs(Encoder *enc, Context *ctx, const uint8_t *msg, size_t len) {
+    Slice scope, schema_url;
+    if (find_bytes(msg, len, 1, &scope) < 0 || find_bytes(msg, len, 3, &schema_url) < 0 ||
+        find_bytes(scope.data, scope.len, 1, &ctx->scope_name) < 0 ||
+        find_bytes(scope.data, scope.len, 2, &ctx->scope_version) < 0)
+        return -1;
+    Buf keys = {0}, values = {0};
+    int64_t n = put_attributes(enc, &keys, &values, scope.data, scope.len, 3, NULL, NULL, NULL);
+    int rc = n < 0 ? (int)n : 0;
+    if (keys.failed || values.failed) rc = -1;
+    Reader r = reader(msg, len);
+    Field f;
+    while (rc >= 0 && (rc = next_field(&r, &f)) > 0) {
+        if (f.number != 2) continue;
+        if (f.wire_type != 2) rc = -1;
+        else rc = put_log_record(enc, ctx, &schema_url, &keys, &values, (uint64_t)n, f.data, f.len);
+    }
+    free(keys.data);
+    free(values.data);
+    return rc < 0 ? rc : 0;
+}
+
+static int put_resource_logs(Encoder *enc, const uint8_t *msg, size_t len) {
+    Context ctx;
+    memset(&ctx, 0, sizeof ctx);
+    Slice resource;
+    if (find_bytes(msg, len, 1, &resource) < 0 || find_bytes(msg, len, 3, &ctx.res_schema_url) < 0) return -1;
+    int rc = put_resource_attributes(enc, &ctx, &resource);
+    Reader r = reader(msg, len);
+    Field f;
+    while (rc >= 0 && (rc = next_field(&r, &f)) > 0) {
+        if (f.number != 2) continue;
+        rc = f.wire_type != 2 ? -1 : put_scope_logs(enc, &ctx, f.data, f.len);
+    }
+    context_free(&ctx);
+    return rc < 0 ? rc : 0;
 }
 
 static void put_header_string(Buf *b, const char *s) { put_string(b, (const uint8_t *)s, strlen(s)); }
 
 /* The block: column count, row count, then each column's name, type and streams. */
-static PyObject *native_block(Encoder *enc) {
+static PyObject *native_block(Encoder *enc, const Column *columns, size_t n_columns) {
     Buf header = {0};
-    put_varuint(&header, N_COLUMNS);
+    put_varuint(&header, n_columns);
     put_varuint(&header, enc->rows);
     size_t total = header.len;
-    for (size_t c = 0; c < N_COLUMNS; c++) {
-        total += strlen(COLUMNS[c].name) + strlen(COLUMNS[c].type) + 20;
-        for (const int *st = COLUMNS[c].streams; *st >= 0; st++) total += enc->s[*st].len;
+    for (size_t c = 0; c < n_columns; c++) {
+        total += strlen(columns[c].name) + strlen(columns[c].type) + 20;
+        for (const int *st = columns[c].streams; *st >= 0; st++) total += enc->s[*st].len;
     }
     if (header.failed) return PyErr_NoMemory();
     PyObject *block = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
@@ -886,10 +1040,10 @@ static PyObject *native_block(Encoder *enc) {
     memcpy(o, header.data, header.len);
     o += header.len;
     free(header.data);
-    for (size_t c = 0; c < N_COLUMNS; c++) {
+    for (size_t c = 0; c < n_columns; c++) {
         Buf names = {0};
-        put_header_string(&names, COLUMNS[c].name);
-        put_header_string(&names, COLUMNS[c].type);
+        put_header_string(&names, columns[c].name);
+        put_header_string(&names, columns[c].type);
         if (names.failed) {
             Py_DECREF(block);
             return PyErr_NoMemory();
@@ -897,7 +1051,7 @@ static PyObject *native_block(Encoder *enc) {
         memcpy(o, names.data, names.len);
         o += names.len;
         free(names.data);
-        for (const int *st = COLUMNS[c].streams; *st >= 0; st++) {
+        for (const int *st = columns[c].streams; *st >= 0; st++) {
             if (enc->s[*st].len) memcpy(o, enc->s[*st].data, enc->s[*st].len);
             o += enc->s[*st].len;
         }
@@ -906,22 +1060,15 @@ static PyObject *native_block(Encoder *enc) {
     return block;
 }
 
-static PyObject *raise_for(int rc, Py_ssize_t request) {
-    if (rc == -2) {
-        return PyErr_Format(PyExc_ValueError, "request %zd: attribute value nested deeper than %d levels", request,
-                            MAX_DEPTH);
-    }
-    return PyErr_Format(PyExc_ValueError, "request %zd: malformed ExportTraceServiceRequest", request);
-}
+typedef struct {
+    const char *message; /* "ExportTraceServiceRequest" */
+    ResourcePart part;
+    const Column *columns;
+    size_t n_columns;
+    int attr_values_stream; /* the biggest stream, sized up front */
+} Signal;
 
-PyDoc_STRVAR(traces_doc,
-             "traces(requests) -> (block, rows)\n\n"
-             "The rows of otel_traces as one block in ClickHouse's Native format, for a\n"
-             "sequence of serialized ExportTraceServiceRequest messages, and how many rows\n"
-             "it holds. Raises ValueError on malformed input.");
-
-static PyObject *traces(PyObject *self, PyObject *arg) {
-    (void)self;
+static PyObject *encode(PyObject *arg, const Signal *signal) {
     /* A tuple: the caller's list could change while the GIL is released. */
     PyObject *seq = PySequence_Tuple(arg);
     if (seq == NULL) return NULL;
@@ -931,7 +1078,7 @@ static PyObject *traces(PyObject *self, PyObject *arg) {
     for (Py_ssize_t i = 0; i < n; i++) {
         if (!PyBytes_Check(items[i])) {
             Py_DECREF(seq);
-            return PyErr_Format(PyExc_TypeError, "traces() item %zd is %.100s, not bytes", i, Py_TYPE(items[i])->tp_name);
+            return PyErr_Format(PyExc_TypeError, "item %zd is %.100s, not bytes", i, Py_TYPE(items[i])->tp_name);
         }
         input += (size_t)PyBytes_GET_SIZE(items[i]);
     }
@@ -940,15 +1087,14 @@ static PyObject *traces(PyObject *self, PyObject *arg) {
         Py_DECREF(seq);
         return PyErr_NoMemory();
     }
-    /* Span attributes are most of a request: size their streams once. */
-    buf_reserve(&enc->s[S_ATTR_KEYS], input / 4 + 4096);
-    buf_reserve(&enc->s[S_ATTR_VALUES], input + input / 4 + 4096);
+    buf_reserve(&enc->s[signal->attr_values_stream], input + input / 4 + 4096);
     Py_ssize_t failed_at = -1;
     int rc = 0;
     /* The bytes objects are immutable and held by the tuple: safe to read without the GIL. */
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n && rc >= 0; i++) {
-        rc = put_request(enc, (const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]));
+        rc = put_request(enc, (const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]),
+                         signal->part);
         if (rc < 0) failed_at = i;
     }
     Py_END_ALLOW_THREADS
@@ -956,16 +1102,39 @@ static PyObject *traces(PyObject *self, PyObject *arg) {
     PyObject *result = NULL;
     if (encoder_failed(enc)) {
         PyErr_NoMemory();
+    } else if (rc == -2) {
+        PyErr_Format(PyExc_ValueError, "request %zd: a value nested deeper than %d levels", failed_at,
+                     MAX_DEPTH);
     } else if (rc < 0) {
-        raise_for(rc, failed_at);
+        PyErr_Format(PyExc_ValueError, "request %zd: malformed %s", failed_at, signal->message);
     } else {
-        PyObject *block = native_block(enc);
+        PyObject *block = native_block(enc, signal->columns, signal->n_columns);
         if (block != NULL) result = Py_BuildValue("(NK)", block, (unsigned long long)enc->rows);
     }
     encoder_free(enc);
     free(enc);
     return result;
 }
+
+static const Signal TRACES = {"ExportTraceServiceRequest", put_resource_spans, TRACE_COLUMNS, N_TRACE_COLUMNS,
+                              S_ATTR_VALUES};
+static const Signal LOGS = {"ExportLogsServiceRequest", put_resource_logs, LOG_COLUMNS, N_LOG_COLUMNS,
+                            L_ATTR_VALUES};
+
+PyDoc_STRVAR(traces_doc,
+             "traces(requests) -> (block, rows)\n\n"
+             "The rows of otel_traces as one block in ClickHouse's Native format, for a\n"
+             "sequence of serialized ExportTraceServiceRequest messages, and how many rows\n"
+             "it holds. Raises ValueError on malformed input.");
+
+static PyObject *traces(PyObject *self, PyObject *arg) { return encode(arg, &TRACES); }
+
+PyDoc_STRVAR(logs_doc,
+             "logs(requests) -> (block, rows)\n\n"
+             "The rows of otel_logs (all columns but TimestampTime, its DEFAULT) as one\n"
+             "Native block, for a sequence of serialized ExportLogsServiceRequest messages.");
+
+static PyObject *logs(PyObject *self, PyObject *arg) { return encode(arg, &LOGS); }
 
 PyDoc_STRVAR(value_text_doc,
              "value_text(any_value) -> bytes\n\n"
@@ -991,6 +1160,7 @@ static PyObject *value_text(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"traces", traces, METH_O, traces_doc},
+    {"logs", logs, METH_O, logs_doc},
     {"value_text", value_text, METH_O, value_text_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -55,9 +55,9 @@ class ClickHouseConfig(ExporterConfig):
     tls: TLSConfig = TLSConfig()
     row_encoder: Literal["auto", "native", "sql"] = Field(
         default="auto",
-        description="how span rows are built: native = in C as a Native block (less than half the CPU per "
-        "span), sql = by ClickHouse views from the serialized request; auto = native when the C "
-        "encoder is built",
+        description="how span and log rows are built: native = in C as a Native block (about half "
+        "the engine's CPU per row), sql = by ClickHouse views from the serialized request; auto = "
+        "native when the C encoder is built",
     )
     query_endpoint: str | None = Field(
         default=DEFAULT_QUERY_ENDPOINT,
@@ -128,8 +128,8 @@ class ClickHouseConfig(ExporterConfig):
         return self
 
     @property
-    def native_traces(self) -> bool:
-        """Whether span rows are built by the C encoder."""
+    def native_rows(self) -> bool:
+        """Whether span and log rows are built by the C encoder."""
         from . import native
 
         return self.row_encoder == "native" or (self.row_encoder == "auto" and native.available())

@@ -26,7 +26,7 @@ from otel_receiver.component import (
 from . import columns, deep_values, native, wire
 from .client import SettingValue, Store, StoreError, open_store
 from .config import ClickHouseConfig
-from .schema import AUDIT_LOG, TRACES, Schema
+from .schema import AUDIT_LOG, LOGS, TRACES, Schema
 
 # Batches rendered ahead after one held values too deep for the SQL (``_render_deep``).
 RENDER_DEEP_AHEAD = 16
@@ -228,8 +228,8 @@ class ClickHouseExporter(Exporter):
         started = time.perf_counter()
 
         def insert() -> int:
-            if signal is Signal.TRACES and self.cfg.native_traces:
-                size = self._insert_native_rows(store, parts, token)
+            if signal is not Signal.METRICS and self.cfg.native_rows:
+                size = self._insert_native_rows(store, signal, parts, token)
                 if size is not None:
                     return size
             current: Sequence[Batch] = parts
@@ -277,12 +277,18 @@ class ClickHouseExporter(Exporter):
         self._metrics.insert_seconds.labels(component, signal.value).observe(time.perf_counter() - started)
         self._metrics.insert_bytes.labels(component, signal.value).inc(size)
 
-    def _insert_native_rows(self, store: Store, parts: Sequence[Batch], token: str | None) -> int | None:
-        """Insert the spans of ``parts`` as rows built by the C encoder straight into
-        ``otel_traces``; None when the encoder refuses the requests (the caller then
-        takes the SQL path, which renders what the encoder cannot)."""
+    def _insert_native_rows(
+        self, store: Store, signal: Signal, parts: Sequence[Batch], token: str | None
+    ) -> int | None:
+        """Insert the spans or log records of ``parts`` as rows built by the C encoder
+        straight into their table; None when the encoder refuses the requests (the caller
+        then takes the SQL path, which renders what the encoder cannot)."""
+        if signal is Signal.TRACES:
+            table, columns, encode = TRACES, native.TRACES_COLUMNS, native.trace_rows
+        else:
+            table, columns, encode = LOGS, native.LOGS_COLUMNS, native.log_rows
         try:
-            rows, _ = native.trace_rows(parts)
+            rows, _ = encode(parts)
         except ValueError as e:
             self.settings.logger.warning(
                 "%s: C row encoder: %s; inserting this batch through SQL", self.settings.component_id, e
@@ -290,11 +296,11 @@ class ClickHouseExporter(Exporter):
             return None
         settings = self._native_settings
         if token:
-            settings = {**settings, "insert_deduplication_token": f"{token}/{TRACES}"}
+            settings = {**settings, "insert_deduplication_token": f"{token}/{table}"}
         try:
-            store.insert_request(TRACES, rows, settings, fmt=native.FORMAT, columns=native.TRACES_COLUMNS)
+            store.insert_request(table, rows, settings, fmt=native.FORMAT, columns=columns)
         except StoreError as e:
-            e.table = TRACES
+            e.table = table
             raise
         return len(rows)
 

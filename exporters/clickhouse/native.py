@@ -1,4 +1,4 @@
-"""Rows of ``otel_traces`` built in C (``_rows.c``) instead of in SQL.
+"""Rows of ``otel_traces`` and ``otel_logs`` built in C (``_rows.c``) instead of in SQL.
 
 The SQL path (``wire.py`` + ``columns.py``) sends ClickHouse the serialized request
 and lets a materialized view build the rows: ~10 us of CPU per span for decoding and
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Final
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 _rows: ModuleType | None
@@ -31,7 +32,7 @@ except ImportError:  # built without a C compiler
     _rows = None
 
 # otel_traces' columns in the order the encoder writes them (the table's own order).
-TRACES_COLUMNS: Final = (
+TRACES_COLUMNS: Final[tuple[str, ...]] = (
     "Timestamp",
     "TraceId",
     "SpanId",
@@ -57,6 +58,26 @@ TRACES_COLUMNS: Final = (
 )
 
 
+# otel_logs' columns but TimestampTime, which ClickHouse computes (its DEFAULT).
+LOGS_COLUMNS: Final[tuple[str, ...]] = (
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "TraceFlags",
+    "SeverityText",
+    "SeverityNumber",
+    "ServiceName",
+    "Body",
+    "ResourceSchemaUrl",
+    "ResourceAttributes",
+    "ScopeSchemaUrl",
+    "ScopeName",
+    "ScopeVersion",
+    "ScopeAttributes",
+    "LogAttributes",
+    "EventName",
+)
+
 FORMAT: Final = "Native"
 
 
@@ -72,4 +93,13 @@ def trace_rows(parts: Sequence[ExportTraceServiceRequest]) -> tuple[bytes, int]:
         raise RuntimeError("the C row encoder is not built (install with a C compiler)")
     # Serialized one by one and encoded in one call: no merged copy of the requests.
     block, count = _rows.traces([p.SerializeToString() for p in parts])
+    return block, count
+
+
+def log_rows(parts: Sequence[ExportLogsServiceRequest]) -> tuple[bytes, int]:
+    """The rows of ``otel_logs`` (``LOGS_COLUMNS``) for the log records of ``parts`` as
+    one ``Native`` block, and how many there are."""
+    if _rows is None:
+        raise RuntimeError("the C row encoder is not built (install with a C compiler)")
+    block, count = _rows.logs([p.SerializeToString() for p in parts])
     return block, count
