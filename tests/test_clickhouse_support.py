@@ -467,13 +467,18 @@ class Running:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def module_store(clickhouse_dir: Path) -> Iterator[Running]:
-    r = Running(make_config(clickhouse_dir))
+def running_until_done(config: ClickHouseConfig) -> Iterator[Running]:
+    """A module fixture's exporter: started, then shut down after the module."""
+    r = Running(config)
     try:
         yield r
     finally:
         r.close()
+
+
+@pytest.fixture(scope="module")
+def module_store(clickhouse_dir: Path) -> Iterator[Running]:
+    yield from running_until_done(make_config(clickhouse_dir))
 
 
 @pytest.fixture
@@ -485,13 +490,9 @@ def running(module_store: Running) -> Running:
 
 @pytest.fixture(scope="module")
 def module_sql_store(clickhouse_dir: Path) -> Iterator[Running]:
-    """An exporter that builds span rows in SQL too (``row_encoder: sql``), as an
-    install without the C encoder does."""
-    r = Running(make_config(clickhouse_dir, row_encoder="sql"))
-    try:
-        yield r
-    finally:
-        r.close()
+    """An exporter that builds span and log rows in SQL too (``row_encoder: sql``), as
+    an install without the C encoder does."""
+    yield from running_until_done(make_config(clickhouse_dir, row_encoder="sql"))
 
 
 @pytest.fixture
