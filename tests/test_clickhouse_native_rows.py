@@ -387,6 +387,17 @@ def test_values_the_encoder_refuses_take_the_sql_path(
     assert rows == [{"d": "[" * 110 + '"leaf"' + "]" * 110}]
 
 
+def test_the_start_says_how_rows_are_built(
+    clickhouse_dir: Path, both_paths: tuple[Running, Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    database = both_paths[1].config.database  # its schema exists: starting is quick
+    for encoder, says in (("sql", "rows built in SQL views"), ("native", "span and log rows built in C")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            Running(make_config(clickhouse_dir, database=database, row_encoder=encoder)).close()
+        assert says in caplog.text
+
+
 def test_native_is_refused_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "_rows", None)
     with pytest.raises(ValidationError, match="row_encoder: native needs the C row encoder"):

@@ -132,8 +132,11 @@ class ClickHouseExporter(Exporter):
 
             self._query_server = await start_query_server(self.cfg, self.settings.logger)
         where = self.cfg.endpoint if not self.cfg.embedded else f"embedded store {self.cfg.embedded_path}"
+        rows = "span and log rows built in C" if self.cfg.native_rows else "rows built in SQL views"
+        if self.cfg.row_encoder == "auto" and not self.cfg.native_rows:
+            rows += " (the C row encoder is not built: install with a C compiler for about half the CPU)"
         self.settings.logger.info(
-            "%s: writing to %s, database %s", self.settings.component_id, where, self.cfg.database
+            "%s: writing to %s, database %s, %s", self.settings.component_id, where, self.cfg.database, rows
         )
 
     def describe(self) -> str:
