@@ -11,7 +11,35 @@ prometheus-client's locking stays out of the hot path.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+T = TypeVar("T")
+
+
+class PerRegistry(Generic[T]):
+    """One object per registry, built at first use and then shared: a component's
+    metrics are registered once, however many instances of it (``batch/a``,
+    ``batch/b``) use the registry; registering a name twice is an error.
+
+    Weak keys: a registry that is gone must not leave its objects to a new registry
+    that happens to reuse its id."""
+
+    def __init__(self) -> None:
+        self._objects: weakref.WeakKeyDictionary[CollectorRegistry, T] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, registry: CollectorRegistry, build: Callable[[CollectorRegistry], T]) -> T:
+        """The object of ``registry``, ``build(registry)`` the first time."""
+        with self._lock:
+            found = self._objects.get(registry)
+            if found is None:
+                found = self._objects[registry] = build(registry)
+            return found
 
 
 class SelfTelemetry:

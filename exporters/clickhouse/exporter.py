@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -22,6 +21,7 @@ from otel_receiver.component import (
     count_items,
     signal_of,
 )
+from otel_receiver.telemetry import PerRegistry
 
 from . import columns, deep_values, native, wire
 from .client import SettingValue, Store, StoreError, open_store
@@ -34,12 +34,6 @@ RENDER_DEEP_AHEAD = 16
 
 class _Metrics:
     """The exporter's own metrics, shared by every instance on one registry."""
-
-    # Weak keys: a registry that is gone must not leave its metrics to a new registry
-    # that happens to reuse its id.
-    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, _Metrics]] = (
-        weakref.WeakKeyDictionary()
-    )
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.insert_seconds = Histogram(
@@ -69,12 +63,8 @@ class _Metrics:
             registry=registry,
         )
 
-    @classmethod
-    def on(cls, registry: CollectorRegistry) -> _Metrics:
-        m = cls._by_registry.get(registry)
-        if m is None:
-            m = cls._by_registry[registry] = cls(registry)
-        return m
+
+_METRICS: PerRegistry[_Metrics] = PerRegistry()
 
 
 def insert_settings(signal: Signal) -> dict[str, SettingValue]:
@@ -109,7 +99,7 @@ class ClickHouseExporter(Exporter):
         self.store: Store | None = None
         self._schema_ready = not config.create_schema
         self._schema_lock = asyncio.Lock()
-        self._metrics = _Metrics.on(settings.telemetry.registry)
+        self._metrics = _METRICS.get(settings.telemetry.registry, _Metrics)
         self._query_server: Any = None
         self._settings = {signal: insert_settings(signal) for signal in Signal}
         self._native_settings: dict[str, SettingValue] = {

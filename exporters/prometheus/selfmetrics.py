@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import weakref
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from otel_receiver.telemetry import PerRegistry
 
 
 class ExporterSelfMetrics:
@@ -44,12 +44,8 @@ class ExporterSelfMetrics:
 
 # Two prometheus exporters (say prometheus/a and prometheus/b) share one registry; they
 # share these metric objects and tell themselves apart by the ``exporter`` label.
-_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, ExporterSelfMetrics] = weakref.WeakKeyDictionary()
+_BY_REGISTRY: PerRegistry[ExporterSelfMetrics] = PerRegistry()
 
 
 def self_metrics_for(registry: CollectorRegistry) -> ExporterSelfMetrics:
-    metrics = _BY_REGISTRY.get(registry)
-    if metrics is None:
-        metrics = ExporterSelfMetrics(registry)
-        _BY_REGISTRY[registry] = metrics
-    return metrics
+    return _BY_REGISTRY.get(registry, ExporterSelfMetrics)

@@ -20,7 +20,6 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +42,7 @@ from otel_receiver.attributes import (
     set_str_array,
 )
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from otel_receiver.telemetry import PerRegistry
 from processors.anomaly.config import SPAN_NAME, AnomalyConfig
 from processors.anomaly.detector import (
     Detector,
@@ -114,14 +114,12 @@ class _Metrics:
         )
 
 
-_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
+_METRICS: PerRegistry[_Metrics] = PerRegistry()
 
 
 def _metrics_for(registry: CollectorRegistry, series_labels: tuple[str, ...]) -> _Metrics:
-    metrics = _metrics_by_registry.get(registry)
-    if metrics is None:
-        metrics = _metrics_by_registry[registry] = _Metrics(registry, series_labels)
-    elif metrics.series_labels != series_labels:
+    metrics = _METRICS.get(registry, lambda r: _Metrics(r, series_labels))
+    if metrics.series_labels != series_labels:
         raise ValueError(
             f"{ANOMALIES_METRIC}_total is already labelled {list(metrics.series_labels)} by another "
             f"anomaly processor; give every instance the same dimensions"

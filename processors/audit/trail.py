@@ -32,7 +32,6 @@ import os
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from exporters.clickhouse.sql import sql_literal
+from otel_receiver.telemetry import PerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -305,14 +305,7 @@ class _Metrics:
         )
 
 
-_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
-
-
-def _metrics_for(registry: CollectorRegistry) -> _Metrics:
-    metrics = _metrics_by_registry.get(registry)
-    if metrics is None:
-        metrics = _metrics_by_registry[registry] = _Metrics(registry)
-    return metrics
+_METRICS: PerRegistry[_Metrics] = PerRegistry()
 
 
 class AuditTrail:
@@ -337,7 +330,7 @@ class AuditTrail:
         self.max_pending = max_pending
         self.max_rows_per_write = max_rows_per_write
         self._clock_ns = clock_ns
-        self._metrics = _metrics_for(registry)
+        self._metrics = _METRICS.get(registry, _Metrics)
         self._lock = threading.Lock()
         self._seq = 0
         self._last_hash = GENESIS

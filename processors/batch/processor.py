@@ -14,7 +14,6 @@ import contextlib
 import logging
 import threading
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from otel_receiver.component import (
     count_items,
     signal_of,
 )
+from otel_receiver.telemetry import PerRegistry
 from processors.batch.config import BatchProcessorConfig
 from processors.batch.split import split
 
@@ -88,16 +88,7 @@ class _Metrics:
 
 
 # One set of metric objects per registry, however many batch processors share it.
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
-_METRICS_LOCK = threading.Lock()
-
-
-def _metrics_for(registry: CollectorRegistry) -> _Metrics:
-    with _METRICS_LOCK:
-        metrics = _METRICS.get(registry)
-        if metrics is None:
-            metrics = _METRICS[registry] = _Metrics(registry)
-        return metrics
+_METRICS: PerRegistry[_Metrics] = PerRegistry()
 
 
 def _merged_context(contexts: list[RequestContext]) -> RequestContext:
@@ -132,7 +123,7 @@ class BatchProcessor(Processor):
         self._pending_items = 0
         self._timer: asyncio.Task[None] | None = None
         self._closed = False
-        metrics = _metrics_for(settings.telemetry.registry)
+        metrics = _METRICS.get(settings.telemetry.registry, _Metrics)
         pid = settings.component_id
         self._pending_gauge = metrics.pending.labels(pid)
         self._send_size = {s: metrics.send_size.labels(pid, s.value) for s in Signal}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import struct
-import weakref
 from collections import Counter as Tally
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -35,6 +34,7 @@ from otel_receiver.component import (
     Signal,
 )
 from otel_receiver.encoded_attributes import double_prefix, string_attribute, true_attribute
+from otel_receiver.telemetry import PerRegistry
 from processors.genai_cost.config import GenAICostConfig
 from processors.genai_cost.pricing import (
     EXACT,
@@ -130,16 +130,8 @@ class _Metrics:
         )
 
 
-_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
-
-
-def _metrics_for(registry: CollectorRegistry) -> _Metrics:
-    """One set of metric objects per registry, shared by every genai_cost instance."""
-    metrics = _metrics_by_registry.get(registry)
-    if metrics is None:
-        metrics = _Metrics(registry)
-        _metrics_by_registry[registry] = metrics
-    return metrics
+# One set of metric objects per registry, shared by every genai_cost instance.
+_METRICS: PerRegistry[_Metrics] = PerRegistry()
 
 
 def _string(kv: KeyValue | None) -> str | None:
@@ -244,7 +236,7 @@ class GenAICostProcessor(Processor):
         self.exclusive: normalize.ExclusiveSources = frozenset(
             (e.source, normalize.current_provider(e.provider)) for e in config.exclusive_sources
         )
-        self.metrics = _metrics_for(settings.telemetry.registry)
+        self.metrics = _METRICS.get(settings.telemetry.registry, _Metrics)
         self._logged_models: set[str] = set()
         self._label_models: set[str] = set()
         self._pricing_bytes: dict[str, bytes] = {}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-import threading
-import weakref
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -26,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from otel_receiver import attributes as attrs
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
 from processors.pii_redaction.detectors import BLOCKED_KEY
 from processors.pii_redaction.engine import DROP, Redactor, RequestScanner, Tally, build_detectors
@@ -39,9 +38,16 @@ _ANNOTATIONS = frozenset({sc.PII_REDACTED_COUNT, sc.PII_REDACTED_TYPES, sc.PII_R
 # hold a value, so neither scanned nor withheld from log lines.
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}").fullmatch
 
-# Weak keys: a registry's id() can be reused once it is gone, its counter must not be.
-_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-_COUNTERS_LOCK = threading.Lock()
+_COUNTERS: PerRegistry[Counter] = PerRegistry()
+
+
+def _new_redactions_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "otel_receiver_pii_redactions",
+        "Values redacted by the pii_redaction processor, by type",
+        ["type"],
+        registry=registry,
+    )
 
 
 def redactions_counter(registry: CollectorRegistry) -> Counter:
@@ -49,17 +55,7 @@ def redactions_counter(registry: CollectorRegistry) -> Counter:
 
     Not ``pii_redactions_total``: the prometheus exporter derives that DESIGN.md series
     from ``pii.redacted.*`` on the spans and log records it exports."""
-    with _COUNTERS_LOCK:
-        c = _COUNTERS.get(registry)
-        if c is None:
-            c = Counter(
-                "otel_receiver_pii_redactions",
-                "Values redacted by the pii_redaction processor, by type",
-                ["type"],
-                registry=registry,
-            )
-            _COUNTERS[registry] = c
-        return c
+    return _COUNTERS.get(registry, _new_redactions_counter)
 
 
 # Synthetic values of every built-in type, in prose and in JSON, for ``warm_up``.
