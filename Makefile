@@ -5,8 +5,8 @@ CONFIG ?=
 
 .PHONY: install install-test run test lint bench clean
 
-# the C row encoder is built by the install: rebuild when its source changes
-$(BIN)/otel-receiver: pyproject.toml exporters/clickhouse/_rows.c
+# the C extensions are built by the install: rebuild when their sources change
+$(BIN)/otel-receiver: pyproject.toml exporters/clickhouse/_rows.c otel_receiver/_spanscan.c otel_receiver/_wire.h
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

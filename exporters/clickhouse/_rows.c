@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_wire.h" /* otel_receiver/_wire.h */
+
 /* AnyValue nesting beyond this is refused (protobuf's own parser stops at 100). */
 #define MAX_DEPTH 100
 
@@ -95,145 +97,6 @@ static void put_u64le(Buf *b, uint64_t v) {
 static void put_string(Buf *b, const uint8_t *s, size_t n) {
     put_varuint(b, n);
     put(b, s, n);
-}
-
-/* ------------------------------------------------------------------ protobuf wire */
-
-typedef struct {
-    uint32_t number;
-    uint32_t wire_type;
-    uint64_t scalar;     /* varint, fixed64 or fixed32 value */
-    const uint8_t *data; /* length-delimited payload */
-    size_t len;
-} Field;
-
-typedef struct {
-    const uint8_t *p;
-    const uint8_t *end;
-} Reader;
-
-static int read_varint(Reader *r, uint64_t *out) {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (r->p >= r->end) return -1;
-        uint8_t byte = *r->p++;
-        v |= (uint64_t)(byte & 0x7F) << shift;
-        if (!(byte & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* 1: a field was read, 0: end of message, -1: malformed. */
-static int next_field(Reader *r, Field *f) {
-    if (r->p >= r->end) return 0;
-    uint64_t tag;
-    if (read_varint(r, &tag) < 0) return -1;
-    f->number = (uint32_t)(tag >> 3);
-    f->wire_type = (uint32_t)(tag & 7);
-    if (f->number == 0) return -1;
-    f->data = NULL;
-    f->len = 0;
-    f->scalar = 0;
-    switch (f->wire_type) {
-    case 0:
-        return read_varint(r, &f->scalar) < 0 ? -1 : 1;
-    case 1:
-        if (r->end - r->p < 8) return -1;
-        for (int i = 0; i < 8; i++) f->scalar |= (uint64_t)r->p[i] << (8 * i);
-        r->p += 8;
-        return 1;
-    case 5:
-        if (r->end - r->p < 4) return -1;
-        for (int i = 0; i < 4; i++) f->scalar |= (uint64_t)r->p[i] << (8 * i);
-        r->p += 4;
-        return 1;
-    case 2: {
-        uint64_t n;
-        if (read_varint(r, &n) < 0 || n > (uint64_t)(r->end - r->p)) return -1;
-        f->data = r->p;
-        f->len = (size_t)n;
-        r->p += n;
-        return 1;
-    }
-    default: /* groups (3, 4) are not used by OTLP */
-        return -1;
-    }
-}
-
-static Reader reader(const uint8_t *data, size_t len) {
-    Reader r = {data, data + len};
-    return r;
-}
-
-/* -------------------------------------------------------------------- AnyValue */
-
-enum { V_UNSET = 0, V_STRING = 1, V_BOOL = 2, V_INT = 3, V_DOUBLE = 4, V_ARRAY = 5, V_KVLIST = 6, V_BYTES = 7 };
-
-typedef struct {
-    int kind;
-    uint64_t scalar;
-    const uint8_t *data;
-    size_t len;
-} Value;
-
-static int parse_value(const uint8_t *data, size_t len, Value *v) {
-    Reader r = reader(data, len);
-    Field f;
-    int rc;
-    v->kind = V_UNSET;
-    v->scalar = 0;
-    v->data = NULL;
-    v->len = 0;
-    while ((rc = next_field(&r, &f)) > 0) {
-        int ok;
-        switch (f.number) {
-        case V_STRING: case V_ARRAY: case V_KVLIST: case V_BYTES: ok = f.wire_type == 2; break;
-        case V_BOOL: case V_INT: ok = f.wire_type == 0; break;
-        case V_DOUBLE: ok = f.wire_type == 1; break;
-        default: continue; /* unknown fields are skipped, as protobuf does */
-        }
-        if (!ok) return -1;
-        v->kind = (int)f.number;
-        v->scalar = f.scalar;
-        v->data = f.data;
-        v->len = f.len;
-    }
-    return rc;
-}
-
-/* A KeyValue: its key and its (possibly absent) value. */
-typedef struct {
-    const uint8_t *key;
-    size_t key_len;
-    const uint8_t *value;
-    size_t value_len;
-    size_t index; /* position in its list: keeps the sort stable */
-} Pair;
-
-static int parse_pair(const uint8_t *data, size_t len, Pair *kv) {
-    Reader r = reader(data, len);
-    Field f;
-    int rc;
-    kv->key = (const uint8_t *)"";
-    kv->key_len = 0;
-    kv->value = (const uint8_t *)"";
-    kv->value_len = 0;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number == 1 || f.number == 2) {
-            if (f.wire_type != 2) return -1;
-            if (f.number == 1) {
-                kv->key = f.data;
-                kv->key_len = f.len;
-            } else {
-                kv->value = f.data;
-                kv->value_len = f.len;
-            }
-        }
-    }
-    return rc;
 }
 
 /* ----------------------------------------------------------------- value text */

@@ -17,7 +17,6 @@ from typing import Any, Final, TypeAlias
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar
@@ -28,6 +27,7 @@ from exporters.prometheus.naming import label_name, metric_name
 from exporters.prometheus.selfmetrics import ExporterSelfMetrics
 from otel_receiver.attributes import get_str, pick
 from otel_receiver.component import RequestContext
+from otel_receiver.spanscan import SpanRow, span_rows, to_python
 
 # OTel GenAI semantic-convention metric names and units; the Prometheus names follow
 # from the translation rules, exactly as the Collector would name them.
@@ -81,21 +81,20 @@ _ANOMALY_KINDS = semconv.ANOMALY_KINDS
 _PII_TYPES = semconv.PII_REDACTED_TYPES
 _PII_COUNT = semconv.PII_REDACTED_COUNT
 _PII_COUNTS = semconv.PII_REDACTED_COUNTS
-_WANTED = frozenset(
-    {
-        _TENANT,
-        _OPERATION,
-        _PROVIDER,
-        _MODEL,
-        _INPUT_TOKENS,
-        _OUTPUT_TOKENS,
-        _ERROR_TYPE,
-        _COST,
-        _ANOMALY_KINDS,
-        _PII_TYPES,
-        _PII_COUNT,
-        _PII_COUNTS,
-    }
+# The span attributes read, in the order ``aggregate_spans`` unpacks them.
+_SPAN_KEYS: tuple[str, ...] = (
+    _TENANT,
+    _OPERATION,
+    _PROVIDER,
+    _MODEL,
+    _INPUT_TOKENS,
+    _OUTPUT_TOKENS,
+    _ERROR_TYPE,
+    _COST,
+    _ANOMALY_KINDS,
+    _PII_TYPES,
+    _PII_COUNT,
+    _PII_COUNTS,
 )
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _SPAN_KIND_CLIENT = Span.SPAN_KIND_CLIENT
@@ -172,8 +171,9 @@ class CounterSeries:
     updated: float = 0.0
 
 
-# A batch's histogram accumulator: [bucket counts, sum, count, exemplar span, its value];
-# a plain list because the per-span loop updates it by index, cheaper than attributes.
+# A batch's histogram accumulator: [bucket counts, sum, count, exemplar span's row, its
+# value]; a plain list because the per-span loop updates it by index, cheaper than
+# attributes.
 _HistAcc: TypeAlias = list[Any]
 
 
@@ -188,17 +188,41 @@ class BatchAggregate:
 
 
 def _observe(
-    accs: dict[Key, _HistAcc], key: Key, bounds: tuple[float, ...], value: float, span: Span
+    accs: dict[Key, _HistAcc], key: Key, bounds: tuple[float, ...], value: float, row: SpanRow
 ) -> None:
     acc = accs.get(key)
     if acc is None:
-        acc = [[0] * (len(bounds) + 1), 0.0, 0, span, value]
+        acc = [[0] * (len(bounds) + 1), 0.0, 0, row, value]
         accs[key] = acc
     acc[0][bisect_left(bounds, value)] += 1
     acc[1] += value
     acc[2] += 1
-    acc[3] = span
+    acc[3] = row
     acc[4] = value
+
+
+# What the protobuf accessors would give for an attribute value in its scanned form
+# (``otel_receiver.spanscan``): ``.string_value``, ``.int_value or .double_value`` (tokens),
+# ``.double_value or .int_value`` (cost). ``type(v) is int`` keeps bools out, as their
+# AnyValue has no int_value.
+
+
+def _text(v: Any) -> str:
+    return v if type(v) is str else ""
+
+
+def _token_count(v: Any) -> float:
+    t = type(v)
+    if t is float or (t is int and v):
+        return v
+    return 0.0
+
+
+def _cost_amount(v: Any) -> float:
+    t = type(v)
+    if (t is float and v) or t is int:
+        return v
+    return 0
 
 
 def aggregate_spans(
@@ -222,61 +246,40 @@ def aggregate_spans(
     else:
         default_tenant = context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else "")
     read_tenant = tenant_mode != "never"
-    for resource_spans in batch.resource_spans:
-        service = get_str(resource_spans.resource.attributes, semconv.SERVICE_NAME) or ""
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                found = pick(span.attributes, _WANTED)
-                if not found:
-                    continue
-                get = found.get
-                v = get(_TENANT)
-                tenant = v.string_value if (v is not None and read_tenant) else default_tenant
-                v = get(_OPERATION)
-                operation = v.string_value if v is not None else ""
-                v = get(_PROVIDER)
-                provider = v.string_value if v is not None else ""
-                v = get(_MODEL)
-                model = v.string_value if v is not None else ""
-                base = (service, provider, model, operation, tenant)
-                if operation or provider:  # the GenAI test of genai_calls and anomaly
-                    if (
-                        internal_agent_usage
-                        or operation not in semconv.AGENT_OPERATIONS
-                        or span.kind == _SPAN_KIND_CLIENT
-                    ):
-                        v = get(_INPUT_TOKENS)
-                        if v is not None:
-                            _observe(tokens, (*base, TOKEN_TYPE_INPUT), TOKEN_BUCKETS,
-                                     v.int_value or v.double_value, span)  # fmt: skip
-                        v = get(_OUTPUT_TOKENS)
-                        if v is not None:
-                            _observe(tokens, (*base, TOKEN_TYPE_OUTPUT), TOKEN_BUCKETS,
-                                     v.int_value or v.double_value, span)  # fmt: skip
-                    v = get(_ERROR_TYPE)
-                    if v is not None:
-                        error_type = v.string_value or ERROR_TYPE_OTHER
-                    elif span.status.code == _STATUS_ERROR:
-                        error_type = ERROR_TYPE_OTHER
-                    else:
-                        error_type = ""
-                    elapsed = span.end_time_unix_nano - span.start_time_unix_nano
-                    if elapsed >= 0:
-                        _observe(duration, (*base, error_type), DURATION_BUCKETS, elapsed / 1e9, span)
-                    v = get(_COST)
-                    if v is not None:
-                        amount = v.double_value or v.int_value
-                        if amount > 0:
-                            cost[base] = cost.get(base, 0) + round(amount * NANO_USD_PER_USD)
-                            cost_spans[base] = cost_spans.get(base, 0) + 1
-                v = get(_ANOMALY_KINDS)
-                if v is not None:
-                    for kind in v.array_value.values:
-                        key = (*base, kind.string_value)
-                        anomalies[key] = anomalies.get(key, 0) + 1
-                v = get(_PII_TYPES)
-                if v is not None:
-                    _count_pii(pii, base, v, get(_PII_COUNT), get(_PII_COUNTS))
+    for row in span_rows(batch, _SPAN_KEYS):
+        service, kind, status_code, start, end, _, _, values = row
+        (tenant_v, operation_v, provider_v, model_v, input_v, output_v, error_v, cost_v, kinds_v, pii_types_v,
+         pii_count_v, pii_counts_v) = values  # fmt: skip
+        tenant = _text(tenant_v) if (tenant_v is not None and read_tenant) else default_tenant
+        operation = _text(operation_v)
+        provider = _text(provider_v)
+        base = (service, provider, _text(model_v), operation, tenant)
+        if operation or provider:  # the GenAI test of genai_calls and anomaly
+            if internal_agent_usage or operation not in semconv.AGENT_OPERATIONS or kind == _SPAN_KIND_CLIENT:
+                if input_v is not None:
+                    _observe(tokens, (*base, TOKEN_TYPE_INPUT), TOKEN_BUCKETS, _token_count(input_v), row)
+                if output_v is not None:
+                    _observe(tokens, (*base, TOKEN_TYPE_OUTPUT), TOKEN_BUCKETS, _token_count(output_v), row)
+            if error_v is not None:
+                error_type = _text(error_v) or ERROR_TYPE_OTHER
+            elif status_code == _STATUS_ERROR:
+                error_type = ERROR_TYPE_OTHER
+            else:
+                error_type = ""
+            elapsed = end - start
+            if elapsed >= 0:
+                _observe(duration, (*base, error_type), DURATION_BUCKETS, elapsed / 1e9, row)
+            if cost_v is not None:
+                amount = _cost_amount(cost_v)
+                if amount > 0:
+                    cost[base] = cost.get(base, 0) + round(amount * NANO_USD_PER_USD)
+                    cost_spans[base] = cost_spans.get(base, 0) + 1
+        if type(kinds_v) is list:
+            for kind_v in kinds_v:
+                key = (*base, _text(kind_v))
+                anomalies[key] = anomalies.get(key, 0) + 1
+        if pii_types_v is not None:
+            _count_pii(pii, base, pii_types_v, pii_count_v, pii_counts_v)
     return agg
 
 
@@ -309,30 +312,31 @@ def aggregate_logs(
                     v.string_value if (v := get(k)) is not None else ""
                     for k in (_PROVIDER, _MODEL, _OPERATION)
                 )
-                _count_pii(pii, (service, *base, tenant), types_value, get(_PII_COUNT), get(_PII_COUNTS))
+                _count_pii(
+                    pii,
+                    (service, *base, tenant),
+                    to_python(types_value),
+                    None if (v := get(_PII_COUNT)) is None else to_python(v),
+                    None if (v := get(_PII_COUNTS)) is None else to_python(v),
+                )
     return agg
 
 
-def _count_pii(
-    pii: dict[Key, int],
-    base: Key,
-    types_value: AnyValue,
-    count_value: AnyValue | None,
-    counts_value: AnyValue | None,
-) -> None:
+def _count_pii(pii: dict[Key, int], base: Key, types_value: Any, count_value: Any, counts_value: Any) -> None:
     """A record's redactions by type (``pii.redacted.counts``); from a writer that left
-    only the total, split evenly over its types, so that the totals stay exact."""
-    types = [t.string_value for t in types_value.array_value.values]
+    only the total, split evenly over its types, so that the totals stay exact. The
+    values are in their scanned form (``otel_receiver.spanscan``), None when absent."""
+    types = [_text(t) for t in types_value] if type(types_value) is list else []
     if not types:
         return
     if counts_value is not None:
-        counts = [c.int_value for c in counts_value.array_value.values]
+        counts = [c if type(c) is int else 0 for c in counts_value] if type(counts_value) is list else []
         if len(counts) == len(types):
             for pii_type, n in zip(types, counts, strict=True):
                 key = (*base, pii_type)
                 pii[key] = pii.get(key, 0) + n
             return
-    count = max(count_value.int_value if count_value is not None else 0, len(types))
+    count = max(count_value if type(count_value) is int else 0, len(types))
     share, rest = divmod(count, len(types))
     for i, pii_type in enumerate(types):
         key = (*base, pii_type)
@@ -397,7 +401,7 @@ class SpanMetricsState:
             return
         family = self._hist[spec.name]
         nbuckets = len(spec.bounds) + 1
-        for key, (counts, total, count, span, value) in accs.items():
+        for key, (counts, total, count, row, value) in accs.items():
             key = self._limited_key(spec, family, key, count)
             series = family.get(key)
             if series is None:
@@ -411,12 +415,7 @@ class SpanMetricsState:
             series.count += count
             series.updated = now
             if self._exemplars:
-                series.exemplars[bisect_left(spec.bounds, value)] = (
-                    value,
-                    span.trace_id,
-                    span.span_id,
-                    span.end_time_unix_nano / 1e9,
-                )
+                series.exemplars[bisect_left(spec.bounds, value)] = (value, row[5], row[6], row[4] / 1e9)
 
     def _merge_counter(
         self, spec: FamilySpec, values: dict[Key, int], now: float, items: dict[Key, int] | None = None
