@@ -216,21 +216,13 @@ static PyObject *span_row(const uint8_t *msg, size_t len, PyObject *service, con
 }
 
 static int scan_resource_spans(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, PyObject *out) {
-    const uint8_t *resource = (const uint8_t *)"";
-    size_t resource_len = 0;
+    Slice resource;
+    if (find_bytes(msg, len, 1, &resource) < 0) return -1;
+    PyObject *service = service_name(resource.data, resource.len);
+    if (service == NULL) return -2;
     Reader r = reader(msg, len);
     Field f;
     int rc;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != 1) continue;
-        if (f.wire_type != 2) return -1;
-        resource = f.data;
-        resource_len = f.len;
-    }
-    if (rc < 0) return -1;
-    PyObject *service = service_name(resource, resource_len);
-    if (service == NULL) return -2;
-    r = reader(msg, len);
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number != 2) continue;
         if (f.wire_type != 2) break;
@@ -312,6 +304,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_spanscan", "Wanted span attributes from serialized OTLP requests.", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__spanscan(void) { return PyModule_Create(&module); }

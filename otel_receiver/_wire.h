@@ -152,4 +152,25 @@ static inline int parse_pair(const uint8_t *data, size_t len, Pair *kv) {
     return rc;
 }
 
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} Slice;
+
+/* The payload of the last length-delimited field `number` of a message ("" if none). */
+static inline int find_bytes(const uint8_t *msg, size_t len, uint32_t number, Slice *out) {
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    out->data = (const uint8_t *)"";
+    out->len = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != number) continue;
+        if (f.wire_type != 2) return -1;
+        out->data = f.data;
+        out->len = f.len;
+    }
+    return rc;
+}
+
 #endif

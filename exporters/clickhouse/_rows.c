@@ -536,11 +536,6 @@ static void put_enum_name(Buf *b, uint64_t raw, const char *const *names, int co
 static const char *const SPAN_KINDS[] = {"Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"};
 static const char *const STATUS_CODES[] = {"Unset", "Ok", "Error"};
 
-typedef struct {
-    const uint8_t *data;
-    size_t len;
-} Slice;
-
 /* What a row takes from its resource: encoded once, copied into each of its rows. */
 typedef struct {
     Buf res_keys, res_values;
@@ -614,22 +609,6 @@ static void rows_free(Rows *rows) {
     free(rows->resources);
     free(rows->scopes);
     free(rows->rows);
-}
-
-/* The payload of the last length-delimited field `number` of a message ("" if none). */
-static int find_bytes(const uint8_t *msg, size_t len, uint32_t number, Slice *out) {
-    Reader r = reader(msg, len);
-    Field f;
-    int rc;
-    out->data = (const uint8_t *)"";
-    out->len = 0;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != number) continue;
-        if (f.wire_type != 2) return -1;
-        out->data = f.data;
-        out->len = f.len;
-    }
-    return rc;
 }
 
 typedef struct {
