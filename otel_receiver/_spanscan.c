@@ -20,12 +20,15 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "_wire.h"
 
 /* AnyValue nesting beyond this is refused (protobuf's own parser stops at 100). */
 #define MAX_DEPTH 100
+/* Keys one call can ask for. */
+#define MAX_KEYS 64
 
 typedef struct {
     const char *data;
@@ -130,76 +133,99 @@ static PyObject *service_name(const uint8_t *resource, size_t len) {
     return PyUnicode_FromStringAndSize("", 0);
 }
 
-/* The span's tuple, or Py_None (new reference) when it holds none of the keys. */
-static PyObject *span_row(const uint8_t *msg, size_t len, PyObject *service, const Key *keys, Py_ssize_t n_keys) {
-    /* Where each wanted key last occurred: the AnyValue's bytes. */
-    const uint8_t *found_data[64];
-    size_t found_len[64];
-    int found[64] = {0};
-    int any = 0;
-    uint64_t kind = 0, start = 0, end = 0, code = 0;
-    const uint8_t *trace_id = (const uint8_t *)"", *span_id = (const uint8_t *)"";
-    size_t trace_id_len = 0, span_id_len = 0;
+/* What a scan reads from one span; `found*` per wanted key (its last occurrence). */
+typedef struct {
+    const uint8_t *trace_id, *span_id, *name;
+    size_t trace_id_len, span_id_len, name_len;
+    uint64_t kind, start, end, code;
+    int any;
+    int found[MAX_KEYS];
+    const uint8_t *found_data[MAX_KEYS];
+    size_t found_len[MAX_KEYS];
+} SpanFields;
+
+static int key_index(const Key *keys, Py_ssize_t n_keys, const uint8_t *key, size_t key_len) {
+    for (Py_ssize_t k = 0; k < n_keys; k++)
+        if ((size_t)keys[k].len == key_len && memcmp(keys[k].data, key, key_len) == 0) return (int)k;
+    return -1;
+}
+
+/* 0, or -1 with ValueError set. */
+static int read_span(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, SpanFields *s) {
+    memset(s, 0, offsetof(SpanFields, found_data));
+    s->trace_id = s->span_id = s->name = (const uint8_t *)"";
     Reader r = reader(msg, len);
     Field f;
     int rc;
     while ((rc = next_field(&r, &f)) > 0) {
         switch (f.number) {
-        case 1: case 2:
-            if (f.wire_type != 2) return PyErr_Format(PyExc_ValueError, "malformed Span");
+        case 1: case 2: case 5:
+            if (f.wire_type != 2) goto malformed;
             if (f.number == 1) {
-                trace_id = f.data;
-                trace_id_len = f.len;
+                s->trace_id = f.data;
+                s->trace_id_len = f.len;
+            } else if (f.number == 2) {
+                s->span_id = f.data;
+                s->span_id_len = f.len;
             } else {
-                span_id = f.data;
-                span_id_len = f.len;
+                s->name = f.data;
+                s->name_len = f.len;
             }
             break;
         case 6:
-            if (f.wire_type != 0) return PyErr_Format(PyExc_ValueError, "malformed Span");
-            kind = f.scalar;
+            if (f.wire_type != 0) goto malformed;
+            s->kind = f.scalar;
             break;
         case 7: case 8:
-            if (f.wire_type != 1) return PyErr_Format(PyExc_ValueError, "malformed Span");
-            *(f.number == 7 ? &start : &end) = f.scalar;
+            if (f.wire_type != 1) goto malformed;
+            *(f.number == 7 ? &s->start : &s->end) = f.scalar;
             break;
         case 9: {
             Pair kv;
-            if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0)
-                return PyErr_Format(PyExc_ValueError, "malformed Span attribute");
-            for (Py_ssize_t k = 0; k < n_keys; k++) {
-                if ((size_t)keys[k].len == kv.key_len && memcmp(keys[k].data, kv.key, kv.key_len) == 0) {
-                    found[k] = 1;
-                    found_data[k] = kv.value;
-                    found_len[k] = kv.value_len;
-                    any = 1;
-                    break;
-                }
+            if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0) {
+                PyErr_SetString(PyExc_ValueError, "malformed Span attribute");
+                return -1;
+            }
+            int k = key_index(keys, n_keys, kv.key, kv.key_len);
+            if (k >= 0) {
+                s->found[k] = 1;
+                s->found_data[k] = kv.value;
+                s->found_len[k] = kv.value_len;
+                s->any = 1;
             }
             break;
         }
         case 15: {
-            if (f.wire_type != 2) return PyErr_Format(PyExc_ValueError, "malformed Span");
-            code = 0; /* the last status message wins, as protobuf merges it */
+            if (f.wire_type != 2) goto malformed;
+            s->code = 0; /* the last status message wins, as protobuf merges it */
             Reader sr = reader(f.data, f.len);
             Field sf;
             int src;
             while ((src = next_field(&sr, &sf)) > 0)
-                if (sf.number == 3 && sf.wire_type == 0) code = sf.scalar;
-            if (src < 0) return PyErr_Format(PyExc_ValueError, "malformed Status");
+                if (sf.number == 3 && sf.wire_type == 0) s->code = sf.scalar;
+            if (src < 0) {
+                PyErr_SetString(PyExc_ValueError, "malformed Status");
+                return -1;
+            }
             break;
         }
         default: break;
         }
     }
-    if (rc < 0) return PyErr_Format(PyExc_ValueError, "malformed Span");
-    if (!any) Py_RETURN_NONE;
+    if (rc == 0) return 0;
+malformed:
+    PyErr_SetString(PyExc_ValueError, "malformed Span");
+    return -1;
+}
+
+/* The tuple of converted values, None for each key not found. */
+static PyObject *wanted_values(const int *found, const uint8_t *const *data, const size_t *len, Py_ssize_t n_keys) {
     PyObject *values = PyTuple_New(n_keys);
     if (values == NULL) return NULL;
     for (Py_ssize_t k = 0; k < n_keys; k++) {
         PyObject *item;
         if (found[k]) {
-            item = convert(found_data[k], found_len[k], 0);
+            item = convert(data[k], len[k], 0);
             if (item == NULL) {
                 Py_DECREF(values);
                 return NULL;
@@ -209,10 +235,22 @@ static PyObject *span_row(const uint8_t *msg, size_t len, PyObject *service, con
         }
         PyTuple_SET_ITEM(values, k, item);
     }
-    /* enums are int32 on the wire */
-    return Py_BuildValue("(OiiKKy#y#N)", service, (int)(int32_t)(uint32_t)kind, (int)(int32_t)(uint32_t)code,
-                         (unsigned long long)start, (unsigned long long)end, (const char *)trace_id,
-                         (Py_ssize_t)trace_id_len, (const char *)span_id, (Py_ssize_t)span_id_len, values);
+    return values;
+}
+
+/* enums are int32 on the wire */
+static int enum_value(uint64_t v) { return (int)(int32_t)(uint32_t)v; }
+
+/* The span's tuple for spans(), or Py_None (new reference) when it holds none of the keys. */
+static PyObject *span_row(const uint8_t *msg, size_t len, PyObject *service, const Key *keys, Py_ssize_t n_keys) {
+    SpanFields s;
+    if (read_span(msg, len, keys, n_keys, &s) < 0) return NULL;
+    if (!s.any) Py_RETURN_NONE;
+    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, n_keys);
+    if (values == NULL) return NULL;
+    return Py_BuildValue("(OiiKKy#y#N)", service, enum_value(s.kind), enum_value(s.code),
+                         (unsigned long long)s.start, (unsigned long long)s.end, (const char *)s.trace_id,
+                         (Py_ssize_t)s.trace_id_len, (const char *)s.span_id, (Py_ssize_t)s.span_id_len, values);
 }
 
 static int scan_resource_spans(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, PyObject *out) {
@@ -252,6 +290,27 @@ static int scan_resource_spans(const uint8_t *msg, size_t len, const Key *keys, 
     return rc != 0 ? -1 : 0;
 }
 
+/* Keys from a tuple of str; 0, or -1 with an exception set. The UTF-8 buffers belong
+ * to the str objects, which the caller's argument tuple keeps alive. */
+static int parse_keys(PyObject *tuple, Key *keys, Py_ssize_t *n_keys) {
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    if (n > MAX_KEYS) {
+        PyErr_Format(PyExc_ValueError, "at most %d keys", MAX_KEYS);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *key = PyTuple_GET_ITEM(tuple, k);
+        if (!PyUnicode_Check(key)) {
+            PyErr_Format(PyExc_TypeError, "key %zd is %.100s, not str", k, Py_TYPE(key)->tp_name);
+            return -1;
+        }
+        keys[k].data = PyUnicode_AsUTF8AndSize(key, &keys[k].len);
+        if (keys[k].data == NULL) return -1;
+    }
+    *n_keys = n;
+    return 0;
+}
+
 PyDoc_STRVAR(spans_doc,
              "spans(request, keys) -> list\n\n"
              "For each span of a serialized ExportTraceServiceRequest that holds one of the\n"
@@ -262,22 +321,10 @@ static PyObject *spans(PyObject *self, PyObject *args) {
     Py_buffer request;
     PyObject *key_tuple;
     if (!PyArg_ParseTuple(args, "y*O!:spans", &request, &PyTuple_Type, &key_tuple)) return NULL;
-    Py_ssize_t n_keys = PyTuple_GET_SIZE(key_tuple);
-    Key keys[64];
+    Key keys[MAX_KEYS];
+    Py_ssize_t n_keys;
     PyObject *out = NULL;
-    if (n_keys > 64) {
-        PyErr_SetString(PyExc_ValueError, "at most 64 keys");
-        goto done;
-    }
-    for (Py_ssize_t k = 0; k < n_keys; k++) {
-        PyObject *key = PyTuple_GET_ITEM(key_tuple, k);
-        if (!PyUnicode_Check(key)) {
-            PyErr_Format(PyExc_TypeError, "key %zd is %.100s, not str", k, Py_TYPE(key)->tp_name);
-            goto done;
-        }
-        keys[k].data = PyUnicode_AsUTF8AndSize(key, &keys[k].len);
-        if (keys[k].data == NULL) goto done;
-    }
+    if (parse_keys(key_tuple, keys, &n_keys) < 0) goto done;
     out = PyList_New(0);
     if (out == NULL) goto done;
     Reader r = reader((const uint8_t *)request.buf, (size_t)request.len);
@@ -297,8 +344,243 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------------ table */
+
+/* The values of `keys` in a Resource message's attributes (last occurrence each). */
+static PyObject *resource_values(const uint8_t *resource, size_t len, const Key *keys, Py_ssize_t n_keys) {
+    int found[MAX_KEYS] = {0};
+    const uint8_t *data[MAX_KEYS];
+    size_t lens[MAX_KEYS];
+    Reader r = reader(resource, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        Pair kv;
+        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0) {
+            rc = -1;
+            break;
+        }
+        int k = key_index(keys, n_keys, kv.key, kv.key_len);
+        if (k >= 0) {
+            found[k] = 1;
+            data[k] = kv.value;
+            lens[k] = kv.value_len;
+        }
+    }
+    if (rc < 0) return PyErr_Format(PyExc_ValueError, "malformed Resource");
+    return wanted_values(found, data, lens, n_keys);
+}
+
+/* One ResourceSpans into `out` as table() rows; -1 with an exception set on failure. */
+static int table_resource_spans(const uint8_t *msg, size_t len, int ri, const Key *keys, Py_ssize_t n_keys,
+                                const Key *rkeys, Py_ssize_t n_rkeys, PyObject *out) {
+    Slice resource;
+    if (find_bytes(msg, len, 1, &resource) < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed ResourceSpans");
+        return -1;
+    }
+    PyObject *rvalues = resource_values(resource.data, resource.len, rkeys, n_rkeys);
+    if (rvalues == NULL) return -1;
+    Reader r = reader(msg, len);
+    Field f;
+    int rc, si = -1;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 2) continue;
+        if (f.wire_type != 2) {
+            rc = -1;
+            break;
+        }
+        si++;
+        Reader sr = reader(f.data, f.len);
+        Field sf;
+        int i = -1;
+        while ((rc = next_field(&sr, &sf)) > 0) {
+            if (sf.number != 2) continue;
+            if (sf.wire_type != 2) {
+                rc = -1;
+                break;
+            }
+            i++;
+            SpanFields s;
+            PyObject *values = NULL, *name = NULL, *row = NULL;
+            if (read_span(sf.data, sf.len, keys, n_keys, &s) == 0 &&
+                (values = wanted_values(s.found, s.found_data, s.found_len, n_keys)) != NULL &&
+                (name = PyUnicode_DecodeUTF8((const char *)s.name, (Py_ssize_t)s.name_len, "replace")) != NULL)
+                row = Py_BuildValue("(iiiONiiKKN)", ri, si, i, rvalues, name, enum_value(s.kind), enum_value(s.code),
+                                    (unsigned long long)s.start, (unsigned long long)s.end, values);
+            else {
+                Py_XDECREF(values);
+                Py_XDECREF(name);
+            }
+            if (row == NULL || PyList_Append(out, row) < 0) {
+                Py_XDECREF(row);
+                Py_DECREF(rvalues);
+                return -1;
+            }
+            Py_DECREF(row);
+        }
+        if (rc < 0) break;
+    }
+    Py_DECREF(rvalues);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed ResourceSpans");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(table_doc,
+             "table(request, keys, resource_keys) -> list\n\n"
+             "For every span of a serialized ExportTraceServiceRequest: (resource index, scope\n"
+             "index, span index, resource values, name, kind, status_code, start, end, values);\n"
+             "the value tuples hold per key the last occurrence's value or None.");
+
+static PyObject *table(PyObject *self, PyObject *args) {
+    Py_buffer request;
+    PyObject *key_tuple, *rkey_tuple;
+    if (!PyArg_ParseTuple(args, "y*O!O!:table", &request, &PyTuple_Type, &key_tuple, &PyTuple_Type, &rkey_tuple))
+        return NULL;
+    Key keys[MAX_KEYS], rkeys[MAX_KEYS];
+    Py_ssize_t n_keys, n_rkeys;
+    PyObject *out = NULL;
+    if (parse_keys(key_tuple, keys, &n_keys) < 0 || parse_keys(rkey_tuple, rkeys, &n_rkeys) < 0) goto done;
+    out = PyList_New(0);
+    if (out == NULL) goto done;
+    Reader r = reader((const uint8_t *)request.buf, (size_t)request.len);
+    Field f;
+    int rc, ri = -1;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        ri++;
+        if (f.wire_type != 2) {
+            rc = -1;
+            break;
+        }
+        if (table_resource_spans(f.data, f.len, ri, keys, n_keys, rkeys, n_rkeys, out) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+    }
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
+        Py_CLEAR(out);
+    }
+done:
+    PyBuffer_Release(&request);
+    return out;
+}
+
+/* -------------------------------------------------------------------- positions */
+
+/* 1 when an attribute list entry (a KeyValue's bytes) has one of the keys or starts
+ * with one of the prefixes, 0 when not, -1 when malformed. */
+static int key_matches(const uint8_t *data, size_t len, const Key *keys, Py_ssize_t n_keys, const Key *prefixes,
+                       Py_ssize_t n_prefixes) {
+    Pair kv;
+    if (parse_pair(data, len, &kv) < 0) return -1;
+    if (key_index(keys, n_keys, kv.key, kv.key_len) >= 0) return 1;
+    for (Py_ssize_t k = 0; k < n_prefixes; k++)
+        if ((size_t)prefixes[k].len <= kv.key_len && memcmp(prefixes[k].data, kv.key, (size_t)prefixes[k].len) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when the span's attributes or its events' attributes hold a matching key. */
+static int span_has_key(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, const Key *prefixes,
+                        Py_ssize_t n_prefixes) {
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number == 9) {
+            if (f.wire_type != 2) return -1;
+            int m = key_matches(f.data, f.len, keys, n_keys, prefixes, n_prefixes);
+            if (m != 0) return m;
+        } else if (f.number == 11) { /* Span.Event: attributes are field 3 */
+            if (f.wire_type != 2) return -1;
+            Reader er = reader(f.data, f.len);
+            Field ef;
+            int erc;
+            while ((erc = next_field(&er, &ef)) > 0) {
+                if (ef.number != 3) continue;
+                if (ef.wire_type != 2) return -1;
+                int m = key_matches(ef.data, ef.len, keys, n_keys, prefixes, n_prefixes);
+                if (m != 0) return m;
+            }
+            if (erc < 0) return -1;
+        }
+    }
+    return rc;
+}
+
+PyDoc_STRVAR(positions_doc,
+             "positions(request, keys, prefixes) -> list\n\n"
+             "(resource index, scope index, span index) of every span of a serialized\n"
+             "ExportTraceServiceRequest whose attributes or events' attributes hold one of the\n"
+             "keys or a key starting with one of the prefixes, in request order.");
+
+static PyObject *positions(PyObject *self, PyObject *args) {
+    Py_buffer request;
+    PyObject *key_tuple, *prefix_tuple;
+    if (!PyArg_ParseTuple(args, "y*O!O!:positions", &request, &PyTuple_Type, &key_tuple, &PyTuple_Type,
+                          &prefix_tuple))
+        return NULL;
+    Key keys[MAX_KEYS], prefixes[MAX_KEYS];
+    Py_ssize_t n_keys, n_prefixes;
+    PyObject *out = NULL;
+    if (parse_keys(key_tuple, keys, &n_keys) < 0 || parse_keys(prefix_tuple, prefixes, &n_prefixes) < 0) goto done;
+    out = PyList_New(0);
+    if (out == NULL) goto done;
+    Reader r = reader((const uint8_t *)request.buf, (size_t)request.len);
+    Field f;
+    int rc, ri = -1;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        ri++;
+        if (f.wire_type != 2) goto malformed;
+        Reader rr = reader(f.data, f.len);
+        Field rf;
+        int si = -1;
+        while ((rc = next_field(&rr, &rf)) > 0) {
+            if (rf.number != 2) continue;
+            si++;
+            if (rf.wire_type != 2) goto malformed;
+            Reader sr = reader(rf.data, rf.len);
+            Field sf;
+            int i = -1;
+            while ((rc = next_field(&sr, &sf)) > 0) {
+                if (sf.number != 2) continue;
+                i++;
+                if (sf.wire_type != 2) goto malformed;
+                int m = span_has_key(sf.data, sf.len, keys, n_keys, prefixes, n_prefixes);
+                if (m < 0) goto malformed;
+                if (m == 0) continue;
+                PyObject *at = Py_BuildValue("(iii)", ri, si, i);
+                if (at == NULL || PyList_Append(out, at) < 0) {
+                    Py_XDECREF(at);
+                    Py_CLEAR(out);
+                    goto done;
+                }
+                Py_DECREF(at);
+            }
+            if (rc < 0) goto malformed;
+        }
+        if (rc < 0) goto malformed;
+    }
+    if (rc == 0) goto done;
+malformed:
+    PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
+    Py_CLEAR(out);
+done:
+    PyBuffer_Release(&request);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"spans", spans, METH_VARARGS, spans_doc},
+    {"table", table, METH_VARARGS, table_doc},
+    {"positions", positions, METH_VARARGS, positions_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -92,9 +92,16 @@ def requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
                 span.trace_id = draw(st.binary(max_size=16))
                 span.span_id = draw(st.binary(max_size=8))
                 for _ in range(draw(st.integers(0, 5))):  # duplicates: the last one wins
-                    kv = span.attributes.add(key=draw(st.sampled_from([*KEYS, "other"])))
+                    kv = span.attributes.add(key=draw(st.sampled_from([*KEYS, "other", "pre.x"])))
                     if draw(st.booleans()):
                         kv.value.CopyFrom(_value(draw))
+                for _ in range(draw(st.integers(0, 2))):
+                    event = span.events.add(name="e")
+                    for _ in range(draw(st.integers(0, 2))):
+                        key = draw(st.sampled_from(["k", "other", "pre.y", "pre"]))
+                        event.attributes.add(key=key).value.string_value = "v"
+        if draw(st.booleans()):
+            rs.resource.attributes.add(key="k").value.CopyFrom(_value(draw))
     return req
 
 
@@ -102,6 +109,27 @@ def requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
 @given(requests())
 def test_the_scan_reads_what_the_objects_hold(req: ExportTraceServiceRequest) -> None:
     _assert_rows_match(req)
+
+
+RESOURCE_KEYS = ("service.name", "k", "absent")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_the_table_holds_what_the_objects_hold(req: ExportTraceServiceRequest) -> None:
+    by_c = _spanscan.table(req.SerializeToString(), KEYS, RESOURCE_KEYS)
+    assert _same(by_c, spanscan.python_table(req, KEYS, RESOURCE_KEYS)), by_c
+    assert len(by_c) == sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+    for ri, si, i, _, name, *_ in by_c:  # the positions address the spans
+        assert req.resource_spans[ri].scope_spans[si].spans[i].name == name
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_positions_are_the_spans_with_a_wanted_key(req: ExportTraceServiceRequest) -> None:
+    for keys, prefixes in ((("k",), ("pre.",)), (("k2", "other"), ()), ((), ("pre",)), ((), ())):
+        by_c = _spanscan.positions(req.SerializeToString(), keys, prefixes)
+        assert by_c == spanscan.python_positions(req, keys, prefixes), (keys, prefixes)
 
 
 def test_the_workload_scans_the_same() -> None:
@@ -113,8 +141,13 @@ def test_the_workload_scans_the_same() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_raise_or_scan(data: bytes) -> None:
-    with contextlib.suppress(ValueError):
-        _spanscan.spans(data, KEYS)
+    for scan in (
+        lambda: _spanscan.spans(data, KEYS),
+        lambda: _spanscan.table(data, KEYS, RESOURCE_KEYS),
+        lambda: _spanscan.positions(data, KEYS, ("pre",)),
+    ):
+        with contextlib.suppress(ValueError):
+            scan()
 
 
 @settings(max_examples=200, deadline=None)
@@ -123,9 +156,14 @@ def test_damaged_requests_raise_or_scan(data: st.DataObject) -> None:
     body = bytearray(generate_trace_requests(1, 5, seed=data.draw(st.integers(0, 50)))[0].SerializeToString())
     for _ in range(data.draw(st.integers(1, 4))):
         body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(0, len(body)))
-    with contextlib.suppress(ValueError):
-        _spanscan.spans(bytes(body[:cut]), KEYS)
+    cut = bytes(body[: data.draw(st.integers(0, len(body)))])
+    for scan in (
+        lambda: _spanscan.spans(cut, KEYS),
+        lambda: _spanscan.table(cut, KEYS, RESOURCE_KEYS),
+        lambda: _spanscan.positions(cut, KEYS, ("pre",)),
+    ):
+        with contextlib.suppress(ValueError):
+            scan()
 
 
 def test_wrong_arguments_are_type_errors() -> None:
@@ -137,6 +175,10 @@ def test_wrong_arguments_are_type_errors() -> None:
         _spanscan.spans(b"", (1,))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         _spanscan.spans(b"", tuple(str(i) for i in range(65)))
+    with pytest.raises(ValueError):
+        _spanscan.table(b"", KEYS, tuple(str(i) for i in range(65)))
+    with pytest.raises(TypeError):
+        _spanscan.positions(b"", KEYS, (b"bytes",))  # type: ignore[arg-type]
 
 
 def test_values_deeper_than_the_scan_follows_are_read_from_the_objects() -> None:
@@ -150,6 +192,7 @@ def test_values_deeper_than_the_scan_follows_are_read_from_the_objects() -> None
         _spanscan.spans(req.SerializeToString(), ("k",))
     rows = spanscan.span_rows(req, ("k",))
     assert rows == spanscan.python_rows(req, ("k",))
+    assert spanscan.table(req, ("k",)) == spanscan.python_table(req, ("k",), ())
 
 
 def test_span_metrics_are_the_same_from_the_scan_and_from_the_objects(
