@@ -28,7 +28,7 @@
 /* AnyValue nesting beyond this is refused (protobuf's own parser stops at 100). */
 #define MAX_DEPTH 100
 /* Keys one call can ask for. */
-#define MAX_KEYS 64
+#define MAX_KEYS 128
 
 typedef struct {
     const char *data;
@@ -113,24 +113,58 @@ static PyObject *convert(const uint8_t *data, size_t len, int depth) {
     }
 }
 
-/* The first service.name of a resource message as a str, "" when absent or not a string. */
-static PyObject *service_name(const uint8_t *resource, size_t len) {
-    static const char name[] = "service.name";
-    Reader r = reader(resource, len);
+/* Every attribute of a ResourceSpans' resource, in order, passed to `visit` (which
+ * returns 0 to go on, 1 to stop, -1 on error). Protobuf merges repeated occurrences of
+ * the singular `resource` field, so their attribute lists are read one after another,
+ * as the objects hold them. 0 or 1, or -1 when malformed. */
+typedef int (*AttributeVisitor)(const Pair *kv, void *state);
+
+static int each_resource_attribute(const uint8_t *resource_spans, size_t len, AttributeVisitor visit, void *state) {
+    Reader r = reader(resource_spans, len);
     Field f;
     int rc;
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number != 1) continue;
-        Pair kv;
-        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0) return PyErr_Format(PyExc_ValueError, "malformed Resource");
-        if (kv.key_len != sizeof name - 1 || memcmp(kv.key, name, kv.key_len) != 0) continue;
-        Value v;
-        if (parse_value(kv.value, kv.value_len, &v) < 0) return PyErr_Format(PyExc_ValueError, "malformed AnyValue");
-        if (v.kind != V_STRING) break;
-        return PyUnicode_DecodeUTF8((const char *)v.data, (Py_ssize_t)v.len, "replace");
+        if (f.wire_type != 2) return -1;
+        Reader ar = reader(f.data, f.len);
+        Field af;
+        int arc;
+        while ((arc = next_field(&ar, &af)) > 0) {
+            if (af.number != 1) continue;
+            Pair kv;
+            if (af.wire_type != 2 || parse_pair(af.data, af.len, &kv) < 0) return -1;
+            int v = visit(&kv, state);
+            if (v != 0) return v;
+        }
+        if (arc < 0) return -1;
     }
-    if (rc < 0) return PyErr_Format(PyExc_ValueError, "malformed Resource");
-    return PyUnicode_FromStringAndSize("", 0);
+    return rc;
+}
+
+typedef struct {
+    const uint8_t *data; /* the first service.name's AnyValue, NULL when none */
+    size_t len;
+} FirstService;
+
+static int first_service(const Pair *kv, void *state) {
+    static const char name[] = "service.name";
+    if (kv->key_len != sizeof name - 1 || memcmp(kv->key, name, kv->key_len) != 0) return 0;
+    FirstService *first = state;
+    first->data = kv->value;
+    first->len = kv->value_len;
+    return 1;
+}
+
+/* The resource's first service.name as a str, "" when absent or not a string. */
+static PyObject *service_name(const uint8_t *resource_spans, size_t len) {
+    FirstService first = {NULL, 0};
+    if (each_resource_attribute(resource_spans, len, first_service, &first) < 0)
+        return PyErr_Format(PyExc_ValueError, "malformed Resource");
+    if (first.data == NULL) return PyUnicode_FromStringAndSize("", 0);
+    Value v;
+    if (parse_value(first.data, first.len, &v) < 0) return PyErr_Format(PyExc_ValueError, "malformed AnyValue");
+    if (v.kind != V_STRING) return PyUnicode_FromStringAndSize("", 0);
+    return PyUnicode_DecodeUTF8((const char *)v.data, (Py_ssize_t)v.len, "replace");
 }
 
 /* What a scan reads from one span; `found*` per wanted key (its last occurrence). */
@@ -197,7 +231,7 @@ static int read_span(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t
         }
         case 15: {
             if (f.wire_type != 2) goto malformed;
-            s->code = 0; /* the last status message wins, as protobuf merges it */
+            /* Protobuf merges repeated status messages: a later code replaces an earlier one. */
             Reader sr = reader(f.data, f.len);
             Field sf;
             int src;
@@ -254,9 +288,7 @@ static PyObject *span_row(const uint8_t *msg, size_t len, PyObject *service, con
 }
 
 static int scan_resource_spans(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, PyObject *out) {
-    Slice resource;
-    if (find_bytes(msg, len, 1, &resource) < 0) return -1;
-    PyObject *service = service_name(resource.data, resource.len);
+    PyObject *service = service_name(msg, len);
     if (service == NULL) return -2;
     Reader r = reader(msg, len);
     Field f;
@@ -346,41 +378,37 @@ done:
 
 /* ------------------------------------------------------------------------ table */
 
-/* The values of `keys` in a Resource message's attributes (last occurrence each). */
-static PyObject *resource_values(const uint8_t *resource, size_t len, const Key *keys, Py_ssize_t n_keys) {
-    int found[MAX_KEYS] = {0};
+typedef struct {
+    const Key *keys;
+    Py_ssize_t n_keys;
+    int found[MAX_KEYS];
     const uint8_t *data[MAX_KEYS];
     size_t lens[MAX_KEYS];
-    Reader r = reader(resource, len);
-    Field f;
-    int rc;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != 1) continue;
-        Pair kv;
-        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0) {
-            rc = -1;
-            break;
-        }
-        int k = key_index(keys, n_keys, kv.key, kv.key_len);
-        if (k >= 0) {
-            found[k] = 1;
-            data[k] = kv.value;
-            lens[k] = kv.value_len;
-        }
+} Wanted;
+
+static int keep_wanted(const Pair *kv, void *state) {
+    Wanted *w = state;
+    int k = key_index(w->keys, w->n_keys, kv->key, kv->key_len);
+    if (k >= 0) {
+        w->found[k] = 1;
+        w->data[k] = kv->value;
+        w->lens[k] = kv->value_len;
     }
-    if (rc < 0) return PyErr_Format(PyExc_ValueError, "malformed Resource");
-    return wanted_values(found, data, lens, n_keys);
+    return 0;
+}
+
+/* The values of `keys` among a ResourceSpans' resource attributes (last occurrence each). */
+static PyObject *resource_values(const uint8_t *resource_spans, size_t len, const Key *keys, Py_ssize_t n_keys) {
+    Wanted w = {.keys = keys, .n_keys = n_keys};
+    if (each_resource_attribute(resource_spans, len, keep_wanted, &w) < 0)
+        return PyErr_Format(PyExc_ValueError, "malformed Resource");
+    return wanted_values(w.found, w.data, w.lens, n_keys);
 }
 
 /* One ResourceSpans into `out` as table() rows; -1 with an exception set on failure. */
 static int table_resource_spans(const uint8_t *msg, size_t len, int ri, const Key *keys, Py_ssize_t n_keys,
                                 const Key *rkeys, Py_ssize_t n_rkeys, PyObject *out) {
-    Slice resource;
-    if (find_bytes(msg, len, 1, &resource) < 0) {
-        PyErr_SetString(PyExc_ValueError, "malformed ResourceSpans");
-        return -1;
-    }
-    PyObject *rvalues = resource_values(resource.data, resource.len, rkeys, n_rkeys);
+    PyObject *rvalues = resource_values(msg, len, rkeys, n_rkeys);
     if (rvalues == NULL) return -1;
     Reader r = reader(msg, len);
     Field f;

@@ -101,6 +101,12 @@ class RequestContext:
     # False once the receiver has proved the request holds no ``audit.*`` attribute (it
     # removes what clients send): the audit processor may then append without a scan.
     may_hold_audit_attributes: bool = True
+    # The batch serialized, while nothing has changed it since it was received: the
+    # protobuf body itself, so a component that scans the wire format (otel_receiver.
+    # spanscan, the pii prefilter, the ClickHouse row encoder) need not serialize again
+    # (~2-3 us per 1.5 kB span). None as soon as a processor may have changed the batch
+    # (``Processor.keeps_wire``) and for OTLP/JSON requests.
+    wire: bytes | None = None
 
 
 class ComponentConfig(BaseModel):
@@ -178,6 +184,9 @@ class Processor:
     """
 
     signals: ClassVar[frozenset[Signal]] = frozenset()
+    # True only for a processor that sets ``context.wire = None`` itself whenever it
+    # changes the batch; for any other one the pipeline drops the wire before calling it.
+    keeps_wire: ClassVar[bool] = False
 
     def __init__(self, config: ComponentConfig, settings: ComponentSettings) -> None:
         self.config = config

@@ -245,6 +245,7 @@ class Ingest:
         ``wire`` is the protobuf body ``msg`` was decoded from, when there was one: a
         request whose bytes never spell ``audit.`` has no such key, and skips the walk
         that removes them (OTLP/JSON can escape a key's letters, so it always walks).
+        Unless the checks here changed ``msg``, it becomes ``context.wire``.
         """
         transport = context.transport
         # Again: shutdown may have begun while the body was read, and the processors may
@@ -259,6 +260,7 @@ class Ingest:
                 removed = remove_reserved_attributes(msg)
                 if removed:
                     self.telemetry.removed_reserved_attributes.labels(transport, signal.value).inc(removed)
+                    wire = None
             context.may_hold_audit_attributes = False
         rejected, message = 0, ""
         if signal is Signal.TRACES:
@@ -270,6 +272,8 @@ class Ingest:
         n = count_items(msg)
         if rejected:
             self.telemetry.refused_items.labels(transport, signal.value, "invalid_ids").inc(rejected)
+            wire = None
+        context.wire = wire
         pipelines = self.pipelines.get(signal, ())
         if n:
             try:

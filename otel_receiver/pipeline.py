@@ -62,6 +62,8 @@ class Pipeline:
 
     def run_from(self, start: int, batch: Batch | None, context: RequestContext) -> None:
         for pid, proc in self.processors[start:]:
+            if not proc.keeps_wire:
+                context.wire = None
             try:
                 batch = proc.process(batch, context)  # type: ignore[arg-type]
             except Exception as e:

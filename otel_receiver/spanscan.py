@@ -138,7 +138,7 @@ def python_positions(
 def span_rows(
     batch: ExportTraceServiceRequest, keys: tuple[str, ...], wire: bytes | None = None
 ) -> list[SpanRow]:
-    """One row per span holding at least one of ``keys`` (at most 64), in request order.
+    """One row per span holding at least one of ``keys`` (at most 128), in request order.
     ``service`` is the resource's first ``service.name`` when it is a string, else "".
     ``wire``: the serialized ``batch`` when the caller has it."""
     if _spanscan is not None:
@@ -155,7 +155,7 @@ def table(
     wire: bytes | None = None,
 ) -> list[TableRow]:
     """A row for every span, in request order: where it is, its resource's values of
-    ``resource_keys``, name, kind, status, times and its values of ``keys`` (at most 64
+    ``resource_keys``, name, kind, status, times and its values of ``keys`` (at most 128
     of each). Rows of one resource share one resource tuple."""
     if _spanscan is not None:
         with contextlib.suppress(ValueError):
@@ -171,7 +171,7 @@ def positions(
     wire: bytes | None = None,
 ) -> list[Position]:
     """Where the spans are whose attributes or events' attributes hold one of ``keys``
-    or a key starting with one of ``prefixes`` (at most 64 of each), in request order."""
+    or a key starting with one of ``prefixes`` (at most 128 of each), in request order."""
     if _spanscan is not None:
         with contextlib.suppress(ValueError):
             found: list[Position] = _spanscan.positions(wire or batch.SerializeToString(), keys, prefixes)

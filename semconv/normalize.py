@@ -313,9 +313,10 @@ RULES: Final[tuple[Rule, ...]] = (
 
 RULE_BY_KEY: Final[Mapping[str, Rule]] = {r.old: r for r in RULES}
 _RULE_KEYS: Final = frozenset(RULE_BY_KEY)
+TABLE_KEYS: Final = tuple(sorted(_RULE_KEYS))  # for otel_receiver.spanscan.positions
 
 # Indexed message attributes flattened by OpenLLMetry and OpenInference.
-_MESSAGE_PREFIXES: Final = (
+MESSAGE_PREFIXES: Final = (
     a.TRACELOOP_PROMPT_PREFIX,
     a.TRACELOOP_COMPLETION_PREFIX,
     a.OI_INPUT_MESSAGES_PREFIX,
@@ -388,7 +389,7 @@ def normalize_attributes(
     keys = [kv.key for kv in attributes]
     has_messages = False
     for key in keys:
-        if key.startswith(_MESSAGE_PREFIXES):
+        if key.startswith(MESSAGE_PREFIXES):
             has_messages = True
             break
     hits: list[int] | None = None
@@ -497,10 +498,10 @@ def _fold_messages(attributes: Attributes, keep_original: bool, present: set[str
     used: dict[bool, set[str]] = {True: set(), False: set()}
     for kv in attributes:
         key = kv.key
-        if not key.startswith(_MESSAGE_PREFIXES):
+        if not key.startswith(MESSAGE_PREFIXES):
             continue
         is_input = key.startswith(_INPUT_PREFIXES)
-        prefix = next(p for p in _MESSAGE_PREFIXES if key.startswith(p))
+        prefix = next(p for p in MESSAGE_PREFIXES if key.startswith(p))
         index_text, _, field = key[len(prefix) :].partition(".")
         field = field.removeprefix("message.")
         if not index_text.isdigit() or field not in ("role", "content"):

@@ -26,15 +26,12 @@ from typing import Any, Final
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from otel_receiver.attributes import (
-    pick,
     remove,
-    scalar,
     set_bool,
     set_double,
     set_int,
@@ -42,6 +39,7 @@ from otel_receiver.attributes import (
     set_str_array,
 )
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from otel_receiver.spanscan import table
 from otel_receiver.telemetry import PerRegistry
 from processors.anomaly.config import SPAN_NAME, AnomalyConfig
 from processors.anomaly.detector import (
@@ -127,22 +125,35 @@ def _metrics_for(registry: CollectorRegistry, series_labels: tuple[str, ...]) ->
     return metrics
 
 
-def _number(value: AnyValue | None) -> float | None:
-    if value is None:
-        return None
-    kind = value.WhichOneof("value")
-    if kind == "int_value":
-        return float(value.int_value)
-    if kind == "double_value":
-        return value.double_value
+# Values as otel_receiver.spanscan reads them: str, bool, int, float, bytes, list, dict,
+# () for an empty AnyValue, None when absent.
+
+
+def _number(value: Any) -> float | None:
+    t = type(value)
+    if t is int:
+        return float(value)
+    if t is float:
+        return value
     return None
 
 
-def _text(value: AnyValue | None) -> str:
-    if value is None:
-        return ""
-    v = scalar(value)
-    return "" if v is None else str(v)
+def _text(value: Any) -> str:
+    """A dimension's label value: scalars as text, anything else (absent, arrays, maps) ""."""
+    t = type(value)
+    if t is str:
+        return value
+    if t is bool or t is int or t is float or t is bytes:
+        return str(value)
+    return ""
+
+
+def _spans(batch: ExportTraceServiceRequest, cache: dict[tuple[int, int], Any], ri: int, si: int) -> Any:
+    """The span list of scope ``si`` of resource ``ri``, one protobuf wrapper per scope."""
+    spans = cache.get((ri, si))
+    if spans is None:
+        spans = cache[(ri, si)] = batch.resource_spans[ri].scope_spans[si].spans
+    return spans
 
 
 SeriesKey = tuple[Any, ...]  # (is GenAI, *dimension values)
@@ -180,6 +191,7 @@ class _Series:
 
 class AnomalyProcessor(Processor):
     signals = frozenset({Signal.TRACES})
+    keeps_wire = True  # drops the wire when it flags or unflags a span
 
     def __init__(self, config: AnomalyConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -208,6 +220,24 @@ class AnomalyProcessor(Processor):
                a.GEN_AI_USAGE_OUTPUT_TOKENS, a.GEN_AI_USAGE_COST}
             | _ANOMALY_KEYS
         )
+        # What the C span scan reads (otel_receiver.spanscan.table), and per dimension of
+        # a series key where its value is: (slot among span values or -1 for the span
+        # name, slot among resource values).
+        self._scan_keys = tuple(sorted(self._span_keys))
+        self._resource_scan_keys = tuple(sorted(self._resource_keys))
+        slot = {k: n for n, k in enumerate(self._scan_keys)}
+        resource_slot = {k: n for n, k in enumerate(self._resource_scan_keys)}
+
+        def plan(dims: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+            return tuple((-1, -1) if d == SPAN_NAME else (slot[d], resource_slot[d]) for d in dims)
+
+        self._genai_plan, self._ng_plan = plan(self._dims), plan(self._ng_dims)
+        self._value_slots = tuple(
+            slot[k]
+            for k in (a.GEN_AI_OPERATION_NAME, a.GEN_AI_PROVIDER_NAME, a.GEN_AI_USAGE_INPUT_TOKENS,
+                      a.GEN_AI_USAGE_OUTPUT_TOKENS, a.GEN_AI_USAGE_COST, a.ANOMALY_FLAGGED, a.ANOMALY_KINDS,
+                      a.ANOMALY_SCORE)
+        )  # fmt: skip
         self._series: OrderedDict[SeriesKey, _Series] = OrderedDict()
         self._episodes: dict[EpisodeKey, _Episode] = {}
         self._clock_ns = 0  # latest span time seen: the event-time clock of episodes
@@ -258,7 +288,7 @@ class AnomalyProcessor(Processor):
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         with self._lock:
-            tally, evicted, closed = self._process(batch)
+            tally, evicted, closed = self._process(batch, context)
             n_series = len(self._series)
         for (kind, labels), count in tally.items():
             self._anomalies.labels(kind, *labels).inc(count)
@@ -269,117 +299,109 @@ class AnomalyProcessor(Processor):
             self._emit_episodes(closed)
         return batch
 
-    def _process(self, batch: ExportTraceServiceRequest) -> tuple[Tally, int, Closed]:
+    def _process(
+        self, batch: ExportTraceServiceRequest, context: RequestContext
+    ) -> tuple[Tally, int, Closed]:
         threshold_z = self._threshold_z
-        span_keys = self._span_keys
-        dims, ng_dims = self._dims, self._ng_dims
         series_map = self._series
         latency_on, tokens_on, cost_on, errors_on = (
             self._latency_on, self._tokens_on, self._cost_on, self._errors_on
         )
         error_threshold_z = self._error_threshold_z
-        op_key, provider_key = a.GEN_AI_OPERATION_NAME, a.GEN_AI_PROVIDER_NAME
-        in_key, out_key = a.GEN_AI_USAGE_INPUT_TOKENS, a.GEN_AI_USAGE_OUTPUT_TOKENS
-        cost_key = a.GEN_AI_USAGE_COST
+        op_i, provider_i, in_i, out_i, cost_i, flag_i, kinds_i, score_i = self._value_slots
+        genai_plan, ng_plan = self._genai_plan, self._ng_plan
         tally: Tally = {}
         evicted = 0
         clock = self._clock_ns
-        for rs in batch.resource_spans:
-            resource = {k: _text(v) for k, v in pick(rs.resource.attributes, self._resource_keys).items()}
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    found: dict[str, AnyValue] = {}
-                    attrs = span.attributes
-                    for kv in attrs:
-                        if kv.key in span_keys:
-                            found[kv.key] = kv.value
-                    genai = op_key in found or provider_key in found
-                    key_dims = dims if genai else ng_dims
-                    if not key_dims:
-                        continue
-                    parts: list[Any] = [genai]
-                    for d in key_dims:
-                        if d == SPAN_NAME:
-                            parts.append(span.name)
-                            continue
-                        v = found.get(d)
-                        if v is None:
-                            parts.append(resource.get(d, ""))
-                        else:
-                            parts.append(v.string_value or _text(v))
-                    key = tuple(parts)
-                    series = series_map.get(key)
-                    if series is None:
-                        series = self._new_series(key, genai, key_dims)
-                        if len(series_map) > self.cfg.max_series:
-                            evicted += 1
-                            self._evict_oldest()
-                    else:
-                        series_map.move_to_end(key)
-                    start_ns = span.start_time_unix_nano
-                    end_ns = span.end_time_unix_nano or start_ns
-                    if end_ns > clock:
-                        clock = end_ns
-                    t = end_ns * 1e-9
-                    kinds: list[str] = []
-                    peak = 0.0
-                    if latency_on and start_ns and end_ns >= start_ns:
-                        det = series.latency
+        spans_of: dict[tuple[int, int], Any] = {}
+        rows = table(batch, self._scan_keys, self._resource_scan_keys, context.wire)
+        for ri, si, i, resource, name, _, code, start_ns, end_ns, values in rows:
+            genai = values[op_i] is not None or values[provider_i] is not None
+            plan = genai_plan if genai else ng_plan
+            if not plan:
+                continue
+            parts: list[Any] = [genai]
+            for span_slot, resource_slot in plan:
+                if span_slot < 0:
+                    parts.append(name)
+                    continue
+                v = values[span_slot]
+                if v is None:
+                    v = resource[resource_slot]
+                parts.append(v if type(v) is str else _text(v))
+            key = tuple(parts)
+            series = series_map.get(key)
+            if series is None:
+                series = self._new_series(key, genai, self._dims if genai else self._ng_dims)
+                if len(series_map) > self.cfg.max_series:
+                    evicted += 1
+                    self._evict_oldest()
+            else:
+                series_map.move_to_end(key)
+            end_ns = end_ns or start_ns
+            if end_ns > clock:
+                clock = end_ns
+            t = end_ns * 1e-9
+            kinds: list[str] = []
+            peak = 0.0
+            if latency_on and start_ns and end_ns >= start_ns:
+                det = series.latency
+                if det is None:
+                    det = series.latency = Detector(self.params)
+                det.update(t, (end_ns - start_ns) * 1e-9)
+                z = det.last_z
+                if z >= threshold_z:
+                    kinds.append(a.ANOMALY_KIND_LATENCY)
+                    peak = z
+            if errors_on:
+                err_det = series.error_rate
+                if err_det is None:
+                    err_det = series.error_rate = self._error_detector()
+                failed = code == _ERROR
+                err_det.update(t, 1.0 if failed else 0.0)
+                z = err_det.last_z
+                # Only the failing calls of a burst are the anomalous spans.
+                if failed and z >= error_threshold_z:
+                    kinds.append(a.ANOMALY_KIND_ERROR_RATE)
+                    peak = max(peak, z)
+            if genai:
+                if tokens_on:
+                    tin = _number(values[in_i])
+                    tout = _number(values[out_i])
+                    if tin is not None or tout is not None:
+                        det = series.tokens
                         if det is None:
-                            det = series.latency = Detector(self.params)
-                        det.update(t, (end_ns - start_ns) * 1e-9)
+                            det = series.tokens = Detector(self.params)
+                        det.update(t, (tin or 0.0) + (tout or 0.0))
                         z = det.last_z
                         if z >= threshold_z:
-                            kinds.append(a.ANOMALY_KIND_LATENCY)
-                            peak = z
-                    if errors_on:
-                        err_det = series.error_rate
-                        if err_det is None:
-                            err_det = series.error_rate = self._error_detector()
-                        failed = span.status.code == _ERROR
-                        err_det.update(t, 1.0 if failed else 0.0)
-                        z = err_det.last_z
-                        # Only the failing calls of a burst are the anomalous spans.
-                        if failed and z >= error_threshold_z:
-                            kinds.append(a.ANOMALY_KIND_ERROR_RATE)
+                            kinds.append(a.ANOMALY_KIND_TOKENS)
                             peak = max(peak, z)
-                    if genai:
-                        if tokens_on:
-                            tin = _number(found.get(in_key))
-                            tout = _number(found.get(out_key))
-                            if tin is not None or tout is not None:
-                                det = series.tokens
-                                if det is None:
-                                    det = series.tokens = Detector(self.params)
-                                det.update(t, (tin or 0.0) + (tout or 0.0))
-                                z = det.last_z
-                                if z >= threshold_z:
-                                    kinds.append(a.ANOMALY_KIND_TOKENS)
-                                    peak = max(peak, z)
-                        if cost_on:
-                            cost = _number(found.get(cost_key))
-                            if cost is not None:
-                                det = series.cost
-                                if det is None:
-                                    det = series.cost = Detector(self.params)
-                                det.update(t, cost)
-                                z = det.last_z
-                                if z >= threshold_z:
-                                    kinds.append(a.ANOMALY_KIND_COST)
-                                    peak = max(peak, z)
-                    if kinds:
-                        set_bool(attrs, a.ANOMALY_FLAGGED, True)
-                        set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
-                        peak = peak / (peak + self._score_k)
-                        set_double(attrs, a.ANOMALY_SCORE, peak)
-                        for kind in kinds:
-                            tk = (kind, series.labels)
-                            tally[tk] = tally.get(tk, 0) + 1
-                            self._open_or_extend(key, kind, end_ns, peak)
-                    elif (
-                        a.ANOMALY_FLAGGED in found or a.ANOMALY_KINDS in found or a.ANOMALY_SCORE in found
-                    ):
-                        remove(attrs, _ANOMALY_KEYS)
+                if cost_on:
+                    cost = _number(values[cost_i])
+                    if cost is not None:
+                        det = series.cost
+                        if det is None:
+                            det = series.cost = Detector(self.params)
+                        det.update(t, cost)
+                        z = det.last_z
+                        if z >= threshold_z:
+                            kinds.append(a.ANOMALY_KIND_COST)
+                            peak = max(peak, z)
+            if kinds:
+                attrs = _spans(batch, spans_of, ri, si)[i].attributes
+                set_bool(attrs, a.ANOMALY_FLAGGED, True)
+                set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
+                peak = peak / (peak + self._score_k)
+                set_double(attrs, a.ANOMALY_SCORE, peak)
+                context.wire = None
+                for kind in kinds:
+                    tk = (kind, series.labels)
+                    tally[tk] = tally.get(tk, 0) + 1
+                    self._open_or_extend(key, kind, end_ns, peak)
+            elif values[flag_i] is not None or values[kinds_i] is not None or values[score_i] is not None:
+                remove(_spans(batch, spans_of, ri, si)[i].attributes, _ANOMALY_KEYS)
+                context.wire = None
         self._clock_ns = clock
         return tally, evicted, self._close_quiet_episodes()
 

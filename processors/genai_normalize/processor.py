@@ -11,12 +11,20 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from otel_receiver.spanscan import positions
 from processors.genai_normalize.config import GenAINormalizeConfig
-from semconv.normalize import ExclusiveSources, current_provider, normalize_attributes
+from semconv.normalize import (
+    MESSAGE_PREFIXES,
+    TABLE_KEYS,
+    ExclusiveSources,
+    current_provider,
+    normalize_attributes,
+)
 
 
 class GenAINormalizeProcessor(Processor):
     signals = frozenset(Signal)
+    keeps_wire = True  # drops the wire when a span holds a name of the table
 
     def __init__(self, config: GenAINormalizeConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -28,12 +36,17 @@ class GenAINormalizeProcessor(Processor):
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         keep = self.keep_original
         exclusive = self.exclusive
-        for rs in batch.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    normalize_attributes(span.attributes, keep_original=keep, exclusive=exclusive)
-                    for event in span.events:
-                        normalize_attributes(event.attributes, keep_original=keep)
+        # Only spans holding a name of the table are touched: the C scan finds them
+        # without a Python object per attribute (current names, the common case, then
+        # cost ~0.5 us per span instead of ~5 us for reading every key from Python).
+        found = positions(batch, TABLE_KEYS, MESSAGE_PREFIXES, context.wire)
+        if found:
+            context.wire = None
+        for ri, si, i in found:
+            span = batch.resource_spans[ri].scope_spans[si].spans[i]
+            normalize_attributes(span.attributes, keep_original=keep, exclusive=exclusive)
+            for event in span.events:
+                normalize_attributes(event.attributes, keep_original=keep)
         return batch
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:

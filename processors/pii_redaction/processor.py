@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -124,6 +125,12 @@ def _len_fields(buf: bytes, start: int, end: int, stop: int | None = None) -> li
 Fields = set[tuple[int, int]] | None
 
 
+class NotCanonical(ValueError):
+    """The bytes are not what protobuf writes: a singular message split over several
+    fields, which the parser merges (attribute lists concatenated), so occurrence
+    indexes counted in one field would not address the merged list."""
+
+
 def locate(buf: bytes, matches: list[tuple[int, int]]) -> dict[Path, Fields]:
     """Which resources, scopes and items of a serialized Export*ServiceRequest overlap the
     anchor matches ``[start, end)``, and in which of their fields. The three signals share
@@ -132,7 +139,12 @@ def locate(buf: bytes, matches: list[tuple[int, int]]) -> dict[Path, Fields]:
     Overlap, not containment of a single offset: the scanner reports leftmost matches
     without overlaps, so a value's own anchor match may be hidden behind an earlier match
     that overlaps it. Every anchor match overlaps a reported one, and every detector match
-    contains an anchor match, so every field holding a detector match overlaps a report."""
+    contains an anchor match, so every field holding a detector match overlaps a report.
+
+    ``buf`` may be the request as a client encoded it (``RequestContext.wire``): below
+    the resource and scope level every index counts a repeated field (attributes,
+    events, links), whose occurrences the parser concatenates in order, or names a field
+    by number; a resource or scope split over several fields raises NotCanonical."""
     starts, ends = _union(matches)
     n = len(starts)
     out: dict[Path, Fields] = {}
@@ -165,8 +177,10 @@ def locate(buf: bytes, matches: list[tuple[int, int]]) -> dict[Path, Fields]:
         if not has(s, e):
             continue
         si = -1
+        resources = 0
         for fno2, s2, e2 in _len_fields(buf, s, e):
             if fno2 == 1:
+                resources += 1
                 if has(s2, e2):
                     out[(ri, -1, -1)] = fields_with_hits(s2, e2)
             elif fno2 == 2:
@@ -174,14 +188,20 @@ def locate(buf: bytes, matches: list[tuple[int, int]]) -> dict[Path, Fields]:
                 if not has(s2, e2):
                     continue
                 k = -1
+                scopes = 0
                 for fno3, s3, e3 in _len_fields(buf, s2, e2):
                     if fno3 == 1:
+                        scopes += 1
                         if has(s3, e3):
                             out[(ri, si, -1)] = fields_with_hits(s3, e3)
                     elif fno3 == 2:
                         k += 1
                         if has(s3, e3):
                             out[(ri, si, k)] = fields_with_hits(s3, e3)
+                if scopes > 1:
+                    raise NotCanonical("a scope in several fields")
+        if resources > 1:
+            raise NotCanonical("a resource in several fields")
     return out
 
 
@@ -218,6 +238,7 @@ def _wants(fields: Fields, fno: int) -> bool:
 
 class PiiRedactionProcessor(Processor):
     signals = frozenset({Signal.TRACES, Signal.METRICS, Signal.LOGS})
+    keeps_wire = True
 
     def __init__(self, config: PiiRedactionConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -278,7 +299,7 @@ class PiiRedactionProcessor(Processor):
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         totals: dict[str, int] = {}
-        for (ri, si, k), fields in self._targets(batch):
+        for (ri, si, k), fields in self._targets(batch, context):
             rs = batch.resource_spans[ri]
             if si < 0:
                 self._resource(rs.resource.attributes, fields, totals)
@@ -286,12 +307,12 @@ class PiiRedactionProcessor(Processor):
                 self._scope(rs.scope_spans[si].scope.attributes, fields, totals)
             else:
                 self._span(rs.scope_spans[si].spans[k], fields, totals)
-        self._count(totals)
+        self._finish_request(totals, context)
         return batch
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
         totals: dict[str, int] = {}
-        for (ri, si, k), fields in self._targets(batch):
+        for (ri, si, k), fields in self._targets(batch, context):
             rl = batch.resource_logs[ri]
             if si < 0:
                 self._resource(rl.resource.attributes, fields, totals)
@@ -299,12 +320,12 @@ class PiiRedactionProcessor(Processor):
                 self._scope(rl.scope_logs[si].scope.attributes, fields, totals)
             else:
                 self._log_record(rl.scope_logs[si].log_records[k], fields, totals)
-        self._count(totals)
+        self._finish_request(totals, context)
         return batch
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
         totals: dict[str, int] = {}
-        for (ri, si, k), fields in self._targets(batch):
+        for (ri, si, k), fields in self._targets(batch, context):
             rm = batch.resource_metrics[ri]
             if si < 0:
                 self._resource(rm.resource.attributes, fields, totals)
@@ -312,22 +333,31 @@ class PiiRedactionProcessor(Processor):
                 self._scope(rm.scope_metrics[si].scope.attributes, fields, totals)
             else:
                 self._metric(rm.scope_metrics[si].metrics[k], totals)
-        self._count(totals)
+        self._finish_request(totals, context)
         return batch
 
-    def _targets(self, batch: Any) -> list[tuple[Path, Fields]]:
+    def _targets(self, batch: Any, context: RequestContext) -> list[tuple[Path, Fields]]:
         if self.scanner is not None:
-            buf = batch.SerializeToString()
+            # Every string of the objects is a contiguous run of the bytes they were parsed
+            # from, so the received bytes serve the prefilter as well as a serialization.
+            buf = context.wire or batch.SerializeToString()
             matches = self.scanner.matches(buf)
             if not matches:
                 return []
             try:
                 return sorted(locate(buf, matches).items())
+            except NotCanonical:
+                if buf is context.wire:
+                    return self._targets(batch, replace(context, wire=None))
+                self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
             except (IndexError, ValueError):
                 self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
         return [(path, None) for path in _every_path(batch)]
 
-    def _count(self, totals: dict[str, int]) -> None:
+    def _finish_request(self, totals: dict[str, int], context: RequestContext) -> None:
+        # Every change this processor makes is a tallied redaction.
+        if totals:
+            context.wire = None
         for type_name, n in totals.items():
             self.counter.labels(type=type_name).inc(n)
 
