@@ -101,12 +101,38 @@ class RequestContext:
     # False once the receiver has proved the request holds no ``audit.*`` attribute (it
     # removes what clients send): the audit processor may then append without a scan.
     may_hold_audit_attributes: bool = True
-    # The batch serialized, while nothing has changed it since it was received: the
-    # protobuf body itself, so a component that scans the wire format (otel_receiver.
-    # spanscan, the pii prefilter, the ClickHouse row encoder) need not serialize again
-    # (~2-3 us per 1.5 kB span). None as soon as a processor may have changed the batch
-    # (``Processor.keeps_wire``) and for OTLP/JSON requests.
+    # The batch serialized while nothing has changed it: the protobuf body as received,
+    # or a processor's own serialization, so a component that scans the wire format
+    # (otel_receiver.spanscan, the pii prefilter) need not serialize again (~1.5-3 us
+    # per 1.5 kB span). Bound to the batch object (``wire_for``): a context reused for
+    # another batch, or a batch split in two, never gets bytes that are not its own.
+    # Dropped before any processor that may change the batch (``Processor.keeps_wire``).
     wire: bytes | None = None
+    wire_batch: object = None
+    # The bytes are a client's: they may encode a message in a way protobuf never writes
+    # (a singular message split over several fields, which the parser merges), which the
+    # scans read as the objects do but the ClickHouse row encoder does not.
+    wire_from_client: bool = False
+
+    def wire_for(self, batch: object, canonical: bool = False) -> bytes | None:
+        """The serialization of ``batch`` (a request, or an exporter's list of parts) if
+        one travels with it, else None; with ``canonical``, only bytes protobuf wrote."""
+        if self.wire_batch is not batch or batch is None or (canonical and self.wire_from_client):
+            return None
+        return self.wire
+
+    def set_wire(self, batch: object, wire: bytes | None, from_client: bool = False) -> None:
+        """Record ``wire`` as the serialization of ``batch`` as it is now."""
+        self.wire, self.wire_batch = wire, (batch if wire is not None else None)
+        self.wire_from_client = from_client
+
+    def keep_wire(self, batch: object, wire: bytes) -> None:
+        """``wire`` still serializes ``batch``: the bytes it came with, or new ones."""
+        if self.wire_for(batch) is not wire:
+            self.set_wire(batch, wire)
+
+    def drop_wire(self) -> None:
+        self.set_wire(None, None)
 
 
 class ComponentConfig(BaseModel):
@@ -184,7 +210,7 @@ class Processor:
     """
 
     signals: ClassVar[frozenset[Signal]] = frozenset()
-    # True only for a processor that sets ``context.wire = None`` itself whenever it
+    # True only for a processor that calls ``context.drop_wire()`` itself whenever it
     # changes the batch; for any other one the pipeline drops the wire before calling it.
     keeps_wire: ClassVar[bool] = False
 
@@ -314,7 +340,11 @@ class Exporter(ABC):
         The default merges them into one message; an exporter that only needs the
         serialized form overrides this: the concatenation of serialized requests is the
         serialization of their merge, which skips a copy of every span."""
-        await self.export(merge_batches(parts), context)
+        merged = merge_batches(parts)
+        wire = context.wire_for(parts)
+        if wire is not None:
+            context.set_wire(merged, wire, context.wire_from_client)
+        await self.export(merged, context)
 
     async def shutdown(self) -> None:
         """Flush whatever the exporter buffers itself; the queue is drained before this."""

@@ -245,7 +245,7 @@ class Ingest:
         ``wire`` is the protobuf body ``msg`` was decoded from, when there was one: a
         request whose bytes never spell ``audit.`` has no such key, and skips the walk
         that removes them (OTLP/JSON can escape a key's letters, so it always walks).
-        Unless the checks here changed ``msg``, it becomes ``context.wire``.
+        Unless the checks here changed ``msg``, it travels on as ``context.wire``.
         """
         transport = context.transport
         # Again: shutdown may have begun while the body was read, and the processors may
@@ -273,7 +273,7 @@ class Ingest:
         if rejected:
             self.telemetry.refused_items.labels(transport, signal.value, "invalid_ids").inc(rejected)
             wire = None
-        context.wire = wire
+        context.set_wire(msg, wire, from_client=True)
         pipelines = self.pipelines.get(signal, ())
         if n:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from otel_receiver.component import Batch, Processor, RequestContext, Signal, count_items
 from otel_receiver.queue import ExporterQueue
@@ -63,7 +64,7 @@ class Pipeline:
     def run_from(self, start: int, batch: Batch | None, context: RequestContext) -> None:
         for pid, proc in self.processors[start:]:
             if not proc.keeps_wire:
-                context.wire = None
+                context.drop_wire()
             try:
                 batch = proc.process(batch, context)  # type: ignore[arg-type]
             except Exception as e:
@@ -90,4 +91,8 @@ def fan_out(pipelines: Sequence[Pipeline], batch: Batch, context: RequestContext
         else:
             dup = type(batch)()
             dup.CopyFrom(batch)
-            p.consume(dup, context)
+            # Its own context too: the wire is bound to one batch object and dropped or
+            # replaced by the processors of one pipeline only.
+            own = replace(context)
+            own.set_wire(dup, context.wire_for(batch), context.wire_from_client)
+            p.consume(dup, own)

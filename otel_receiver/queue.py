@@ -42,6 +42,8 @@ class _Item:
     context: RequestContext
     items: int
     group_last: int | None = None  # replayed group: take exactly up to this seq
+    wire: bytes | None = None  # the batch serialized, if that travelled with it
+    wire_from_client: bool = False
 
 
 class ExporterQueue:
@@ -91,12 +93,13 @@ class ExporterQueue:
         if self._closed:
             self._drop(signal, "queue_closed", n)
             return
+        wire = context.wire_for(batch)
         if self._storage is not None:
-            seq = self._storage.append(signal, batch.SerializeToString(), context)
+            seq = self._storage.append(signal, wire or batch.SerializeToString(), context)
         else:
             seq = self._next_seq
             self._next_seq += 1
-        self._waiting.append(_Item(seq, signal, batch, context, n))
+        self._waiting.append(_Item(seq, signal, batch, context, n, None, wire, context.wire_from_client))
         self._size += n
         self._size_gauge.set(self._size)
         self._wakeup.set()
@@ -110,7 +113,9 @@ class ExporterQueue:
                 batch = REQUEST_TYPES[it.signal]()
                 batch.ParseFromString(it.body)
                 n = count_items(batch)
-                self._waiting.append(_Item(it.seq, it.signal, batch, it.context, n, group_end.get(it.seq)))
+                self._waiting.append(
+                    _Item(it.seq, it.signal, batch, it.context, n, group_end.get(it.seq), it.body, True)
+                )
                 self._size += n
             if items:
                 log.info(
@@ -247,7 +252,15 @@ class ExporterQueue:
             signal_token = token if len(by_signal) == 1 else f"{token}/{signal.value}"
             batches = [it.batch for it in items]
             count = sum(it.items for it in items)
-            exports.append((signal, batches, self._context(items, signal_token), count))
+            context = self._context(items, signal_token)
+            # For the exporter: the parts' serializations concatenated serialize their merge.
+            wires = [it.wire for it in items]
+            if None not in wires:
+                from_client = any(it.wire_from_client for it in items)
+                context.set_wire(batches, b"".join(wires), from_client)  # type: ignore[arg-type]
+            else:
+                context.drop_wire()
+            exports.append((signal, batches, context, count))
         return exports
 
     @staticmethod

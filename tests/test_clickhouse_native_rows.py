@@ -33,6 +33,7 @@ from exporters.clickhouse import _rows, deep_values, native
 from exporters.clickhouse.client import raw_insert_arguments, settings_clause
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.schema import LOGS, TRACES
+from otel_receiver.component import RequestContext
 from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     Running,
     as_string,
@@ -513,3 +514,27 @@ def test_clickhouse_finds_the_inserted_blocks_sorted(both_paths: tuple[Running, 
     by_c.export_parts(list(requests), token="sorted-check")
     # otel_traces' block at least (the views sort their own rows by their own keys)
     assert already_sorted() > before
+
+
+def test_a_wire_from_the_pipeline_stores_the_same_rows(both_paths: tuple[Running, Running]) -> None:
+    """Parts handed over with their serialization (``RequestContext.wire``, e.g. the
+    anomaly processor's) are encoded from those bytes; the rows are those of the SQL path
+    fed the objects. A client's bytes are not used (the encoder does not merge split
+    messages): a wire marked as theirs that does not match the parts changes nothing."""
+    by_sql, by_c = both_paths
+    by_sql.truncate()
+    by_c.truncate()
+    requests = [*tricky_requests(seed=5), *generate_trace_requests(5, 100, seed=6)]
+    spans = sum(len(ss.spans) for req in requests for rs in req.resource_spans for ss in rs.scope_spans)
+    by_sql.export_parts(list(requests), token="wire")
+    parts = list(requests)
+    context = RequestContext(dedup_token="wire")
+    context.set_wire(parts, b"".join(p.SerializeToString() for p in parts))
+    by_c._run(by_c.exporter.export_parts(parts, context))
+    _assert_same_rows(by_sql, by_c, spans)
+
+    by_c.truncate()
+    context = RequestContext(dedup_token="client")
+    context.set_wire(parts, requests[0].SerializeToString(), from_client=True)  # wrong on purpose
+    by_c._run(by_c.exporter.export_parts(parts, context))
+    assert by_c.count(TRACES) == spans

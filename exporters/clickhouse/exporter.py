@@ -209,6 +209,8 @@ class ClickHouseExporter(Exporter):
         await self.export_parts([batch], context)
 
     async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        # Only bytes protobuf wrote: the row encoder does not merge a client's split messages.
+        wire = context.wire_for(parts, canonical=True)
         parts = [p for p in parts if count_items(p)]
         if not parts:
             return
@@ -222,7 +224,7 @@ class ClickHouseExporter(Exporter):
 
         def insert() -> int:
             if signal is not Signal.METRICS and self.cfg.native_rows:
-                size = self._insert_native_rows(store, signal, parts, token)
+                size = self._insert_native_rows(store, signal, parts, token, wire)
                 if size is not None:
                     return size
             current: Sequence[Batch] = parts
@@ -230,7 +232,7 @@ class ClickHouseExporter(Exporter):
             if self._render_deep_first[signal] > 0:
                 walked = True
                 current = self._render_deep(current, signal, component) or current
-            body = _serialize(current)
+            body = wire if wire is not None and current is parts else _serialize(current)
             # A metrics request goes to one input per metric kind it holds. When a later
             # insert fails, the retry repeats the earlier ones: their tokens drop them.
             for table in tables:
@@ -271,7 +273,7 @@ class ClickHouseExporter(Exporter):
         self._metrics.insert_bytes.labels(component, signal.value).inc(size)
 
     def _insert_native_rows(
-        self, store: Store, signal: Signal, parts: Sequence[Batch], token: str | None
+        self, store: Store, signal: Signal, parts: Sequence[Batch], token: str | None, wire: bytes | None
     ) -> int | None:
         """Insert the spans or log records of ``parts`` as rows built by the C encoder
         straight into their table; None when the encoder refuses the requests (the caller
@@ -281,7 +283,7 @@ class ClickHouseExporter(Exporter):
         else:
             table, columns, encode = LOGS, native.LOGS_COLUMNS, native.log_rows
         try:
-            rows, _ = encode(parts)
+            rows, _ = encode(parts, wire)
         except ValueError as e:
             self.settings.logger.warning(
                 "%s: C row encoder: %s; inserting this batch through SQL", self.settings.component_id, e

@@ -276,7 +276,8 @@ class OtlpExporter(Exporter):
     # sending ----------------------------------------------------------------------------
     async def export(self, batch: Batch, context: RequestContext) -> None:
         signal = signal_of(batch)
-        body = batch.SerializeToString()
+        # A client's bytes, sent on as they came, decode to the same request.
+        body = context.wire_for(batch) or batch.SerializeToString()
         if self.config.protocol == "grpc":
             response = await self._send_grpc(signal, body)
         else:

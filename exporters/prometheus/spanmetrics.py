@@ -246,7 +246,7 @@ def aggregate_spans(
     else:
         default_tenant = context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else "")
     read_tenant = tenant_mode != "never"
-    for row in span_rows(batch, _SPAN_KEYS):
+    for row in span_rows(batch, _SPAN_KEYS, context.wire_for(batch)):
         service, kind, status_code, start, end, _, _, values = row
         (tenant_v, operation_v, provider_v, model_v, input_v, output_v, error_v, cost_v, kinds_v, pii_types_v,
          pii_count_v, pii_counts_v) = values  # fmt: skip

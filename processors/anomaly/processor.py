@@ -314,7 +314,11 @@ class AnomalyProcessor(Processor):
         evicted = 0
         clock = self._clock_ns
         spans_of: dict[tuple[int, int], Any] = {}
-        rows = table(batch, self._scan_keys, self._resource_scan_keys, context.wire)
+        # Unless a span is flagged or unflagged below, this serialization stays the batch's
+        # and serves the components after this one.
+        wire = context.wire_for(batch) or batch.SerializeToString()
+        context.keep_wire(batch, wire)
+        rows = table(batch, self._scan_keys, self._resource_scan_keys, wire)
         for ri, si, i, resource, name, _, code, start_ns, end_ns, values in rows:
             genai = values[op_i] is not None or values[provider_i] is not None
             plan = genai_plan if genai else ng_plan
@@ -394,14 +398,14 @@ class AnomalyProcessor(Processor):
                 set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
                 peak = peak / (peak + self._score_k)
                 set_double(attrs, a.ANOMALY_SCORE, peak)
-                context.wire = None
+                context.drop_wire()
                 for kind in kinds:
                     tk = (kind, series.labels)
                     tally[tk] = tally.get(tk, 0) + 1
                     self._open_or_extend(key, kind, end_ns, peak)
             elif values[flag_i] is not None or values[kinds_i] is not None or values[score_i] is not None:
                 remove(_spans(batch, spans_of, ri, si)[i].attributes, _ANOMALY_KEYS)
-                context.wire = None
+                context.drop_wire()
         self._clock_ns = clock
         return tally, evicted, self._close_quiet_episodes()
 

@@ -55,6 +55,8 @@ class _Pending:
     batch: Batch
     items: int
     context: RequestContext
+    wire: bytes | None  # the batch serialized, if that travelled with it (RequestContext.wire)
+    wire_from_client: bool
 
 
 @dataclass(slots=True)
@@ -111,6 +113,8 @@ def _merged_context(contexts: list[RequestContext]) -> RequestContext:
 
 class BatchProcessor(Processor):
     signals = frozenset(Signal)
+    # It never changes a request; what it forwards carries the concatenated wires (_take).
+    keeps_wire = True
 
     def __init__(self, config: BatchProcessorConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -177,7 +181,9 @@ class BatchProcessor(Processor):
             buffer = self._buffers.get(key)
             if buffer is None:
                 buffer = self._buffers[key] = _Buffer(deadline=time.monotonic() + self._timeout)
-            buffer.entries.append(_Pending(batch, items, context))
+            buffer.entries.append(
+                _Pending(batch, items, context, context.wire_for(batch), context.wire_from_client)
+            )
             buffer.items += items
             self._pending_items += items
             # After shutdown nothing waits: a straggler goes straight through.
@@ -202,6 +208,8 @@ class BatchProcessor(Processor):
         total = budget
         parts: list[Batch] = []
         contexts: list[RequestContext] = []
+        wires: list[bytes | None] = []
+        from_client = False
         entries = buffer.entries
         # Requests without items ride along with the batch they arrived in.
         while entries and (budget > 0 or entries[0].items == 0):
@@ -209,6 +217,8 @@ class BatchProcessor(Processor):
             contexts.append(entry.context)
             if entry.items <= budget:
                 parts.append(entry.batch)
+                wires.append(entry.wire)
+                from_client |= entry.wire_from_client
                 budget -= entry.items
                 buffer.items -= entry.items
                 self._pending_items -= entry.items
@@ -216,7 +226,8 @@ class BatchProcessor(Processor):
             else:
                 head, tail = split(entry.batch, budget)
                 parts.append(head)
-                entry.batch = tail
+                wires.append(None)
+                entry.batch, entry.wire = tail, None
                 entry.items -= budget
                 buffer.items -= budget
                 self._pending_items -= budget
@@ -227,7 +238,10 @@ class BatchProcessor(Processor):
             merged = REQUEST_TYPES[signal]()
             for part in parts:
                 merged.MergeFrom(part)  # concatenates the resource lists
-        return merged, _merged_context(contexts), total
+        context = _merged_context(contexts)
+        # Serialized requests concatenated are the serialization of their merge.
+        context.set_wire(merged, None if None in wires else b"".join(wires), from_client)  # type: ignore[arg-type]
+        return merged, context, total
 
     def _send(self, ready: list[_Ready], trigger: str) -> None:
         for batch, context, items in ready:

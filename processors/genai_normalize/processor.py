@@ -39,9 +39,13 @@ class GenAINormalizeProcessor(Processor):
         # Only spans holding a name of the table are touched: the C scan finds them
         # without a Python object per attribute (current names, the common case, then
         # cost ~0.5 us per span instead of ~5 us for reading every key from Python).
-        found = positions(batch, TABLE_KEYS, MESSAGE_PREFIXES, context.wire)
+        wire = context.wire_for(batch) or batch.SerializeToString()
+        found = positions(batch, TABLE_KEYS, MESSAGE_PREFIXES, wire)
+        # Unchanged, the batch's serialization serves the components after this one.
         if found:
-            context.wire = None
+            context.drop_wire()
+        else:
+            context.keep_wire(batch, wire)
         for ri, si, i in found:
             span = batch.resource_spans[ri].scope_spans[si].spans[i]
             normalize_attributes(span.attributes, keep_original=keep, exclusive=exclusive)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from dataclasses import replace
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -340,24 +339,27 @@ class PiiRedactionProcessor(Processor):
         if self.scanner is not None:
             # Every string of the objects is a contiguous run of the bytes they were parsed
             # from, so the received bytes serve the prefilter as well as a serialization.
-            buf = context.wire or batch.SerializeToString()
-            matches = self.scanner.matches(buf)
-            if not matches:
-                return []
-            try:
-                return sorted(locate(buf, matches).items())
-            except NotCanonical:
-                if buf is context.wire:
-                    return self._targets(batch, replace(context, wire=None))
-                self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
-            except (IndexError, ValueError):
-                self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
+            # Protobuf's own bytes are canonical; only a client's may need a second pass.
+            received = context.wire_for(batch)
+            for buf in (received, None) if received else (None,):
+                buf = buf or batch.SerializeToString()
+                context.keep_wire(batch, buf)  # until a redaction changes the batch
+                matches = self.scanner.matches(buf)
+                if not matches:
+                    return []
+                try:
+                    return sorted(locate(buf, matches).items())
+                except NotCanonical:
+                    continue
+                except (IndexError, ValueError):
+                    break
+            self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
         return [(path, None) for path in _every_path(batch)]
 
     def _finish_request(self, totals: dict[str, int], context: RequestContext) -> None:
         # Every change this processor makes is a tallied redaction.
         if totals:
-            context.wire = None
+            context.drop_wire()
         for type_name, n in totals.items():
             self.counter.labels(type=type_name).inc(n)
 
