@@ -107,22 +107,38 @@ class RequestContext:
     # per 1.5 kB span). Bound to the batch object (``wire_for``): a context reused for
     # another batch, or a batch split in two, never gets bytes that are not its own.
     # Dropped before any processor that may change the batch (``Processor.keeps_wire``).
-    wire: bytes | None = None
+    # Pieces whose concatenation is the wire, for a merge (batch processor, exporter
+    # queue): joined only when a component asks for the bytes, since most exporters
+    # never do and the copy would cost ~0.15 us per span.
+    wire: bytes | tuple[bytes, ...] | None = None
     wire_batch: object = None
     # The bytes are a client's: they may encode a message in a way protobuf never writes
     # (a singular message split over several fields, which the parser merges), which the
     # scans read as the objects do but the ClickHouse row encoder does not.
     wire_from_client: bool = False
 
+    def wire_pieces_for(self, batch: object, canonical: bool = False) -> tuple[bytes, ...] | None:
+        """``wire_for`` as pieces to concatenate, for a consumer that takes pieces."""
+        if self.wire_batch is not batch or batch is None or (canonical and self.wire_from_client):
+            return None
+        wire = self.wire
+        return (wire,) if isinstance(wire, bytes) else wire
+
     def wire_for(self, batch: object, canonical: bool = False) -> bytes | None:
         """The serialization of ``batch`` (a request, or an exporter's list of parts) if
         one travels with it, else None; with ``canonical``, only bytes protobuf wrote."""
         if self.wire_batch is not batch or batch is None or (canonical and self.wire_from_client):
             return None
-        return self.wire
+        wire = self.wire
+        if isinstance(wire, tuple):
+            wire = self.wire = b"".join(wire)
+        return wire
 
-    def set_wire(self, batch: object, wire: bytes | None, from_client: bool = False) -> None:
-        """Record ``wire`` as the serialization of ``batch`` as it is now."""
+    def set_wire(
+        self, batch: object, wire: bytes | tuple[bytes, ...] | None, from_client: bool = False
+    ) -> None:
+        """Record ``wire`` (bytes, or pieces to concatenate) as the serialization of
+        ``batch`` as it is now."""
         self.wire, self.wire_batch = wire, (batch if wire is not None else None)
         self.wire_from_client = from_client
 
@@ -133,6 +149,16 @@ class RequestContext:
 
     def drop_wire(self) -> None:
         self.set_wire(None, None)
+
+
+def wire_pieces(wires: Sequence[tuple[bytes, ...] | None]) -> tuple[bytes, ...] | None:
+    """The wire pieces of a merge: every part's, in order, or None if one part has none."""
+    pieces: list[bytes] = []
+    for wire in wires:
+        if wire is None:
+            return None
+        pieces.extend(wire)
+    return tuple(pieces)
 
 
 class ComponentConfig(BaseModel):
@@ -323,6 +349,10 @@ class Exporter(ABC):
     """
 
     signals: ClassVar[frozenset[Signal]] = frozenset()
+    # True for an exporter that reads ``context.wire_for(parts)``: only then do the
+    # received bytes stay alive until it exports (holding them costs memory and ~5%
+    # of a raw receive's throughput in cache misses).
+    uses_wire: ClassVar[bool] = False
 
     def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:
         self.config = config
@@ -341,9 +371,9 @@ class Exporter(ABC):
         serialized form overrides this: the concatenation of serialized requests is the
         serialization of their merge, which skips a copy of every span."""
         merged = merge_batches(parts)
-        wire = context.wire_for(parts)
-        if wire is not None:
-            context.set_wire(merged, wire, context.wire_from_client)
+        pieces = context.wire_pieces_for(parts)
+        if pieces is not None:
+            context.set_wire(merged, pieces, context.wire_from_client)
         await self.export(merged, context)
 
     async def shutdown(self) -> None:

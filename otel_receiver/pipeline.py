@@ -36,6 +36,7 @@ class Pipeline:
         self.processors = list(processors)
         self.queues = list(queues)
         self.telemetry = telemetry
+        self._wire_wanted = any(q.exporter.uses_wire for q in self.queues)
         for index, (_, proc) in enumerate(self.processors):
             proc.forward = self._forwarder(index + 1)
 
@@ -77,6 +78,8 @@ class Pipeline:
                 return
         if batch is None:
             return
+        if not self._wire_wanted:
+            context.drop_wire()
         for q in self.queues:
             q.put(batch, context)
 

@@ -27,6 +27,7 @@ from otel_receiver.component import (
     Signal,
     count_items,
     signal_of,
+    wire_pieces,
 )
 from otel_receiver.persistent_queue import PersistentLog
 from otel_receiver.telemetry import SelfTelemetry
@@ -42,7 +43,7 @@ class _Item:
     context: RequestContext
     items: int
     group_last: int | None = None  # replayed group: take exactly up to this seq
-    wire: bytes | None = None  # the batch serialized, if that travelled with it
+    wire: tuple[bytes, ...] | None = None  # the batch serialized (in pieces), if that travelled with it
     wire_from_client: bool = False
 
 
@@ -93,9 +94,10 @@ class ExporterQueue:
         if self._closed:
             self._drop(signal, "queue_closed", n)
             return
-        wire = context.wire_for(batch)
+        wire = context.wire_pieces_for(batch) if self.exporter.uses_wire else None
         if self._storage is not None:
-            seq = self._storage.append(signal, wire or batch.SerializeToString(), context)
+            body = b"".join(wire) if wire is not None else batch.SerializeToString()
+            seq = self._storage.append(signal, body, context)
         else:
             seq = self._next_seq
             self._next_seq += 1
@@ -114,7 +116,7 @@ class ExporterQueue:
                 batch.ParseFromString(it.body)
                 n = count_items(batch)
                 self._waiting.append(
-                    _Item(it.seq, it.signal, batch, it.context, n, group_end.get(it.seq), it.body, True)
+                    _Item(it.seq, it.signal, batch, it.context, n, group_end.get(it.seq), (it.body,), True)
                 )
                 self._size += n
             if items:
@@ -254,10 +256,9 @@ class ExporterQueue:
             count = sum(it.items for it in items)
             context = self._context(items, signal_token)
             # For the exporter: the parts' serializations concatenated serialize their merge.
-            wires = [it.wire for it in items]
-            if None not in wires:
-                from_client = any(it.wire_from_client for it in items)
-                context.set_wire(batches, b"".join(wires), from_client)  # type: ignore[arg-type]
+            pieces = wire_pieces([it.wire for it in items])
+            if pieces is not None:
+                context.set_wire(batches, pieces, any(it.wire_from_client for it in items))
             else:
                 context.drop_wire()
             exports.append((signal, batches, context, count))

@@ -204,6 +204,7 @@ class WireCheckExporter(Exporter):
     of the merge of the parts it comes with."""
 
     signals = frozenset({Signal.TRACES})
+    uses_wire = True
 
     def __init__(self) -> None:
         self.exports: list[tuple[bool, bool]] = []  # (with a wire, from a client)
@@ -220,6 +221,23 @@ class WireCheckExporter(Exporter):
 
     async def export(self, batch: Batch, context: RequestContext) -> None:
         await self.export_parts([batch], context)
+
+
+def test_the_wire_is_let_go_when_no_exporter_reads_it() -> None:
+    """The received bytes are not kept alive for exporters that never read them."""
+
+    class Keeps(WireCheckExporter):
+        uses_wire = False
+
+    telemetry = SelfTelemetry()
+    queues = [ExporterQueue(name, Keeps(), RecordingConfig(), telemetry) for name in ("a", "b")]  # type: ignore[arg-type]
+    pipeline = Pipeline("traces", Signal.TRACES, [], queues, telemetry)
+    body = generate_trace_requests(1, 3, seed=1)[0].SerializeToString()
+    ingest = Ingest("otlp", {Signal.TRACES: [pipeline]}, telemetry)
+    ingest.accept(Signal.TRACES, ExportTraceServiceRequest.FromString(body), RequestContext(), wire=body)
+    for queue in queues:
+        (item,) = queue._waiting
+        assert item.wire is None and item.context.wire is None and item.context.wire_batch is None
 
 
 @pytest.mark.parametrize("with_processors", [True, False])

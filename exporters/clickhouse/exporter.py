@@ -90,6 +90,7 @@ def _serialize(parts: Sequence[Batch]) -> bytes:
 
 class ClickHouseExporter(Exporter):
     signals = frozenset(Signal)
+    uses_wire = True
 
     def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -210,7 +211,7 @@ class ClickHouseExporter(Exporter):
 
     async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
         # Only bytes protobuf wrote: the row encoder does not merge a client's split messages.
-        wire = context.wire_for(parts, canonical=True)
+        pieces = context.wire_pieces_for(parts, canonical=True)
         parts = [p for p in parts if count_items(p)]
         if not parts:
             return
@@ -224,7 +225,7 @@ class ClickHouseExporter(Exporter):
 
         def insert() -> int:
             if signal is not Signal.METRICS and self.cfg.native_rows:
-                size = self._insert_native_rows(store, signal, parts, token, wire)
+                size = self._insert_native_rows(store, signal, parts, token, pieces)
                 if size is not None:
                     return size
             current: Sequence[Batch] = parts
@@ -232,7 +233,7 @@ class ClickHouseExporter(Exporter):
             if self._render_deep_first[signal] > 0:
                 walked = True
                 current = self._render_deep(current, signal, component) or current
-            body = wire if wire is not None and current is parts else _serialize(current)
+            body = b"".join(pieces) if pieces is not None and current is parts else _serialize(current)
             # A metrics request goes to one input per metric kind it holds. When a later
             # insert fails, the retry repeats the earlier ones: their tokens drop them.
             for table in tables:
@@ -273,7 +274,12 @@ class ClickHouseExporter(Exporter):
         self._metrics.insert_bytes.labels(component, signal.value).inc(size)
 
     def _insert_native_rows(
-        self, store: Store, signal: Signal, parts: Sequence[Batch], token: str | None, wire: bytes | None
+        self,
+        store: Store,
+        signal: Signal,
+        parts: Sequence[Batch],
+        token: str | None,
+        pieces: Sequence[bytes] | None,
     ) -> int | None:
         """Insert the spans or log records of ``parts`` as rows built by the C encoder
         straight into their table; None when the encoder refuses the requests (the caller
@@ -283,7 +289,7 @@ class ClickHouseExporter(Exporter):
         else:
             table, columns, encode = LOGS, native.LOGS_COLUMNS, native.log_rows
         try:
-            rows, _ = encode(parts, wire)
+            rows, _ = encode(parts, pieces)
         except ValueError as e:
             self.settings.logger.warning(
                 "%s: C row encoder: %s; inserting this batch through SQL", self.settings.component_id, e

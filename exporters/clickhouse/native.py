@@ -85,22 +85,26 @@ def available() -> bool:
     return _rows is not None
 
 
-def trace_rows(parts: Sequence[ExportTraceServiceRequest], wire: bytes | None = None) -> tuple[bytes, int]:
+def trace_rows(
+    parts: Sequence[ExportTraceServiceRequest], wire: Sequence[bytes] | None = None
+) -> tuple[bytes, int]:
     """The rows of ``otel_traces`` (``TRACES_COLUMNS``) for the spans of ``parts`` as
-    one ``Native`` block, and how many there are. ``wire``: the parts serialized, when
-    the caller has that (``RequestContext.wire``). Raises ValueError on a malformed
-    request."""
+    one ``Native`` block, and how many there are. ``wire``: the parts serialized (pieces
+    to concatenate), when the caller has that (``RequestContext.wire``). Raises
+    ValueError on a malformed request."""
     if _rows is None:
         raise RuntimeError("the C row encoder is not built (install with a C compiler)")
     # Serialized one by one and encoded in one call: no merged copy of the requests.
-    block, count = _rows.traces([wire] if wire is not None else [p.SerializeToString() for p in parts])
+    block, count = _rows.traces(list(wire) if wire is not None else [p.SerializeToString() for p in parts])
     return block, count
 
 
-def log_rows(parts: Sequence[ExportLogsServiceRequest], wire: bytes | None = None) -> tuple[bytes, int]:
+def log_rows(
+    parts: Sequence[ExportLogsServiceRequest], wire: Sequence[bytes] | None = None
+) -> tuple[bytes, int]:
     """The rows of ``otel_logs`` (``LOGS_COLUMNS``) for the log records of ``parts`` as
     one ``Native`` block, and how many there are."""
     if _rows is None:
         raise RuntimeError("the C row encoder is not built (install with a C compiler)")
-    block, count = _rows.logs([wire] if wire is not None else [p.SerializeToString() for p in parts])
+    block, count = _rows.logs(list(wire) if wire is not None else [p.SerializeToString() for p in parts])
     return block, count

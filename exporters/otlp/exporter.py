@@ -171,6 +171,7 @@ def classify_http_error(
 
 class OtlpExporter(Exporter):
     signals = frozenset(Signal)
+    uses_wire = True
 
     def __init__(self, config: OtlpExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)

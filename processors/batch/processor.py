@@ -33,6 +33,7 @@ from otel_receiver.component import (
     Signal,
     count_items,
     signal_of,
+    wire_pieces,
 )
 from otel_receiver.telemetry import PerRegistry
 from processors.batch.config import BatchProcessorConfig
@@ -55,7 +56,7 @@ class _Pending:
     batch: Batch
     items: int
     context: RequestContext
-    wire: bytes | None  # the batch serialized, if that travelled with it (RequestContext.wire)
+    wire: tuple[bytes, ...] | None  # the batch serialized, if that travelled with it (in pieces)
     wire_from_client: bool
 
 
@@ -182,7 +183,7 @@ class BatchProcessor(Processor):
             if buffer is None:
                 buffer = self._buffers[key] = _Buffer(deadline=time.monotonic() + self._timeout)
             buffer.entries.append(
-                _Pending(batch, items, context, context.wire_for(batch), context.wire_from_client)
+                _Pending(batch, items, context, context.wire_pieces_for(batch), context.wire_from_client)
             )
             buffer.items += items
             self._pending_items += items
@@ -208,7 +209,7 @@ class BatchProcessor(Processor):
         total = budget
         parts: list[Batch] = []
         contexts: list[RequestContext] = []
-        wires: list[bytes | None] = []
+        wires: list[tuple[bytes, ...] | None] = []
         from_client = False
         entries = buffer.entries
         # Requests without items ride along with the batch they arrived in.
@@ -240,7 +241,7 @@ class BatchProcessor(Processor):
                 merged.MergeFrom(part)  # concatenates the resource lists
         context = _merged_context(contexts)
         # Serialized requests concatenated are the serialization of their merge.
-        context.set_wire(merged, None if None in wires else b"".join(wires), from_client)  # type: ignore[arg-type]
+        context.set_wire(merged, wire_pieces(wires), from_client)
         return merged, context, total
 
     def _send(self, ready: list[_Ready], trigger: str) -> None:
