@@ -39,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from bench.workload import generate_logs_requests, generate_metrics_requests, generate_trace_requests
 from otel_receiver import otlp_json
 from tests.conftest import RunningReceiver, start_receiver
+from tests.protobuf_wire import field
 
 LIMIT = 16 * 1024  # max_request_bytes of the receiver under test
 PROTOBUF = "application/x-protobuf"
@@ -469,17 +470,6 @@ def _nested_json_body(depth: int) -> bytes:
 def _nested_proto_value(depth: int) -> bytes:
     """An AnyValue nested ``depth`` arrays deep, encoded by hand: protobuf-python refuses
     to build messages that deep, so the bytes are assembled from the wire format."""
-
-    def field(number: int, payload: bytes) -> bytes:
-        length = len(payload)
-        varint = bytearray()
-        while True:
-            byte = length & 0x7F
-            length >>= 7
-            varint.append(byte | (0x80 if length else 0))
-            if not length:
-                break
-        return bytes([number << 3 | 2]) + bytes(varint) + payload
 
     value = field(1, MARKER.encode())  # AnyValue.string_value
     for _ in range(depth):

@@ -34,6 +34,7 @@ from otel_receiver.registry import REGISTRY
 from otel_receiver.telemetry import SelfTelemetry
 from semconv import attributes as sc
 from tests.components import RecordingConfig
+from tests.protobuf_wire import field
 
 DEFAULT_TRACE_PROCESSORS = ("genai_normalize", "pii_redaction", "genai_cost", "anomaly")
 
@@ -146,15 +147,6 @@ def test_a_wire_belongs_to_one_batch() -> None:
     assert context.wire_for(first) is None
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    length, varint = len(payload), bytearray()
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        varint.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes([number << 3 | 2]) + bytes(varint) + payload
-
-
 @pytest.mark.parametrize("split", ["resource", "scope"])
 def test_pii_in_a_resource_or_scope_split_over_two_fields_is_redacted(split: str) -> None:
     """Protobuf merges a singular message written twice (attribute lists concatenated),
@@ -171,12 +163,12 @@ def test_pii_in_a_resource_or_scope_split_over_two_fields_is_redacted(split: str
         target.add(key=key).value.string_value = value
         ss.spans.add(name="s", trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
     if split == "resource":
-        wire = _field(
+        wire = field(
             1, first.resource_spans[0].SerializeToString() + second.resource_spans[0].SerializeToString()
         )
     else:
         scopes = [r.resource_spans[0].scope_spans[0].SerializeToString() for r in (first, second)]
-        wire = _field(1, _field(2, scopes[0] + scopes[1]))
+        wire = field(1, field(2, scopes[0] + scopes[1]))
     msg = ExportTraceServiceRequest.FromString(wire)
     attributes = (
         msg.resource_spans[0].resource.attributes
