@@ -116,7 +116,16 @@ class ExporterQueue:
                 batch.ParseFromString(it.body)
                 n = count_items(batch)
                 self._waiting.append(
-                    _Item(it.seq, it.signal, batch, it.context, n, group_end.get(it.seq), (it.body,), True)
+                    _Item(
+                        it.seq,
+                        it.signal,
+                        batch,
+                        it.context,
+                        n,
+                        group_end.get(it.seq),
+                        (it.body,) if self.exporter.uses_wire else None,
+                        True,
+                    )
                 )
                 self._size += n
             if items:

@@ -275,3 +275,32 @@ def test_exporters_get_the_wire_of_their_parts(with_processors: bool) -> None:
         assert any(w and not from_client for w, from_client in exporter.exports)
     else:  # the clients' bytes, concatenated
         assert all(from_client for w, from_client in exporter.exports if w)
+
+
+def test_logs_and_metrics_changed_by_a_wire_keeping_processor_lose_the_wire() -> None:
+    """Processors that keep the wire for traces must still drop it for the signals where
+    they do not track their changes (genai_normalize renames log and metric attributes)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    logs = ExportLogsServiceRequest()
+    record = logs.resource_logs.add().scope_logs.add().log_records.add()
+    record.attributes.add(key=sc.GEN_AI_SYSTEM).value.string_value = "openai"
+    metrics = ExportMetricsServiceRequest()
+    metric = metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="m")
+    metric.gauge.data_points.add().attributes.add(key=sc.GEN_AI_SYSTEM).value.string_value = "openai"
+    telemetry = SelfTelemetry()
+    for name in DEFAULT_TRACE_PROCESSORS:
+        factory = REGISTRY.factory("processors", name)
+        proc = factory.create(
+            factory.config_model(), ComponentSettings(name, telemetry, logging.getLogger(name))
+        )
+        for batch in (logs, metrics):
+            if not proc.keeps_wire or not any(s.value in type(batch).__name__.lower() for s in proc.signals):
+                continue
+            body = batch.SerializeToString()
+            context = RequestContext()
+            context.set_wire(batch, body)
+            proc.process(batch, context)
+            wire = context.wire_for(batch)
+            assert wire is None or type(batch).FromString(wire) == batch, (name, type(batch).__name__)

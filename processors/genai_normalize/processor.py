@@ -54,6 +54,7 @@ class GenAINormalizeProcessor(Processor):
         return batch
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
+        context.drop_wire()  # only the traces path tells whether it changed anything
         keep = self.keep_original
         for rl in batch.resource_logs:
             for sl in rl.scope_logs:
@@ -62,6 +63,7 @@ class GenAINormalizeProcessor(Processor):
         return batch
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
+        context.drop_wire()
         keep = self.keep_original
         for rm in batch.resource_metrics:
             for sm in rm.scope_metrics:
