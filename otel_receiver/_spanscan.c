@@ -275,53 +275,6 @@ static PyObject *wanted_values(const int *found, const uint8_t *const *data, con
 /* enums are int32 on the wire */
 static int enum_value(uint64_t v) { return (int)(int32_t)(uint32_t)v; }
 
-/* The span's tuple for spans(), or Py_None (new reference) when it holds none of the keys. */
-static PyObject *span_row(const uint8_t *msg, size_t len, PyObject *service, const Key *keys, Py_ssize_t n_keys) {
-    SpanFields s;
-    if (read_span(msg, len, keys, n_keys, &s) < 0) return NULL;
-    if (!s.any) Py_RETURN_NONE;
-    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, n_keys);
-    if (values == NULL) return NULL;
-    return Py_BuildValue("(OiiKKy#y#N)", service, enum_value(s.kind), enum_value(s.code),
-                         (unsigned long long)s.start, (unsigned long long)s.end, (const char *)s.trace_id,
-                         (Py_ssize_t)s.trace_id_len, (const char *)s.span_id, (Py_ssize_t)s.span_id_len, values);
-}
-
-static int scan_resource_spans(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, PyObject *out) {
-    PyObject *service = service_name(msg, len);
-    if (service == NULL) return -2;
-    Reader r = reader(msg, len);
-    Field f;
-    int rc;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != 2) continue;
-        if (f.wire_type != 2) break;
-        Reader sr = reader(f.data, f.len);
-        Field sf;
-        while ((rc = next_field(&sr, &sf)) > 0) {
-            if (sf.number != 2) continue;
-            if (sf.wire_type != 2) {
-                rc = -1;
-                break;
-            }
-            PyObject *row = span_row(sf.data, sf.len, service, keys, n_keys);
-            if (row == NULL) {
-                Py_DECREF(service);
-                return -2;
-            }
-            int failed = row != Py_None && PyList_Append(out, row) < 0;
-            Py_DECREF(row);
-            if (failed) {
-                Py_DECREF(service);
-                return -2;
-            }
-        }
-        if (rc < 0) break;
-    }
-    Py_DECREF(service);
-    return rc != 0 ? -1 : 0;
-}
-
 /* Keys from a tuple of str; 0, or -1 with an exception set. The UTF-8 buffers belong
  * to the str objects, which the caller's argument tuple keeps alive. */
 static int parse_keys(PyObject *tuple, Key *keys, Py_ssize_t *n_keys) {
@@ -343,6 +296,126 @@ static int parse_keys(PyObject *tuple, Key *keys, Py_ssize_t *n_keys) {
     return 0;
 }
 
+/* -------------------------------------------------------------------- the walk */
+
+/* Every span of a serialized ExportTraceServiceRequest, for the entry points below:
+ * `resource` once per ResourceSpans before its spans (what it builds lives until
+ * `end_resource`), `span` for each span with its position. The callbacks return 0, or
+ * -1 with an exception set; rows go to `out`. */
+typedef struct SpanWalk SpanWalk;
+struct SpanWalk {
+    int (*resource)(SpanWalk *w, const uint8_t *resource_spans, size_t len);
+    int (*span)(SpanWalk *w, const uint8_t *span, size_t len, int ri, int si, int i);
+    void (*end_resource)(SpanWalk *w);
+    PyObject *out;
+};
+
+static int walk_resource_spans(SpanWalk *w, const uint8_t *msg, size_t len, int ri) {
+    if (w->resource(w, msg, len) < 0) return -1;
+    Reader r = reader(msg, len);
+    Field f;
+    int rc, si = -1, failed = 0;
+    while (!failed && (rc = next_field(&r, &f)) > 0) {
+        if (f.number != 2) continue;
+        si++;
+        if (f.wire_type != 2) {
+            rc = -1;
+            break;
+        }
+        Reader sr = reader(f.data, f.len);
+        Field sf;
+        int i = -1;
+        while ((rc = next_field(&sr, &sf)) > 0) {
+            if (sf.number != 2) continue;
+            i++;
+            if (sf.wire_type != 2) {
+                rc = -1;
+                break;
+            }
+            if (w->span(w, sf.data, sf.len, ri, si, i) < 0) {
+                failed = 1;
+                break;
+            }
+        }
+        if (rc < 0) break;
+    }
+    w->end_resource(w);
+    if (failed) return -1;
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed ResourceSpans");
+        return -1;
+    }
+    return 0;
+}
+
+/* The list of rows, or NULL with an exception set. */
+static PyObject *walk(const Py_buffer *request, SpanWalk *w) {
+    w->out = PyList_New(0);
+    if (w->out == NULL) return NULL;
+    Reader r = reader((const uint8_t *)request->buf, (size_t)request->len);
+    Field f;
+    int rc, ri = -1;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        ri++;
+        if (f.wire_type != 2) {
+            rc = -1;
+            break;
+        }
+        if (walk_resource_spans(w, f.data, f.len, ri) < 0) {
+            Py_CLEAR(w->out);
+            return NULL;
+        }
+    }
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
+        Py_CLEAR(w->out);
+    }
+    return w->out;
+}
+
+/* Appends a new reference (NULL: a failed build); 0, or -1 with an exception set. */
+static int append_row(PyObject *out, PyObject *row) {
+    if (row == NULL) return -1;
+    int rc = PyList_Append(out, row);
+    Py_DECREF(row);
+    return rc;
+}
+
+static int no_resource(SpanWalk *w, const uint8_t *resource_spans, size_t len) { return 0; }
+
+static void no_end_resource(SpanWalk *w) {}
+
+/* ------------------------------------------------------------------------ spans */
+
+typedef struct {
+    SpanWalk walk;
+    const Key *keys;
+    Py_ssize_t n_keys;
+    PyObject *service; /* of the current resource */
+} RowsWalk;
+
+static int rows_resource(SpanWalk *w, const uint8_t *resource_spans, size_t len) {
+    RowsWalk *rows = (RowsWalk *)w;
+    rows->service = service_name(resource_spans, len);
+    return rows->service == NULL ? -1 : 0;
+}
+
+static void rows_end_resource(SpanWalk *w) { Py_CLEAR(((RowsWalk *)w)->service); }
+
+static int rows_span(SpanWalk *w, const uint8_t *msg, size_t len, int ri, int si, int i) {
+    RowsWalk *rows = (RowsWalk *)w;
+    SpanFields s;
+    if (read_span(msg, len, rows->keys, rows->n_keys, &s) < 0) return -1;
+    if (!s.any) return 0;
+    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, rows->n_keys);
+    if (values == NULL) return -1;
+    return append_row(w->out, Py_BuildValue("(OiiKKy#y#N)", rows->service, enum_value(s.kind), enum_value(s.code),
+                                            (unsigned long long)s.start, (unsigned long long)s.end,
+                                            (const char *)s.trace_id, (Py_ssize_t)s.trace_id_len,
+                                            (const char *)s.span_id, (Py_ssize_t)s.span_id_len, values));
+}
+
 PyDoc_STRVAR(spans_doc,
              "spans(request, keys) -> list\n\n"
              "For each span of a serialized ExportTraceServiceRequest that holds one of the\n"
@@ -351,27 +424,11 @@ PyDoc_STRVAR(spans_doc,
 
 static PyObject *spans(PyObject *self, PyObject *args) {
     Py_buffer request;
-    PyObject *key_tuple;
+    PyObject *key_tuple, *out = NULL;
     if (!PyArg_ParseTuple(args, "y*O!:spans", &request, &PyTuple_Type, &key_tuple)) return NULL;
     Key keys[MAX_KEYS];
-    Py_ssize_t n_keys;
-    PyObject *out = NULL;
-    if (parse_keys(key_tuple, keys, &n_keys) < 0) goto done;
-    out = PyList_New(0);
-    if (out == NULL) goto done;
-    Reader r = reader((const uint8_t *)request.buf, (size_t)request.len);
-    Field f;
-    int rc;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != 1) continue;
-        rc = f.wire_type != 2 ? -1 : scan_resource_spans(f.data, f.len, keys, n_keys, out);
-        if (rc < 0) break;
-    }
-    if (rc < 0) {
-        if (rc == -1) PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
-        Py_CLEAR(out);
-    }
-done:
+    RowsWalk rows = {{rows_resource, rows_span, rows_end_resource, NULL}, keys, 0, NULL};
+    if (parse_keys(key_tuple, keys, &rows.n_keys) == 0) out = walk(&request, &rows.walk);
     PyBuffer_Release(&request);
     return out;
 }
@@ -405,57 +462,37 @@ static PyObject *resource_values(const uint8_t *resource_spans, size_t len, cons
     return wanted_values(w.found, w.data, w.lens, n_keys);
 }
 
-/* One ResourceSpans into `out` as table() rows; -1 with an exception set on failure. */
-static int table_resource_spans(const uint8_t *msg, size_t len, int ri, const Key *keys, Py_ssize_t n_keys,
-                                const Key *rkeys, Py_ssize_t n_rkeys, PyObject *out) {
-    PyObject *rvalues = resource_values(msg, len, rkeys, n_rkeys);
-    if (rvalues == NULL) return -1;
-    Reader r = reader(msg, len);
-    Field f;
-    int rc, si = -1;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != 2) continue;
-        if (f.wire_type != 2) {
-            rc = -1;
-            break;
-        }
-        si++;
-        Reader sr = reader(f.data, f.len);
-        Field sf;
-        int i = -1;
-        while ((rc = next_field(&sr, &sf)) > 0) {
-            if (sf.number != 2) continue;
-            if (sf.wire_type != 2) {
-                rc = -1;
-                break;
-            }
-            i++;
-            SpanFields s;
-            PyObject *values = NULL, *name = NULL, *row = NULL;
-            if (read_span(sf.data, sf.len, keys, n_keys, &s) == 0 &&
-                (values = wanted_values(s.found, s.found_data, s.found_len, n_keys)) != NULL &&
-                (name = PyUnicode_DecodeUTF8((const char *)s.name, (Py_ssize_t)s.name_len, "replace")) != NULL)
-                row = Py_BuildValue("(iiiONiiKKN)", ri, si, i, rvalues, name, enum_value(s.kind), enum_value(s.code),
-                                    (unsigned long long)s.start, (unsigned long long)s.end, values);
-            else {
-                Py_XDECREF(values);
-                Py_XDECREF(name);
-            }
-            if (row == NULL || PyList_Append(out, row) < 0) {
-                Py_XDECREF(row);
-                Py_DECREF(rvalues);
-                return -1;
-            }
-            Py_DECREF(row);
-        }
-        if (rc < 0) break;
-    }
-    Py_DECREF(rvalues);
-    if (rc < 0) {
-        PyErr_SetString(PyExc_ValueError, "malformed ResourceSpans");
+typedef struct {
+    SpanWalk walk;
+    const Key *keys;
+    Py_ssize_t n_keys;
+    const Key *rkeys;
+    Py_ssize_t n_rkeys;
+    PyObject *rvalues; /* of the current resource, shared by its rows */
+} TableWalk;
+
+static int table_resource(SpanWalk *w, const uint8_t *resource_spans, size_t len) {
+    TableWalk *t = (TableWalk *)w;
+    t->rvalues = resource_values(resource_spans, len, t->rkeys, t->n_rkeys);
+    return t->rvalues == NULL ? -1 : 0;
+}
+
+static void table_end_resource(SpanWalk *w) { Py_CLEAR(((TableWalk *)w)->rvalues); }
+
+static int table_span(SpanWalk *w, const uint8_t *msg, size_t len, int ri, int si, int i) {
+    TableWalk *t = (TableWalk *)w;
+    SpanFields s;
+    if (read_span(msg, len, t->keys, t->n_keys, &s) < 0) return -1;
+    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, t->n_keys);
+    if (values == NULL) return -1;
+    PyObject *name = PyUnicode_DecodeUTF8((const char *)s.name, (Py_ssize_t)s.name_len, "replace");
+    if (name == NULL) {
+        Py_DECREF(values);
         return -1;
     }
-    return 0;
+    return append_row(w->out, Py_BuildValue("(iiiONiiKKN)", ri, si, i, t->rvalues, name, enum_value(s.kind),
+                                            enum_value(s.code), (unsigned long long)s.start,
+                                            (unsigned long long)s.end, values));
 }
 
 PyDoc_STRVAR(table_doc,
@@ -466,35 +503,13 @@ PyDoc_STRVAR(table_doc,
 
 static PyObject *table(PyObject *self, PyObject *args) {
     Py_buffer request;
-    PyObject *key_tuple, *rkey_tuple;
+    PyObject *key_tuple, *rkey_tuple, *out = NULL;
     if (!PyArg_ParseTuple(args, "y*O!O!:table", &request, &PyTuple_Type, &key_tuple, &PyTuple_Type, &rkey_tuple))
         return NULL;
     Key keys[MAX_KEYS], rkeys[MAX_KEYS];
-    Py_ssize_t n_keys, n_rkeys;
-    PyObject *out = NULL;
-    if (parse_keys(key_tuple, keys, &n_keys) < 0 || parse_keys(rkey_tuple, rkeys, &n_rkeys) < 0) goto done;
-    out = PyList_New(0);
-    if (out == NULL) goto done;
-    Reader r = reader((const uint8_t *)request.buf, (size_t)request.len);
-    Field f;
-    int rc, ri = -1;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != 1) continue;
-        ri++;
-        if (f.wire_type != 2) {
-            rc = -1;
-            break;
-        }
-        if (table_resource_spans(f.data, f.len, ri, keys, n_keys, rkeys, n_rkeys, out) < 0) {
-            Py_CLEAR(out);
-            goto done;
-        }
-    }
-    if (rc < 0) {
-        PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
-        Py_CLEAR(out);
-    }
-done:
+    TableWalk t = {{table_resource, table_span, table_end_resource, NULL}, keys, 0, rkeys, 0, NULL};
+    if (parse_keys(key_tuple, keys, &t.n_keys) == 0 && parse_keys(rkey_tuple, rkeys, &t.n_rkeys) == 0)
+        out = walk(&request, &t.walk);
     PyBuffer_Release(&request);
     return out;
 }
@@ -542,6 +557,24 @@ static int span_has_key(const uint8_t *msg, size_t len, const Key *keys, Py_ssiz
     return rc;
 }
 
+typedef struct {
+    SpanWalk walk;
+    const Key *keys;
+    Py_ssize_t n_keys;
+    const Key *prefixes;
+    Py_ssize_t n_prefixes;
+} PositionsWalk;
+
+static int positions_span(SpanWalk *w, const uint8_t *msg, size_t len, int ri, int si, int i) {
+    PositionsWalk *p = (PositionsWalk *)w;
+    int m = span_has_key(msg, len, p->keys, p->n_keys, p->prefixes, p->n_prefixes);
+    if (m < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed Span");
+        return -1;
+    }
+    return m == 0 ? 0 : append_row(w->out, Py_BuildValue("(iii)", ri, si, i));
+}
+
 PyDoc_STRVAR(positions_doc,
              "positions(request, keys, prefixes) -> list\n\n"
              "(resource index, scope index, span index) of every span of a serialized\n"
@@ -550,57 +583,14 @@ PyDoc_STRVAR(positions_doc,
 
 static PyObject *positions(PyObject *self, PyObject *args) {
     Py_buffer request;
-    PyObject *key_tuple, *prefix_tuple;
+    PyObject *key_tuple, *prefix_tuple, *out = NULL;
     if (!PyArg_ParseTuple(args, "y*O!O!:positions", &request, &PyTuple_Type, &key_tuple, &PyTuple_Type,
                           &prefix_tuple))
         return NULL;
     Key keys[MAX_KEYS], prefixes[MAX_KEYS];
-    Py_ssize_t n_keys, n_prefixes;
-    PyObject *out = NULL;
-    if (parse_keys(key_tuple, keys, &n_keys) < 0 || parse_keys(prefix_tuple, prefixes, &n_prefixes) < 0) goto done;
-    out = PyList_New(0);
-    if (out == NULL) goto done;
-    Reader r = reader((const uint8_t *)request.buf, (size_t)request.len);
-    Field f;
-    int rc, ri = -1;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number != 1) continue;
-        ri++;
-        if (f.wire_type != 2) goto malformed;
-        Reader rr = reader(f.data, f.len);
-        Field rf;
-        int si = -1;
-        while ((rc = next_field(&rr, &rf)) > 0) {
-            if (rf.number != 2) continue;
-            si++;
-            if (rf.wire_type != 2) goto malformed;
-            Reader sr = reader(rf.data, rf.len);
-            Field sf;
-            int i = -1;
-            while ((rc = next_field(&sr, &sf)) > 0) {
-                if (sf.number != 2) continue;
-                i++;
-                if (sf.wire_type != 2) goto malformed;
-                int m = span_has_key(sf.data, sf.len, keys, n_keys, prefixes, n_prefixes);
-                if (m < 0) goto malformed;
-                if (m == 0) continue;
-                PyObject *at = Py_BuildValue("(iii)", ri, si, i);
-                if (at == NULL || PyList_Append(out, at) < 0) {
-                    Py_XDECREF(at);
-                    Py_CLEAR(out);
-                    goto done;
-                }
-                Py_DECREF(at);
-            }
-            if (rc < 0) goto malformed;
-        }
-        if (rc < 0) goto malformed;
-    }
-    if (rc == 0) goto done;
-malformed:
-    PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
-    Py_CLEAR(out);
-done:
+    PositionsWalk p = {{no_resource, positions_span, no_end_resource, NULL}, keys, 0, prefixes, 0};
+    if (parse_keys(key_tuple, keys, &p.n_keys) == 0 && parse_keys(prefix_tuple, prefixes, &p.n_prefixes) == 0)
+        out = walk(&request, &p.walk);
     PyBuffer_Release(&request);
     return out;
 }
