@@ -1,8 +1,9 @@
 # The receiver's container image, as the Helm chart (helm/otel-genai-receiver) runs it:
 #   docker build -t REGISTRY/otel-genai-receiver:0.1.0 . && docker push REGISTRY/otel-genai-receiver:0.1.0
 # Every dependency ships manylinux wheels (chDB, grpcio, google-re2, ...); the one thing
-# compiled is our C row encoder for ClickHouse (exporters/clickhouse/_rows.c), in the
-# build stage only: the runtime image gets the built module, not the compiler.
+# compiled is our own C (the ClickHouse row encoder, the span scan, the anomaly detectors'
+# update step), in the build stage only: the runtime image gets the built modules, not the
+# compiler.
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \

@@ -304,10 +304,12 @@ def test_image_build_steps_give_a_receiver_that_serves_the_rendered_pod(tmp_path
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     env = {**os.environ, "PYTHONPATH": str(site)}
-    # the build stage compiles the C row encoder (its gcc) and the image carries it
+    # the build stage compiles the C extensions (its gcc) and the image carries them
     imports = (
         "import otel_receiver, processors, exporters, semconv; from exporters.clickhouse import native; "
-        "assert native.available(); print(semconv.__file__)"
+        "from otel_receiver import spanscan; from processors.anomaly import detector; "
+        "assert native.available() and spanscan.available() and detector._native is not None; "
+        "print(semconv.__file__)"
     )
     where = subprocess.run(
         [sys.executable, "-c", imports],

@@ -21,8 +21,12 @@ The method and its one configuration were chosen by the NAB Standard score on th
 shared 24-file subset (``python -m bench.nab``; numbers in bench/README.md), against
 plain robust z-scores, two-window comparisons and peak-hold suppression.
 
-Written by hand because no maintained library offers a pure-Python streaming detector
-with O(1) updates and a serialisable state; numpy per point would be slower than this.
+Written by hand because no maintained library offers a streaming detector with O(1)
+updates and a serialisable state; numpy per point would be slower than this. The update
+steps run in C (``_detector.c``) when the extension is built: the same arithmetic in the
+same order on the same doubles, so bit-identical to the pure-Python classes here
+(``PythonDetector``, ``PythonErrorShareDetector``), which stay as the reference the tests
+compare it with and as the fallback of an install without a C compiler.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+_native: ModuleType | None
+try:
+    from processors.anomaly import _detector as _native
+except ImportError:  # built without a C compiler
+    _native = None
 
 _TINY = 1e-9
 # A point carries the episode's z only if it is itself unusual: at least this many mean
@@ -89,18 +100,42 @@ def score_to_z(score: float, k: float = DEFAULT_PARAMS.score_k) -> float:
     return score * k / (1.0 - score) if score < 1.0 else math.inf
 
 
-class Detector:
-    """``update(timestamp_seconds, value) -> score in [0, 1]``, one instance per series.
+class _DetectorAPI:
+    """What ``Detector`` adds to the state and update step of either core."""
 
-    The score is the alert view (silent during the refractory period after an alarm);
-    ``last_z`` keeps the underlying likelihood z of the latest point (when the point is
-    unusual itself) for callers that flag every anomalous point of an episode rather
-    than its onset.
+    # Declared for the type checker only: the core class (C or Python) holds them.
+    if TYPE_CHECKING:
+        _p: DetectorParams
+        evidence: float
+        counts: list[float]
+    else:
+        __slots__ = ()
 
-    The model advances per point, except that points closer together than
-    ``time_unit`` seconds count pro rata (see :class:`DetectorParams`), so a busy span
-    stream keeps a memory measured in time rather than in calls.
-    """
+    @property
+    def params(self) -> DetectorParams:
+        return self._p
+
+    @property
+    def warmed_up(self) -> bool:
+        return self.evidence >= self._p.warmup
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable snapshot of everything learned (not the parameters)."""
+        snapshot: dict[str, Any] = {name: getattr(self, name) for name in _STATE_FIELDS}
+        snapshot["counts"] = list(self.counts)
+        return snapshot
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        counts = [float(c) for c in snapshot["counts"]]
+        if len(counts) != self._p.histogram_bins:
+            raise ValueError("snapshot histogram does not match histogram_bins")
+        for name in _STATE_FIELDS:
+            setattr(self, name, type(getattr(self, name))(snapshot[name]))
+        self.counts = counts
+
+
+class PythonDetectorCore:
+    """The state and update step of :class:`Detector` in Python: the reference."""
 
     __slots__ = (
         "_log_keep", "_p", "anchor", "counts", "err_mean", "err_short", "err_var", "evidence", "hi", "last_t",
@@ -108,8 +143,8 @@ class Detector:
         "weight",
     )
 
-    def __init__(self, params: DetectorParams | None = None) -> None:
-        self._p = params if params is not None else DEFAULT_PARAMS
+    def __init__(self, params: DetectorParams) -> None:
+        self._p = params
         self.n = 0
         self.evidence = 0.0  # points so far, each weighted by its evidence (== n when sparse)
         self.level = 0.0
@@ -128,14 +163,6 @@ class Detector:
         # 0 when the point itself is ordinary): the processor flags spans on it, so every
         # unusual span of an ongoing episode is flagged, not only the first.
         self.last_z = 0.0
-
-    @property
-    def params(self) -> DetectorParams:
-        return self._p
-
-    @property
-    def warmed_up(self) -> bool:
-        return self.evidence >= self._p.warmup
 
     def update(self, timestamp_seconds: float, value: float) -> float:
         x = value
@@ -262,27 +289,45 @@ class Detector:
         self.lo, self.hi = new_lo, new_hi
         return new_lo, new_hi
 
-    # --- snapshot -------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        """JSON-serialisable snapshot of everything learned (not the parameters)."""
-        snapshot: dict[str, Any] = {name: getattr(self, name) for name in _STATE_FIELDS}
-        snapshot["counts"] = list(self.counts)
-        return snapshot
+if TYPE_CHECKING:
+    _DetectorBase = PythonDetectorCore
+else:
+    _DetectorBase = _native.DetectorCore if _native is not None else PythonDetectorCore
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        counts = [float(c) for c in snapshot["counts"]]
-        if len(counts) != self._p.histogram_bins:
-            raise ValueError("snapshot histogram does not match histogram_bins")
-        for name in _STATE_FIELDS:
-            setattr(self, name, type(getattr(self, name))(snapshot[name]))
-        self.counts = counts
+
+class Detector(_DetectorAPI, _DetectorBase):
+    """``update(timestamp_seconds, value) -> score in [0, 1]``, one instance per series.
+
+    The score is the alert view (silent during the refractory period after an alarm);
+    ``last_z`` keeps the underlying likelihood z of the latest point (when the point is
+    unusual itself) for callers that flag every anomalous point of an episode rather
+    than its onset.
+
+    The model advances per point, except that points closer together than
+    ``time_unit`` seconds count pro rata (see :class:`DetectorParams`), so a busy span
+    stream keeps a memory measured in time rather than in calls.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, params: DetectorParams | None = None) -> None:
+        super().__init__(params if params is not None else DEFAULT_PARAMS)
 
     @classmethod
     def from_state(cls, snapshot: dict[str, Any], params: DetectorParams | None = None) -> Detector:
         detector = cls(params)
         detector.restore(snapshot)
         return detector
+
+
+class PythonDetector(_DetectorAPI, PythonDetectorCore):
+    """:class:`Detector` computed in Python whether or not the C core is built."""
+
+    __slots__ = ()
+
+    def __init__(self, params: DetectorParams | None = None) -> None:
+        super().__init__(params if params is not None else DEFAULT_PARAMS)
 
 
 def params_to_mapping(params: DetectorParams) -> dict[str, Any]:
@@ -295,7 +340,9 @@ def _z_of_log_tail(log_p: float) -> float:
     if log_p >= 0.0:
         return -math.inf
     if log_p > -700.0:
-        return -_NORMAL.inv_cdf(math.exp(log_p))
+        p = math.exp(log_p)
+        # a tail a hair below 1 rounds to 1.0, which inv_cdf refuses
+        return -_NORMAL.inv_cdf(p) if p < 1.0 else -math.inf
     z = math.sqrt(-2.0 * log_p)
     for _ in range(3):
         z = math.sqrt(max(-2.0 * log_p - 2.0 * math.log(z * _SQRT_2PI), 1e-12))
@@ -319,17 +366,8 @@ def _log_poisson_tail(k: float, lam: float) -> float:
     return min(0.0, log_term + math.log(total))
 
 
-class ErrorShareDetector:
-    """Surprise of the recent error count of a series under its own long-run error share.
-
-    Errors are 0/1 events, so their share is scored with the textbook model rather than
-    the value detector: the count of failures in an exponentially decayed window of
-    ``window_s`` seconds (event time) against a Poisson with mean ``calls x p0``, p0
-    the series' long-run share over an exponential window of ``baseline_s`` seconds
-    (event time, so a busy series does not absorb a burst in seconds), with a weak 1 %
-    prior so a series that never failed is not infinitely surprised by its first error. The tail probability
-    is reported as a normal z (``last_z``) and as a score ``z / (z + k)``.
-    """
+class PythonErrorShareCore:
+    """The state and update step of :class:`ErrorShareDetector` in Python: the reference."""
 
     __slots__ = ("_baseline_s", "_k", "_min_errors", "_warmup", "_window_s", "last_t", "last_z",
                  "long_errors", "long_total", "n", "recent_errors", "recent_total")
@@ -337,10 +375,9 @@ class ErrorShareDetector:
     PRIOR_CALLS = 100.0
     PRIOR_SHARE = 0.01
 
-    def __init__(self, window_s: float = 60.0, min_errors: float = 3.0, warmup: int = DEFAULT_PARAMS.warmup,
-                 baseline_s: float = 3600.0, score_k: float = DEFAULT_PARAMS.score_k) -> None:
-        if window_s <= 0 or baseline_s <= window_s:
-            raise ValueError("window_s > 0 and baseline_s > window_s required")
+    def __init__(
+        self, window_s: float, min_errors: float, warmup: int, baseline_s: float, score_k: float
+    ) -> None:
         self._window_s = window_s
         self._min_errors = min_errors
         self._warmup = warmup
@@ -379,12 +416,58 @@ class ErrorShareDetector:
         self.last_z = z
         return z / (z + self._k) if z > 0.0 else 0.0
 
+
+class _ErrorShareAPI:
+    __slots__ = ()
+
     def state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _ERROR_STATE_FIELDS}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         for name in _ERROR_STATE_FIELDS:
             setattr(self, name, type(getattr(self, name))(snapshot[name]))
+
+
+if TYPE_CHECKING:
+    _ErrorShareBase = PythonErrorShareCore
+else:
+    _ErrorShareBase = _native.ErrorShareCore if _native is not None else PythonErrorShareCore
+
+
+def _check_windows(window_s: float, baseline_s: float) -> None:
+    if window_s <= 0 or baseline_s <= window_s:
+        raise ValueError("window_s > 0 and baseline_s > window_s required")
+
+
+class ErrorShareDetector(_ErrorShareAPI, _ErrorShareBase):
+    """Surprise of the recent error count of a series under its own long-run error share.
+
+    Errors are 0/1 events, so their share is scored with the textbook model rather than
+    the value detector: the count of failures in an exponentially decayed window of
+    ``window_s`` seconds (event time) against a Poisson with mean ``calls x p0``, p0
+    the series' long-run share over an exponential window of ``baseline_s`` seconds
+    (event time, so a busy series does not absorb a burst in seconds), with a weak 1 %
+    prior so a series that never failed is not infinitely surprised by its first error. The tail probability
+    is reported as a normal z (``last_z``) and as a score ``z / (z + k)``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, window_s: float = 60.0, min_errors: float = 3.0, warmup: int = DEFAULT_PARAMS.warmup,
+                 baseline_s: float = 3600.0, score_k: float = DEFAULT_PARAMS.score_k) -> None:
+        _check_windows(window_s, baseline_s)
+        super().__init__(window_s, min_errors, warmup, baseline_s, score_k)
+
+
+class PythonErrorShareDetector(_ErrorShareAPI, PythonErrorShareCore):
+    """:class:`ErrorShareDetector` computed in Python whether or not the C core is built."""
+
+    __slots__ = ()
+
+    def __init__(self, window_s: float = 60.0, min_errors: float = 3.0, warmup: int = DEFAULT_PARAMS.warmup,
+                 baseline_s: float = 3600.0, score_k: float = DEFAULT_PARAMS.score_k) -> None:
+        _check_windows(window_s, baseline_s)
+        super().__init__(window_s, min_errors, warmup, baseline_s, score_k)
 
 
 _ERROR_STATE_FIELDS = ("n", "last_t", "recent_errors", "recent_total", "long_errors", "long_total")
