@@ -595,10 +595,265 @@ static PyObject *positions(PyObject *self, PyObject *args) {
     return out;
 }
 
+
+/* ------------------------------------------------------------------------ splice */
+
+/* An edit of splice(): the message at (ri, si, i) -- a resource when si < 0, a scope
+ * when i < 0, else the i-th item of the scope -- replaced by `payload`, or extended by
+ * it when `append` (a serialized message followed by more fields parses as the merge). */
+typedef struct {
+    long ri, si, i;
+    const uint8_t *payload;
+    size_t payload_len;
+    int append;
+    int done;
+} Edit;
+
+/* A region of the request replaced by new bytes: the output is built in one copy. A
+ * patch with `insert` NULL inserts its own `varint` (patches move as the array grows
+ * and is sorted, so nothing may point into one). */
+typedef struct {
+    size_t pos, remove;
+    const uint8_t *insert;
+    size_t insert_len;
+    uint8_t varint[10];
+} Patch;
+
+typedef struct {
+    const uint8_t *base;
+    Patch *patches;
+    size_t n_patches, cap_patches;
+} Splice;
+
+static size_t varint_size(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static Patch *add_patch(Splice *sp, size_t pos, size_t remove) {
+    if (sp->n_patches == sp->cap_patches) {
+        size_t cap = sp->cap_patches ? sp->cap_patches * 2 : 16;
+        Patch *grown = PyMem_Realloc(sp->patches, cap * sizeof(Patch));
+        if (grown == NULL) return NULL;
+        sp->patches = grown;
+        sp->cap_patches = cap;
+    }
+    Patch *p = &sp->patches[sp->n_patches++];
+    p->pos = pos;
+    p->remove = remove;
+    p->insert = NULL;
+    p->insert_len = 0;
+    return p;
+}
+
+/* The length prefix of the field whose payload is `f` (read from `tag_start`) rewritten
+ * for a payload of `new_len` bytes; returns the change in the field's encoded size, or
+ * -1 on a failed allocation. */
+static long long rewrite_length(Splice *sp, const uint8_t *tag_start, const Field *f, uint64_t new_len) {
+    Reader r = reader(tag_start, (size_t)(f->data - tag_start));
+    uint64_t tag;
+    if (read_varint(&r, &tag) < 0) return -1;
+    size_t old_prefix = (size_t)(f->data - r.p);
+    Patch *p = add_patch(sp, (size_t)(r.p - sp->base), old_prefix);
+    if (p == NULL) return -1;
+    uint64_t v = new_len;
+    size_t n = 0;
+    do {
+        uint8_t byte = v & 0x7F;
+        v >>= 7;
+        p->varint[n++] = byte | (v ? 0x80 : 0);
+    } while (v);
+    p->insert = NULL;
+    p->insert_len = n;
+    return (long long)n - (long long)old_prefix + ((long long)new_len - (long long)f->len);
+}
+
+/* Applies `e` to the message whose field is `f`: its length and its payload. */
+static long long apply_edit(Splice *sp, const uint8_t *tag_start, const Field *f, Edit *e) {
+    if (e->done) {
+        PyErr_SetString(PyExc_ValueError, "cannot splice: an edit's place is in the request twice");
+        return -1;
+    }
+    e->done = 1;
+    uint64_t new_len = e->append ? f->len + e->payload_len : e->payload_len;
+    long long delta = rewrite_length(sp, tag_start, f, new_len);
+    if (delta == -1 && PyErr_Occurred()) return -1;
+    Patch *p = e->append ? add_patch(sp, (size_t)(f->data - sp->base) + f->len, 0)
+                         : add_patch(sp, (size_t)(f->data - sp->base), f->len);
+    if (p == NULL) return -1;
+    p->insert = e->payload;
+    p->insert_len = e->payload_len;
+    return delta;
+}
+
+/* The edits [first, last) that fall inside one message: its own singular message
+ * (field 1, the edit whose `inner` index is -1) and its items (field 2, by `inner`).
+ * Returns the change in the message's size; -1 on error (exception set). */
+static int splice_message(Splice *sp, const Field *outer, Edit *first, Edit *last, int depth, long long *delta) {
+    Reader r = reader(outer->data, outer->len);
+    Field f;
+    const uint8_t *tag_start = r.p;
+    int rc, singular = 0;
+    long index = -1;
+    Edit *next = first;
+    Edit *own = NULL;
+    if (next < last && (depth == 0 ? next->si : next->i) < 0) own = next++;
+    *delta = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        const uint8_t *this_tag = tag_start;
+        tag_start = r.p;
+        if (f.number == 1) {
+            singular++;
+            if (own == NULL) continue;
+            if (f.wire_type != 2 || singular > 1) goto refuse;
+            long long d = apply_edit(sp, this_tag, &f, own);
+            if (d < 0 && PyErr_Occurred()) return -1;
+            *delta += d;
+            continue;
+        }
+        if (f.number != 2) continue;
+        index++;
+        if (next >= last) continue;
+        long want = depth == 0 ? next->si : next->i;
+        if (want < index) goto refuse; /* unsorted or repeated edits */
+        if (want > index) continue;
+        if (f.wire_type != 2) goto refuse;
+        long long d;
+        if (depth == 0) {
+            Edit *end = next;
+            while (end < last && end->si == next->si) end++;
+            if (splice_message(sp, &f, next, end, 1, &d) < 0) return -1;
+            /* the scope's own change in size, plus its length prefix's */
+            d = rewrite_length(sp, this_tag, &f, (uint64_t)((long long)f.len + d));
+            if (d == -1 && PyErr_Occurred()) return -1;
+            next = end;
+        } else {
+            d = apply_edit(sp, this_tag, &f, next);
+            if (d < 0 && PyErr_Occurred()) return -1;
+            next++;
+        }
+        *delta += d;
+    }
+    if (rc < 0 || next < last || (own != NULL && !own->done)) goto refuse;
+    return 0;
+refuse:
+    PyErr_SetString(PyExc_ValueError, "cannot splice: an edit's place is not in the request once");
+    return -1;
+}
+
+static int by_position(const void *a, const void *b) {
+    size_t x = ((const Patch *)a)->pos, y = ((const Patch *)b)->pos;
+    return x < y ? -1 : x > y;
+}
+
+static int read_edits(PyObject *list, Edit *edits, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PyList_GET_ITEM(list, k);
+        Py_buffer payload;
+        int append;
+        Edit *e = &edits[k];
+        if (!PyTuple_Check(item) ||
+            !PyArg_ParseTuple(item, "llly*p:splice edit", &e->ri, &e->si, &e->i, &payload, &append))
+            return -1;
+        /* the list holds the bytes alive for the call; only bytes are taken */
+        if (!PyBytes_Check(payload.obj)) {
+            PyBuffer_Release(&payload);
+            PyErr_SetString(PyExc_TypeError, "splice: payloads must be bytes");
+            return -1;
+        }
+        e->payload = (const uint8_t *)payload.buf;
+        e->payload_len = (size_t)payload.len;
+        PyBuffer_Release(&payload);
+        e->append = append;
+        e->done = 0;
+        if (e->ri < 0 || (e->si < 0 && e->i >= 0) || (k > 0 && (e->ri < edits[k - 1].ri ||
+            (e->ri == edits[k - 1].ri && (e->si < edits[k - 1].si ||
+            (e->si == edits[k - 1].si && e->i <= edits[k - 1].i)))))) {
+            PyErr_SetString(PyExc_ValueError, "splice: edits must be distinct and sorted by place");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(splice_doc,
+             "splice(request, edits) -> bytes\n\n"
+             "A serialized Export{Trace,Logs,Metrics}ServiceRequest with messages replaced or\n"
+             "extended, without re-serializing the rest: `edits` is a list of (resource index,\n"
+             "scope index, item index, payload, append), sorted by place, where a scope index\n"
+             "of -1 names the resource and an item index of -1 the scope. The enclosing\n"
+             "messages' lengths are rewritten. ValueError when a place is not in the request,\n"
+             "or a resource or scope to edit is split over several fields.");
+
+static PyObject *splice(PyObject *self, PyObject *args) {
+    Py_buffer request;
+    PyObject *edit_list, *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*O!:splice", &request, &PyList_Type, &edit_list)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(edit_list);
+    Edit *edits = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Edit));
+    Splice sp = {(const uint8_t *)request.buf, NULL, 0, 0};
+    if (edits == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (read_edits(edit_list, edits, n) < 0) goto done;
+    Reader r = reader(sp.base, (size_t)request.len);
+    Field f;
+    const uint8_t *tag_start = r.p;
+    int rc;
+    long ri = -1;
+    Py_ssize_t k = 0;
+    while (k < n && (rc = next_field(&r, &f)) > 0) {
+        const uint8_t *this_tag = tag_start;
+        tag_start = r.p;
+        if (f.number != 1) continue;
+        ri++;
+        if (edits[k].ri != ri) continue;
+        if (f.wire_type != 2) break;
+        Py_ssize_t end = k;
+        while (end < n && edits[end].ri == ri) end++;
+        long long d;
+        if (splice_message(&sp, &f, &edits[k], &edits[end], 0, &d) < 0) goto done;
+        if (rewrite_length(&sp, this_tag, &f, (uint64_t)((long long)f.len + d)) == -1 && PyErr_Occurred())
+            goto done;
+        k = end;
+    }
+    if (k < n) {
+        PyErr_SetString(PyExc_ValueError, "cannot splice: an edit's place is not in the request");
+        goto done;
+    }
+    qsort(sp.patches, sp.n_patches, sizeof(Patch), by_position);
+    size_t size = (size_t)request.len;
+    for (size_t p = 0; p < sp.n_patches; p++) size = size - sp.patches[p].remove + sp.patches[p].insert_len;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (out == NULL) goto done;
+    uint8_t *w = (uint8_t *)PyBytes_AS_STRING(out);
+    size_t from = 0;
+    for (size_t p = 0; p < sp.n_patches; p++) {
+        const Patch *patch = &sp.patches[p];
+        memcpy(w, sp.base + from, patch->pos - from);
+        w += patch->pos - from;
+        if (patch->insert_len) memcpy(w, patch->insert != NULL ? patch->insert : patch->varint, patch->insert_len);
+        w += patch->insert_len;
+        from = patch->pos + patch->remove;
+    }
+    memcpy(w, sp.base + from, (size_t)request.len - from);
+done:
+    PyMem_Free(sp.patches);
+    PyMem_Free(edits);
+    PyBuffer_Release(&request);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"spans", spans, METH_VARARGS, spans_doc},
     {"table", table, METH_VARARGS, table_doc},
     {"positions", positions, METH_VARARGS, positions_doc},
+    {"splice", splice, METH_VARARGS, splice_doc},
     {NULL, NULL, 0, NULL},
 };
 

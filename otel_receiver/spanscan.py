@@ -35,6 +35,8 @@ SpanRow: TypeAlias = tuple[str, int, int, int, int, bytes, bytes, tuple[Any, ...
 # (resource keys, span keys) the value of its last occurrence or None.
 TableRow: TypeAlias = tuple[int, int, int, tuple[Any, ...], str, int, int, int, int, tuple[Any, ...]]
 Position: TypeAlias = tuple[int, int, int]
+# (resource index, scope index, item index, payload, append): see ``splice``.
+Edit: TypeAlias = tuple[int, int, int, bytes, bool]
 
 
 def available() -> bool:
@@ -177,3 +179,21 @@ def positions(
             found: list[Position] = _spanscan.positions(wire or batch.SerializeToString(), keys, prefixes)
             return found
     return python_positions(batch, keys, prefixes)
+
+
+def splice(wire: bytes, edits: list[Edit]) -> bytes | None:
+    """``wire`` (a serialized Export*ServiceRequest) with the messages the edits name
+    replaced by their payload (``append`` False: the payload is the message's new
+    serialization) or extended by it (True: more fields of the message, which the
+    parser merges), and the enclosing lengths rewritten; the rest is copied, not
+    serialized again. A place is (resource index, -1, -1) for a resource, (resource
+    index, scope index, -1) for a scope, else the item's (span, log record, metric).
+    ``edits`` must be sorted by place, one per place. None when the bytes cannot be
+    spliced: no C extension, a place not in the request, or a resource or scope to
+    edit split over several fields (a client's encoding)."""
+    if _spanscan is None:
+        return None
+    try:
+        return _spanscan.splice(wire, edits)
+    except ValueError:
+        return None

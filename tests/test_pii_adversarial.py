@@ -21,7 +21,6 @@ from otel_receiver.component import RequestContext
 from semconv import attributes as sc
 from tests.test_pii_redaction import EMAIL, make, put, shared, trace_request
 
-CTX = RequestContext()
 MB = 1 << 20
 
 
@@ -53,7 +52,7 @@ def one_value(req: ExportTraceServiceRequest, key: str = "x") -> Any:
 def test_megabyte_string_is_bounded(filler: str) -> None:
     text = (filler * (MB // len(filler) + 1))[:MB] + " mail " + EMAIL
     req = trace_request({"x": text})
-    elapsed = timed(lambda: shared().process(req, CTX))
+    elapsed = timed(lambda: shared().process(req, RequestContext()))
     assert elapsed < 10, elapsed
     out = one_value(req)
     assert EMAIL not in out
@@ -67,7 +66,7 @@ def test_many_attributes_and_spans() -> None:
         span = ss.spans.add()
         for j in range(20):
             put(span.attributes, f"k{j}", f"user{i}-{j}@gmail.com" if j == 7 else f"value {i} {j}")
-    elapsed = timed(lambda: shared().process(req, CTX))
+    elapsed = timed(lambda: shared().process(req, RequestContext()))
     assert elapsed < 20, elapsed
     assert b"@gmail.com" not in req.SerializeToString()
 
@@ -86,7 +85,7 @@ def test_deeply_nested_log_body_is_masked_beyond_the_depth_limit() -> None:
     shallow = record.attributes.add()
     shallow.key = "note"
     shallow.value.string_value = f"hi {EMAIL}"
-    shared(max_depth=10).process(req, CTX)
+    shared(max_depth=10).process(req, RequestContext())
     data = req.SerializeToString()
     assert EMAIL.encode() not in data
     assert b"[REDACTED:BLOCKED_KEY]" in data  # the part beyond depth 10 is masked whole
@@ -101,7 +100,7 @@ def test_deeply_nested_json() -> None:
         deep = {"n": [deep]}
     too_deep = "[" * 5000 + json.dumps(EMAIL) + "]" * 5000  # beyond orjson's limit: scanned as text
     req = trace_request({"a": json.dumps(deep), "b": too_deep})
-    elapsed = timed(lambda: shared().process(req, CTX))
+    elapsed = timed(lambda: shared().process(req, RequestContext()))
     assert elapsed < 5
     a, b = one_value(req, "a"), one_value(req, "b")
     assert EMAIL not in a and EMAIL not in b
@@ -117,7 +116,7 @@ def test_invalid_utf8_bytes_values() -> None:
     record = req.resource_logs.add().scope_logs.add().log_records.add()
     record.body.bytes_value = payload
     put(record.attributes, "raw", [b"\xff\xfe\xfd", b"ok " + EMAIL.encode()])
-    elapsed = timed(lambda: shared().process(req, CTX))
+    elapsed = timed(lambda: shared().process(req, RequestContext()))
     assert elapsed < 10
     assert EMAIL.encode() not in req.SerializeToString()
     assert record.body.bytes_value.startswith(junk[:1000])
@@ -136,7 +135,7 @@ def test_invalid_utf8_bytes_values() -> None:
 def test_catastrophic_backtracking_patterns_run_in_linear_time(pattern: str, subject: str) -> None:
     proc = make(custom_detectors=[{"name": "evil", "type": "EVIL", "pattern": pattern}])
     req = trace_request({"x": subject + " " + EMAIL})
-    elapsed = timed(lambda: proc.process(req, CTX))
+    elapsed = timed(lambda: proc.process(req, RequestContext()))
     assert elapsed < 5, elapsed
     assert EMAIL not in one_value(req)
 
@@ -146,6 +145,6 @@ def test_hostile_keys_and_lookalike_flood() -> None:
     attrs["password" * 1000] = "hunter2"
     attrs["note"] = " ".join(f"{i:04d}-{i:04d}-{i:04d}" for i in range(50_000))  # dash-joined digits
     req = trace_request(attrs)
-    elapsed = timed(lambda: shared().process(req, CTX))
+    elapsed = timed(lambda: shared().process(req, RequestContext()))
     assert elapsed < 10
     assert one_value(req, "password" * 1000) == "[REDACTED:BLOCKED_KEY]"

@@ -37,7 +37,6 @@ PHONE = "+1 (415) 555-0132"
 IBAN = "DE89 3704 0044 0532 0130 00"
 SSN = "219-45-6789"
 OPENAI_KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
-CTX = RequestContext()
 
 
 def make(telemetry: SelfTelemetry | None = None, **config: Any) -> PiiRedactionProcessor:
@@ -238,7 +237,7 @@ def test_hash_is_keyed_hmac_of_the_normalised_value() -> None:
 def test_actions_per_type_and_drop() -> None:
     proc = make(actions={"EMAIL": "hash", "PHONE": "drop"}, hash_key=HASH_KEY)
     req = trace_request({"user.note": f"mail {EMAIL}", "user.contact": f"tel {PHONE}", "keep": "fine"})
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     attrs = the_span(req).attributes
     assert attr(attrs, "user.note").startswith("mail [EMAIL:")
     assert attr(attrs, "user.contact") is None  # dropped
@@ -285,7 +284,7 @@ def test_allowed_blocked_and_key_rules() -> None:
             "gen_ai.response.id": "chatcmpl-123",
         }
     )
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     attrs = the_span(req).attributes
     assert attr(attrs, "support.mailbox") == EMAIL
     assert attr(attrs, "db.password") == "[REDACTED:BLOCKED_KEY]"
@@ -299,7 +298,7 @@ def test_allowed_blocked_and_key_rules() -> None:
 def test_default_blocked_keys_cover_credentials_but_not_token_counts() -> None:
     proc = make()
     req = trace_request({"app.api_key": "abc", "gen_ai.usage.input_tokens": 12, "client_secret": "x" * 5})
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     attrs = the_span(req).attributes
     assert attr(attrs, "app.api_key") == "[REDACTED:BLOCKED_KEY]"
     assert attr(attrs, "client_secret") == "[REDACTED:BLOCKED_KEY]"
@@ -342,7 +341,7 @@ def test_json_messages_stay_valid_with_the_same_structure() -> None:
     req = trace_request(
         {sc.GEN_AI_INPUT_MESSAGES: raw, sc.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"to": EMAIL})}
     )
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     attrs = the_span(req).attributes
     out = attr(attrs, sc.GEN_AI_INPUT_MESSAGES)
     parsed = json.loads(out)
@@ -358,7 +357,7 @@ def test_json_messages_stay_valid_with_the_same_structure() -> None:
 def test_clean_json_is_not_rewritten() -> None:
     raw = '{"a": 1,   "b": "no personal data"}'
     req = trace_request({sc.GEN_AI_OUTPUT_MESSAGES: raw})
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     assert attr(the_span(req).attributes, sc.GEN_AI_OUTPUT_MESSAGES) == raw
 
 
@@ -395,7 +394,7 @@ def test_every_trace_location() -> None:
     put(ev.attributes, "exception.message", f"user {EMAIL} not found")
     link = span.links.add()
     put(link.attributes, "origin", "93.184.216.34")
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     data = req.SerializeToString()
     for secret in (EMAIL, PHONE, CARD, OPENAI_KEY, IBAN, SSN, "93.184.216.34"):
         assert secret.encode() not in data
@@ -430,7 +429,7 @@ def test_logs_bodies_nested_and_attributes() -> None:
     r3.body.bytes_value = b"\xff\xfe raw " + EMAIL.encode() + b" \x80"
     r4 = sl.log_records.add()
     r4.body.string_value = "nothing to see"
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     assert r1.body.string_value == "login by [REDACTED:EMAIL] from [REDACTED:IP_ADDRESS]"
     assert any_value_to_python(r2.body) == {
         "user": {"email": "[REDACTED:EMAIL]", "phones": ["[REDACTED:PHONE]", "n/a"]},
@@ -456,7 +455,7 @@ def test_metric_data_points_and_exemplars_are_redacted_not_annotated() -> None:
     h.name = "latency"
     put(h.histogram.data_points.add().attributes, "caller", PHONE)
     tel = SelfTelemetry()
-    make(tel).process(req, CTX)
+    make(tel).process(req, RequestContext())
     assert attr(dp.attributes, "user.email") == "[REDACTED:EMAIL]"
     assert get(dp.attributes, sc.PII_REDACTED_COUNT) is None
     assert attr(dp.exemplars[0].filtered_attributes, "client.ip") == "[REDACTED:IP_ADDRESS]"
@@ -470,23 +469,23 @@ def test_counter_per_type_and_two_instances_share_the_registry() -> None:
     a, b = make(tel), make(tel, default_action="mask")
     asyncio.run(a.start())  # the warm-up request is not counted
     assert tel.total("otel_receiver_pii_redactions_total") == 0
-    a.process(trace_request({"x": f"{EMAIL} {EMAIL}"}), CTX)
-    b.process(trace_request({"x": CARD}), CTX)
+    a.process(trace_request({"x": f"{EMAIL} {EMAIL}"}), RequestContext())
+    b.process(trace_request({"x": CARD}), RequestContext())
     assert tel.value("otel_receiver_pii_redactions_total", {"type": "EMAIL"}) == 2
     assert tel.value("otel_receiver_pii_redactions_total", {"type": "CREDIT_CARD"}) == 1
 
 
 def test_second_pass_adds_to_existing_annotation() -> None:
     req = trace_request({"x": EMAIL})
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     put(the_span(req).attributes, "y", CARD)
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     attrs = the_span(req).attributes
     assert attr(attrs, sc.PII_REDACTED_COUNT) == 2
     assert attr(attrs, sc.PII_REDACTED_TYPES) == ["CREDIT_CARD", "EMAIL"]
     assert attr(attrs, sc.PII_REDACTED_COUNTS) == [1, 1]
     put(attrs, "z", f"{EMAIL} and {PHONE}")
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     assert attr(attrs, sc.PII_REDACTED_COUNT) == 4
     assert attr(attrs, sc.PII_REDACTED_TYPES) == ["CREDIT_CARD", "EMAIL", "PHONE"]
     assert attr(attrs, sc.PII_REDACTED_COUNTS) == [1, 2, 1]
@@ -495,7 +494,7 @@ def test_second_pass_adds_to_existing_annotation() -> None:
 
 def test_counts_per_type_follow_the_types() -> None:
     req = trace_request({"note": f"{EMAIL}, cc {EMAIL.replace('@', '2@')}, tel {PHONE}"})
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     attrs = the_span(req).attributes
     assert attr(attrs, sc.PII_REDACTED_TYPES) == ["EMAIL", "PHONE"]
     assert attr(attrs, sc.PII_REDACTED_COUNTS) == [2, 1]
@@ -516,10 +515,10 @@ def test_prefiltered_result_equals_full_scan() -> None:
         full = type(original)()
         full.CopyFrom(original)
         proc = shared()
-        proc.process(fast, CTX)
+        proc.process(fast, RequestContext())
         reference = make()
         reference.scanner = None  # no prefilter: every resource, scope and item is walked
-        reference.process(full, CTX)
+        reference.process(full, RequestContext())
         assert fast == full
         assert fast != original or "[REDACTED" not in str(full)
 
@@ -531,7 +530,7 @@ def test_clean_request_is_untouched_byte_for_byte() -> None:
             for span in ss.spans:
                 assert get(span.attributes, sc.PII_REDACTED_COUNT) is None
     before = req.SerializeToString()
-    make().process(req, CTX)
+    make().process(req, RequestContext())
     assert req.SerializeToString() == before
 
 
@@ -556,7 +555,7 @@ def test_custom_detector_with_module_validator() -> None:
         ]
     )
     req = trace_request({"note": "EMP-123455 and EMP-123456"})
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     assert attr(the_span(req).attributes, "note") == "[REDACTED:EMPLOYEE_ID] and EMP-123456"
 
 
@@ -580,7 +579,7 @@ def test_custom_detector_validator_from_entry_point(tmp_path: Path, monkeypatch:
         ]
     )
     req = trace_request({"note": "B#1237 B#1238"})
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     assert attr(the_span(req).attributes, "note") == "[REDACTED:BADGE] B#1238"
     sys.modules.pop("acme_validators", None)
 
@@ -592,7 +591,7 @@ def test_custom_detector_value_group_and_action() -> None:
         hash_key=HASH_KEY,
     )
     req = trace_request({"note": "see ticket #48213"})
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     assert attr(the_span(req).attributes, "note").startswith("see ticket #[TICKET:")
 
 
@@ -654,7 +653,7 @@ def test_a_failing_validator_masks_the_value_and_logs_no_value(caplog: pytest.Lo
     )
     req = trace_request({"note": f"BOOM-x {EMAIL}"})
     with caplog.at_level(logging.DEBUG):
-        proc.process(req, CTX)
+        proc.process(req, RequestContext())
     assert attr(the_span(req).attributes, "note") == "[REDACTED:ERROR]"
     assert EMAIL not in caplog.text and "BOOM-x" not in caplog.text
     assert "note" in caplog.text  # a plain key name is logged to help debugging
@@ -686,7 +685,7 @@ def test_value_starting_with_a_number_whatever_its_length_byte(length: int) -> N
     for lead in ("4111111111111111", "4155550132", "(415) 555-0132"):
         value = (lead + " " + "x" * length)[: max(length, len(lead))]
         req = trace_request({"k": value})
-        shared().process(req, CTX)
+        shared().process(req, RequestContext())
         assert lead not in attr(the_span(req).attributes, "k"), (length, lead)
 
 
@@ -695,7 +694,7 @@ def test_map_keys_holding_values_are_redacted() -> None:
     record = req.resource_logs.add().scope_logs.add().log_records.add()
     _set_any(record.body, {EMAIL: {"visits": 3}, "plain": "x"})
     put(record.attributes, f"seen {PHONE}", True)
-    shared().process(req, CTX)
+    shared().process(req, RequestContext())
     assert any_value_to_python(record.body) == {"[REDACTED:EMAIL]": {"visits": 3}, "plain": "x"}
     assert attr(record.attributes, "seen [REDACTED:PHONE]") is True
     assert EMAIL.encode() not in req.SerializeToString()
@@ -729,7 +728,7 @@ def test_ner_integration_with_a_stand_in_analyzer(monkeypatch: pytest.MonkeyPatc
     proc = make(ner={"enabled": True, "entities": ["PERSON"], "score_threshold": 0.5})
     assert proc.scanner is None  # no anchor can prove a text free of names
     req = trace_request({"note": f"Grüße von Zoë Müller, {EMAIL}", "other": "nothing"})
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     attrs = the_span(req).attributes
     assert attr(attrs, "note") == "Grüße von [REDACTED:PERSON], [REDACTED:EMAIL]"
     assert attr(attrs, "other") == "nothing"
@@ -740,14 +739,14 @@ def test_drop_removes_the_smallest_enclosing_entry() -> None:
     proc = shared(actions={"PHONE": "drop"})
     doc = {"contact": {"phone": PHONE, "name": "x"}, "list": ["keep", f"call {PHONE}"]}
     req = trace_request({"args": json.dumps(doc), "plain": f"tel {PHONE}"})
-    proc.process(req, CTX)
+    proc.process(req, RequestContext())
     attrs = the_span(req).attributes
     assert json.loads(attr(attrs, "args")) == {"contact": {"name": "x"}, "list": ["keep"]}
     assert attr(attrs, "plain") is None
     logs = ExportLogsServiceRequest()
     record = logs.resource_logs.add().scope_logs.add().log_records.add()
     _set_any(record.body, {"user": {"phone": PHONE, "id": 7}, "tags": ["a", PHONE]})
-    proc.process(logs, CTX)
+    proc.process(logs, RequestContext())
     assert any_value_to_python(record.body) == {"user": {"id": 7}, "tags": ["a"]}
     assert attr(record.attributes, sc.PII_REDACTED_COUNT) == 2
 

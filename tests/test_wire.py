@@ -100,13 +100,13 @@ def test_a_wire_is_always_the_batch_it_travels_with() -> None:
         msg = ExportTraceServiceRequest.FromString(body)
         ingest.accept(Signal.TRACES, msg, RequestContext(transport="grpc"), wire=body)
     seen = WireCheck.seen
-    # The wire reaches the scanning processors for clean requests, and is dropped where
-    # the batch changes: invalid spans removed at ingest, legacy names, redactions,
-    # prices (genai_cost does not keep it), flags. A processor that serialized the batch
-    # and left it unchanged passes its serialization on (anomaly, after genai_cost).
-    for stage in ("received", "genai_normalize", "pii_redaction", "anomaly"):
-        assert any(seen[stage]) and not all(seen[stage]), stage
-    assert not any(seen["genai_cost"])
+    # The received bytes reach the first processor unless ingest removed invalid spans;
+    # genai_normalize then serializes the batch, and from there every processor patches
+    # the bytes with the spans it changes (legacy names, redactions, prices, flags set
+    # and removed) instead of dropping them: WireCheck proved each patch exact.
+    assert any(seen["received"]) and not all(seen["received"])
+    for stage in DEFAULT_TRACE_PROCESSORS:
+        assert all(seen[stage]), stage
 
 
 def test_a_processor_that_does_not_keep_the_wire_never_sees_it() -> None:
@@ -188,7 +188,10 @@ def test_pii_in_a_resource_or_scope_split_over_two_fields_is_redacted(split: str
     pii.process(msg, context)
     assert b"jane.doe@example.com" not in msg.SerializeToString()
     assert attributes[1].value.string_value.startswith("[REDACTED:EMAIL")
-    assert context.wire_for(msg) is None
+    # the bytes that go on are protobuf's own serialization, patched with the redaction
+    after = context.wire_for(msg)
+    assert after is not None and ExportTraceServiceRequest.FromString(after) == msg
+    assert b"jane.doe@example.com" not in after and not context.wire_from_client
 
 
 class WireCheckExporter(Exporter):
@@ -271,8 +274,8 @@ def test_exporters_get_the_wire_of_their_parts(with_processors: bool) -> None:
     exporter = asyncio.run(scenario())
     with_wire = [w for w, _ in exporter.exports]
     assert any(with_wire), exporter.exports
-    if with_processors:  # anomaly's own serialization: canonical bytes reach the exporters
-        assert any(w and not from_client for w, from_client in exporter.exports)
+    if with_processors:  # each processor patches the bytes: every part keeps some
+        assert all(with_wire), exporter.exports
     else:  # the clients' bytes, concatenated
         assert all(from_client for w, from_client in exporter.exports if w)
 

@@ -39,7 +39,7 @@ from otel_receiver.attributes import (
     set_str_array,
 )
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
-from otel_receiver.spanscan import table
+from otel_receiver.spanscan import Edit, table
 from otel_receiver.telemetry import PerRegistry
 from processors.anomaly.config import SPAN_NAME, AnomalyConfig
 from processors.anomaly.detector import (
@@ -314,10 +314,11 @@ class AnomalyProcessor(Processor):
         evicted = 0
         clock = self._clock_ns
         spans_of: dict[tuple[int, int], Any] = {}
-        # Unless a span is flagged or unflagged below, this serialization stays the batch's
-        # and serves the components after this one.
+        # This serialization stays the batch's, patched with the spans flagged or
+        # unflagged below, and serves the components after this one.
         wire = context.wire_for(batch) or batch.SerializeToString()
         context.keep_wire(batch, wire)
+        edits: list[Edit] = []
         rows = table(batch, self._scan_keys, self._resource_scan_keys, wire)
         for ri, si, i, resource, name, _, code, start_ns, end_ns, values in rows:
             genai = values[op_i] is not None or values[provider_i] is not None
@@ -393,19 +394,22 @@ class AnomalyProcessor(Processor):
                             kinds.append(a.ANOMALY_KIND_COST)
                             peak = max(peak, z)
             if kinds:
-                attrs = _spans(batch, spans_of, ri, si)[i].attributes
+                span = _spans(batch, spans_of, ri, si)[i]
+                attrs = span.attributes
                 set_bool(attrs, a.ANOMALY_FLAGGED, True)
                 set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
                 peak = peak / (peak + self._score_k)
                 set_double(attrs, a.ANOMALY_SCORE, peak)
-                context.drop_wire()
+                edits.append((ri, si, i, span.SerializeToString(), False))
                 for kind in kinds:
                     tk = (kind, series.labels)
                     tally[tk] = tally.get(tk, 0) + 1
                     self._open_or_extend(key, kind, end_ns, peak)
             elif values[flag_i] is not None or values[kinds_i] is not None or values[score_i] is not None:
-                remove(_spans(batch, spans_of, ri, si)[i].attributes, _ANOMALY_KEYS)
-                context.drop_wire()
+                span = _spans(batch, spans_of, ri, si)[i]
+                remove(span.attributes, _ANOMALY_KEYS)
+                edits.append((ri, si, i, span.SerializeToString(), False))
+        context.splice_wire(batch, edits)
         self._clock_ns = clock
         return tally, evicted, self._close_quiet_episodes()
 

@@ -18,13 +18,14 @@ from collections import Counter as Tally
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client import CollectorRegistry, Counter
 
+from otel_receiver import spanscan
 from otel_receiver.attributes import Attributes
 from otel_receiver.component import (
     Batch,
@@ -34,6 +35,7 @@ from otel_receiver.component import (
     Signal,
 )
 from otel_receiver.encoded_attributes import double_prefix, string_attribute, true_attribute
+from otel_receiver.spanscan import Edit, Position
 from otel_receiver.telemetry import PerRegistry
 from processors.genai_cost.config import GenAICostConfig
 from processors.genai_cost.pricing import (
@@ -103,6 +105,11 @@ _TOKEN_SLOTS: Final = (
     _AUDIO_IN,
     _AUDIO_OUT,
     _CACHE_AUDIO_READ,
+)
+# A span is priced only if it reports input or output tokens: the C scan finds those
+# spans, and only they are read through protobuf's Python objects.
+_USAGE_KEYS: Final = tuple(
+    key for table in (_CURRENT, _LEGACY) for key, slot in table.items() if slot in (_IN, _OUT)
 )
 _INVALID: Final = -1
 _MAX_MODEL_LABELS: Final = 500
@@ -220,6 +227,7 @@ def _decimal(v: AnyValue | None) -> Decimal | None:
 
 class GenAICostProcessor(Processor):
     signals = frozenset({Signal.TRACES})
+    keeps_wire = True  # priced spans are spliced into the request's bytes
 
     def __init__(self, config: GenAICostConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -247,21 +255,54 @@ class GenAICostProcessor(Processor):
         errors: Tally[str] = Tally()
         tenant = context.tenant
         fallback_ns = context.received_at_ns
-        for rs in batch.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    # One span that trips an unforeseen case must not make the receiver
-                    # refuse the whole batch: it goes on unpriced, counted and logged.
-                    try:
-                        self.price_span(span, tenant, fallback_ns, unpriced, errors)
-                    except Exception as e:
-                        errors[_INTERNAL_ERROR] += 1
-                        self._log_internal_error_once(e)
+        edits: list[Edit] | None = []
+        for place, span in self._usage_spans(batch, context):
+            # One span that trips an unforeseen case must not make the receiver
+            # refuse the whole batch: it goes on unpriced, counted and logged.
+            try:
+                change = self.price_span(span, tenant, fallback_ns, unpriced, errors)
+            except Exception as e:
+                change = True  # it may have been half written
+                errors[_INTERNAL_ERROR] += 1
+                self._log_internal_error_once(e)
+            if change is False or edits is None:
+                continue
+            if place is None:
+                edits = None
+                context.drop_wire()
+            elif change is True:
+                edits.append((*place, span.SerializeToString(), False))
+            else:
+                edits.append((*place, change, True))
+        if edits:
+            context.splice_wire(batch, edits)
         for model, n in unpriced.items():
             self.metrics.unpriced.labels(model=self._model_label(model)).inc(n)
         for reason, n in errors.items():
             self.metrics.errors.labels(reason=reason).inc(n)
         return batch
+
+    @staticmethod
+    def _usage_spans(
+        batch: ExportTraceServiceRequest, context: RequestContext
+    ) -> list[tuple[Position | None, Span]]:
+        """The spans that report token usage (or a superset: usage keys on an event) with
+        their places, found in the request's bytes by the C scan; without the bytes (a
+        serialization would cost about as much as the Python scan of every span's keys
+        that price_span does anyway) every span, with no place."""
+        wire = context.wire_for(batch)
+        if not spanscan.available() or wire is None:
+            return [(None, span) for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans]
+        spans: list[tuple[Position | None, Span]] = []
+        last: tuple[int, int] = (-1, -1)
+        scope_spans: Any = None
+        for place in spanscan.positions(batch, _USAGE_KEYS, (), wire):
+            ri, si, i = place
+            if (ri, si) != last:
+                scope_spans = batch.resource_spans[ri].scope_spans[si].spans
+                last = (ri, si)
+            spans.append((place, scope_spans[i]))
+        return spans
 
     def price_span(
         self,
@@ -270,7 +311,10 @@ class GenAICostProcessor(Processor):
         fallback_ns: int,
         unpriced: Tally[str],
         errors: Tally[str],
-    ) -> None:
+    ) -> bytes | bool:
+        """Prices one span. Returns what changed: the bytes appended to the span (its
+        serialization plus them is its new one), True if it was changed in place, False
+        if not at all."""
         attrs = span.attributes
         # One scan: the KeyValue of every name we read or write. Iterating an attribute
         # list creates a Python wrapper per entry (upb), so it is done exactly once.
@@ -297,7 +341,7 @@ class GenAICostProcessor(Processor):
             in_kv = in_kv if in_kv is not None else leg[_IN]
             out_kv = out_kv if out_kv is not None else leg[_OUT]
         if in_kv is None and out_kv is None:
-            return
+            return False
 
         operation = _string(cur[_OP])
         if operation is None and leg is not None:
@@ -306,13 +350,13 @@ class GenAICostProcessor(Processor):
             if operation is None and legacy_op is not None and legacy_op.key == a.OPENINFERENCE_SPAN_KIND:
                 # CHAIN, RETRIEVER, RERANKER, ...: OpenInference puts a call's own token
                 # counts on its LLM/EMBEDDING spans; counts elsewhere are roll-ups.
-                return
+                return False
         if (
             operation in a.AGENT_OPERATIONS
             and span.kind != Span.SPAN_KIND_CLIENT
             and not self.cfg.price_internal_agent_spans
         ):
-            return
+            return False
 
         response_model = _string(cur[_RESP_MODEL])
         request_model = _string(cur[_REQ_MODEL])
@@ -327,8 +371,7 @@ class GenAICostProcessor(Processor):
         if response_model is None and request_model is None:
             # Usage with no model to price it by: flagged, counted and logged like an
             # unknown model, never silently skipped.
-            self._mark_unpriced(span, attrs, cur, provider, _NO_MODEL, unpriced)
-            return
+            return self._mark_unpriced(span, attrs, cur, provider, _NO_MODEL, unpriced)
 
         counts = [0] * _SLOTS
         for slot in _TOKEN_SLOTS:
@@ -340,7 +383,7 @@ class GenAICostProcessor(Processor):
             n = _count(found.value)
             if n == _INVALID:
                 self._flag_error(attrs, cur, a.COST_ERROR_INVALID_TOKENS, errors)
-                return
+                return True
             counts[slot] = n
         if self.exclusive and leg is not None:
             self._make_inclusive(counts, cur, leg, provider)
@@ -356,15 +399,15 @@ class GenAICostProcessor(Processor):
         start_ns = span.start_time_unix_nano or fallback_ns
         sheet = prices.at(start_ns) if prices is not None else None
         if sheet is None:
-            self._mark_unpriced(span, attrs, cur, provider, response_model or request_model or "", unpriced)
-            return
+            model = response_model or request_model or ""
+            return self._mark_unpriced(span, attrs, cur, provider, model, unpriced)
         # slots _IN.._CACHE_AUDIO_READ are in TokenUsage's field order
         usage = TokenUsage._make(counts[_IN : _CACHE_AUDIO_READ + 1])
         try:
             cost = price_usage(usage, sheet)
         except NegativeRemainderError:
             self._flag_error(attrs, cur, a.COST_ERROR_NEGATIVE_REMAINDER, errors)
-            return
+            return True
 
         reported_kv = cur[_REPORTED]
         reported = _decimal(reported_kv.value) if reported_kv is not None else None
@@ -407,8 +450,9 @@ class GenAICostProcessor(Processor):
                 parts += (_REPORTED_PREFIX, _DOUBLE(float(reported)))
             if mismatch:
                 parts.append(_MISMATCH_TRUE)
-            span.MergeFromString(b"".join(parts))
-            return
+            appended = b"".join(parts)
+            span.MergeFromString(appended)
+            return appended
         # A span priced before (e.g. by an upstream receiver): overwrite in place.
         _put(attrs, our_cost, a.GEN_AI_USAGE_COST).double_value = float(cost.total)
         _put(attrs, cur[_COST_INPUT], a.GEN_AI_USAGE_COST_INPUT).double_value = float(cost.input)
@@ -426,6 +470,7 @@ class GenAICostProcessor(Processor):
             _put(attrs, reported_kv, a.GEN_AI_COST_REPORTED).double_value = float(reported)
         if mismatch:
             _put(attrs, cur[_MISMATCH], a.GEN_AI_COST_MISMATCH).bool_value = True
+        return True
 
     def _pricing_attribute(self, pricing: str) -> bytes:
         encoded = self._pricing_bytes.get(pricing)
@@ -496,13 +541,14 @@ class GenAICostProcessor(Processor):
         provider: str | None,
         model: str,
         unpriced: Tally[str],
-    ) -> None:
-        if cur[_UNPRICED] is None:
-            span.MergeFromString(_UNPRICED_TRUE)
-        else:
-            _put(attrs, cur[_UNPRICED], a.GEN_AI_COST_UNPRICED).bool_value = True
+    ) -> bytes | bool:
         unpriced[model] += 1
         self._log_unpriced_once(provider, model)
+        if cur[_UNPRICED] is None:
+            span.MergeFromString(_UNPRICED_TRUE)
+            return _UNPRICED_TRUE
+        _put(attrs, cur[_UNPRICED], a.GEN_AI_COST_UNPRICED).bool_value = True
+        return True
 
     def _log_unpriced_once(self, provider: str | None, model: str) -> None:
         if model in self._logged_models or len(self._logged_models) >= _MAX_MODEL_LABELS:

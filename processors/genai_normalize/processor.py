@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
-from otel_receiver.spanscan import positions
+from otel_receiver.spanscan import Edit, positions
 from processors.genai_normalize.config import GenAINormalizeConfig
 from semconv.normalize import (
     MESSAGE_PREFIXES,
@@ -41,16 +41,17 @@ class GenAINormalizeProcessor(Processor):
         # cost ~0.5 us per span instead of ~5 us for reading every key from Python).
         wire = context.wire_for(batch) or batch.SerializeToString()
         found = positions(batch, TABLE_KEYS, MESSAGE_PREFIXES, wire)
-        # Unchanged, the batch's serialization serves the components after this one.
-        if found:
-            context.drop_wire()
-        else:
-            context.keep_wire(batch, wire)
+        # The batch's serialization, patched with the spans renamed here, serves the
+        # components after this one.
+        context.keep_wire(batch, wire)
+        edits: list[Edit] = []
         for ri, si, i in found:
             span = batch.resource_spans[ri].scope_spans[si].spans[i]
             normalize_attributes(span.attributes, keep_original=keep, exclusive=exclusive)
             for event in span.events:
                 normalize_attributes(event.attributes, keep_original=keep)
+            edits.append((ri, si, i, span.SerializeToString(), False))
+        context.splice_wire(batch, edits)
         return batch
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:

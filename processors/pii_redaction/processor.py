@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from otel_receiver import attributes as attrs
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from otel_receiver.spanscan import Edit
 from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
 from processors.pii_redaction.detectors import BLOCKED_KEY
@@ -297,42 +299,50 @@ class PiiRedactionProcessor(Processor):
     # --- per-request entry points ---
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
-        totals: dict[str, int] = {}
-        for (ri, si, k), fields in self._targets(batch, context):
-            rs = batch.resource_spans[ri]
-            if si < 0:
-                self._resource(rs.resource.attributes, fields, totals)
-            elif k < 0:
-                self._scope(rs.scope_spans[si].scope.attributes, fields, totals)
-            else:
-                self._span(rs.scope_spans[si].spans[k], fields, totals)
-        self._finish_request(totals, context)
-        return batch
+        return self._redact(batch, context, batch.resource_spans, "scope_spans", "spans", self._span)
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
-        totals: dict[str, int] = {}
-        for (ri, si, k), fields in self._targets(batch, context):
-            rl = batch.resource_logs[ri]
-            if si < 0:
-                self._resource(rl.resource.attributes, fields, totals)
-            elif k < 0:
-                self._scope(rl.scope_logs[si].scope.attributes, fields, totals)
-            else:
-                self._log_record(rl.scope_logs[si].log_records[k], fields, totals)
-        self._finish_request(totals, context)
-        return batch
+        logs = batch.resource_logs
+        return self._redact(batch, context, logs, "scope_logs", "log_records", self._log_record)
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
+        return self._redact(batch, context, batch.resource_metrics, "scope_metrics", "metrics", self._metric)
+
+    def _redact(
+        self,
+        batch: Batch,
+        context: RequestContext,
+        resources: Any,
+        scopes_field: str,
+        items_field: str,
+        redact_item: Callable[[Any, Fields, dict[str, int]], bool],
+    ) -> Batch:
+        """The three signals share one layout: resources holding scopes holding items."""
         totals: dict[str, int] = {}
+        edits: list[Edit] = []
         for (ri, si, k), fields in self._targets(batch, context):
-            rm = batch.resource_metrics[ri]
+            holder = resources[ri]
             if si < 0:
-                self._resource(rm.resource.attributes, fields, totals)
+                message = holder.resource
+                changed = self._resource(message.attributes, fields, totals)
             elif k < 0:
-                self._scope(rm.scope_metrics[si].scope.attributes, fields, totals)
+                message = getattr(holder, scopes_field)[si].scope
+                changed = self._scope(message.attributes, fields, totals)
             else:
-                self._metric(rm.scope_metrics[si].metrics[k], totals)
-        self._finish_request(totals, context)
+                message = getattr(getattr(holder, scopes_field)[si], items_field)[k]
+                changed = redact_item(message, fields, totals)
+            if changed:
+                # Its new bytes, so that the request's serialization is patched; targets
+                # come in request order, which is the order splice wants.
+                edits.append((ri, si, k, message.SerializeToString(), False))
+        # Every change this processor makes is a tallied redaction of an edited message.
+        if totals:
+            if edits:
+                context.splice_wire(batch, edits)
+            else:
+                context.drop_wire()
+        for type_name, n in totals.items():
+            self.counter.labels(type=type_name).inc(n)
         return batch
 
     def _targets(self, batch: Any, context: RequestContext) -> list[tuple[Path, Fields]]:
@@ -356,26 +366,21 @@ class PiiRedactionProcessor(Processor):
             self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
         return [(path, None) for path in _every_path(batch)]
 
-    def _finish_request(self, totals: dict[str, int], context: RequestContext) -> None:
-        # Every change this processor makes is a tallied redaction.
-        if totals:
-            context.drop_wire()
-        for type_name, n in totals.items():
-            self.counter.labels(type=type_name).inc(n)
-
     # --- items ---
 
-    def _resource(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> None:
+    def _resource(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> bool:
         tally = Tally()
         self._attributes(attributes, tally, 0, _indexes(fields, _RESOURCE_ATTRIBUTES))
         self._finish(attributes, tally, totals)
+        return bool(tally)
 
-    def _scope(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> None:
+    def _scope(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> bool:
         tally = Tally()
         self._attributes(attributes, tally, 0, _indexes(fields, _SCOPE_ATTRIBUTES))
         self._merge(tally, totals)
+        return bool(tally)
 
-    def _span(self, span: Any, fields: Fields, totals: dict[str, int]) -> None:
+    def _span(self, span: Any, fields: Fields, totals: dict[str, int]) -> bool:
         tally = Tally()
         self._attributes(span.attributes, tally, 0, _indexes(fields, _SPAN_ATTRIBUTES))
         if span.name and _wants(fields, _SPAN_NAME):
@@ -392,8 +397,9 @@ class PiiRedactionProcessor(Processor):
         for j in range(len(span.links)) if links is None else links:
             self._attributes(span.links[j].attributes, tally, 0)
         self._finish(span.attributes, tally, totals)
+        return bool(tally)
 
-    def _log_record(self, record: Any, fields: Fields, totals: dict[str, int]) -> None:
+    def _log_record(self, record: Any, fields: Fields, totals: dict[str, int]) -> bool:
         tally = Tally()
         if record.HasField("body") and _wants(fields, _LOG_BODY):
             try:
@@ -403,8 +409,9 @@ class PiiRedactionProcessor(Processor):
                 self._fail_closed(record.body, tally, "body", e)
         self._attributes(record.attributes, tally, 0, _indexes(fields, _LOG_ATTRIBUTES))
         self._finish(record.attributes, tally, totals)
+        return bool(tally)
 
-    def _metric(self, metric: Any, totals: dict[str, int]) -> None:
+    def _metric(self, metric: Any, fields: Fields, totals: dict[str, int]) -> bool:
         tally = Tally()
         kind = metric.WhichOneof("data")
         if kind is not None:
@@ -416,6 +423,7 @@ class PiiRedactionProcessor(Processor):
             metric.description = self._plain_text(metric.description, tally)
         # Data points are not annotated: an extra attribute would split their series.
         self._merge(tally, totals)
+        return bool(tally)
 
     def _finish(self, attributes: Any, tally: Tally, totals: dict[str, int]) -> None:
         if not tally:
