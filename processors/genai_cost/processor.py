@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import struct
 from collections import Counter as Tally
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -35,7 +35,7 @@ from otel_receiver.component import (
     Signal,
 )
 from otel_receiver.encoded_attributes import double_prefix, string_attribute, true_attribute
-from otel_receiver.spanscan import Edit, Position
+from otel_receiver.spanscan import Edit, to_python
 from otel_receiver.telemetry import PerRegistry
 from processors.genai_cost.config import GenAICostConfig
 from processors.genai_cost.pricing import (
@@ -59,7 +59,7 @@ _AUDIO_IN, _AUDIO_OUT, _CACHE_AUDIO_READ = 9, 10, 11
 _REPORTED, _PRICING, _OUR_COST = 12, 13, 14
 # Attributes we write: found in the same scan so that writing never rescans the list.
 _COST_INPUT, _COST_OUTPUT, _COST_CACHE_READ, _COST_CACHE_WRITE = 15, 16, 17, 18
-_MISMATCH, _UNPRICED, _ERROR = 19, 20, 21
+_MISMATCH, _UNPRICED_SLOT, _ERROR = 19, 20, 21
 _TIER, _REQUEST_TIER = 22, 23
 _SLOTS = 24
 
@@ -84,7 +84,7 @@ _CURRENT: Final[Mapping[str, int]] = {
     a.GEN_AI_USAGE_COST_CACHE_READ: _COST_CACHE_READ,
     a.GEN_AI_USAGE_COST_CACHE_WRITE: _COST_CACHE_WRITE,
     a.GEN_AI_COST_MISMATCH: _MISMATCH,
-    a.GEN_AI_COST_UNPRICED: _UNPRICED,
+    a.GEN_AI_COST_UNPRICED: _UNPRICED_SLOT,
     a.GEN_AI_COST_ERROR: _ERROR,
     a.OPENAI_RESPONSE_SERVICE_TIER: _TIER,
     a.OPENAI_REQUEST_SERVICE_TIER: _REQUEST_TIER,
@@ -106,11 +106,9 @@ _TOKEN_SLOTS: Final = (
     _AUDIO_OUT,
     _CACHE_AUDIO_READ,
 )
-# A span is priced only if it reports input or output tokens: the C scan finds those
-# spans, and only they are read through protobuf's Python objects.
-_USAGE_KEYS: Final = tuple(
-    key for table in (_CURRENT, _LEGACY) for key, slot in table.items() if slot in (_IN, _OUT)
-)
+# What the C scan reads: the current names in slot order, then the legacy ones.
+_SCAN_KEYS: Final = (*sorted(_CURRENT, key=_CURRENT.__getitem__), *_LEGACY)
+_NO_LEGACY: Final = (None,) * len(_LEGACY)
 _INVALID: Final = -1
 _MAX_MODEL_LABELS: Final = 500
 _OTHER_MODEL: Final = "(other)"
@@ -141,19 +139,21 @@ class _Metrics:
 _METRICS: PerRegistry[_Metrics] = PerRegistry()
 
 
-def _string(kv: KeyValue | None) -> str | None:
-    if kv is None:
-        return None
-    # string_value reads "" for any other kind of value, which is "no model" too.
-    return kv.value.string_value or None
+# Attribute values below are as ``spanscan.to_python`` gives them (the C scan's values):
+# str, bool, int, float, bytes, list, dict, () for an empty AnyValue; None when absent.
 
 
-def _legacy_value(kv: KeyValue | None) -> str | None:
+def _string(v: Any) -> str | None:
+    # Any other kind of value, or "", is "no model" too.
+    return v if type(v) is str and v else None
+
+
+def _legacy_value(key: str | None, v: Any) -> str | None:
     """A string from an old or vendor key, with the table's value mapping applied."""
-    s = _string(kv)
-    if s is None or kv is None:
+    s = _string(v)
+    if s is None or key is None:
         return None
-    rule = normalize.RULE_BY_KEY.get(kv.key)
+    rule = normalize.RULE_BY_KEY.get(key)
     if rule is not None and rule.values is not None:
         if rule.values is normalize.PROVIDER_VALUES:
             return normalize.current_provider(s)
@@ -163,6 +163,43 @@ def _legacy_value(kv: KeyValue | None) -> str | None:
         if not rule.rename:
             return None
     return s
+
+
+def _reports_usage(current: Sequence[Any], legacy: Sequence[Any] | None) -> bool:
+    """Input or output tokens under a current name or a legacy one (found by slot)."""
+    if current[_IN] is not None or current[_OUT] is not None:
+        return True
+    return legacy is not None and (legacy[_IN] is not None or legacy[_OUT] is not None)
+
+
+class _Legacy(NamedTuple):
+    """Values of legacy and vendor names by slot, and which name each came from."""
+
+    values: list[Any]
+    keys: list[str | None]
+
+
+class _Unpriced:
+    """The outcome of a span whose model has no price (or that names no model)."""
+
+
+_UNPRICED: Final = _Unpriced()
+
+
+class _Priced(NamedTuple):
+    cost: Any  # pricing.Cost
+    new_reported: Decimal | None  # a client's cost found under another name, to keep
+    mismatch: bool
+
+
+# Not priced (None), unpriced, an error reason (a.COST_ERROR_*), or priced.
+_Outcome: TypeAlias = _Unpriced | str | _Priced
+
+# The attributes we write: a span holding none of them gets ours appended.
+_WRITTEN_SLOTS: Final = (
+    _REPORTED, _PRICING, _OUR_COST, _COST_INPUT, _COST_OUTPUT, _COST_CACHE_READ, _COST_CACHE_WRITE,
+    _MISMATCH, _UNPRICED_SLOT, _ERROR,
+)  # fmt: skip
 
 
 # Attributes are appended as pre-encoded wire bytes (otel_receiver.encoded_attributes),
@@ -188,36 +225,28 @@ def _put(attrs: Attributes, found: KeyValue | None, key: str) -> AnyValue:
     return found.value
 
 
-def _count(v: AnyValue | None) -> int:
-    """A token count: 0 when absent, ``_INVALID`` when negative or not a whole number."""
-    if v is None:
-        return 0
-    n = v.int_value  # the common case first: one read, no kind check
-    if n > 0:
-        return n
-    kind = v.WhichOneof("value")
-    if kind == "int_value":
-        return n if n >= 0 else _INVALID
-    if kind == "double_value":
-        d = v.double_value
-        return int(d) if d >= 0 and d.is_integer() else _INVALID
-    if kind == "string_value":
-        s = v.string_value.strip()
+def _count(v: Any) -> int:
+    """A token count: ``_INVALID`` when negative or not a whole number."""
+    kind = type(v)
+    if kind is int:
+        return v if v >= 0 else _INVALID
+    if kind is float:
+        return int(v) if v >= 0 and v.is_integer() else _INVALID
+    if kind is str:
+        s = v.strip()
         return int(s) if s.isdigit() else _INVALID
     return _INVALID
 
 
-def _decimal(v: AnyValue | None) -> Decimal | None:
-    if v is None:
-        return None
-    kind = v.WhichOneof("value")
+def _decimal(v: Any) -> Decimal | None:
+    kind = type(v)
     try:
-        if kind == "double_value":
-            d = Decimal(repr(v.double_value))
-        elif kind == "int_value":
-            d = Decimal(v.int_value)
-        elif kind == "string_value":
-            d = Decimal(v.string_value.strip())
+        if kind is float:
+            d = Decimal(repr(v))
+        elif kind is int:
+            d = Decimal(v)
+        elif kind is str:
+            d = Decimal(v.strip())
         else:
             return None
     except InvalidOperation:
@@ -253,56 +282,83 @@ class GenAICostProcessor(Processor):
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         unpriced: Tally[str] = Tally()
         errors: Tally[str] = Tally()
-        tenant = context.tenant
-        fallback_ns = context.received_at_ns
-        edits: list[Edit] | None = []
-        for place, span in self._usage_spans(batch, context):
-            # One span that trips an unforeseen case must not make the receiver
-            # refuse the whole batch: it goes on unpriced, counted and logged.
-            try:
-                change = self.price_span(span, tenant, fallback_ns, unpriced, errors)
-            except Exception as e:
-                change = True  # it may have been half written
-                errors[_INTERNAL_ERROR] += 1
-                self._log_internal_error_once(e)
-            if change is False or edits is None:
-                continue
-            if place is None:
-                edits = None
+        wire = context.wire_for(batch)
+        if wire is not None and spanscan.available():
+            self._price_scanned(batch, wire, context, unpriced, errors)
+        else:
+            # Without the request's bytes a serialization would cost about as much as the
+            # Python scan of every span's keys that price_span does.
+            changes = [
+                self._price_guarded(span, context, unpriced, errors)
+                for rs in batch.resource_spans
+                for ss in rs.scope_spans
+                for span in ss.spans
+            ]
+            if any(change is not False for change in changes):
                 context.drop_wire()
-            elif change is True:
-                edits.append((*place, span.SerializeToString(), False))
-            else:
-                edits.append((*place, change, True))
-        if edits:
-            context.splice_wire(batch, edits)
         for model, n in unpriced.items():
             self.metrics.unpriced.labels(model=self._model_label(model)).inc(n)
         for reason, n in errors.items():
             self.metrics.errors.labels(reason=reason).inc(n)
         return batch
 
-    @staticmethod
-    def _usage_spans(
-        batch: ExportTraceServiceRequest, context: RequestContext
-    ) -> list[tuple[Position | None, Span]]:
-        """The spans that report token usage (or a superset: usage keys on an event) with
-        their places, found in the request's bytes by the C scan; without the bytes (a
-        serialization would cost about as much as the Python scan of every span's keys
-        that price_span does anyway) every span, with no place."""
-        wire = context.wire_for(batch)
-        if not spanscan.available() or wire is None:
-            return [(None, span) for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans]
-        spans: list[tuple[Position | None, Span]] = []
+    def _price_scanned(
+        self,
+        batch: ExportTraceServiceRequest,
+        wire: bytes,
+        context: RequestContext,
+        unpriced: Tally[str],
+        errors: Tally[str],
+    ) -> None:
+        """Prices from the values the C scan reads in the request's bytes: a span that
+        reports no usage costs no Python object, a fresh one (no legacy name, none of our
+        attributes yet) only the append; the others go through ``price_span``. The
+        changed spans are spliced into the bytes."""
+        edits: list[Edit] = []
         last: tuple[int, int] = (-1, -1)
-        scope_spans: Any = None
-        for place in spanscan.positions(batch, _USAGE_KEYS, (), wire):
-            ri, si, i = place
+        spans: Any = None
+        tenant, received = context.tenant, context.received_at_ns
+        for ri, si, i, _, _, kind, _, start_ns, _, values in spanscan.table(batch, _SCAN_KEYS, (), wire):
+            fresh = values[_SLOTS:] == _NO_LEGACY
+            if fresh and values[_IN] is None and values[_OUT] is None:
+                continue
             if (ri, si) != last:
-                scope_spans = batch.resource_spans[ri].scope_spans[si].spans
+                spans = batch.resource_spans[ri].scope_spans[si].spans
                 last = (ri, si)
-            spans.append((place, scope_spans[i]))
-        return spans
+            span = spans[i]
+            if fresh and all(values[slot] is None for slot in _WRITTEN_SLOTS):
+                try:
+                    appended = self.price_values(values, kind, start_ns, tenant, received, unpriced, errors)
+                except Exception as e:
+                    errors[_INTERNAL_ERROR] += 1
+                    self._log_internal_error_once(e)
+                    continue
+                if appended is not None:
+                    span.MergeFromString(appended)
+                    edits.append((ri, si, i, appended, True))
+                continue
+            change = self._price_guarded(span, context, unpriced, errors)
+            if change is True:
+                edits.append((ri, si, i, span.SerializeToString(), False))
+            elif change is not False:
+                edits.append((ri, si, i, change, True))
+        context.splice_wire(batch, edits)
+
+    def _price_guarded(
+        self,
+        span: Span,
+        context: RequestContext,
+        unpriced: Tally[str],
+        errors: Tally[str],
+    ) -> bytes | bool:
+        # One span that trips an unforeseen case must not make the receiver refuse the
+        # whole batch: it goes on unpriced, counted and logged.
+        try:
+            return self.price_span(span, context.tenant, context.received_at_ns, unpriced, errors)
+        except Exception as e:
+            errors[_INTERNAL_ERROR] += 1
+            self._log_internal_error_once(e)
+            return True  # it may have been half written
 
     def price_span(
         self,
@@ -312,9 +368,9 @@ class GenAICostProcessor(Processor):
         unpriced: Tally[str],
         errors: Tally[str],
     ) -> bytes | bool:
-        """Prices one span. Returns what changed: the bytes appended to the span (its
-        serialization plus them is its new one), True if it was changed in place, False
-        if not at all."""
+        """Prices one span through its protobuf objects. Returns what changed: the bytes
+        appended to the span (its serialization plus them is its new one), True if it
+        was changed in place, False if not at all."""
         attrs = span.attributes
         # One scan: the KeyValue of every name we read or write. Iterating an attribute
         # list creates a Python wrapper per entry (upb), so it is done exactly once.
@@ -334,143 +390,178 @@ class GenAICostProcessor(Processor):
                     leg = [None] * _SLOTS
                 if leg[slot] is None or key == a.OI_LLM_PROVIDER:
                     leg[slot] = kv
-
-        in_kv = cur[_IN]
-        out_kv = cur[_OUT]
-        if leg is not None:
-            in_kv = in_kv if in_kv is not None else leg[_IN]
-            out_kv = out_kv if out_kv is not None else leg[_OUT]
-        if in_kv is None and out_kv is None:
+        if not _reports_usage(cur, leg):
             return False
+        values = [None if kv is None else to_python(kv.value) for kv in cur]
+        old = None
+        if leg is not None:
+            old = _Legacy(
+                [None if kv is None else to_python(kv.value) for kv in leg],
+                [None if kv is None else kv.key for kv in leg],
+            )
+        start_ns = span.start_time_unix_nano
+        outcome = self._decide(values, old, span.kind, start_ns, tenant, fallback_ns, unpriced, errors)
+        if outcome is None:
+            return False
+        if not any(cur[slot] is not None for slot in _WRITTEN_SLOTS):
+            appended = self._appended(outcome)
+            span.MergeFromString(appended)
+            return appended
+        # A span priced before (e.g. by an upstream receiver): overwrite in place.
+        if isinstance(outcome, _Unpriced):
+            _put(attrs, cur[_UNPRICED_SLOT], a.GEN_AI_COST_UNPRICED).bool_value = True
+        elif isinstance(outcome, str):
+            _put(attrs, cur[_ERROR], a.GEN_AI_COST_ERROR).string_value = outcome
+        else:
+            cost = outcome.cost
+            _put(attrs, cur[_OUR_COST], a.GEN_AI_USAGE_COST).double_value = float(cost.total)
+            _put(attrs, cur[_COST_INPUT], a.GEN_AI_USAGE_COST_INPUT).double_value = float(cost.input)
+            _put(attrs, cur[_COST_OUTPUT], a.GEN_AI_USAGE_COST_OUTPUT).double_value = float(cost.output)
+            if cost.cache_read:
+                _put(attrs, cur[_COST_CACHE_READ], a.GEN_AI_USAGE_COST_CACHE_READ).double_value = float(
+                    cost.cache_read
+                )
+            if cost.cache_write:
+                _put(attrs, cur[_COST_CACHE_WRITE], a.GEN_AI_USAGE_COST_CACHE_WRITE).double_value = float(
+                    cost.cache_write
+                )
+            _put(attrs, cur[_PRICING], a.GEN_AI_COST_PRICING).string_value = cost.pricing
+            if outcome.new_reported is not None:
+                _put(attrs, cur[_REPORTED], a.GEN_AI_COST_REPORTED).double_value = float(outcome.new_reported)
+            if outcome.mismatch:
+                _put(attrs, cur[_MISMATCH], a.GEN_AI_COST_MISMATCH).bool_value = True
+        return True
 
+    def price_values(
+        self,
+        values: Sequence[Any],
+        kind: int,
+        start_ns: int,
+        tenant: str | None,
+        fallback_ns: int,
+        unpriced: Tally[str],
+        errors: Tally[str],
+    ) -> bytes | None:
+        """Prices a span from the values the C scan read (``_CURRENT`` slots), for spans
+        with no legacy name and none of the attributes we write (``_fresh``): the bytes
+        to append to the span, or None when it is not priced."""
+        outcome = self._decide(values, None, kind, start_ns, tenant, fallback_ns, unpriced, errors)
+        return None if outcome is None else self._appended(outcome)
+
+    def _decide(
+        self,
+        cur: Sequence[Any],
+        leg: _Legacy | None,
+        kind: int,
+        start_ns: int,
+        tenant: str | None,
+        fallback_ns: int,
+        unpriced: Tally[str],
+        errors: Tally[str],
+    ) -> _Outcome | None:
+        """What pricing a span amounts to, from its attribute values by slot (as
+        ``spanscan.to_python`` gives them; None when absent): None (not a priced span),
+        ``_Unpriced``, an error reason, or the cost. Counts the unpriced and the errors."""
+        if not _reports_usage(cur, leg.values if leg is not None else None):
+            return None
         operation = _string(cur[_OP])
         if operation is None and leg is not None:
-            legacy_op = leg[_OP]
-            operation = _legacy_value(legacy_op)
-            if operation is None and legacy_op is not None and legacy_op.key == a.OPENINFERENCE_SPAN_KIND:
+            operation = _legacy_value(leg.keys[_OP], leg.values[_OP])
+            if operation is None and leg.keys[_OP] == a.OPENINFERENCE_SPAN_KIND:
                 # CHAIN, RETRIEVER, RERANKER, ...: OpenInference puts a call's own token
                 # counts on its LLM/EMBEDDING spans; counts elsewhere are roll-ups.
-                return False
+                return None
         if (
             operation in a.AGENT_OPERATIONS
-            and span.kind != Span.SPAN_KIND_CLIENT
+            and kind != Span.SPAN_KIND_CLIENT
             and not self.cfg.price_internal_agent_spans
         ):
-            return False
+            return None
 
         response_model = _string(cur[_RESP_MODEL])
         request_model = _string(cur[_REQ_MODEL])
         provider = _string(cur[_PROVIDER])
         if leg is not None:
             if response_model is None:
-                response_model = _string(leg[_RESP_MODEL])
+                response_model = _string(leg.values[_RESP_MODEL])
             if request_model is None:
-                request_model = _string(leg[_REQ_MODEL])
+                request_model = _string(leg.values[_REQ_MODEL])
             if provider is None:
-                provider = _legacy_value(leg[_PROVIDER])
+                provider = _legacy_value(leg.keys[_PROVIDER], leg.values[_PROVIDER])
         if response_model is None and request_model is None:
             # Usage with no model to price it by: flagged, counted and logged like an
             # unknown model, never silently skipped.
-            return self._mark_unpriced(span, attrs, cur, provider, _NO_MODEL, unpriced)
+            return self._unpriced(provider, _NO_MODEL, unpriced)
 
         counts = [0] * _SLOTS
         for slot in _TOKEN_SLOTS:
             found = cur[slot]
             if found is None and leg is not None:
-                found = leg[slot]
+                found = leg.values[slot]
             if found is None:
                 continue
-            n = _count(found.value)
+            n = _count(found)
             if n == _INVALID:
-                self._flag_error(attrs, cur, a.COST_ERROR_INVALID_TOKENS, errors)
-                return True
+                errors[a.COST_ERROR_INVALID_TOKENS] += 1
+                return a.COST_ERROR_INVALID_TOKENS
             counts[slot] = n
         if self.exclusive and leg is not None:
             self._make_inclusive(counts, cur, leg, provider)
 
         tier = _string(cur[_TIER]) or _string(cur[_REQUEST_TIER])
         if tier is None and leg is not None:
-            tier = _string(leg[_TIER]) or _string(leg[_REQUEST_TIER])
+            tier = _string(leg.values[_TIER]) or _string(leg.values[_REQUEST_TIER])
         if tier is not None:
             tier = tier.lower()
             if tier in _STANDARD_TIERS:
                 tier = None
         prices = self.book.lookup(provider, (response_model or "", request_model or ""), tenant, tier)
-        start_ns = span.start_time_unix_nano or fallback_ns
-        sheet = prices.at(start_ns) if prices is not None else None
+        sheet = prices.at(start_ns or fallback_ns) if prices is not None else None
         if sheet is None:
-            model = response_model or request_model or ""
-            return self._mark_unpriced(span, attrs, cur, provider, model, unpriced)
+            return self._unpriced(provider, response_model or request_model or "", unpriced)
         # slots _IN.._CACHE_AUDIO_READ are in TokenUsage's field order
         usage = TokenUsage._make(counts[_IN : _CACHE_AUDIO_READ + 1])
         try:
             cost = price_usage(usage, sheet)
         except NegativeRemainderError:
-            self._flag_error(attrs, cur, a.COST_ERROR_NEGATIVE_REMAINDER, errors)
-            return True
+            errors[a.COST_ERROR_NEGATIVE_REMAINDER] += 1
+            return a.COST_ERROR_NEGATIVE_REMAINDER
 
-        reported_kv = cur[_REPORTED]
-        reported = _decimal(reported_kv.value) if reported_kv is not None else None
-        reported_is_new = False
-        legacy_reported = leg[_REPORTED] if leg is not None else None
-        if reported is None and legacy_reported is not None:
-            reported = _decimal(legacy_reported.value)
-            reported_is_new = reported is not None
-        our_cost = cur[_OUR_COST]
-        if reported is None and cur[_PRICING] is None and our_cost is not None:
+        reported = _decimal(cur[_REPORTED])
+        new_reported = None
+        if reported is None and leg is not None:
+            reported = new_reported = _decimal(leg.values[_REPORTED])
+        if reported is None and cur[_PRICING] is None:
             # OpenLIT's own estimate under gen_ai.usage.cost (no pricing label: not ours).
-            reported = _decimal(our_cost.value)
-            reported_is_new = reported is not None
-
+            reported = new_reported = _decimal(cur[_OUR_COST])
         mismatch = reported is not None and self._mismatch(cost.total, reported)
-        if (
-            our_cost is None
-            and cur[_COST_INPUT] is None
-            and cur[_COST_OUTPUT] is None
-            and cur[_COST_CACHE_READ] is None
-            and cur[_COST_CACHE_WRITE] is None
-            and cur[_PRICING] is None
-            and cur[_MISMATCH] is None
-            and (reported_kv is None or not reported_is_new)
-        ):
-            parts = [
-                _COST_PREFIX,
-                _DOUBLE(float(cost.total)),
-                _COST_INPUT_PREFIX,
-                _DOUBLE(float(cost.input)),
-                _COST_OUTPUT_PREFIX,
-                _DOUBLE(float(cost.output)),
-            ]
-            if cost.cache_read:
-                parts += (_COST_CACHE_READ_PREFIX, _DOUBLE(float(cost.cache_read)))
-            if cost.cache_write:
-                parts += (_COST_CACHE_WRITE_PREFIX, _DOUBLE(float(cost.cache_write)))
-            parts.append(self._pricing_attribute(cost.pricing))
-            if reported is not None and reported_is_new:
-                parts += (_REPORTED_PREFIX, _DOUBLE(float(reported)))
-            if mismatch:
-                parts.append(_MISMATCH_TRUE)
-            appended = b"".join(parts)
-            span.MergeFromString(appended)
-            return appended
-        # A span priced before (e.g. by an upstream receiver): overwrite in place.
-        _put(attrs, our_cost, a.GEN_AI_USAGE_COST).double_value = float(cost.total)
-        _put(attrs, cur[_COST_INPUT], a.GEN_AI_USAGE_COST_INPUT).double_value = float(cost.input)
-        _put(attrs, cur[_COST_OUTPUT], a.GEN_AI_USAGE_COST_OUTPUT).double_value = float(cost.output)
+        return _Priced(cost, new_reported, mismatch)
+
+    def _appended(self, outcome: _Outcome) -> bytes:
+        """The attributes an outcome adds to a span that holds none of them yet."""
+        if isinstance(outcome, _Unpriced):
+            return _UNPRICED_TRUE
+        if isinstance(outcome, str):
+            return string_attribute(a.GEN_AI_COST_ERROR, outcome)
+        cost = outcome.cost
+        parts = [
+            _COST_PREFIX,
+            _DOUBLE(float(cost.total)),
+            _COST_INPUT_PREFIX,
+            _DOUBLE(float(cost.input)),
+            _COST_OUTPUT_PREFIX,
+            _DOUBLE(float(cost.output)),
+        ]
         if cost.cache_read:
-            _put(attrs, cur[_COST_CACHE_READ], a.GEN_AI_USAGE_COST_CACHE_READ).double_value = float(
-                cost.cache_read
-            )
+            parts += (_COST_CACHE_READ_PREFIX, _DOUBLE(float(cost.cache_read)))
         if cost.cache_write:
-            _put(attrs, cur[_COST_CACHE_WRITE], a.GEN_AI_USAGE_COST_CACHE_WRITE).double_value = float(
-                cost.cache_write
-            )
-        _put(attrs, cur[_PRICING], a.GEN_AI_COST_PRICING).string_value = cost.pricing
-        if reported is not None and reported_is_new:
-            _put(attrs, reported_kv, a.GEN_AI_COST_REPORTED).double_value = float(reported)
-        if mismatch:
-            _put(attrs, cur[_MISMATCH], a.GEN_AI_COST_MISMATCH).bool_value = True
-        return True
+            parts += (_COST_CACHE_WRITE_PREFIX, _DOUBLE(float(cost.cache_write)))
+        parts.append(self._pricing_attribute(cost.pricing))
+        if outcome.new_reported is not None:
+            parts += (_REPORTED_PREFIX, _DOUBLE(float(outcome.new_reported)))
+        if outcome.mismatch:
+            parts.append(_MISMATCH_TRUE)
+        return b"".join(parts)
 
     def _pricing_attribute(self, pricing: str) -> bytes:
         encoded = self._pricing_bytes.get(pricing)
@@ -490,25 +581,20 @@ class GenAICostProcessor(Processor):
     def _make_inclusive(
         self,
         counts: list[int],
-        cur: list[KeyValue | None],
-        leg: list[KeyValue | None],
+        cur: Sequence[Any],
+        leg: _Legacy,
         provider: str | None,
     ) -> None:
-        in_kv = leg[_IN]
-        if cur[_IN] is None and in_kv is not None:
-            source = normalize.source_of_key(in_kv.key)
+        in_key = leg.keys[_IN]
+        if cur[_IN] is None and in_key is not None:
+            source = normalize.source_of_key(in_key)
             if not normalize.counting_for(source, provider, self.exclusive).input_includes_cache:
                 counts[_IN] += counts[_CACHE_READ] + counts[_CACHE_WRITE]
-        out_kv = leg[_OUT]
-        if cur[_OUT] is None and out_kv is not None:
-            source = normalize.source_of_key(out_kv.key)
+        out_key = leg.keys[_OUT]
+        if cur[_OUT] is None and out_key is not None:
+            source = normalize.source_of_key(out_key)
             if not normalize.counting_for(source, provider, self.exclusive).output_includes_reasoning:
                 counts[_OUT] += counts[_REASONING]
-
-    @staticmethod
-    def _flag_error(attrs: Attributes, cur: list[KeyValue | None], reason: str, errors: Tally[str]) -> None:
-        _put(attrs, cur[_ERROR], a.GEN_AI_COST_ERROR).string_value = reason
-        errors[reason] += 1
 
     def _model_label(self, model: str) -> str:
         # Model names come from clients: bound the label set of the self-metric.
@@ -533,22 +619,10 @@ class GenAICostProcessor(Processor):
             "genai_cost: %s while pricing a span (at %s); the span is passed on unpriced", kind, where
         )
 
-    def _mark_unpriced(
-        self,
-        span: Span,
-        attrs: Attributes,
-        cur: list[KeyValue | None],
-        provider: str | None,
-        model: str,
-        unpriced: Tally[str],
-    ) -> bytes | bool:
+    def _unpriced(self, provider: str | None, model: str, unpriced: Tally[str]) -> _Unpriced:
         unpriced[model] += 1
         self._log_unpriced_once(provider, model)
-        if cur[_UNPRICED] is None:
-            span.MergeFromString(_UNPRICED_TRUE)
-            return _UNPRICED_TRUE
-        _put(attrs, cur[_UNPRICED], a.GEN_AI_COST_UNPRICED).bool_value = True
-        return True
+        return _UNPRICED
 
     def _log_unpriced_once(self, provider: str | None, model: str) -> None:
         if model in self._logged_models or len(self._logged_models) >= _MAX_MODEL_LABELS:
