@@ -60,6 +60,14 @@ def _step(detectors: tuple[Any, Any], t: float, v: float) -> None:
     assert _same(detectors[0].state(), detectors[1].state())
 
 
+def _feed(pair: tuple[Any, Any], points: list[tuple[float, float]]) -> None:
+    """Points given as (gap to the previous one, value), into both detectors."""
+    t = 0.0
+    for gap, v in points:
+        t += gap
+        _step(pair, t, v)
+
+
 values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=-1e3, max_value=1e3),
@@ -86,11 +94,7 @@ params = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(params, st.lists(st.tuples(gaps, values), max_size=120))
 def test_detector_matches_the_python_reference(p: DetectorParams, points: list[tuple[float, float]]) -> None:
-    pair = (Detector(p), PythonDetector(p))
-    t = 0.0
-    for gap, v in points:
-        t += gap
-        _step(pair, t, v)
+    _feed((Detector(p), PythonDetector(p)), points)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -122,11 +126,7 @@ def test_error_share_matches_the_python_reference(
     window: float, min_errors: float, warmup: int, k: float, points: list[tuple[float, float]]
 ) -> None:
     args = (window, min_errors, warmup, window * 10, k)
-    pair = (ErrorShareDetector(*args), PythonErrorShareDetector(*args))
-    t = 0.0
-    for gap, failed in points:
-        t += gap
-        _step(pair, t, failed)
+    _feed((ErrorShareDetector(*args), PythonErrorShareDetector(*args)), points)
 
 
 @pytest.mark.parametrize("seed", range(4))

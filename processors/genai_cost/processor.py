@@ -443,8 +443,8 @@ class GenAICostProcessor(Processor):
         errors: Tally[str],
     ) -> bytes | None:
         """Prices a span from the values the C scan read (``_CURRENT`` slots), for spans
-        with no legacy name and none of the attributes we write (``_fresh``): the bytes
-        to append to the span, or None when it is not priced."""
+        with no legacy name and none of the attributes we write (``_price_scanned``
+        checks): the bytes to append to the span, or None when it is not priced."""
         outcome = self._decide(values, None, kind, start_ns, tenant, fallback_ns, unpriced, errors)
         return None if outcome is None else self._appended(outcome)
 
