@@ -78,8 +78,8 @@ class DetectorParams:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
-        if self.histogram_bins < 3:
-            raise ValueError("histogram_bins must be at least 3")
+        if not 3 <= self.histogram_bins <= 4096:  # the C core's bound (and far past useful)
+            raise ValueError("histogram_bins must be in 3..4096")
         if self.warmup < 1 or self.refractory < 0 or self.score_k <= 0 or self.relative_floor < 0:
             raise ValueError("warmup >= 1, refractory >= 0, score_k > 0, relative_floor >= 0 required")
         if self.time_unit < 0:
