@@ -15,6 +15,10 @@
  * occurrence (as attributes.pick reads them), converted: str, bool, int, float, bytes,
  * list (array), dict (kvlist), () for an AnyValue with nothing set, None when absent.
  * Malformed input raises ValueError.
+ *
+ * splice(request, edits) patches a serialized request (any signal: they share the
+ * resource / scope / item layout) with the messages a processor changed, so the bytes
+ * stay the batch's serialization without serializing it again (see splice_doc).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -858,7 +862,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_spanscan", "Wanted span attributes from serialized OTLP requests.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_spanscan", "Wanted span attributes from serialized OTLP requests; patched requests.", -1,
+    methods,
     NULL, NULL, NULL, NULL,
 };
 
