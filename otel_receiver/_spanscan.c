@@ -16,6 +16,9 @@
  * list (array), dict (kvlist), () for an AnyValue with nothing set, None when absent.
  * Malformed input raises ValueError.
  *
+ * locate(request, matches) says which resources, scopes and items of a serialized
+ * request (any signal) hold some byte ranges, and in which fields (see locate_doc).
+ *
  * splice(request, edits) patches a serialized request (any signal: they share the
  * resource / scope / item layout) with the messages a processor changed, so the bytes
  * stay the batch's serialization without serializing it again (see splice_doc).
@@ -600,6 +603,253 @@ static PyObject *positions(PyObject *self, PyObject *args) {
 }
 
 
+/* ------------------------------------------------------------------------ locate */
+
+/* The union of the byte ranges a prefilter matched, sorted: `starts[i] < ends[i] <
+ * starts[i + 1]` (touching ranges are merged). */
+typedef struct {
+    size_t *starts, *ends;
+    Py_ssize_t n;
+} Ranges;
+
+/* The first range ending after `pos` (bisect_right on the ends). */
+static Py_ssize_t first_ending_after(const Ranges *h, size_t pos) {
+    Py_ssize_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (h->ends[mid] <= pos) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int overlaps(const Ranges *h, size_t start, size_t end) {
+    Py_ssize_t i = first_ending_after(h, start);
+    return i < h->n && h->starts[i] < end;
+}
+
+typedef struct {
+    size_t start, end;
+} Range;
+
+static int by_start(const void *a, const void *b) {
+    const Range *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+/* 0, or -1 with an exception set; `h` owns one allocation (h->starts) to PyMem_Free. */
+static int read_ranges(PyObject *list, Ranges *h) {
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    Range *ranges = PyMem_Malloc(sizeof(Range) * (size_t)(n ? n : 1));
+    size_t *both = PyMem_Malloc(2 * sizeof(size_t) * (size_t)(n ? n : 1));
+    if (ranges == NULL || both == NULL) {
+        PyMem_Free(ranges);
+        PyMem_Free(both);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        Py_ssize_t start, end;
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "nn", &start, &end)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a match is a (start, end) tuple");
+            PyMem_Free(ranges);
+            PyMem_Free(both);
+            return -1;
+        }
+        if (start < 0 || end < start) {
+            PyErr_SetString(PyExc_ValueError, "a match needs 0 <= start <= end");
+            PyMem_Free(ranges);
+            PyMem_Free(both);
+            return -1;
+        }
+        ranges[i].start = (size_t)start;
+        ranges[i].end = (size_t)end;
+    }
+    qsort(ranges, (size_t)n, sizeof(Range), by_start);
+    h->starts = both;
+    h->ends = both + n;
+    h->n = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (h->n && ranges[i].start <= h->ends[h->n - 1]) {
+            if (ranges[i].end > h->ends[h->n - 1]) h->ends[h->n - 1] = ranges[i].end;
+        } else {
+            h->starts[h->n] = ranges[i].start;
+            h->ends[h->n] = ranges[i].end;
+            h->n++;
+        }
+    }
+    PyMem_Free(ranges);
+    return 0;
+}
+
+/* Occurrences counted per field number; numbers this high are unknown fields. */
+#define COUNTED_NUMBERS 64
+
+/* The set of (field number, occurrence index) of the length-delimited fields of the
+ * message at [s, e) that overlap a range; NULL with an exception set. */
+static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const Ranges *h) {
+    PyObject *hit = PySet_New(NULL);
+    PyObject *rare = NULL; /* occurrences of numbers >= COUNTED_NUMBERS */
+    if (hit == NULL) return NULL;
+    uint32_t seen[COUNTED_NUMBERS] = {0};
+    Py_ssize_t i = first_ending_after(h, s);
+    /* Fields are read only up to the end of the last range overlapping the message. */
+    Py_ssize_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (h->starts[mid] < e) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t stop = lo > 0 && h->ends[lo - 1] < e ? h->ends[lo - 1] : e;
+    const uint8_t *limit = base + stop;
+    Reader r = reader(base + s, e - s);
+    Field f;
+    int rc = 0;
+    while (r.p < limit) {
+        if ((rc = next_field(&r, &f)) <= 0) break;
+        if (f.wire_type != 2) continue;
+        long idx;
+        if (f.number < COUNTED_NUMBERS) {
+            idx = seen[f.number]++;
+        } else {
+            if (rare == NULL && (rare = PyDict_New()) == NULL) goto fail;
+            PyObject *number = PyLong_FromUnsignedLong(f.number);
+            if (number == NULL) goto fail;
+            PyObject *count = PyDict_GetItemWithError(rare, number);
+            idx = count != NULL ? PyLong_AsLong(count) : 0;
+            PyObject *next = PyErr_Occurred() ? NULL : PyLong_FromLong(idx + 1);
+            int failed = next == NULL || PyDict_SetItem(rare, number, next) < 0;
+            Py_DECREF(number);
+            Py_XDECREF(next);
+            if (failed) goto fail;
+        }
+        size_t fs = (size_t)(f.data - base), fe = fs + f.len;
+        while (i < h->n && h->ends[i] <= fs) i++;
+        if (i < h->n && h->starts[i] < fe) {
+            PyObject *pair = Py_BuildValue("(kl)", (unsigned long)f.number, idx);
+            if (pair == NULL || PySet_Add(hit, pair) < 0) {
+                Py_XDECREF(pair);
+                goto fail;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed message");
+        goto fail;
+    }
+    Py_XDECREF(rare);
+    return hit;
+fail:
+    Py_XDECREF(rare);
+    Py_DECREF(hit);
+    return NULL;
+}
+
+/* Adds (ri, si, k) -> the fields of the message at `f` holding a range; 0, or -1. */
+static int add_located(PyObject *out, const uint8_t *base, const Field *f, const Ranges *h, long ri, long si,
+                       long k) {
+    size_t s = (size_t)(f->data - base);
+    PyObject *fields = fields_with_hits(base, s, s + f->len, h);
+    if (fields == NULL) return -1;
+    PyObject *place = Py_BuildValue("(lll)", ri, si, k);
+    int rc = place == NULL ? -1 : PyDict_SetItem(out, place, fields);
+    Py_XDECREF(place);
+    Py_DECREF(fields);
+    return rc;
+}
+
+/* The scopes and items of one resource_x (ResourceSpans, ResourceLogs, ResourceMetrics)
+ * overlapping a range: 0, 1 when a resource or scope is split over several fields, -1
+ * with an exception set. */
+static int locate_resource(PyObject *out, const uint8_t *base, const Field *outer, const Ranges *h, long ri) {
+    Reader r = reader(outer->data, outer->len);
+    Field f;
+    int rc;
+    long si = -1, resources = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.wire_type != 2) continue;
+        if (f.number == 1) {
+            resources++;
+            if (overlaps(h, (size_t)(f.data - base), (size_t)(f.data - base) + f.len) &&
+                add_located(out, base, &f, h, ri, -1, -1) < 0)
+                return -1;
+        } else if (f.number == 2) {
+            si++;
+            if (!overlaps(h, (size_t)(f.data - base), (size_t)(f.data - base) + f.len)) continue;
+            Reader sr = reader(f.data, f.len);
+            Field sf;
+            int src;
+            long k = -1, scopes = 0;
+            while ((src = next_field(&sr, &sf)) > 0) {
+                if (sf.wire_type != 2 || (sf.number != 1 && sf.number != 2)) continue;
+                if (sf.number == 1) scopes++;
+                else k++;
+                if (overlaps(h, (size_t)(sf.data - base), (size_t)(sf.data - base) + sf.len) &&
+                    add_located(out, base, &sf, h, ri, si, sf.number == 1 ? -1 : k) < 0)
+                    return -1;
+            }
+            if (src < 0) {
+                PyErr_SetString(PyExc_ValueError, "malformed scope list");
+                return -1;
+            }
+            if (scopes > 1) return 1;
+        }
+    }
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed resource list");
+        return -1;
+    }
+    return resources > 1 ? 1 : 0;
+}
+
+PyDoc_STRVAR(locate_doc,
+             "locate(request, matches) -> dict | None\n\n"
+             "Which resources, scopes and items of a serialized Export*ServiceRequest overlap\n"
+             "the byte ranges [start, end) in `matches`, and in which of their length-delimited\n"
+             "fields: {(resource index, scope index or -1, item index or -1): {(field number,\n"
+             "occurrence index)}}. None when a resource or scope to look into is split over\n"
+             "several fields (a client's encoding the parser merges); ValueError when malformed.");
+
+static PyObject *locate(PyObject *self, PyObject *args) {
+    Py_buffer request;
+    PyObject *match_list, *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*O!:locate", &request, &PyList_Type, &match_list)) return NULL;
+    Ranges h;
+    if (read_ranges(match_list, &h) < 0) {
+        PyBuffer_Release(&request);
+        return NULL;
+    }
+    out = PyDict_New();
+    if (out == NULL) goto done;
+    const uint8_t *base = (const uint8_t *)request.buf;
+    Reader r = reader(base, (size_t)request.len);
+    Field f;
+    int rc;
+    long ri = -1;
+    while (h.n && (rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1 || f.wire_type != 2) continue;
+        ri++;
+        if (!overlaps(&h, (size_t)(f.data - base), (size_t)(f.data - base) + f.len)) continue;
+        int located = locate_resource(out, base, &f, &h, ri);
+        if (located != 0) {
+            Py_CLEAR(out);
+            if (located > 0) out = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    if (h.n && rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed request");
+        Py_CLEAR(out);
+    }
+done:
+    PyMem_Free(h.starts);
+    PyBuffer_Release(&request);
+    return out;
+}
+
 /* ------------------------------------------------------------------------ splice */
 
 /* An edit of splice(): the message at (ri, si, i) -- a resource when si < 0, a scope
@@ -858,6 +1108,7 @@ static PyMethodDef methods[] = {
     {"table", table, METH_VARARGS, table_doc},
     {"positions", positions, METH_VARARGS, positions_doc},
     {"splice", splice, METH_VARARGS, splice_doc},
+    {"locate", locate, METH_VARARGS, locate_doc},
     {NULL, NULL, 0, NULL},
 };
 

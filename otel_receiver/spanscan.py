@@ -7,10 +7,14 @@ received when the caller has them (``RequestContext.wire``), else one serializat
 (upb, ~2-3 µs per 1.5 kB span). Without the extension (an install without a C
 compiler) the same results come from the protobuf objects, which is also the reference
 the tests compare the C scan with.
+
+``locate`` (which messages of a request hold some byte ranges, for the PII prefilter) and
+``splice`` (a request patched with changed messages) work on any signal's bytes.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 from types import ModuleType
 from typing import Any, TypeAlias
@@ -197,3 +201,157 @@ def splice(wire: bytes, edits: list[Edit]) -> bytes | None:
         return _spanscan.splice(wire, edits)
     except ValueError:
         return None
+
+
+def locate(wire: bytes, matches: list[tuple[int, int]]) -> dict[Position, set[tuple[int, int]]]:
+    """Which resources, scopes and items of a serialized Export*ServiceRequest (any
+    signal) overlap the byte ranges ``[start, end)`` of ``matches``, and in which of
+    their length-delimited fields: ``{place: {(field number, occurrence index)}}``, a
+    place being (resource index, -1, -1) for a resource, (resource, scope, -1) for a
+    scope, else an item's. Raises NotCanonical when a resource or scope to look into
+    is split over several fields, ValueError or IndexError when the bytes are
+    malformed. In C when built (~30x faster); ``python_locate`` is the reference."""
+    if _spanscan is None:
+        return python_locate(wire, matches)
+    found: dict[Position, set[tuple[int, int]]] | None = _spanscan.locate(wire, matches)
+    if found is None:
+        raise NotCanonical("a resource or scope in several fields")
+    return found
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _len_fields(buf: bytes, start: int, end: int, stop: int | None = None) -> list[tuple[int, int, int]]:
+    """``(field number, value start, value end)`` of the length-delimited fields in a range,
+    up to the field containing offset ``stop`` when given."""
+    out: list[tuple[int, int, int]] = []
+    pos = start
+    limit = end if stop is None else min(end, stop)
+    while pos < limit:
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos)
+        wire = key & 7
+        if wire == 2:
+            b = buf[pos]
+            if b < 0x80:
+                length = b
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos)
+            out.append((key >> 3, pos, pos + length))
+            pos += length
+        elif wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError("unsupported wire type")
+    return out
+
+
+class NotCanonical(ValueError):
+    """The bytes are not what protobuf writes: a singular message split over several
+    fields, which the parser merges (attribute lists concatenated), so occurrence
+    indexes counted in one field would not address the merged list."""
+
+
+def python_locate(buf: bytes, matches: list[tuple[int, int]]) -> dict[Position, set[tuple[int, int]]]:
+    """Which resources, scopes and items of a serialized Export*ServiceRequest overlap the
+    anchor matches ``[start, end)``, and in which of their fields. The three signals share
+    the layout request{1: resource_x{1: resource, 2: scope_x{1: scope, 2: item}}}.
+
+    Overlap, not containment of a single offset: the scanner reports leftmost matches
+    without overlaps, so a value's own anchor match may be hidden behind an earlier match
+    that overlaps it. Every anchor match overlaps a reported one, and every detector match
+    contains an anchor match, so every field holding a detector match overlaps a report.
+
+    ``buf`` may be the request as a client encoded it (``RequestContext.wire``): below
+    the resource and scope level every index counts a repeated field (attributes,
+    events, links), whose occurrences the parser concatenates in order, or names a field
+    by number; a resource or scope split over several fields raises NotCanonical."""
+    starts, ends = _union(matches)
+    n = len(starts)
+    out: dict[Position, set[tuple[int, int]]] = {}
+
+    def has(s: int, e: int) -> bool:
+        i = bisect.bisect_right(ends, s)
+        return i < n and starts[i] < e
+
+    def fields_with_hits(s: int, e: int) -> set[tuple[int, int]]:
+        i = bisect.bisect_right(ends, s)
+        # The item's fields are walked only up to the last match overlapping it.
+        last = bisect.bisect_left(starts, e) - 1
+        stop = min(e, ends[last]) if last >= 0 else e
+        seen: dict[int, int] = {}
+        hit: set[tuple[int, int]] = set()
+        for fno, fs, fe in _len_fields(buf, s, e, stop):
+            idx = seen.get(fno, -1) + 1
+            seen[fno] = idx
+            while i < n and ends[i] <= fs:
+                i += 1
+            if i < n and starts[i] < fe:
+                hit.add((fno, idx))
+        return hit
+
+    ri = -1
+    for fno, s, e in _len_fields(buf, 0, len(buf)):
+        if fno != 1:
+            continue
+        ri += 1
+        if not has(s, e):
+            continue
+        si = -1
+        resources = 0
+        for fno2, s2, e2 in _len_fields(buf, s, e):
+            if fno2 == 1:
+                resources += 1
+                if has(s2, e2):
+                    out[(ri, -1, -1)] = fields_with_hits(s2, e2)
+            elif fno2 == 2:
+                si += 1
+                if not has(s2, e2):
+                    continue
+                k = -1
+                scopes = 0
+                for fno3, s3, e3 in _len_fields(buf, s2, e2):
+                    if fno3 == 1:
+                        scopes += 1
+                        if has(s3, e3):
+                            out[(ri, si, -1)] = fields_with_hits(s3, e3)
+                    elif fno3 == 2:
+                        k += 1
+                        if has(s3, e3):
+                            out[(ri, si, k)] = fields_with_hits(s3, e3)
+                if scopes > 1:
+                    raise NotCanonical("a scope in several fields")
+        if resources > 1:
+            raise NotCanonical("a resource in several fields")
+    return out
+
+
+def _union(matches: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Starts and ends of the union of the intervals, both sorted."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for s, e in sorted(matches):
+        if ends and s <= ends[-1]:
+            ends[-1] = max(ends[-1], e)
+        else:
+            starts.append(s)
+            ends.append(e)
+    return starts, ends
