@@ -93,6 +93,10 @@ typedef struct {
     uint64_t scalar;
     const uint8_t *data;
     size_t len;
+    /* An array or kvlist member right after the same member: the parser merges the two
+     * (their elements concatenated), while `data` holds the last one only. Protobuf
+     * never writes this; a client may. */
+    int merged;
 } Value;
 
 static inline int parse_value(const uint8_t *data, size_t len, Value *v) {
@@ -103,6 +107,7 @@ static inline int parse_value(const uint8_t *data, size_t len, Value *v) {
     v->scalar = 0;
     v->data = NULL;
     v->len = 0;
+    v->merged = 0;
     while ((rc = next_field(&r, &f)) > 0) {
         int ok;
         switch (f.number) {
@@ -112,6 +117,7 @@ static inline int parse_value(const uint8_t *data, size_t len, Value *v) {
         default: continue; /* unknown fields are skipped, as protobuf does */
         }
         if (!ok) return -1;
+        if ((f.number == V_ARRAY || f.number == V_KVLIST) && v->kind == (int)f.number) v->merged = 1;
         v->kind = (int)f.number;
         v->scalar = f.scalar;
         v->data = f.data;
@@ -127,6 +133,9 @@ typedef struct {
     const uint8_t *value;
     size_t value_len;
     size_t index; /* position in its list: keeps the sort stable */
+    /* How many value fields: from the second on, the parser merges them into one
+     * AnyValue, while `value` holds the last one only (a client's encoding). */
+    int values;
 } Pair;
 
 static inline int parse_pair(const uint8_t *data, size_t len, Pair *kv) {
@@ -137,6 +146,7 @@ static inline int parse_pair(const uint8_t *data, size_t len, Pair *kv) {
     kv->key_len = 0;
     kv->value = (const uint8_t *)"";
     kv->value_len = 0;
+    kv->values = 0;
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number == 1 || f.number == 2) {
             if (f.wire_type != 2) return -1;
@@ -146,6 +156,7 @@ static inline int parse_pair(const uint8_t *data, size_t len, Pair *kv) {
             } else {
                 kv->value = f.data;
                 kv->value_len = f.len;
+                kv->values++;
             }
         }
     }
@@ -167,6 +178,23 @@ static inline int find_bytes(const uint8_t *msg, size_t len, uint32_t number, Sl
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number != number) continue;
         if (f.wire_type != 2) return -1;
+        out->data = f.data;
+        out->len = f.len;
+    }
+    return rc;
+}
+
+/* find_bytes for a singular message field: -1 also when it occurs more than once,
+ * which protobuf never writes and the parser reads as the merge of the occurrences. */
+static inline int find_single(const uint8_t *msg, size_t len, uint32_t number, Slice *out) {
+    Reader r = reader(msg, len);
+    Field f;
+    int rc, seen = 0;
+    out->data = (const uint8_t *)"";
+    out->len = 0;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != number) continue;
+        if (f.wire_type != 2 || seen++) return -1;
         out->data = f.data;
         out->len = f.len;
     }

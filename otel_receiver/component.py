@@ -118,21 +118,22 @@ class RequestContext:
     wire: bytes | tuple[bytes, ...] | None = None
     wire_batch: object = None
     # The bytes are a client's: they may encode a message in a way protobuf never writes
-    # (a singular message split over several fields, which the parser merges), which the
-    # scans read as the objects do but the ClickHouse row encoder does not.
+    # (a singular message split over several fields, which the parser merges). The
+    # scans read those as the objects do; the ClickHouse row encoder refuses them and
+    # encodes protobuf's own serialization instead.
     wire_from_client: bool = False
 
-    def wire_pieces_for(self, batch: object, canonical: bool = False) -> tuple[bytes, ...] | None:
+    def wire_pieces_for(self, batch: object) -> tuple[bytes, ...] | None:
         """``wire_for`` as pieces to concatenate, for a consumer that takes pieces."""
-        if self.wire_batch is not batch or batch is None or (canonical and self.wire_from_client):
+        if self.wire_batch is not batch or batch is None:
             return None
         wire = self.wire
         return (wire,) if isinstance(wire, bytes) else wire
 
-    def wire_for(self, batch: object, canonical: bool = False) -> bytes | None:
+    def wire_for(self, batch: object) -> bytes | None:
         """The serialization of ``batch`` (a request, or an exporter's list of parts) if
-        one travels with it, else None; with ``canonical``, only bytes protobuf wrote."""
-        if self.wire_batch is not batch or batch is None or (canonical and self.wire_from_client):
+        one travels with it, else None."""
+        if self.wire_batch is not batch or batch is None:
             return None
         wire = self.wire
         if isinstance(wire, tuple):

@@ -16,11 +16,13 @@ import random
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from clickhouse_connect.driver._backend.httpcommon import plan_raw_insert_request
 from clickhouse_connect.driver._backend.models import QueryRuntime
+from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -34,6 +36,7 @@ from exporters.clickhouse.client import raw_insert_arguments, settings_clause
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.schema import LOGS, TRACES
 from otel_receiver.component import RequestContext
+from tests.protobuf_wire import client_encoding
 from tests.test_clickhouse_support import (  # noqa: F401  (fixtures)
     Running,
     as_string,
@@ -516,25 +519,65 @@ def test_clickhouse_finds_the_inserted_blocks_sorted(both_paths: tuple[Running, 
     assert already_sorted() > before
 
 
-def test_a_wire_from_the_pipeline_stores_the_same_rows(both_paths: tuple[Running, Running]) -> None:
-    """Parts handed over with their serialization (``RequestContext.wire``, e.g. the
-    anomaly processor's) are encoded from those bytes; the rows are those of the SQL path
-    fed the objects. A client's bytes are not used (the encoder does not merge split
-    messages): a wire marked as theirs that does not match the parts changes nothing."""
+def test_a_wire_from_the_pipeline_stores_the_same_rows(
+    both_paths: tuple[Running, Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts handed over with their serialization (``RequestContext.wire``: protobuf's
+    or a client's bytes) are encoded from those bytes; the rows are those of the SQL path
+    fed the objects. A client's encoding the encoder would read differently from the
+    parser (a message split over two fields) is refused and protobuf's own serialization
+    encoded instead."""
     by_sql, by_c = both_paths
     by_sql.truncate()
-    by_c.truncate()
     requests = [*tricky_requests(seed=5), *generate_trace_requests(5, 100, seed=6)]
     spans = sum(len(ss.spans) for req in requests for rs in req.resource_spans for ss in rs.scope_spans)
     by_sql.export_parts(list(requests), token="wire")
-    parts = list(requests)
-    context = RequestContext(dedup_token="wire")
-    context.set_wire(parts, b"".join(p.SerializeToString() for p in parts))
-    by_c._run(by_c.exporter.export_parts(parts, context))
-    _assert_same_rows(by_sql, by_c, spans)
+    encoded_from: list[bool] = []  # per encoder call: whether it got bytes
+    trace_rows = native.trace_rows
 
-    by_c.truncate()
-    context = RequestContext(dedup_token="client")
-    context.set_wire(parts, requests[0].SerializeToString(), from_client=True)  # wrong on purpose
-    by_c._run(by_c.exporter.export_parts(parts, context))
-    assert by_c.count(TRACES) == spans
+    def spy(parts: list[ExportTraceServiceRequest], wire: list[bytes] | None = None) -> tuple[bytes, int]:
+        encoded_from.append(wire is not None)
+        return trace_rows(parts, wire)
+
+    monkeypatch.setattr(native, "trace_rows", spy)
+    rng = random.Random(4)
+    for token, from_client, split in (("ours", False, 0.0), ("client", True, 0.0), ("split", True, 0.3)):
+        by_c.truncate()
+        encoded_from.clear()
+        parts = list(requests)
+        wire = [p.SerializeToString() for p in parts]
+        if from_client:
+            wire = [client_encoding(w, "ExportTraceServiceRequest", rng, split) for w in wire]
+        context = RequestContext(dedup_token=token)
+        context.set_wire(parts, tuple(wire), from_client=from_client)
+        by_c._run(by_c.exporter.export_parts(parts, context))
+        _assert_same_rows(by_sql, by_c, spans)
+        # The given bytes first; a split message makes the exporter serialize the parts.
+        assert encoded_from == ([True, False] if split else [True]), token
+
+
+def test_a_clients_encoding_is_encoded_as_its_parse_or_refused() -> None:
+    """The encoder reads a client's bytes (fields in any order, padded lengths) exactly
+    as the parser does, or refuses them: singular messages split over two fields, which
+    the parser merges, are refused rather than read differently."""
+    rng = random.Random(11)
+    cases: list[tuple[Message, str, Any]] = [
+        *((r, "ExportTraceServiceRequest", _rows.traces) for r in tricky_requests(seed=8)),
+        *((r, "ExportTraceServiceRequest", _rows.traces) for r in generate_trace_requests(3, 50, seed=2)),
+        *((r, "ExportLogsServiceRequest", _rows.logs) for r in tricky_log_requests(seed=8)),
+        *((r, "ExportLogsServiceRequest", _rows.logs) for r in generate_logs_requests(3, 50, seed=2)),
+    ]
+    refused = 0
+    for request, message, encode in cases:
+        expected = encode([request.SerializeToString()])
+        for split in (0.0, 0.2):
+            client = client_encoding(request.SerializeToString(), message, rng, split)
+            assert type(request).FromString(client) == request  # the same message, encoded otherwise
+            try:
+                got = encode([client])
+            except ValueError:
+                assert split  # only a split message is refused
+                refused += 1
+                continue
+            assert got == expected
+    assert 10 < refused < len(cases)

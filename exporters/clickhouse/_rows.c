@@ -309,7 +309,7 @@ static int put_json_container(Buf *b, const Value *v, int depth) {
     size_t i = 0;
     while ((rc = next_field(&r, &f)) > 0 && i < count) {
         if (f.number != 1) continue;
-        if (f.wire_type != 2 || parse_pair(f.data, f.len, &pairs[i]) < 0) {
+        if (f.wire_type != 2 || parse_pair(f.data, f.len, &pairs[i]) < 0 || pairs[i].values > 1) {
             free(pairs);
             return -1;
         }
@@ -333,7 +333,7 @@ static int put_json_container(Buf *b, const Value *v, int depth) {
 /* An AnyValue as a JSON element (inside an array or map). */
 static int put_json(Buf *b, const uint8_t *data, size_t len, int depth) {
     Value v;
-    if (parse_value(data, len, &v) < 0) return -1;
+    if (parse_value(data, len, &v) < 0 || v.merged) return -1;
     switch (v.kind) {
     case V_STRING: put_json_string(b, v.data, v.len); return 0;
     case V_INT: put_int64(b, (int64_t)v.scalar); return 0;
@@ -357,7 +357,7 @@ static int put_json(Buf *b, const uint8_t *data, size_t len, int depth) {
 /* pcommon.Value.AsString of an AnyValue. */
 static int put_value_text(Buf *b, const uint8_t *data, size_t len) {
     Value v;
-    if (parse_value(data, len, &v) < 0) return -1;
+    if (parse_value(data, len, &v) < 0 || v.merged) return -1;
     switch (v.kind) {
     case V_STRING: put(b, v.data, v.len); return 0;
     case V_INT: put_int64(b, (int64_t)v.scalar); return 0;
@@ -489,7 +489,8 @@ static int64_t put_attributes(Encoder *enc, Buf *keys, Buf *values, const uint8_
         if (f.number != field) continue;
         Pair kv;
         Value v;
-        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || parse_value(kv.value, kv.value_len, &v) < 0)
+        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || kv.values > 1 ||
+            parse_value(kv.value, kv.value_len, &v) < 0 || v.merged)
             return -1;
         put_string(keys, kv.key, kv.key_len);
         const uint8_t *text = v.data;
@@ -630,10 +631,12 @@ static int parse_span(const uint8_t *msg, size_t len, SpanFields *s) {
         if (slices[i]) slices[i]->data = (const uint8_t *)"";
     Reader r = reader(msg, len);
     Field f;
-    int rc;
+    int rc, seen_status = 0;
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number < 16 && slices[f.number] != NULL) {
             if (f.wire_type != 2) return -1;
+            /* A status split over two fields: the parser merges them, this reads one. */
+            if (f.number == 15 && seen_status++) return -1;
             slices[f.number]->data = f.data;
             slices[f.number]->len = f.len;
         } else if (f.number == 6) {
@@ -766,7 +769,7 @@ static int collect_resource(Encoder *enc, Rows *rows, const uint8_t *msg, size_t
     if (res == NULL) return -1;
     Slice resource;
     res->res_schema_url.data = (const uint8_t *)"";
-    if (find_bytes(msg, len, 1, &resource) < 0) return -1;
+    if (find_single(msg, len, 1, &resource) < 0) return -1;
     if (schema_url_field && find_bytes(msg, len, schema_url_field, &res->res_schema_url) < 0) return -1;
     int found = 0;
     int64_t n = put_attributes(enc, &res->res_keys, &res->res_values, resource.data, resource.len, 1, "service.name",
@@ -811,7 +814,7 @@ static int collect_resource_spans(Encoder *enc, Rows *rows, const uint8_t *msg, 
         if (f.number != 2) continue;
         Slice scope_message;
         Scope *scope = new_scope(rows);
-        if (scope == NULL || f.wire_type != 2 || find_bytes(f.data, f.len, 1, &scope_message) < 0 ||
+        if (scope == NULL || f.wire_type != 2 || find_single(f.data, f.len, 1, &scope_message) < 0 ||
             find_bytes(scope_message.data, scope_message.len, 1, &scope->name) < 0 ||
             find_bytes(scope_message.data, scope_message.len, 2, &scope->version) < 0)
             return -1;
@@ -928,7 +931,7 @@ static int put_log_record(Encoder *enc, const Resource *res, const Scope *scope,
     Slice trace_id = severity_text, span_id = severity_text, event_name = severity_text;
     Reader r = reader(msg, len);
     Field f;
-    int rc;
+    int rc, seen_body = 0;
     while ((rc = next_field(&r, &f)) > 0) {
         Slice *slice = NULL;
         switch (f.number) {
@@ -945,7 +948,10 @@ static int put_log_record(Encoder *enc, const Resource *res, const Scope *scope,
             flags = f.scalar;
             continue;
         case 3: slice = &severity_text; break;
-        case 5: slice = &body; break;
+        case 5:
+            if (seen_body++) return -1; /* a body split over two fields: the parser merges them */
+            slice = &body;
+            break;
         case 6: if (f.wire_type != 2) return -1; continue;
         case 9: slice = &trace_id; break;
         case 10: slice = &span_id; break;
@@ -992,7 +998,7 @@ static int put_log_record(Encoder *enc, const Resource *res, const Scope *scope,
 static int collect_scope_logs(Encoder *enc, Rows *rows, const uint8_t *msg, size_t len) {
     Slice scope_message;
     Scope *scope = new_scope(rows);
-    if (scope == NULL || find_bytes(msg, len, 1, &scope_message) < 0 ||
+    if (scope == NULL || find_single(msg, len, 1, &scope_message) < 0 ||
         find_bytes(msg, len, 3, &scope->schema_url) < 0 ||
         find_bytes(scope_message.data, scope_message.len, 1, &scope->name) < 0 ||
         find_bytes(scope_message.data, scope_message.len, 2, &scope->version) < 0)

@@ -210,8 +210,11 @@ class ClickHouseExporter(Exporter):
         await self.export_parts([batch], context)
 
     async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
-        # Only bytes protobuf wrote: the row encoder does not merge a client's split messages.
-        pieces = context.wire_pieces_for(parts, canonical=True)
+        # The C row encoder takes a client's bytes too (it refuses what it would read
+        # differently from the parser); the SQL path only bytes protobuf wrote.
+        pieces = context.wire_pieces_for(parts)
+        from_client = pieces is not None and context.wire_from_client
+        canonical_pieces = None if from_client else pieces
         parts = [p for p in parts if count_items(p)]
         if not parts:
             return
@@ -225,7 +228,7 @@ class ClickHouseExporter(Exporter):
 
         def insert() -> int:
             if signal is not Signal.METRICS and self.cfg.native_rows:
-                size = self._insert_native_rows(store, signal, parts, token, pieces)
+                size = self._insert_native_rows(store, signal, parts, token, pieces, from_client)
                 if size is not None:
                     return size
             current: Sequence[Batch] = parts
@@ -233,7 +236,11 @@ class ClickHouseExporter(Exporter):
             if self._render_deep_first[signal] > 0:
                 walked = True
                 current = self._render_deep(current, signal, component) or current
-            body = b"".join(pieces) if pieces is not None and current is parts else _serialize(current)
+            body = (
+                b"".join(canonical_pieces)
+                if canonical_pieces is not None and current is parts
+                else _serialize(current)
+            )
             # A metrics request goes to one input per metric kind it holds. When a later
             # insert fails, the retry repeats the earlier ones: their tokens drop them.
             for table in tables:
@@ -280,10 +287,12 @@ class ClickHouseExporter(Exporter):
         parts: Sequence[Batch],
         token: str | None,
         pieces: Sequence[bytes] | None,
+        from_client: bool = False,
     ) -> int | None:
         """Insert the spans or log records of ``parts`` as rows built by the C encoder
         straight into their table; None when the encoder refuses the requests (the caller
-        then takes the SQL path, which renders what the encoder cannot)."""
+        then takes the SQL path, which renders what the encoder cannot). ``pieces``: the
+        parts' bytes, a client's when ``from_client``."""
         if signal is Signal.TRACES:
             table, columns, encode = TRACES, native.TRACES_COLUMNS, native.trace_rows
         else:
@@ -291,10 +300,19 @@ class ClickHouseExporter(Exporter):
         try:
             rows, _ = encode(parts, pieces)
         except ValueError as e:
-            self.settings.logger.warning(
-                "%s: C row encoder: %s; inserting this batch through SQL", self.settings.component_id, e
-            )
-            return None
+            refused = e
+            if not from_client:
+                self._log_encoder_refusal(refused)
+                return None
+            # A client may encode a message protobuf writes once in several fields (the
+            # parser merges them); the encoder refuses what it would read differently,
+            # and protobuf's own serialization is encoded instead (~2-4 us per span,
+            # which taking the client's bytes saves in every other case).
+            try:
+                rows, _ = encode(parts, None)
+            except ValueError as again:
+                self._log_encoder_refusal(again)
+                return None
         settings = self._native_settings
         if token:
             settings = {**settings, "insert_deduplication_token": f"{token}/{table}"}
@@ -304,6 +322,11 @@ class ClickHouseExporter(Exporter):
             e.table = table
             raise
         return len(rows)
+
+    def _log_encoder_refusal(self, e: ValueError) -> None:
+        self.settings.logger.warning(
+            "%s: C row encoder: %s; inserting this batch through SQL", self.settings.component_id, e
+        )
 
     def write_audit_rows(self, body: bytes, dedup_token: str) -> None:
         """Insert audit records (JSONColumns) into ``audit_log``; the audit processor's

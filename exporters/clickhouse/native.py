@@ -90,8 +90,11 @@ def trace_rows(
 ) -> tuple[bytes, int]:
     """The rows of ``otel_traces`` (``TRACES_COLUMNS``) for the spans of ``parts`` as
     one ``Native`` block, and how many there are. ``wire``: the parts serialized (pieces
-    to concatenate), when the caller has that (``RequestContext.wire``). Raises
-    ValueError on a malformed request."""
+    to concatenate), when the caller has that (``RequestContext.wire``), protobuf's
+    bytes or a client's. Raises ValueError on a malformed request, and on a client's
+    encoding the parser would read differently from the encoder: a singular message
+    (resource, scope, status, an attribute's value, a log body) split over several
+    fields, which the parser merges."""
     if _rows is None:
         raise RuntimeError("the C row encoder is not built (install with a C compiler)")
     # Serialized one by one and encoded in one call: no merged copy of the requests.
