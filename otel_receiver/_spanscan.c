@@ -77,7 +77,7 @@ static PyObject *convert_kvlist(const Value *v, int depth) {
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number != 1) continue;
         Pair kv;
-        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0) {
+        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || kv.values > 1) {
             rc = -1;
             break;
         }
@@ -103,7 +103,9 @@ static PyObject *convert_kvlist(const Value *v, int depth) {
 static PyObject *convert(const uint8_t *data, size_t len, int depth) {
     if (depth > MAX_DEPTH) return PyErr_Format(PyExc_ValueError, "a value nested deeper than %d levels", MAX_DEPTH);
     Value v;
-    if (parse_value(data, len, &v) < 0) return PyErr_Format(PyExc_ValueError, "malformed AnyValue");
+    /* A client's array or kvlist split in two (the parser merges them) is refused too:
+     * the callers then read the objects. */
+    if (parse_value(data, len, &v) < 0 || v.merged) return PyErr_Format(PyExc_ValueError, "malformed AnyValue");
     switch (v.kind) {
     case V_STRING: return PyUnicode_DecodeUTF8((const char *)v.data, (Py_ssize_t)v.len, "replace");
     case V_BOOL: return PyBool_FromLong(v.scalar != 0);
@@ -139,7 +141,7 @@ static int each_resource_attribute(const uint8_t *resource_spans, size_t len, At
         while ((arc = next_field(&ar, &af)) > 0) {
             if (af.number != 1) continue;
             Pair kv;
-            if (af.wire_type != 2 || parse_pair(af.data, af.len, &kv) < 0) return -1;
+            if (af.wire_type != 2 || parse_pair(af.data, af.len, &kv) < 0 || kv.values > 1) return -1;
             int v = visit(&kv, state);
             if (v != 0) return v;
         }
@@ -223,7 +225,9 @@ static int read_span(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t
             break;
         case 9: {
             Pair kv;
-            if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0) {
+            /* Two values in one KeyValue (a client's encoding the parser merges): refused,
+             * the callers then read the objects. */
+            if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || kv.values > 1) {
                 PyErr_SetString(PyExc_ValueError, "malformed Span attribute");
                 return -1;
             }

@@ -17,7 +17,7 @@ from bench.workload import generate_trace_requests
 from exporters.prometheus import spanmetrics
 from otel_receiver import _spanscan, spanscan
 from otel_receiver.component import RequestContext
-from tests.protobuf_wire import field
+from tests.protobuf_wire import client_encoding, field
 
 KEYS = ("gen_ai.operation.name", "gen_ai.usage.input_tokens", "service.name", "k", "k2", "anomaly.kinds")
 
@@ -153,6 +153,27 @@ def test_the_scans_read_merged_messages_as_protobuf_does(
     assert _same(_spanscan.spans(wire, KEYS), spanscan.python_rows(req, KEYS))
     assert _same(_spanscan.table(wire, KEYS, RESOURCE_KEYS), spanscan.python_table(req, KEYS, RESOURCE_KEYS))
     assert _spanscan.positions(wire, ("k",), ("pre",)) == spanscan.python_positions(req, ("k",), ("pre",))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.integers(0, 2**32))
+def test_a_clients_encoding_scans_as_the_objects_or_falls_back(
+    req: ExportTraceServiceRequest, seed: int
+) -> None:
+    """Fields in any order, padded lengths, singular messages split in two: what the C
+    scan reads as the parser does it returns; an attribute value or an array split in two
+    (which the parser merges) it refuses, and the wrappers read the objects instead."""
+    wire = client_encoding(req.SerializeToString(), "ExportTraceServiceRequest", random.Random(seed), 0.3)
+    parsed = ExportTraceServiceRequest.FromString(wire)
+    assert parsed == req
+    assert _same(spanscan.span_rows(parsed, KEYS, wire), spanscan.python_rows(req, KEYS))
+    assert _same(
+        spanscan.table(parsed, KEYS, RESOURCE_KEYS, wire), spanscan.python_table(req, KEYS, RESOURCE_KEYS)
+    )
+    with contextlib.suppress(ValueError):
+        assert _same(
+            _spanscan.table(wire, KEYS, RESOURCE_KEYS), spanscan.python_table(req, KEYS, RESOURCE_KEYS)
+        )
 
 
 def test_the_workload_scans_the_same() -> None:
