@@ -53,3 +53,31 @@ def double_prefix(key: str, field: int = SPAN_ATTRIBUTES) -> bytes:
 
 def true_attribute(key: str, field: int = SPAN_ATTRIBUTES) -> bytes:
     return attribute_prefix(key, 2, field) + b"\x10\x01"  # AnyValue.bool_value = 2
+
+
+def _int_value(n: int) -> bytes:
+    """An AnyValue holding ``n`` (int_value = 3, an int64 varint)."""
+    return b"\x18" + varint(n & 0xFFFFFFFFFFFFFFFF)
+
+
+def int_attribute(key: str, n: int, field: int = SPAN_ATTRIBUTES) -> bytes:
+    value = _int_value(n)
+    return attribute_prefix(key, len(value), field) + value
+
+
+def _array_attribute(key: str, elements: list[bytes], field: int) -> bytes:
+    array = b"".join(b"\x0a" + varint(len(e)) + e for e in elements)  # ArrayValue.values = 1
+    value = b"\x2a" + varint(len(array)) + array  # AnyValue.array_value = 5
+    return attribute_prefix(key, len(value), field) + value
+
+
+def string_array_attribute(key: str, values: list[str], field: int = SPAN_ATTRIBUTES) -> bytes:
+    elements = []
+    for v in values:
+        b = v.encode()
+        elements.append(b"\x0a" + varint(len(b)) + b)
+    return _array_attribute(key, elements, field)
+
+
+def int_array_attribute(key: str, values: list[int], field: int = SPAN_ATTRIBUTES) -> bytes:
+    return _array_attribute(key, [_int_value(n) for n in values], field)

@@ -492,6 +492,35 @@ def test_second_pass_adds_to_existing_annotation() -> None:
     assert sum(kv.key == sc.PII_REDACTED_COUNTS for kv in attrs) == 1
 
 
+def test_annotations_appended_as_bytes_are_what_the_objects_hold() -> None:
+    """The annotations of an item that holds none yet are appended to its bytes and
+    merged into its object; one whose bytes hold the keys' prefix anywhere (here in a
+    value) goes through the objects. Either way, the patched wire is the batch."""
+    for text in (f"mail {EMAIL}", f"mail {EMAIL}, see pii.redacted.count"):
+        req = trace_request({"note": text})
+        req.resource_spans[0].resource.attributes.add(key="owner").value.string_value = EMAIL
+        context = RequestContext()
+        wire = req.SerializeToString()
+        context.set_wire(req, wire, from_client=True)
+        make().process(req, context)
+        for attributes in (the_span(req).attributes, req.resource_spans[0].resource.attributes):
+            assert attr(attributes, sc.PII_REDACTED_COUNT) == 1
+            assert attr(attributes, sc.PII_REDACTED_TYPES) == ["EMAIL"]
+            assert attr(attributes, sc.PII_REDACTED_COUNTS) == [1]
+            assert sum(kv.key == sc.PII_REDACTED_COUNT for kv in attributes) == 1
+        patched = context.wire_for(req)
+        assert patched is not None and patched is not wire
+        assert ExportTraceServiceRequest.FromString(patched) == req
+    logs = ExportLogsServiceRequest()
+    record = logs.resource_logs.add().scope_logs.add().log_records.add()
+    record.body.string_value = f"user {EMAIL} logged in"
+    context = RequestContext()
+    context.set_wire(logs, logs.SerializeToString())
+    make().process(logs, context)
+    assert attr(record.attributes, sc.PII_REDACTED_TYPES) == ["EMAIL"]
+    assert ExportLogsServiceRequest.FromString(context.wire_for(logs) or b"") == logs
+
+
 def test_counts_per_type_follow_the_types() -> None:
     req = trace_request({"note": f"{EMAIL}, cc {EMAIL.replace('@', '2@')}, tel {PHONE}"})
     make().process(req, RequestContext())

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from otel_receiver import attributes as attrs
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
+from otel_receiver.encoded_attributes import int_array_attribute, int_attribute, string_array_attribute
 from otel_receiver.spanscan import Edit, NotCanonical, locate
 from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
@@ -34,7 +35,9 @@ from semconv import attributes as sc
 log = logging.getLogger(__name__)
 
 ERROR_TYPE = "ERROR"
-_ANNOTATIONS = frozenset({sc.PII_REDACTED_COUNT, sc.PII_REDACTED_TYPES, sc.PII_REDACTED_COUNTS})
+# The prefix of the pii.redacted.* keys: where these bytes do not occur in an item's
+# serialization, it holds none of those attributes.
+_ANNOTATION_MARK = b"pii.redacted."
 # Attribute names like "gen_ai.usage.input_tokens" or "http.request.header.x-id": too plain to
 # hold a value, so neither scanned nor withheld from log lines.
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}").fullmatch
@@ -158,14 +161,17 @@ class PiiRedactionProcessor(Processor):
     # --- per-request entry points ---
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
-        return self._redact(batch, context, batch.resource_spans, "scope_spans", "spans", self._span)
+        spans = batch.resource_spans
+        return self._redact(batch, context, spans, "scope_spans", "spans", self._span, _SPAN_ATTRIBUTES)
 
     def process_logs(self, batch: ExportLogsServiceRequest, context: RequestContext) -> Batch | None:
-        logs = batch.resource_logs
-        return self._redact(batch, context, logs, "scope_logs", "log_records", self._log_record)
+        logs, redact = batch.resource_logs, self._log_record
+        return self._redact(batch, context, logs, "scope_logs", "log_records", redact, _LOG_ATTRIBUTES)
 
     def process_metrics(self, batch: ExportMetricsServiceRequest, context: RequestContext) -> Batch | None:
-        return self._redact(batch, context, batch.resource_metrics, "scope_metrics", "metrics", self._metric)
+        # Data points are not annotated: an extra attribute would split their series.
+        metrics = batch.resource_metrics
+        return self._redact(batch, context, metrics, "scope_metrics", "metrics", self._metric, None)
 
     def _redact(
         self,
@@ -174,26 +180,38 @@ class PiiRedactionProcessor(Processor):
         resources: Any,
         scopes_field: str,
         items_field: str,
-        redact_item: Callable[[Any, Fields, dict[str, int]], bool],
+        redact_item: Callable[[Any, Fields], Tally],
+        item_attributes: int | None,
     ) -> Batch:
-        """The three signals share one layout: resources holding scopes holding items."""
+        """The three signals share one layout: resources holding scopes holding items.
+        ``item_attributes``: the field number of the items' attributes, where the
+        ``pii.redacted.*`` annotations go (None: items are not annotated)."""
         totals: dict[str, int] = {}
         edits: list[Edit] = []
+        annotate = self.cfg.annotate
         for (ri, si, k), fields in self._targets(batch, context):
             holder = resources[ri]
+            annotated: int | None = None
             if si < 0:
                 message = holder.resource
-                changed = self._resource(message.attributes, fields, totals)
+                tally = self._attributes_of(message.attributes, fields, _RESOURCE_ATTRIBUTES)
+                annotated = _RESOURCE_ATTRIBUTES
             elif k < 0:
                 message = getattr(holder, scopes_field)[si].scope
-                changed = self._scope(message.attributes, fields, totals)
+                tally = self._attributes_of(message.attributes, fields, _SCOPE_ATTRIBUTES)
             else:
                 message = getattr(getattr(holder, scopes_field)[si], items_field)[k]
-                changed = redact_item(message, fields, totals)
-            if changed:
-                # Its new bytes, so that the request's serialization is patched; targets
-                # come in request order, which is the order splice wants.
-                edits.append((ri, si, k, message.SerializeToString(), False))
+                tally = redact_item(message, fields)
+                annotated = item_attributes
+            if not tally:
+                continue
+            self._merge(tally, totals)
+            # Its new bytes, so that the request's serialization is patched; targets
+            # come in request order, which is the order splice wants.
+            payload = message.SerializeToString()
+            if annotate and annotated is not None:
+                payload = self._annotate(message, payload, annotated, tally)
+            edits.append((ri, si, k, payload, False))
         # Every change this processor makes is a tallied redaction of an edited message.
         if totals:
             if edits:
@@ -227,19 +245,13 @@ class PiiRedactionProcessor(Processor):
 
     # --- items ---
 
-    def _resource(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> bool:
+    def _attributes_of(self, attributes: Any, fields: Fields, field: int) -> Tally:
+        """A resource's or a scope's attributes (field number ``field``)."""
         tally = Tally()
-        self._attributes(attributes, tally, 0, _indexes(fields, _RESOURCE_ATTRIBUTES))
-        self._finish(attributes, tally, totals)
-        return bool(tally)
+        self._attributes(attributes, tally, 0, _indexes(fields, field))
+        return tally
 
-    def _scope(self, attributes: Any, fields: Fields, totals: dict[str, int]) -> bool:
-        tally = Tally()
-        self._attributes(attributes, tally, 0, _indexes(fields, _SCOPE_ATTRIBUTES))
-        self._merge(tally, totals)
-        return bool(tally)
-
-    def _span(self, span: Any, fields: Fields, totals: dict[str, int]) -> bool:
+    def _span(self, span: Any, fields: Fields) -> Tally:
         tally = Tally()
         self._attributes(span.attributes, tally, 0, _indexes(fields, _SPAN_ATTRIBUTES))
         if span.name and _wants(fields, _SPAN_NAME):
@@ -255,10 +267,9 @@ class PiiRedactionProcessor(Processor):
         links = _indexes(fields, _SPAN_LINKS)
         for j in range(len(span.links)) if links is None else links:
             self._attributes(span.links[j].attributes, tally, 0)
-        self._finish(span.attributes, tally, totals)
-        return bool(tally)
+        return tally
 
-    def _log_record(self, record: Any, fields: Fields, totals: dict[str, int]) -> bool:
+    def _log_record(self, record: Any, fields: Fields) -> Tally:
         tally = Tally()
         if record.HasField("body") and _wants(fields, _LOG_BODY):
             try:
@@ -267,10 +278,9 @@ class PiiRedactionProcessor(Processor):
             except Exception as e:
                 self._fail_closed(record.body, tally, "body", e)
         self._attributes(record.attributes, tally, 0, _indexes(fields, _LOG_ATTRIBUTES))
-        self._finish(record.attributes, tally, totals)
-        return bool(tally)
+        return tally
 
-    def _metric(self, metric: Any, fields: Fields, totals: dict[str, int]) -> bool:
+    def _metric(self, metric: Any, fields: Fields) -> Tally:
         tally = Tally()
         kind = metric.WhichOneof("data")
         if kind is not None:
@@ -280,30 +290,26 @@ class PiiRedactionProcessor(Processor):
                     self._attributes(ex.filtered_attributes, tally, 0)
         if metric.description:
             metric.description = self._plain_text(metric.description, tally)
-        # Data points are not annotated: an extra attribute would split their series.
-        self._merge(tally, totals)
-        return bool(tally)
+        return tally
 
-    def _finish(self, attributes: Any, tally: Tally, totals: dict[str, int]) -> None:
-        if not tally:
-            return
-        if self.cfg.annotate:
-            already = any(kv.key in _ANNOTATIONS for kv in attributes)
-            if not already:
-                # The common case: one scan proves neither key exists, so append directly.
-                kv = attributes.add()
-                kv.key = sc.PII_REDACTED_COUNT
-                kv.value.int_value = tally.total
-                types = sorted(tally.by_type)
-                kv = attributes.add()
-                kv.key = sc.PII_REDACTED_TYPES
-                kv.value.array_value.values.extend(AnyValue(string_value=t) for t in types)
-                kv = attributes.add()
-                kv.key = sc.PII_REDACTED_COUNTS
-                kv.value.array_value.values.extend(AnyValue(int_value=tally.by_type[t]) for t in types)
-            else:
-                self._merge_annotations(attributes, tally)
-        self._merge(tally, totals)
+    def _annotate(self, message: Any, serialized: bytes, field: int, tally: Tally) -> bytes:
+        """Records ``tally`` as ``pii.redacted.*`` on ``message`` (its attributes are
+        field ``field``), whose serialization is ``serialized``; returns the new one."""
+        if _ANNOTATION_MARK not in serialized:
+            # No key can start with the mark, so none of the annotations exists: their
+            # encoding is appended to the bytes and merged into the object, one C call
+            # instead of a wrapper per attribute and value (~10 us per item).
+            types = sorted(tally.by_type)
+            extra = (
+                int_attribute(sc.PII_REDACTED_COUNT, tally.total, field)
+                + string_array_attribute(sc.PII_REDACTED_TYPES, types, field)
+                + int_array_attribute(sc.PII_REDACTED_COUNTS, [tally.by_type[t] for t in types], field)
+            )
+            message.MergeFromString(extra)
+            return serialized + extra
+        self._merge_annotations(message.attributes, tally)
+        serialized_again: bytes = message.SerializeToString()
+        return serialized_again
 
     @staticmethod
     def _merge_annotations(attributes: Any, tally: Tally) -> None:
