@@ -296,9 +296,9 @@ class PiiRedactionProcessor(Processor):
         """Records ``tally`` as ``pii.redacted.*`` on ``message`` (its attributes are
         field ``field``), whose serialization is ``serialized``; returns the new one."""
         if _ANNOTATION_MARK not in serialized:
-            # No key can start with the mark, so none of the annotations exists: their
+            # Without the mark in its bytes the item holds none of the annotations: their
             # encoding is appended to the bytes and merged into the object, one C call
-            # instead of a wrapper per attribute and value (~10 us per item).
+            # instead of a wrapper per attribute and value (~7 us per annotated item).
             types = sorted(tally.by_type)
             extra = (
                 int_attribute(sc.PII_REDACTED_COUNT, tally.total, field)
