@@ -1,0 +1,401 @@
+/*
+ * The span walk shared by the C extensions that read serialized
+ * ExportTraceServiceRequests (otel_receiver/_spanscan.c,
+ * exporters/prometheus/_spanmetrics.c): AnyValue conversion to Python objects, the
+ * resource's service.name, a span's fields and wanted attributes, and a walk over every
+ * span with callbacks. Needs Python.h and _wire.h first.
+ */
+#ifndef OTEL_RECEIVER_SPANWALK_H
+#define OTEL_RECEIVER_SPANWALK_H
+
+/* AnyValue nesting beyond this is refused (protobuf's own parser stops at 100). */
+#define MAX_DEPTH 100
+/* Keys one call can ask for. */
+#define MAX_KEYS 128
+
+typedef struct {
+    const char *data;
+    Py_ssize_t len;
+} Key;
+
+static inline PyObject *convert(const uint8_t *data, size_t len, int depth);
+
+static inline PyObject *convert_array(const Value *v, int depth) {
+    PyObject *list = PyList_New(0);
+    if (list == NULL) return NULL;
+    Reader r = reader(v->data, v->len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        if (f.wire_type != 2) break;
+        PyObject *item = convert(f.data, f.len, depth + 1);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    if (rc != 0) {
+        Py_DECREF(list);
+        return PyErr_Format(PyExc_ValueError, "malformed ArrayValue");
+    }
+    return list;
+}
+
+static inline PyObject *convert_kvlist(const Value *v, int depth) {
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) return NULL;
+    Reader r = reader(v->data, v->len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        Pair kv;
+        if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || kv.values > 1) {
+            rc = -1;
+            break;
+        }
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)kv.key, (Py_ssize_t)kv.key_len, "replace");
+        PyObject *item = key != NULL ? convert(kv.value, kv.value_len, depth + 1) : NULL;
+        if (item == NULL || PyDict_SetItem(dict, key, item) < 0) {
+            Py_XDECREF(key);
+            Py_XDECREF(item);
+            Py_DECREF(dict);
+            return NULL;
+        }
+        Py_DECREF(key);
+        Py_DECREF(item);
+    }
+    if (rc != 0) {
+        Py_DECREF(dict);
+        return PyErr_Format(PyExc_ValueError, "malformed KeyValueList");
+    }
+    return dict;
+}
+
+/* An AnyValue as a Python object (see the header comment). */
+static inline PyObject *convert(const uint8_t *data, size_t len, int depth) {
+    if (depth > MAX_DEPTH) return PyErr_Format(PyExc_ValueError, "a value nested deeper than %d levels", MAX_DEPTH);
+    Value v;
+    /* A client's array or kvlist split in two (the parser merges them) is refused too:
+     * the callers then read the objects. */
+    if (parse_value(data, len, &v) < 0 || v.merged) return PyErr_Format(PyExc_ValueError, "malformed AnyValue");
+    switch (v.kind) {
+    case V_STRING: return PyUnicode_DecodeUTF8((const char *)v.data, (Py_ssize_t)v.len, "replace");
+    case V_BOOL: return PyBool_FromLong(v.scalar != 0);
+    case V_INT: return PyLong_FromLongLong((long long)(int64_t)v.scalar);
+    case V_DOUBLE: {
+        double d;
+        memcpy(&d, &v.scalar, sizeof d);
+        return PyFloat_FromDouble(d);
+    }
+    case V_BYTES: return PyBytes_FromStringAndSize((const char *)v.data, (Py_ssize_t)v.len);
+    case V_ARRAY: return convert_array(&v, depth);
+    case V_KVLIST: return convert_kvlist(&v, depth);
+    default: return PyTuple_New(0);
+    }
+}
+
+/* Every attribute of a ResourceSpans' resource, in order, passed to `visit` (which
+ * returns 0 to go on, 1 to stop, -1 on error). Protobuf merges repeated occurrences of
+ * the singular `resource` field, so their attribute lists are read one after another,
+ * as the objects hold them. 0 or 1, or -1 when malformed. */
+typedef int (*AttributeVisitor)(const Pair *kv, void *state);
+
+static inline int each_resource_attribute(const uint8_t *resource_spans, size_t len, AttributeVisitor visit,
+                                          void *state) {
+    Reader r = reader(resource_spans, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        if (f.wire_type != 2) return -1;
+        Reader ar = reader(f.data, f.len);
+        Field af;
+        int arc;
+        while ((arc = next_field(&ar, &af)) > 0) {
+            if (af.number != 1) continue;
+            Pair kv;
+            if (af.wire_type != 2 || parse_pair(af.data, af.len, &kv) < 0 || kv.values > 1) return -1;
+            int v = visit(&kv, state);
+            if (v != 0) return v;
+        }
+        if (arc < 0) return -1;
+    }
+    return rc;
+}
+
+typedef struct {
+    const uint8_t *data; /* the first service.name's AnyValue, NULL when none */
+    size_t len;
+} FirstService;
+
+static inline int first_service(const Pair *kv, void *state) {
+    static const char name[] = "service.name";
+    if (kv->key_len != sizeof name - 1 || memcmp(kv->key, name, kv->key_len) != 0) return 0;
+    FirstService *first = state;
+    first->data = kv->value;
+    first->len = kv->value_len;
+    return 1;
+}
+
+/* The resource's first service.name when it is a string, "" when absent or not a
+ * string: 0, or -1 with ValueError set. */
+static inline int service_text(const uint8_t *resource_spans, size_t len, Slice *out) {
+    FirstService first = {NULL, 0};
+    out->data = (const uint8_t *)"";
+    out->len = 0;
+    if (each_resource_attribute(resource_spans, len, first_service, &first) < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed Resource");
+        return -1;
+    }
+    if (first.data == NULL) return 0;
+    Value v;
+    if (parse_value(first.data, first.len, &v) < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed AnyValue");
+        return -1;
+    }
+    if (v.kind == V_STRING) {
+        out->data = v.data;
+        out->len = v.len;
+    }
+    return 0;
+}
+
+/* service_text as a str. */
+static inline PyObject *service_name(const uint8_t *resource_spans, size_t len) {
+    Slice text;
+    if (service_text(resource_spans, len, &text) < 0) return NULL;
+    return PyUnicode_DecodeUTF8((const char *)text.data, (Py_ssize_t)text.len, "replace");
+}
+
+/* What a scan reads from one span; `found*` per wanted key (its last occurrence). */
+typedef struct {
+    const uint8_t *trace_id, *span_id, *name;
+    size_t trace_id_len, span_id_len, name_len;
+    uint64_t kind, start, end, code;
+    int any;
+    int found[MAX_KEYS];
+    const uint8_t *found_data[MAX_KEYS];
+    size_t found_len[MAX_KEYS];
+} SpanFields;
+
+static inline int key_index(const Key *keys, Py_ssize_t n_keys, const uint8_t *key, size_t key_len) {
+    /* Attribute names share prefixes ("gen_ai."): the last byte rules most out first. */
+    for (Py_ssize_t k = 0; k < n_keys; k++)
+        if ((size_t)keys[k].len == key_len &&
+            (key_len == 0 || (uint8_t)keys[k].data[key_len - 1] == key[key_len - 1]) &&
+            memcmp(keys[k].data, key, key_len) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* 0, or -1 with ValueError set. */
+static inline int read_span(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, SpanFields *s) {
+    memset(s, 0, offsetof(SpanFields, found));
+    memset(s->found, 0, (size_t)n_keys * sizeof s->found[0]);
+    s->trace_id = s->span_id = s->name = (const uint8_t *)"";
+    Reader r = reader(msg, len);
+    Field f;
+    int rc;
+    while ((rc = next_field(&r, &f)) > 0) {
+        switch (f.number) {
+        case 1: case 2: case 5:
+            if (f.wire_type != 2) goto malformed;
+            if (f.number == 1) {
+                s->trace_id = f.data;
+                s->trace_id_len = f.len;
+            } else if (f.number == 2) {
+                s->span_id = f.data;
+                s->span_id_len = f.len;
+            } else {
+                s->name = f.data;
+                s->name_len = f.len;
+            }
+            break;
+        case 6:
+            if (f.wire_type != 0) goto malformed;
+            s->kind = f.scalar;
+            break;
+        case 7: case 8:
+            if (f.wire_type != 1) goto malformed;
+            *(f.number == 7 ? &s->start : &s->end) = f.scalar;
+            break;
+        case 9: {
+            Pair kv;
+            /* Two values in one KeyValue (a client's encoding the parser merges): refused,
+             * the callers then read the objects. */
+            if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || kv.values > 1) {
+                PyErr_SetString(PyExc_ValueError, "malformed Span attribute");
+                return -1;
+            }
+            int k = key_index(keys, n_keys, kv.key, kv.key_len);
+            if (k >= 0) {
+                s->found[k] = 1;
+                s->found_data[k] = kv.value;
+                s->found_len[k] = kv.value_len;
+                s->any = 1;
+            }
+            break;
+        }
+        case 15: {
+            if (f.wire_type != 2) goto malformed;
+            /* Protobuf merges repeated status messages: a later code replaces an earlier one. */
+            Reader sr = reader(f.data, f.len);
+            Field sf;
+            int src;
+            while ((src = next_field(&sr, &sf)) > 0)
+                if (sf.number == 3 && sf.wire_type == 0) s->code = sf.scalar;
+            if (src < 0) {
+                PyErr_SetString(PyExc_ValueError, "malformed Status");
+                return -1;
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+    if (rc == 0) return 0;
+malformed:
+    PyErr_SetString(PyExc_ValueError, "malformed Span");
+    return -1;
+}
+
+/* The tuple of converted values, None for each key not found. */
+static inline PyObject *wanted_values(const int *found, const uint8_t *const *data, const size_t *len,
+                                      Py_ssize_t n_keys) {
+    PyObject *values = PyTuple_New(n_keys);
+    if (values == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < n_keys; k++) {
+        PyObject *item;
+        if (found[k]) {
+            item = convert(data[k], len[k], 0);
+            if (item == NULL) {
+                Py_DECREF(values);
+                return NULL;
+            }
+        } else {
+            item = Py_NewRef(Py_None);
+        }
+        PyTuple_SET_ITEM(values, k, item);
+    }
+    return values;
+}
+
+/* enums are int32 on the wire */
+static inline int enum_value(uint64_t v) { return (int)(int32_t)(uint32_t)v; }
+
+/* Keys from a tuple of str; 0, or -1 with an exception set. The UTF-8 buffers belong
+ * to the str objects, which the caller's argument tuple keeps alive. */
+static inline int parse_keys(PyObject *tuple, Key *keys, Py_ssize_t *n_keys) {
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    if (n > MAX_KEYS) {
+        PyErr_Format(PyExc_ValueError, "at most %d keys", MAX_KEYS);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *key = PyTuple_GET_ITEM(tuple, k);
+        if (!PyUnicode_Check(key)) {
+            PyErr_Format(PyExc_TypeError, "key %zd is %.100s, not str", k, Py_TYPE(key)->tp_name);
+            return -1;
+        }
+        keys[k].data = PyUnicode_AsUTF8AndSize(key, &keys[k].len);
+        if (keys[k].data == NULL) return -1;
+    }
+    *n_keys = n;
+    return 0;
+}
+
+/* -------------------------------------------------------------------- the walk */
+
+/* Every span of a serialized ExportTraceServiceRequest, for the entry points below:
+ * `resource` once per ResourceSpans before its spans (what it builds lives until
+ * `end_resource`), `span` for each span with its position. The callbacks return 0, or
+ * -1 with an exception set; rows go to `out`. */
+typedef struct SpanWalk SpanWalk;
+struct SpanWalk {
+    int (*resource)(SpanWalk *w, const uint8_t *resource_spans, size_t len);
+    int (*span)(SpanWalk *w, const uint8_t *span, size_t len, int ri, int si, int i);
+    void (*end_resource)(SpanWalk *w);
+    PyObject *out;
+};
+
+static inline int walk_resource_spans(SpanWalk *w, const uint8_t *msg, size_t len, int ri) {
+    if (w->resource(w, msg, len) < 0) return -1;
+    Reader r = reader(msg, len);
+    Field f;
+    int rc, si = -1, failed = 0;
+    while (!failed && (rc = next_field(&r, &f)) > 0) {
+        if (f.number != 2) continue;
+        si++;
+        if (f.wire_type != 2) {
+            rc = -1;
+            break;
+        }
+        Reader sr = reader(f.data, f.len);
+        Field sf;
+        int i = -1;
+        while ((rc = next_field(&sr, &sf)) > 0) {
+            if (sf.number != 2) continue;
+            i++;
+            if (sf.wire_type != 2) {
+                rc = -1;
+                break;
+            }
+            if (w->span(w, sf.data, sf.len, ri, si, i) < 0) {
+                failed = 1;
+                break;
+            }
+        }
+        if (rc < 0) break;
+    }
+    w->end_resource(w);
+    if (failed) return -1;
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed ResourceSpans");
+        return -1;
+    }
+    return 0;
+}
+
+/* The list of rows, or NULL with an exception set. */
+static inline PyObject *walk(const Py_buffer *request, SpanWalk *w) {
+    w->out = PyList_New(0);
+    if (w->out == NULL) return NULL;
+    Reader r = reader((const uint8_t *)request->buf, (size_t)request->len);
+    Field f;
+    int rc, ri = -1;
+    while ((rc = next_field(&r, &f)) > 0) {
+        if (f.number != 1) continue;
+        ri++;
+        if (f.wire_type != 2) {
+            rc = -1;
+            break;
+        }
+        if (walk_resource_spans(w, f.data, f.len, ri) < 0) {
+            Py_CLEAR(w->out);
+            return NULL;
+        }
+    }
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
+        Py_CLEAR(w->out);
+    }
+    return w->out;
+}
+
+/* Appends a new reference (NULL: a failed build); 0, or -1 with an exception set. */
+static inline int append_row(PyObject *out, PyObject *row) {
+    if (row == NULL) return -1;
+    int rc = PyList_Append(out, row);
+    Py_DECREF(row);
+    return rc;
+}
+
+static inline int no_resource(SpanWalk *w, const uint8_t *resource_spans, size_t len) { return 0; }
+
+static inline void no_end_resource(SpanWalk *w) {}
+
+#endif
