@@ -7,6 +7,8 @@
 2. for each scenario, starts ``otel-receiver run --config <generated yaml>`` as a
    subprocess on free loopback ports:
    - ``raw``: otlp receiver -> debug exporter (``verbosity: basic``), no processors;
+   - ``raw+prometheus``: the same plus the prometheus exporter's span-derived metrics
+     (one body is enough for h2load here: the metrics cache nothing per value);
    - ``pipeline``: every GenAI processor the registry can load at run time
      (genai_normalize, pii_redaction, genai_cost, anomaly, batch) -> debug;
    - ``pipeline+clickhouse``: the same, also exporting to embedded ClickHouse (chDB),
@@ -782,8 +784,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios",
         nargs="+",
-        choices=["raw", "pipeline", "pipeline+clickhouse", "rotel"],
-        default=["raw", "pipeline", "pipeline+clickhouse", "rotel"],
+        choices=["raw", "raw+prometheus", "pipeline", "pipeline+clickhouse", "rotel"],
+        default=["raw", "raw+prometheus", "pipeline", "pipeline+clickhouse", "rotel"],
     )
     parser.add_argument(
         "--processors",
@@ -813,6 +815,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenarios: list[Scenario] = []
         if "raw" in args.scenarios:
             scenarios.append(Scenario("raw", []))
+        if "raw+prometheus" in args.scenarios:
+            scenarios.append(
+                Scenario("raw+prometheus", [], {"prometheus": {"endpoint": f"127.0.0.1:{free_port()}"}})
+            )
         if "pipeline" in args.scenarios:
             scenarios.append(Scenario("pipeline", processors))
         if "pipeline+clickhouse" in args.scenarios and clickhouse:

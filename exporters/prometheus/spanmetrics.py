@@ -3,16 +3,21 @@
 The hot path aggregates one batch into plain dicts keyed by label-value tuples, then
 merges the result into the exporter's state once, under one lock acquisition. Nothing
 here touches prometheus-client objects per span; the state is rendered into metric
-families only when Prometheus scrapes.
+families only when Prometheus scrapes. The aggregation runs in C on the request's bytes
+(``_spanmetrics.c``) when the extension is built; the Python loop over the C scan's rows
+is the fallback and the reference the tests compare it with.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Final, TypeAlias
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -27,7 +32,13 @@ from exporters.prometheus.naming import label_name, metric_name
 from exporters.prometheus.selfmetrics import ExporterSelfMetrics
 from otel_receiver.attributes import get_str, pick
 from otel_receiver.component import RequestContext
-from otel_receiver.spanscan import SpanRow, span_rows, to_python
+from otel_receiver.spanscan import span_rows, to_python
+
+_spanmetrics: ModuleType | None
+try:
+    from exporters.prometheus import _spanmetrics
+except ImportError:  # built without a C compiler
+    _spanmetrics = None
 
 # OTel GenAI semantic-convention metric names and units; the Prometheus names follow
 # from the translation rules, exactly as the Collector would name them.
@@ -81,7 +92,8 @@ _ANOMALY_KINDS = semconv.ANOMALY_KINDS
 _PII_TYPES = semconv.PII_REDACTED_TYPES
 _PII_COUNT = semconv.PII_REDACTED_COUNT
 _PII_COUNTS = semconv.PII_REDACTED_COUNTS
-# The span attributes read, in the order ``aggregate_spans`` unpacks them.
+# The span attributes read, in the order ``aggregate_spans`` unpacks them (and
+# ``_spanmetrics.c`` numbers its slots).
 _SPAN_KEYS: tuple[str, ...] = (
     _TENANT,
     _OPERATION,
@@ -171,9 +183,9 @@ class CounterSeries:
     updated: float = 0.0
 
 
-# A batch's histogram accumulator: [bucket counts, sum, count, exemplar span's row, its
-# value]; a plain list because the per-span loop updates it by index, cheaper than
-# attributes.
+# A batch's histogram accumulator: [bucket counts, sum, count, and of the last span
+# observed (the exemplar): its value, trace id, span id, end ns]; a plain list because
+# the per-span loop updates it by index, cheaper than attributes.
 _HistAcc: TypeAlias = list[Any]
 
 
@@ -188,17 +200,25 @@ class BatchAggregate:
 
 
 def _observe(
-    accs: dict[Key, _HistAcc], key: Key, bounds: tuple[float, ...], value: float, row: SpanRow
+    accs: dict[Key, _HistAcc],
+    key: Key,
+    bounds: tuple[float, ...],
+    value: float,
+    trace_id: bytes,
+    span_id: bytes,
+    end: int,
 ) -> None:
     acc = accs.get(key)
     if acc is None:
-        acc = [[0] * (len(bounds) + 1), 0.0, 0, row, value]
+        acc = [[0] * (len(bounds) + 1), 0.0, 0, value, trace_id, span_id, end]
         accs[key] = acc
     acc[0][bisect_left(bounds, value)] += 1
     acc[1] += value
     acc[2] += 1
-    acc[3] = row
-    acc[4] = value
+    acc[3] = value
+    acc[4] = trace_id
+    acc[5] = span_id
+    acc[6] = end
 
 
 # What the protobuf accessors would give for an attribute value in its scanned form
@@ -213,16 +233,25 @@ def _text(v: Any) -> str:
 
 def _token_count(v: Any) -> float:
     t = type(v)
-    if t is float or (t is int and v):
+    if t is float:
         return v
+    if t is int:
+        return float(v)
     return 0.0
 
 
-def _cost_amount(v: Any) -> float:
+def _cost_nano(v: Any) -> int | None:
+    """A cost value in nano-USD (a positive amount below half a nano-USD rounds to 0),
+    None when it is no positive finite amount: an infinite or NaN cost is garbage a
+    client sent, not a number to add."""
     t = type(v)
-    if (t is float and v) or t is int:
-        return v
-    return 0
+    if t is int:
+        return v * NANO_USD_PER_USD if v > 0 else None
+    if t is float and v > 0:
+        nano = v * NANO_USD_PER_USD
+        if math.isfinite(nano):
+            return round(nano)
+    return None
 
 
 def aggregate_spans(
@@ -238,16 +267,53 @@ def aggregate_spans(
     the rule the genai_cost processor prices by; ``internal_agent_usage`` counts it, for
     frameworks that emit no model spans under their agent spans.
     """
-    agg = BatchAggregate()
-    tokens, duration, cost, anomalies, pii = agg.tokens, agg.duration, agg.cost, agg.anomalies, agg.pii
-    cost_spans = agg.cost_spans
     if tenant_mode == "never":
         default_tenant = ""
     else:
         default_tenant = context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else "")
     read_tenant = tenant_mode != "never"
-    for row in span_rows(batch, _SPAN_KEYS, context.wire_for(batch)):
-        service, kind, status_code, start, end, _, _, values = row
+    wire = context.wire_for(batch)
+    if _spanmetrics is not None:
+        # ValueError: what the C code leaves to Python (see _spanmetrics.c).
+        with contextlib.suppress(ValueError):
+            tokens, duration, cost, cost_spans, bases, extras = _spanmetrics.aggregate(
+                wire or batch.SerializeToString(),
+                _SPAN_KEYS,
+                _AGENT_OPERATIONS,
+                TOKEN_BUCKETS,
+                DURATION_BUCKETS,
+                default_tenant,
+                read_tenant,
+                internal_agent_usage,
+            )
+            agg = BatchAggregate(tokens, duration, cost, cost_spans)
+            for base_index, kinds_v, pii_types_v, pii_count_v, pii_counts_v in extras:
+                base = bases[base_index]
+                if kinds_v is not None:
+                    _count_anomalies(agg.anomalies, base, kinds_v)
+                if pii_types_v is not None:
+                    _count_pii(agg.pii, base, pii_types_v, pii_count_v, pii_counts_v)
+            return agg
+    return python_aggregate_spans(batch, wire, default_tenant, read_tenant, internal_agent_usage)
+
+
+_AGENT_OPERATIONS: tuple[str, ...] = tuple(sorted(semconv.AGENT_OPERATIONS))
+
+
+def python_aggregate_spans(
+    batch: ExportTraceServiceRequest,
+    wire: bytes | None,
+    default_tenant: str,
+    read_tenant: bool,
+    internal_agent_usage: bool,
+) -> BatchAggregate:
+    """``aggregate_spans`` from the C scan's rows (or the objects): the fallback, and the
+    reference for ``_spanmetrics.c``."""
+    agg = BatchAggregate()
+    tokens, duration, cost, anomalies, pii = agg.tokens, agg.duration, agg.cost, agg.anomalies, agg.pii
+    cost_spans = agg.cost_spans
+    for row in span_rows(batch, _SPAN_KEYS, wire):
+        service, kind, status_code, start, end, trace_id, span_id, values = row
         (tenant_v, operation_v, provider_v, model_v, input_v, output_v, error_v, cost_v, kinds_v, pii_types_v,
          pii_count_v, pii_counts_v) = values  # fmt: skip
         tenant = _text(tenant_v) if (tenant_v is not None and read_tenant) else default_tenant
@@ -257,9 +323,11 @@ def aggregate_spans(
         if operation or provider:  # the GenAI test of genai_calls and anomaly
             if internal_agent_usage or operation not in semconv.AGENT_OPERATIONS or kind == _SPAN_KIND_CLIENT:
                 if input_v is not None:
-                    _observe(tokens, (*base, TOKEN_TYPE_INPUT), TOKEN_BUCKETS, _token_count(input_v), row)
+                    key = (*base, TOKEN_TYPE_INPUT)
+                    _observe(tokens, key, TOKEN_BUCKETS, _token_count(input_v), trace_id, span_id, end)
                 if output_v is not None:
-                    _observe(tokens, (*base, TOKEN_TYPE_OUTPUT), TOKEN_BUCKETS, _token_count(output_v), row)
+                    key = (*base, TOKEN_TYPE_OUTPUT)
+                    _observe(tokens, key, TOKEN_BUCKETS, _token_count(output_v), trace_id, span_id, end)
             if error_v is not None:
                 error_type = _text(error_v) or ERROR_TYPE_OTHER
             elif status_code == _STATUS_ERROR:
@@ -268,19 +336,24 @@ def aggregate_spans(
                 error_type = ""
             elapsed = end - start
             if elapsed >= 0:
-                _observe(duration, (*base, error_type), DURATION_BUCKETS, elapsed / 1e9, row)
+                key = (*base, error_type)
+                _observe(duration, key, DURATION_BUCKETS, elapsed / 1e9, trace_id, span_id, end)
             if cost_v is not None:
-                amount = _cost_amount(cost_v)
-                if amount > 0:
-                    cost[base] = cost.get(base, 0) + round(amount * NANO_USD_PER_USD)
+                nano = _cost_nano(cost_v)
+                if nano is not None:
+                    cost[base] = cost.get(base, 0) + nano
                     cost_spans[base] = cost_spans.get(base, 0) + 1
         if type(kinds_v) is list:
-            for kind_v in kinds_v:
-                key = (*base, _text(kind_v))
-                anomalies[key] = anomalies.get(key, 0) + 1
+            _count_anomalies(anomalies, base, kinds_v)
         if pii_types_v is not None:
             _count_pii(pii, base, pii_types_v, pii_count_v, pii_counts_v)
     return agg
+
+
+def _count_anomalies(anomalies: dict[Key, int], base: Key, kinds: list[Any]) -> None:
+    for kind_v in kinds:
+        key = (*base, _text(kind_v))
+        anomalies[key] = anomalies.get(key, 0) + 1
 
 
 _LOG_WANTED = frozenset({_TENANT, _OPERATION, _PROVIDER, _MODEL, _PII_TYPES, _PII_COUNT, _PII_COUNTS})
@@ -401,7 +474,7 @@ class SpanMetricsState:
             return
         family = self._hist[spec.name]
         nbuckets = len(spec.bounds) + 1
-        for key, (counts, total, count, row, value) in accs.items():
+        for key, (counts, total, count, value, trace_id, span_id, end) in accs.items():
             key = self._limited_key(spec, family, key, count)
             series = family.get(key)
             if series is None:
@@ -415,7 +488,7 @@ class SpanMetricsState:
             series.count += count
             series.updated = now
             if self._exemplars:
-                series.exemplars[bisect_left(spec.bounds, value)] = (value, row[5], row[6], row[4] / 1e9)
+                series.exemplars[bisect_left(spec.bounds, value)] = (value, trace_id, span_id, end / 1e9)
 
     def _merge_counter(
         self, spec: FamilySpec, values: dict[Key, int], now: float, items: dict[Key, int] | None = None

@@ -1,0 +1,319 @@
+"""The span metrics summed in C (``exporters/prometheus/_spanmetrics.c``) against the Python
+aggregation over the protobuf objects: the same series, sums, exemplars and insertion
+order for every span shape, the Python path wherever the C code declines, and no crash
+on any input."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from typing import Any
+
+import pytest
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from bench.workload import generate_trace_requests
+from exporters.prometheus import _spanmetrics, spanmetrics
+from exporters.prometheus.spanmetrics import BatchAggregate
+from otel_receiver import spanscan
+from otel_receiver.component import RequestContext
+from tests.protobuf_wire import client_encoding
+
+KEYS = spanmetrics._SPAN_KEYS
+TENANT_MODES = ("auto", "always", "never")
+
+
+def test_the_extension_is_built() -> None:
+    """Optional at install time; here it must have been built, or the suite would test
+    only the fallback without saying so."""
+    assert spanmetrics._spanmetrics is not None
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality that treats NaN as equal to itself, tells 1 from 1.0 and True, and
+    compares dicts in insertion order (the order the merge meets new series in)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _fields(agg: BatchAggregate) -> tuple[dict[Any, Any], ...]:
+    return (agg.tokens, agg.duration, agg.cost, agg.cost_spans, agg.anomalies, agg.pii)
+
+
+def _by_objects(
+    req: ExportTraceServiceRequest, context: RequestContext, mode: str, internal: bool
+) -> BatchAggregate:
+    saved = spanscan._spanscan
+    spanscan._spanscan = None  # the rows from the protobuf objects
+    try:
+        default = "" if mode == "never" else context.tenant or ("unknown" if mode == "always" else "")
+        return spanmetrics.python_aggregate_spans(req, None, default, mode != "never", internal)
+    finally:
+        spanscan._spanscan = saved
+
+
+def _assert_same(
+    req: ExportTraceServiceRequest,
+    context: RequestContext | None = None,
+    mode: str = "auto",
+    internal: bool = False,
+) -> BatchAggregate:
+    context = context or RequestContext()
+    by_c = spanmetrics.aggregate_spans(req, context, mode, internal)
+    by_objects = _by_objects(req, context, mode, internal)
+    assert _same(_fields(by_c), _fields(by_objects)), (by_c, by_objects)
+    return by_c
+
+
+def _aggregate_in_c(wire: bytes, tenant: str = "", read_tenant: bool = True) -> Any:
+    return _spanmetrics.aggregate(
+        wire,
+        KEYS,
+        spanmetrics._AGENT_OPERATIONS,
+        spanmetrics.TOKEN_BUCKETS,
+        spanmetrics.DURATION_BUCKETS,
+        tenant,
+        read_tenant,
+        False,
+    )
+
+
+# --- generated spans ------------------------------------------------------------------
+
+_TEXTS = ["", "openai", "anthropic", "chat", "invoke_agent", "execute_tool", "gpt-4o", "acme", "timeout", "é"]
+
+
+def _value(draw: st.DrawFn, depth: int = 0) -> AnyValue:
+    v = AnyValue()
+    kind = draw(
+        st.sampled_from(["s", "s", "s", "b", "i", "d", "y", "a", "m", "none"] if depth < 2 else ["s", "i"])
+    )
+    if kind == "s":
+        v.string_value = draw(st.sampled_from(_TEXTS))
+    elif kind == "b":
+        v.bool_value = draw(st.booleans())
+    elif kind == "i":
+        v.int_value = draw(
+            st.one_of(
+                st.sampled_from([0, 1, 4, 16, 1024, 65536]),  # bucket bounds: inclusive
+                st.integers(-5, 70000),
+                st.integers(-(2**63), 2**63 - 1),
+            )
+        )
+    elif kind == "d":
+        v.double_value = draw(
+            st.one_of(
+                st.sampled_from([0.0, -0.0, 0.1, 0.2, 2.5e-7, 1e25, 1e22, 4.5e9, 0.5e-9, 1.5e-9]),
+                st.floats(allow_nan=True, allow_infinity=True),
+            )
+        )
+    elif kind == "y":
+        v.bytes_value = draw(st.binary(max_size=4))
+    elif kind == "a":
+        for _ in range(draw(st.integers(0, 3))):
+            v.array_value.values.add().CopyFrom(_value(draw, depth + 1))
+    elif kind == "m":
+        kv = v.kvlist_value.values.add(key="x")
+        kv.value.CopyFrom(_value(draw, depth + 1))
+    return v
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(0, 3))):
+        rs = req.resource_spans.add()
+        for _ in range(draw(st.integers(0, 2))):
+            rs.resource.attributes.add(key="service.name").value.CopyFrom(_value(draw, 2))
+        for _ in range(draw(st.integers(0, 2))):
+            ss = rs.scope_spans.add()
+            for _ in range(draw(st.integers(0, 4))):
+                span = ss.spans.add(name="s")
+                span.kind = draw(st.sampled_from([0, 1, 2, 3, 3, -1, 9]))
+                span.status.code = draw(st.integers(0, 3))
+                span.start_time_unix_nano = draw(st.integers(0, 2**64 - 1))
+                span.end_time_unix_nano = draw(
+                    st.one_of(
+                        st.integers(0, 2**64 - 1),
+                        st.just(span.start_time_unix_nano),
+                        st.sampled_from(  # on duration bucket bounds (0.01 s, 0.02 s, 0.64 s)
+                            [
+                                min(2**64 - 1, span.start_time_unix_nano + d)
+                                for d in (10**7, 2 * 10**7, 64 * 10**7)
+                            ]
+                        ),
+                        st.integers(
+                            span.start_time_unix_nano, min(2**64 - 1, span.start_time_unix_nano + 10**11)
+                        ),
+                    )
+                )
+                span.trace_id = draw(st.binary(min_size=0, max_size=16))
+                span.span_id = draw(st.binary(min_size=0, max_size=8))
+                for _ in range(draw(st.integers(0, 8))):  # duplicates: the last one wins
+                    kv = span.attributes.add(key=draw(st.sampled_from([*KEYS, "other"])))
+                    if draw(st.integers(0, 9)):
+                        kv.value.CopyFrom(_value(draw))
+    return req
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.sampled_from(TENANT_MODES), st.sampled_from(["", "acme", "é"]), st.booleans())
+def test_c_sums_what_the_python_loop_sums(
+    req: ExportTraceServiceRequest, mode: str, tenant: str, internal: bool
+) -> None:
+    _assert_same(req, RequestContext(tenant=tenant or None), mode, internal)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.integers(0, 2**32))
+def test_a_clients_encoding_sums_the_same(req: ExportTraceServiceRequest, seed: int) -> None:
+    """Another field order, padded lengths, split resources and statuses: the C code reads
+    them as the parser does, or declines and Python sums from the objects."""
+    wire = client_encoding(req.SerializeToString(), "ExportTraceServiceRequest", random.Random(seed), 0.3)
+    parsed = ExportTraceServiceRequest.FromString(wire)
+    context = RequestContext()
+    context.set_wire(parsed, wire, from_client=True)
+    by_c = spanmetrics.aggregate_spans(parsed, context, "auto")
+    assert _same(_fields(by_c), _fields(_by_objects(req, RequestContext(), "auto", False)))
+
+
+def test_the_workload_sums_the_same_with_anomalies_redactions_and_costs() -> None:
+    rng = random.Random(4)
+    for req in generate_trace_requests(4, 100, seed=12, pii_fraction=0.3):
+        for span in rng.sample(list(req.resource_spans[0].scope_spans[0].spans), 10):
+            kinds = span.attributes.add(key="anomaly.kinds").value.array_value.values
+            kinds.add().string_value = "latency"
+            span.attributes.add(
+                key="pii.redacted.types"
+            ).value.array_value.values.add().string_value = "EMAIL"
+            span.attributes.add(key="pii.redacted.count").value.int_value = 3
+            span.attributes.add(key="gen_ai.usage.cost").value.double_value = rng.choice([0.0123, 2.5e-7])
+        agg = _assert_same(req, RequestContext(tenant="acme"))
+        assert agg.tokens and agg.duration and agg.cost and agg.anomalies and agg.pii
+
+
+def test_thousands_of_label_sets_in_one_batch() -> None:
+    """Past the first hash table's size: every label set is its own series."""
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(3000):
+        span = spans.add(start_time_unix_nano=10**9, end_time_unix_nano=10**9 + i * 10**6)
+        span.attributes.add(key="gen_ai.provider.name").value.string_value = "openai"
+        span.attributes.add(key="gen_ai.request.model").value.string_value = f"model-{i % 1500}"
+        span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = i
+    agg = _assert_same(req)
+    assert len(agg.duration) == 1500
+    assert sum(acc[2] for acc in agg.tokens.values()) == 3000
+
+
+# --- what the C code declines ---------------------------------------------------------
+
+
+def _span_request(**attributes: float) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "svc"
+    span = rs.scope_spans.add().spans.add(start_time_unix_nano=1, end_time_unix_nano=2)
+    span.attributes.add(key="gen_ai.provider.name").value.string_value = "openai"
+    for key, value in attributes.items():
+        v = span.attributes.add(key=key.replace("__", ".")).value
+        if isinstance(value, float):
+            v.double_value = value
+        else:
+            v.int_value = value
+    return req
+
+
+def test_a_label_that_is_not_utf8_is_declined() -> None:
+    """Two different invalid names would read the same with replacement characters: the
+    C code declines rather than count two series where Python counts one. The receiver's
+    parser refuses such strings first (proto3), so this guards the bytes only."""
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for model in ("XXabcdef", "YYabcdef", "gpt-4o"):
+        span = spans.add(start_time_unix_nano=1, end_time_unix_nano=2)
+        span.attributes.add(key="gen_ai.provider.name").value.string_value = "openai"
+        span.attributes.add(key="gen_ai.request.model").value.string_value = model
+    wire = req.SerializeToString().replace(b"XX", b"\xff\xfe").replace(b"YY", b"\xfe\xff")
+    with pytest.raises(ValueError, match="UTF-8"):
+        _aggregate_in_c(wire)
+    with pytest.raises(DecodeError, match="UTF-8"):
+        ExportTraceServiceRequest.FromString(wire)
+
+
+@pytest.mark.parametrize(
+    ("cost", "expected"),
+    [
+        (0.1, 100_000_000),
+        (1.5e-9, 2),  # 1.5 nano-USD: half to even
+        (2.5e-9, 2),
+        (1e-12, 0),  # a positive cost: its series exists, at 0
+        (float("inf"), None),
+        (1e300, None),  # infinite in nano-USD
+        (float("nan"), None),
+        (-1.0, None),
+        (0.0, None),
+        (7, 7_000_000_000),
+        (2**62, 2**62 * 10**9),  # beyond 64 bits once in nano-USD
+        (1e25, round(1e25 * 10**9)),  # declined by C (above 1e21 USD), summed by Python
+    ],
+)
+def test_costs_in_nano_usd(cost: float, expected: int | None) -> None:
+    """Summed as integers, as genai_calls stores them; no amount that is not one."""
+    req = _span_request(gen_ai__usage__cost=cost)
+    agg = _assert_same(req)
+    base = ("svc", "openai", "", "", "")
+    assert agg.cost == ({} if expected is None else {base: expected})
+
+
+def test_a_cost_too_large_for_c_is_declined() -> None:
+    with pytest.raises(ValueError, match="cost"):
+        _aggregate_in_c(_span_request(gen_ai__usage__cost=1e25).SerializeToString())
+
+
+# --- hostile input ------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_raise_or_sum(data: bytes) -> None:
+    with contextlib.suppress(ValueError):
+        _aggregate_in_c(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_damaged_requests_raise_or_sum(data: st.DataObject) -> None:
+    body = bytearray(generate_trace_requests(1, 5, seed=data.draw(st.integers(0, 50)))[0].SerializeToString())
+    for _ in range(data.draw(st.integers(1, 4))):
+        body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(ValueError):
+        _aggregate_in_c(bytes(body[: data.draw(st.integers(0, len(body)))]))
+
+
+def test_wrong_arguments_are_type_errors() -> None:
+    bounds = spanmetrics.TOKEN_BUCKETS
+    with pytest.raises(TypeError):
+        _spanmetrics.aggregate(b"", KEYS[:-1], (), bounds, bounds, "", True, False)
+    with pytest.raises(TypeError):
+        _spanmetrics.aggregate(b"", KEYS, ("a",) * 17, bounds, bounds, "", True, False)
+    with pytest.raises(ValueError):
+        _spanmetrics.aggregate(b"", KEYS, (), tuple(map(float, range(65))), bounds, "", True, False)
+    with pytest.raises(TypeError):
+        _spanmetrics.aggregate(b"", KEYS, (), ("x",), bounds, "", True, False)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _spanmetrics.aggregate("str", KEYS, (), bounds, bounds, "", True, False)  # type: ignore[arg-type]
