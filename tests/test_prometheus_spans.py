@@ -205,6 +205,7 @@ def test_overflow_counts_every_span_even_when_several_share_a_label_set() -> Non
     export(exporter, trace_request([known]))
     same_typo = SpanSpec(model="gpt-4o-typo", cost=0.01, input_tokens=10, output_tokens=None)
     export(exporter, trace_request([same_typo] * 5))
+    scrape(exporter)  # sums reach the series (and the limit) at a scrape, or within a second
     for metric in ("gen_ai_client_cost_usd", "gen_ai_client_token_usage"):
         labels = {"exporter": "prometheus", "metric": metric}
         assert telemetry.value("otel_receiver_prometheus_overflow_items_total", labels) == 5, metric

@@ -18,11 +18,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from bench.workload import generate_trace_requests
-from exporters.prometheus import _spanmetrics, spanmetrics
+from exporters.prometheus import PrometheusExporter, _spanmetrics, spanmetrics
 from exporters.prometheus.spanmetrics import BatchAggregate
 from otel_receiver import spanscan
 from otel_receiver.component import RequestContext
 from tests.protobuf_wire import client_encoding
+from tests.test_prometheus_helpers import export, make_exporter, samples_of, scrape
 
 KEYS = spanmetrics._SPAN_KEYS
 TENANT_MODES = ("auto", "always", "never")
@@ -79,17 +80,16 @@ def _assert_same(
     return by_c
 
 
-def _aggregate_in_c(wire: bytes, tenant: str = "", read_tenant: bool = True) -> Any:
-    return _spanmetrics.aggregate(
-        wire,
-        KEYS,
-        spanmetrics._AGENT_OPERATIONS,
-        spanmetrics.TOKEN_BUCKETS,
-        spanmetrics.DURATION_BUCKETS,
-        tenant,
-        read_tenant,
-        False,
+def _accumulator() -> _spanmetrics.Accumulator:
+    return _spanmetrics.Accumulator(
+        KEYS, spanmetrics._AGENT_OPERATIONS, spanmetrics.TOKEN_BUCKETS, spanmetrics.DURATION_BUCKETS
     )
+
+
+def _aggregate_in_c(wire: bytes, tenant: str = "", read_tenant: bool = True) -> Any:
+    accumulator = _accumulator()
+    accumulator.add((wire,), tenant, read_tenant, False)
+    return accumulator.drain()
 
 
 # --- generated spans ------------------------------------------------------------------
@@ -189,6 +189,22 @@ def test_a_clients_encoding_sums_the_same(req: ExportTraceServiceRequest, seed: 
     context.set_wire(parsed, wire, from_client=True)
     by_c = spanmetrics.aggregate_spans(parsed, context, "auto")
     assert _same(_fields(by_c), _fields(_by_objects(req, RequestContext(), "auto", False)))
+
+
+def test_coalesced_requests_sum_as_their_merge() -> None:
+    """The sending queue hands the exporter several requests and their bytes as pieces:
+    read piece by piece, they sum as the merged request does, exemplars included."""
+    parts = generate_trace_requests(5, 60, seed=21, pii_fraction=0.3)
+    context = RequestContext()
+    context.set_wire(parts, tuple(p.SerializeToString() for p in parts))
+    merged = ExportTraceServiceRequest()
+    for p in parts:
+        merged.MergeFrom(p)
+    by_pieces = spanmetrics.aggregate_spans(parts, context, "auto")
+    assert _same(_fields(by_pieces), _fields(_by_objects(merged, RequestContext(), "auto", False)))
+    assert sum(acc[2] for acc in by_pieces.duration.values()) > 250  # the GenAI spans of 300
+    without_wire = spanmetrics.aggregate_spans(parts, RequestContext(), "auto")
+    assert _same(_fields(without_wire), _fields(by_pieces))
 
 
 def test_the_workload_sums_the_same_with_anomalies_redactions_and_costs() -> None:
@@ -306,14 +322,100 @@ def test_damaged_requests_raise_or_sum(data: st.DataObject) -> None:
 
 
 def test_wrong_arguments_are_type_errors() -> None:
-    bounds = spanmetrics.TOKEN_BUCKETS
+    agents, bounds = spanmetrics._AGENT_OPERATIONS, spanmetrics.TOKEN_BUCKETS
     with pytest.raises(TypeError):
-        _spanmetrics.aggregate(b"", KEYS[:-1], (), bounds, bounds, "", True, False)
+        _spanmetrics.Accumulator(KEYS[:-1], agents, bounds, bounds)
     with pytest.raises(TypeError):
-        _spanmetrics.aggregate(b"", KEYS, ("a",) * 17, bounds, bounds, "", True, False)
+        _spanmetrics.Accumulator(KEYS, ("a",) * 17, bounds, bounds)
     with pytest.raises(ValueError):
-        _spanmetrics.aggregate(b"", KEYS, (), tuple(map(float, range(65))), bounds, "", True, False)
+        _spanmetrics.Accumulator(KEYS, agents, tuple(map(float, range(65))), bounds)
     with pytest.raises(TypeError):
-        _spanmetrics.aggregate(b"", KEYS, (), ("x",), bounds, "", True, False)  # type: ignore[arg-type]
+        _spanmetrics.Accumulator(KEYS, agents, ("x",), bounds)  # type: ignore[arg-type]
+    accumulator = _accumulator()
     with pytest.raises(TypeError):
-        _spanmetrics.aggregate("str", KEYS, (), bounds, bounds, "", True, False)  # type: ignore[arg-type]
+        accumulator.add(("str",), "", True, False)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        accumulator.add(b"", "", True, False)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _spanmetrics.Accumulator.__new__(_spanmetrics.Accumulator).drain()
+
+
+# --- the accumulator across requests --------------------------------------------------
+
+
+def _exporters(**config: Any) -> tuple[PrometheusExporter, PrometheusExporter]:
+    """The same exporter twice: sums in C until scraped, and merged per batch in Python."""
+    in_c, _ = make_exporter(**config)
+    in_python, _ = make_exporter(**config)
+    in_python.spans._accumulator = None
+    return in_c, in_python
+
+
+def _exposition(exporter: PrometheusExporter) -> dict[Any, float]:
+    samples, _ = samples_of(scrape(exporter, "application/openmetrics-text")[0], openmetrics=True)
+    return {
+        k: v for k, v in samples.items() if not k[0].startswith(("otel_receiver_", "process_", "python_"))
+    }
+
+
+def _assert_same_exposition(a: PrometheusExporter, b: PrometheusExporter) -> None:
+    sa, sb = _exposition(a), _exposition(b)
+    assert sa.keys() == sb.keys()
+    for key, value in sa.items():
+        assert value == pytest.approx(sb[key], rel=1e-12), key  # sums of other batchings
+
+
+def test_requests_summed_until_a_scrape_expose_what_per_batch_merges_do() -> None:
+    in_c, in_python = _exporters(max_series_per_metric=40)
+    requests = generate_trace_requests(12, 50, seed=5, pii_fraction=0.3)
+    for i, req in enumerate(requests):
+        tenant = RequestContext(tenant=("acme", "globex", None)[i % 3])
+        for exporter in (in_c, in_python):
+            export(exporter, req, tenant)
+        if i == 5:
+            _assert_same_exposition(in_c, in_python)  # a drain in between
+    _assert_same_exposition(in_c, in_python)
+    assert in_c.spans._accumulator is not None and in_c.spans._accumulator.series_count() > 0
+
+
+def test_a_declined_request_is_summed_once_by_python() -> None:
+    in_c, in_python = _exporters()
+    good = generate_trace_requests(1, 20, seed=8)[0]
+    declined = _span_request(gen_ai__usage__cost=1e25)
+    for req in (good, declined, good):
+        for exporter in (in_c, in_python):
+            export(exporter, req)
+    _assert_same_exposition(in_c, in_python)
+
+
+def test_the_accumulator_forgets_label_sets_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spanmetrics, "_DRAIN_AT_LABEL_SETS", 50)
+    in_c, in_python = _exporters()
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(120):
+        span = spans.add(start_time_unix_nano=1, end_time_unix_nano=2 + i)
+        span.attributes.add(key="gen_ai.provider.name").value.string_value = "openai"
+        span.attributes.add(key="gen_ai.request.model").value.string_value = f"m{i}"
+    for exporter in (in_c, in_python):
+        export(exporter, req)
+    accumulator = in_c.spans._accumulator
+    assert accumulator is not None and accumulator.series_count() == 0  # drained and forgotten
+    _assert_same_exposition(in_c, in_python)
+    for exporter in (in_c, in_python):
+        export(exporter, req)
+    _assert_same_exposition(in_c, in_python)
+
+
+def test_a_drained_accumulator_starts_from_zero() -> None:
+    accumulator = _accumulator()
+    wire = generate_trace_requests(1, 30, seed=2)[0].SerializeToString()
+    accumulator.add((wire,), "", True, False)
+    first = accumulator.drain()
+    assert first[1] and accumulator.drain() == ({}, {}, {}, {})
+    accumulator.add((wire,), "", True, False)
+    assert _same(accumulator.drain(), first)
+    accumulator.clear()
+    accumulator.add((wire, wire), "", True, False)
+    doubled = accumulator.drain()
+    assert sum(acc[2] for acc in doubled[1].values()) == 2 * sum(acc[2] for acc in first[1].values())

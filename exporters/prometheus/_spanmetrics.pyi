@@ -1,20 +1,29 @@
 from typing import Any
 
-def aggregate(
-    request: bytes,
-    keys: tuple[str, ...],
-    agent_operations: tuple[str, ...],
-    token_bounds: tuple[float, ...],
-    duration_bounds: tuple[float, ...],
-    default_tenant: str,
-    read_tenant: bool,
-    internal_agent_usage: bool,
-    /,
-) -> tuple[
-    dict[tuple[str, ...], list[Any]],
-    dict[tuple[str, ...], list[Any]],
-    dict[tuple[str, ...], int],
-    dict[tuple[str, ...], int],
-    list[tuple[str, ...]],
-    list[tuple[int, Any, Any, Any, Any]],
-]: ...
+class Accumulator:
+    def __init__(
+        self,
+        keys: tuple[str, ...],
+        agent_operations: tuple[str, ...],
+        token_bounds: tuple[float, ...],
+        duration_bounds: tuple[float, ...],
+        /,
+    ) -> None: ...
+    def add(
+        self,
+        requests: tuple[bytes, ...],
+        default_tenant: str,
+        read_tenant: bool,
+        internal_agent_usage: bool,
+        /,
+    ) -> list[tuple[tuple[str, ...], Any, Any, Any, Any]]: ...
+    def drain(
+        self,
+    ) -> tuple[
+        dict[tuple[str, ...], list[Any]],
+        dict[tuple[str, ...], list[Any]],
+        dict[tuple[str, ...], int],
+        dict[tuple[str, ...], int],
+    ]: ...
+    def series_count(self) -> int: ...
+    def clear(self) -> None: ...

@@ -6,7 +6,8 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -19,7 +20,7 @@ from prometheus_client.registry import Collector
 from exporters.prometheus.config import PrometheusExporterConfig, split_endpoint
 from exporters.prometheus.selfmetrics import self_metrics_for
 from exporters.prometheus.server import ScrapeServer
-from exporters.prometheus.spanmetrics import SPAN_FAMILIES, SpanMetricsState, aggregate_logs, aggregate_spans
+from exporters.prometheus.spanmetrics import SPAN_FAMILIES, SpanMetricsState, aggregate_logs
 from exporters.prometheus.translate import TranslatedMetrics
 from otel_receiver.component import (
     Batch,
@@ -104,15 +105,22 @@ class PrometheusExporter(Exporter):
     async def shutdown(self) -> None:
         await self.server.stop()
 
+    async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        # Span metrics read the coalesced requests' bytes piece by piece: no merge.
+        if parts and isinstance(parts[0], ExportTraceServiceRequest):
+            self._export_spans(cast("Sequence[ExportTraceServiceRequest]", parts), context)
+        else:
+            await super().export_parts(parts, context)
+
+    def _export_spans(
+        self, batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest], context: RequestContext
+    ) -> None:
+        if self.cfg.span_metrics:
+            self.spans.add_spans(batch, context, self.cfg.tenant_label, self.cfg.count_internal_agent_usage)
+
     async def export(self, batch: Batch, context: RequestContext) -> None:
         if isinstance(batch, ExportTraceServiceRequest):
-            if self.cfg.span_metrics:
-                self.spans.merge(
-                    aggregate_spans(
-                        batch, context, self.cfg.tenant_label, self.cfg.count_internal_agent_usage
-                    )
-                )
-                self._self_metrics.series.labels(self._id, "spans").set(self.spans.series_count())
+            self._export_spans(batch, context)
         elif isinstance(batch, ExportLogsServiceRequest):
             if self.cfg.span_metrics:
                 self.spans.merge(aggregate_logs(batch, context, self.cfg.tenant_label))

@@ -10,12 +10,11 @@ is the fallback and the reference the tests compare it with.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Final, TypeAlias
@@ -31,7 +30,7 @@ import semconv
 from exporters.prometheus.naming import label_name, metric_name
 from exporters.prometheus.selfmetrics import ExporterSelfMetrics
 from otel_receiver.attributes import get_str, pick
-from otel_receiver.component import RequestContext
+from otel_receiver.component import RequestContext, merge_batches
 from otel_receiver.spanscan import span_rows, to_python
 
 _spanmetrics: ModuleType | None
@@ -254,50 +253,89 @@ def _cost_nano(v: Any) -> int | None:
     return None
 
 
+def _tenant_defaults(context: RequestContext, tenant_mode: str) -> tuple[str, bool]:
+    """The tenant label of spans without ``audit.tenant.id``, and whether to read it."""
+    if tenant_mode == "never":
+        return "", False
+    return context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else ""), True
+
+
+def _accumulator() -> Any:
+    assert _spanmetrics is not None
+    return _spanmetrics.Accumulator(_SPAN_KEYS, _AGENT_OPERATIONS, TOKEN_BUCKETS, DURATION_BUCKETS)
+
+
+def _add_in_c(
+    accumulator: Any,
+    batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest],
+    context: RequestContext,
+    tenant_mode: str,
+    internal_agent_usage: bool,
+    counts: BatchAggregate,
+) -> bool:
+    """Sums a batch into ``accumulator``, its anomaly and redaction counts into
+    ``counts``; False (nothing summed) when the C code declines it (see _spanmetrics.c)."""
+    default_tenant, read_tenant = _tenant_defaults(context, tenant_mode)
+    pieces = context.wire_pieces_for(batch)
+    if pieces is None:
+        parts = [batch] if isinstance(batch, ExportTraceServiceRequest) else batch
+        pieces = tuple(p.SerializeToString() for p in parts)
+    try:
+        extras = accumulator.add(pieces, default_tenant, read_tenant, internal_agent_usage)
+    except ValueError:
+        return False
+    for base, kinds_v, pii_types_v, pii_count_v, pii_counts_v in extras:
+        if kinds_v is not None:
+            _count_anomalies(counts.anomalies, base, kinds_v)
+        if pii_types_v is not None:
+            _count_pii(counts.pii, base, pii_types_v, pii_count_v, pii_counts_v)
+    return True
+
+
 def aggregate_spans(
-    batch: ExportTraceServiceRequest,
+    batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest],
     context: RequestContext,
     tenant_mode: str,
     internal_agent_usage: bool = False,
 ) -> BatchAggregate:
-    """One pass over a batch: every GenAI metric observation, summed per label tuple.
+    """One pass over a batch (a request, or the requests the sending queue coalesced,
+    read as their merge): every GenAI metric observation, summed per label tuple.
 
     Token usage on an INTERNAL agent or tool span (``invoke_agent``, ``create_agent``,
     ``execute_tool``) is a roll-up of its child model calls and is not counted again,
     the rule the genai_cost processor prices by; ``internal_agent_usage`` counts it, for
     frameworks that emit no model spans under their agent spans.
     """
-    if tenant_mode == "never":
-        default_tenant = ""
-    else:
-        default_tenant = context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else "")
-    read_tenant = tenant_mode != "never"
-    wire = context.wire_for(batch)
     if _spanmetrics is not None:
-        # ValueError: what the C code leaves to Python (see _spanmetrics.c).
-        with contextlib.suppress(ValueError):
-            tokens, duration, cost, cost_spans, bases, extras = _spanmetrics.aggregate(
-                wire or batch.SerializeToString(),
-                _SPAN_KEYS,
-                _AGENT_OPERATIONS,
-                TOKEN_BUCKETS,
-                DURATION_BUCKETS,
-                default_tenant,
-                read_tenant,
-                internal_agent_usage,
-            )
-            agg = BatchAggregate(tokens, duration, cost, cost_spans)
-            for base_index, kinds_v, pii_types_v, pii_count_v, pii_counts_v in extras:
-                base = bases[base_index]
-                if kinds_v is not None:
-                    _count_anomalies(agg.anomalies, base, kinds_v)
-                if pii_types_v is not None:
-                    _count_pii(agg.pii, base, pii_types_v, pii_count_v, pii_counts_v)
+        accumulator, agg = _accumulator(), BatchAggregate()
+        if _add_in_c(accumulator, batch, context, tenant_mode, internal_agent_usage, agg):
+            agg.tokens, agg.duration, agg.cost, agg.cost_spans = accumulator.drain()
             return agg
-    return python_aggregate_spans(batch, wire, default_tenant, read_tenant, internal_agent_usage)
+    return _python_aggregate(batch, context, tenant_mode, internal_agent_usage)
+
+
+def _python_aggregate(
+    batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest],
+    context: RequestContext,
+    tenant_mode: str,
+    internal_agent_usage: bool,
+) -> BatchAggregate:
+    default_tenant, read_tenant = _tenant_defaults(context, tenant_mode)
+    parts = [batch] if isinstance(batch, ExportTraceServiceRequest) else batch
+    merged = merge_batches(parts)
+    assert isinstance(merged, ExportTraceServiceRequest)
+    pieces = context.wire_pieces_for(batch)
+    wire = b"".join(pieces) if pieces is not None else None
+    return python_aggregate_spans(merged, wire, default_tenant, read_tenant, internal_agent_usage)
 
 
 _AGENT_OPERATIONS: tuple[str, ...] = tuple(sorted(semconv.AGENT_OPERATIONS))
+# Label sets the C accumulator holds before it is drained early (and then forgotten):
+# bounds its memory when clients send many distinct models between scrapes.
+_DRAIN_AT_LABEL_SETS: Final = 8192
+# Scrapes drain it too; this bounds how stale the overflow self-metric (and a scrape of
+# another endpoint serving it) and the series' idle times can be.
+_DRAIN_EVERY_S: Final = 1.0
 
 
 def python_aggregate_spans(
@@ -450,9 +488,52 @@ class SpanMetricsState:
             ANOMALIES.name: {},
             PII_REDACTIONS.name: {},
         }
+        # Sums of traces batches not yet merged into the series (see add_spans).
+        self._accumulator = _accumulator() if _spanmetrics is not None else None
+        self._pending = BatchAggregate()
+        self._drained_at = self._added_at = time.monotonic()
 
     def series_count(self) -> int:
         return sum(len(s) for s in self._hist.values()) + sum(len(s) for s in self._counters.values())
+
+    def add_spans(
+        self,
+        batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest],
+        context: RequestContext,
+        tenant_mode: str,
+        internal_agent_usage: bool = False,
+    ) -> None:
+        """Counts a traces batch. In C the sums stay in the accumulator until a scrape
+        (or a large backlog of label sets) drains them into the series: per request,
+        only the spans are read."""
+        accumulator = self._accumulator
+        if accumulator is not None:
+            with self._lock:
+                now = time.monotonic()
+                # Series are stamped when drained (their idle time decides expiry): sums
+                # left from before an idle gap take the time they were added.
+                if now - self._added_at > _DRAIN_EVERY_S:
+                    self.drain()
+                if _add_in_c(accumulator, batch, context, tenant_mode, internal_agent_usage, self._pending):
+                    self._added_at = now
+                    stale = now - self._drained_at > _DRAIN_EVERY_S
+                    if stale or accumulator.series_count() > _DRAIN_AT_LABEL_SETS:
+                        self.drain()
+                    return
+        self.merge(_python_aggregate(batch, context, tenant_mode, internal_agent_usage))
+
+    def drain(self) -> None:
+        """Moves the accumulator's sums into the series, stamped with the time of the
+        last batch added; call with the lock held."""
+        accumulator = self._accumulator
+        if accumulator is None:
+            return
+        self._drained_at = time.monotonic()
+        pending, self._pending = self._pending, BatchAggregate()
+        pending.tokens, pending.duration, pending.cost, pending.cost_spans = accumulator.drain()
+        self._merge_locked(pending, self._added_at)
+        if accumulator.series_count() > _DRAIN_AT_LABEL_SETS:
+            accumulator.clear()  # label sets of the past: found again when they recur
 
     def _limited_key(self, spec: FamilySpec, series: Mapping[Key, object], key: Key, items: int) -> Key:
         if key in series or len(series) < self._max_series:
@@ -461,13 +542,15 @@ class SpanMetricsState:
         return spec.overflow_key(key)
 
     def merge(self, agg: BatchAggregate) -> None:
-        now = time.monotonic()
         with self._lock:
-            self._merge_hist(TOKEN_USAGE, agg.tokens, now)
-            self._merge_hist(DURATION, agg.duration, now)
-            self._merge_counter(COST, agg.cost, now, agg.cost_spans)
-            self._merge_counter(ANOMALIES, agg.anomalies, now)
-            self._merge_counter(PII_REDACTIONS, agg.pii, now)
+            self._merge_locked(agg, time.monotonic())
+
+    def _merge_locked(self, agg: BatchAggregate, now: float) -> None:
+        self._merge_hist(TOKEN_USAGE, agg.tokens, now)
+        self._merge_hist(DURATION, agg.duration, now)
+        self._merge_counter(COST, agg.cost, now, agg.cost_spans)
+        self._merge_counter(ANOMALIES, agg.anomalies, now)
+        self._merge_counter(PII_REDACTIONS, agg.pii, now)
 
     def _merge_hist(self, spec: FamilySpec, accs: dict[Key, _HistAcc], now: float) -> None:
         if not accs:
@@ -511,6 +594,7 @@ class SpanMetricsState:
         """Drop idle series; call with the lock held. Returns how many were dropped."""
         if self._expiration <= 0:
             return 0
+        self.drain()  # a series counted since the last scrape is not idle
         cutoff = now - self._expiration
         dropped = 0
         for hist_family in self._hist.values():
@@ -527,6 +611,7 @@ class SpanMetricsState:
 
     def families(self) -> Iterator[Metric]:
         """Render the state as metric families; call with the lock held."""
+        self.drain()
         for spec in (TOKEN_USAGE, DURATION):
             metric = Metric(spec.name, spec.help, "histogram", spec.unit)
             les = [floatToGoString(b) for b in spec.bounds] + ["+Inf"]
