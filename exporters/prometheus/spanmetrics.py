@@ -404,10 +404,7 @@ def aggregate_logs(
     spans); records carry no tokens, durations or costs."""
     agg = BatchAggregate()
     pii = agg.pii
-    if tenant_mode == "never":
-        default_tenant = ""
-    else:
-        default_tenant = context.tenant or (TENANT_UNKNOWN if tenant_mode == "always" else "")
+    default_tenant, read_tenant = _tenant_defaults(context, tenant_mode)
     for resource_logs in batch.resource_logs:
         service = get_str(resource_logs.resource.attributes, semconv.SERVICE_NAME) or ""
         for scope_logs in resource_logs.scope_logs:
@@ -418,7 +415,7 @@ def aggregate_logs(
                     continue
                 get = found.get
                 v = get(_TENANT)
-                tenant = v.string_value if (v is not None and tenant_mode != "never") else default_tenant
+                tenant = v.string_value if (v is not None and read_tenant) else default_tenant
                 base = tuple(
                     v.string_value if (v := get(k)) is not None else ""
                     for k in (_PROVIDER, _MODEL, _OPERATION)
