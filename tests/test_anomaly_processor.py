@@ -175,7 +175,7 @@ def test_series_keys_genai_and_other_spans() -> None:
     proc = make()
     proc.process_traces(request(steady(3, model="gpt-4o") + steady(3, model="o3-mini")), RequestContext())
     proc.process_traces(request(steady(3, genai=False, name="GET /api"), service="web"), RequestContext())
-    keys = set(proc._series)
+    keys = set(proc._series.keys())
     assert (True, "svc", "openai", "gpt-4o", "chat") in keys
     assert (True, "svc", "openai", "o3-mini", "chat") in keys
     assert (False, "web", "GET /api") in keys
@@ -193,7 +193,7 @@ def test_least_recently_used_series_is_evicted_at_the_limit() -> None:
     proc.process_traces(request(steady(1, model="b")), ctx)
     proc.process_traces(request(steady(1, model="a")), ctx)  # a is now the most recent
     proc.process_traces(request(steady(1, model="c")), ctx)
-    models = {key[3] for key in proc._series}
+    models = {key[3] for key in proc._series.keys()}
     assert models == {"a", "c"}
     assert telemetry.value("otel_receiver_anomaly_series_evicted_total", {"component": "anomaly/lru"}) == 1
     assert telemetry.value("otel_receiver_anomaly_series", {"component": "anomaly/lru"}) == 2

@@ -20,6 +20,10 @@
 
 #include <math.h>
 
+#include "_detector.h"
+
+PyTypeObject *detector_core_type, *error_share_core_type;
+
 #define TINY 1e-9
 #define POINT_MIN_ERROR 3.0
 #define POINT_MIN_RARITY 4.6
@@ -38,18 +42,6 @@ static int domain_error(void) {
 
 /* ---------------------------------------------------------------- Detector */
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *params;
-    double level_alpha, scale_alpha, relative_floor, short_alpha, long_alpha, histogram_alpha;
-    double alarm_z, score_k, time_unit, warmup, log_keep;
-    long long refractory;
-    Py_ssize_t bins;
-    double *counts;
-    long long n, quiet;
-    double evidence, level, anchor, scale, err_short, err_mean, err_var, rare_short, rare_mean, rare_var;
-    double lo, hi, total, weight, last_t, last_z;
-} DetectorCore;
 
 static int read_double(PyObject *params, const char *name, double *out) {
     PyObject *v = PyObject_GetAttrString(params, name);
@@ -224,8 +216,12 @@ static int rarity(DetectorCore *d, double x, double evidence, double *out) {
     return 0;
 }
 
-static int detector_step(DetectorCore *d, double t, double x, double *score) {
+int detector_step(DetectorCore *d, double t, double x, double *score) {
     *score = 0.0;
+    if (d->counts == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "DetectorCore.__init__ was not called");
+        return -1;
+    }
     if (!isfinite(x))
         return 0;
     long long n = d->n = d->n + 1;
@@ -318,10 +314,6 @@ static int read_point(PyObject *const *args, Py_ssize_t nargs, const char *name,
 
 static PyObject *detector_update(DetectorCore *self, PyObject *const *args, Py_ssize_t nargs) {
     double t, x, score;
-    if (self->counts == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "DetectorCore.__init__ was not called");
-        return NULL;
-    }
     if (read_point(args, nargs, "update", &t, &x) < 0 || detector_step(self, t, x, &score) < 0)
         return NULL;
     return PyFloat_FromDouble(score);
@@ -411,12 +403,6 @@ static PyType_Spec detector_spec = {
 
 /* ---------------------------------------------------------- ErrorShareDetector */
 
-typedef struct {
-    PyObject_HEAD
-    double window_s, min_errors, warmup, baseline_s, score_k;
-    long long n;
-    double last_t, recent_errors, recent_total, long_errors, long_total, last_z;
-} ErrorShareCore;
 
 #define PRIOR_CALLS 100.0
 #define PRIOR_SHARE 0.01
@@ -507,7 +493,11 @@ static int log_poisson_tail(double k, double lam, double *out) {
         *out = 0.0;
         return 0;
     }
-    PyObject *g = PyObject_CallFunction(python_lgamma, "d", k + 1.0);
+    PyObject *arg = PyFloat_FromDouble(k + 1.0);
+    if (arg == NULL)
+        return -1;
+    PyObject *g = PyObject_Vectorcall(python_lgamma, &arg, 1, NULL);
+    Py_DECREF(arg);
     if (g == NULL)
         return -1;
     double lg = PyFloat_AsDouble(g);
@@ -529,48 +519,49 @@ static int log_poisson_tail(double k, double lam, double *out) {
     return 0;
 }
 
-static PyObject *error_share_update(ErrorShareCore *self, PyObject *const *args, Py_ssize_t nargs) {
-    double t, failed;
-    if (read_point(args, nargs, "update", &t, &failed) < 0)
-        return NULL;
-    double dt = t - self->last_t;
-    if (self->n && dt > 0.0) {
-        if (self->window_s == 0.0 || self->baseline_s == 0.0) {
-            zero_division();
-            return NULL;
-        }
-        double decay = exp(-dt / self->window_s);
-        self->recent_errors *= decay;
-        self->recent_total *= decay;
-        decay = exp(-dt / self->baseline_s);
-        self->long_errors *= decay;
-        self->long_total *= decay;
+int error_share_step(ErrorShareCore *e, double t, double failed, double *score) {
+    double dt = t - e->last_t;
+    if (e->n && dt > 0.0) {
+        if (e->window_s == 0.0 || e->baseline_s == 0.0)
+            return zero_division();
+        double decay = exp(-dt / e->window_s);
+        e->recent_errors *= decay;
+        e->recent_total *= decay;
+        decay = exp(-dt / e->baseline_s);
+        e->long_errors *= decay;
+        e->long_total *= decay;
     }
-    if (dt > 0.0 || !self->n)
-        self->last_t = t;
-    self->n += 1;
-    self->recent_total += 1.0;
-    self->recent_errors += failed;
-    double denominator = self->long_total + PRIOR_CALLS;
-    if (denominator == 0.0) {
-        zero_division();
-        return NULL;
-    }
-    double p0 = (self->long_errors + PRIOR_SHARE * PRIOR_CALLS) / denominator;
-    double z = 0.0, errors = self->recent_errors;
-    if ((double)self->n >= self->warmup && errors >= self->min_errors) {
-        double lam = self->recent_total * p0;
+    if (dt > 0.0 || !e->n)
+        e->last_t = t;
+    e->n += 1;
+    e->recent_total += 1.0;
+    e->recent_errors += failed;
+    double denominator = e->long_total + PRIOR_CALLS;
+    if (denominator == 0.0)
+        return zero_division();
+    double p0 = (e->long_errors + PRIOR_SHARE * PRIOR_CALLS) / denominator;
+    double z = 0.0, errors = e->recent_errors;
+    if ((double)e->n >= e->warmup && errors >= e->min_errors) {
+        double lam = e->recent_total * p0;
         double log_p;
         if (errors > lam) {
             if (log_poisson_tail(errors, lam, &log_p) < 0)
-                return NULL;
+                return -1;
             z = z_of_log_tail(log_p);
         }
     }
-    self->long_total += 1.0;
-    self->long_errors += failed;
-    self->last_z = z;
-    return PyFloat_FromDouble(z > 0.0 ? z / (z + self->score_k) : 0.0);
+    e->long_total += 1.0;
+    e->long_errors += failed;
+    e->last_z = z;
+    *score = z > 0.0 ? z / (z + e->score_k) : 0.0;
+    return 0;
+}
+
+static PyObject *error_share_update(ErrorShareCore *self, PyObject *const *args, Py_ssize_t nargs) {
+    double t, failed, score;
+    if (read_point(args, nargs, "update", &t, &failed) < 0 || error_share_step(self, t, failed, &score) < 0)
+        return NULL;
+    return PyFloat_FromDouble(score);
 }
 
 static void error_share_dealloc(ErrorShareCore *self) {
@@ -648,12 +639,14 @@ static int module_exec(PyObject *module) {
         Py_XDECREF(detector);
         return -1;
     }
+    detector_core_type = (PyTypeObject *)detector; /* the module keeps it */
     PyObject *error_share = PyType_FromModuleAndSpec(module, &error_share_spec, NULL);
     if (error_share == NULL || PyModule_AddObject(module, "ErrorShareCore", error_share) < 0) {
         Py_XDECREF(error_share);
         return -1;
     }
-    return 0;
+    error_share_core_type = (PyTypeObject *)error_share;
+    return add_series_table(module);
 }
 
 static PyModuleDef_Slot module_slots[] = {

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from typing import Any
 
 class DetectorCore:
@@ -40,3 +41,30 @@ class ErrorShareCore:
 
 def z_of_log_tail(log_p: float, /) -> float: ...
 def log_poisson_tail(k: float, lam: float, /) -> float: ...
+
+class SeriesTable:
+    def __init__(
+        self,
+        max_series: int,
+        new_series: Callable[[tuple[Any, ...]], Any],
+        new_detector: Callable[[int], Any],
+        kind_names: tuple[str, ...],
+        keys: tuple[str, ...],
+        resource_keys: tuple[str, ...],
+        genai_plan: tuple[tuple[int, int], ...],
+        non_genai_plan: tuple[tuple[int, int], ...],
+        value_slots: tuple[int, ...],
+        kinds_on: tuple[bool, ...],
+        threshold_z: float,
+        error_threshold_z: float,
+        score_k: float,
+    ) -> None: ...
+    def flag(
+        self, request: bytes, clock_ns: int, /
+    ) -> tuple[list[tuple[int, int, int, Any, list[str] | None, float, int]], int] | None: ...
+    def touch(self, key: tuple[Any, ...], /) -> Any: ...
+    def insert(self, key: tuple[Any, ...], series: Any, /) -> None: ...
+    def pop_oldest(self) -> tuple[tuple[Any, ...], Any]: ...
+    def keys(self) -> list[tuple[Any, ...]]: ...
+    def values(self) -> list[Any]: ...
+    def __len__(self) -> int: ...

@@ -43,6 +43,12 @@ try:
 except ImportError:  # built without a C compiler
     _native = None
 
+
+def native_core() -> ModuleType | None:
+    """The C extension (detector steps and the processor's ``SeriesTable``), None when
+    the install had no C compiler."""
+    return _native
+
 _TINY = 1e-9
 # A point carries the episode's z only if it is itself unusual: at least this many mean
 # absolute errors from the level, or in a region of the histogram holding < 1 % of the

@@ -46,6 +46,7 @@ from processors.anomaly.detector import (
     Detector,
     DetectorParams,
     ErrorShareDetector,
+    native_core,
     params_to_mapping,
     score_to_z,
 )
@@ -189,6 +190,41 @@ class _Series:
         self.error_rate: ErrorShareDetector | None = None
 
 
+class PythonSeriesTable:
+    """The series, least recently used first: the fallback of the C ``SeriesTable``
+    (``_series.c``), with the same methods but ``flag``."""
+
+    def __init__(self) -> None:
+        self._map: OrderedDict[SeriesKey, _Series] = OrderedDict()
+
+    def touch(self, key: SeriesKey) -> _Series | None:
+        series = self._map.get(key)
+        if series is not None:
+            self._map.move_to_end(key)
+        return series
+
+    def insert(self, key: SeriesKey, series: _Series) -> None:
+        if key in self._map:
+            raise KeyError("the series is already in the table")
+        self._map[key] = series
+
+    def pop_oldest(self) -> tuple[SeriesKey, _Series]:
+        return self._map.popitem(last=False)
+
+    def keys(self) -> list[SeriesKey]:
+        return list(self._map)
+
+    def values(self) -> list[_Series]:
+        return list(self._map.values())
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
+# (ri, si, i, series or None, kinds or None, score, end ns); ri -1: series (key) evicted
+Event = tuple[int, int, int, Any, list[str] | None, float, int]
+
+
 class AnomalyProcessor(Processor):
     signals = frozenset({Signal.TRACES})
     keeps_wire = True  # drops the wire when it flags or unflags a span
@@ -238,7 +274,8 @@ class AnomalyProcessor(Processor):
                       a.GEN_AI_USAGE_OUTPUT_TOKENS, a.GEN_AI_USAGE_COST, a.ANOMALY_FLAGGED, a.ANOMALY_KINDS,
                       a.ANOMALY_SCORE)
         )  # fmt: skip
-        self._series: OrderedDict[SeriesKey, _Series] = OrderedDict()
+        self.native_loop = native_core() is not None
+        self._series = self._new_table()
         self._episodes: dict[EpisodeKey, _Episode] = {}
         self._clock_ns = 0  # latest span time seen: the event-time clock of episodes
         self._lock = threading.Lock()
@@ -302,6 +339,55 @@ class AnomalyProcessor(Processor):
     def _process(
         self, batch: ExportTraceServiceRequest, context: RequestContext
     ) -> tuple[Tally, int, Closed]:
+        # This serialization stays the batch's, patched with the spans flagged or
+        # unflagged, and serves the components after this one.
+        wire = context.wire_for(batch) or batch.SerializeToString()
+        context.keep_wire(batch, wire)
+        if self.native_loop:
+            flagged = self._series.flag(wire, self._clock_ns)
+            if flagged is not None:
+                events, self._clock_ns = flagged
+                tally, evicted = self._apply_events(batch, context, events)
+                return tally, evicted, self._close_quiet_episodes()
+        return self._python_process(batch, context, wire)
+
+    def _apply_events(
+        self, batch: ExportTraceServiceRequest, context: RequestContext, events: list[Event]
+    ) -> tuple[Tally, int]:
+        """The C loop's flags, unflags and evictions, in span order."""
+        tally: Tally = {}
+        evicted = 0
+        spans_of: dict[tuple[int, int], Any] = {}
+        edits: list[Edit] = []
+        for ri, si, i, series, kinds, score, end_ns in events:
+            if ri < 0:
+                evicted += 1
+                self._forget_episodes(series)
+                continue
+            span = _spans(batch, spans_of, ri, si)[i]
+            if kinds is None:
+                remove(span.attributes, _ANOMALY_KEYS)
+            else:
+                self._flag(span, kinds, score)
+                for kind in kinds:
+                    tk = (kind, series.labels)
+                    tally[tk] = tally.get(tk, 0) + 1
+                    self._open_or_extend(series.key, kind, end_ns, score)
+            edits.append((ri, si, i, span.SerializeToString(), False))
+        context.splice_wire(batch, edits)
+        return tally, evicted
+
+    @staticmethod
+    def _flag(span: Any, kinds: list[str], score: float) -> None:
+        attrs = span.attributes
+        set_bool(attrs, a.ANOMALY_FLAGGED, True)
+        set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
+        set_double(attrs, a.ANOMALY_SCORE, score)
+
+    def _python_process(
+        self, batch: ExportTraceServiceRequest, context: RequestContext, wire: bytes
+    ) -> tuple[Tally, int, Closed]:
+        """The reference of the C loop (``SeriesTable.flag``), and its fallback."""
         threshold_z = self._threshold_z
         series_map = self._series
         latency_on, tokens_on, cost_on, errors_on = (
@@ -314,10 +400,6 @@ class AnomalyProcessor(Processor):
         evicted = 0
         clock = self._clock_ns
         spans_of: dict[tuple[int, int], Any] = {}
-        # This serialization stays the batch's, patched with the spans flagged or
-        # unflagged below, and serves the components after this one.
-        wire = context.wire_for(batch) or batch.SerializeToString()
-        context.keep_wire(batch, wire)
         edits: list[Edit] = []
         rows = table(batch, self._scan_keys, self._resource_scan_keys, wire)
         for ri, si, i, resource, name, _, code, start_ns, end_ns, values in rows:
@@ -335,14 +417,13 @@ class AnomalyProcessor(Processor):
                     v = resource[resource_slot]
                 parts.append(v if type(v) is str else _text(v))
             key = tuple(parts)
-            series = series_map.get(key)
+            series = series_map.touch(key)
             if series is None:
-                series = self._new_series(key, genai, self._dims if genai else self._ng_dims)
-                if len(series_map) > self.cfg.max_series:
+                series = self._make_series(key)
+                series_map.insert(key, series)
+                while len(series_map) > self.cfg.max_series:
                     evicted += 1
-                    self._evict_oldest()
-            else:
-                series_map.move_to_end(key)
+                    self._forget_episodes(series_map.pop_oldest()[0])
             end_ns = end_ns or start_ns
             if end_ns > clock:
                 clock = end_ns
@@ -395,11 +476,8 @@ class AnomalyProcessor(Processor):
                             peak = max(peak, z)
             if kinds:
                 span = _spans(batch, spans_of, ri, si)[i]
-                attrs = span.attributes
-                set_bool(attrs, a.ANOMALY_FLAGGED, True)
-                set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
                 peak = peak / (peak + self._score_k)
-                set_double(attrs, a.ANOMALY_SCORE, peak)
+                self._flag(span, kinds, peak)
                 edits.append((ri, si, i, span.SerializeToString(), False))
                 for kind in kinds:
                     tk = (kind, series.labels)
@@ -423,15 +501,40 @@ class AnomalyProcessor(Processor):
             score_k=self.params.score_k,
         )
 
-    def _new_series(self, key: SeriesKey, genai: bool, key_dims: tuple[str, ...]) -> _Series:
-        labels = [""] * len(self._label_names)
-        for d, value in zip(key_dims, key[1:], strict=True):
-            labels[self._label_index[label_name(d)]] = value
-        series = self._series[key] = _Series(key, genai, tuple(labels))
-        return series
+    def _new_table(self) -> Any:
+        """The C table when the extension is built, else the Python one."""
+        native = native_core()
+        if native is None:
+            return PythonSeriesTable()
+        sig = self.cfg.signals
+        return native.SeriesTable(
+            max_series=self.cfg.max_series,
+            new_series=self._make_series,
+            new_detector=self._new_detector,
+            kind_names=KINDS,
+            keys=self._scan_keys,
+            resource_keys=self._resource_scan_keys,
+            genai_plan=self._genai_plan,
+            non_genai_plan=self._ng_plan,
+            value_slots=self._value_slots,
+            kinds_on=(sig.latency, sig.error_rate, sig.tokens, sig.cost),
+            threshold_z=self._threshold_z,
+            error_threshold_z=self._error_threshold_z,
+            score_k=self._score_k,
+        )
 
-    def _evict_oldest(self) -> None:
-        key, _ = self._series.popitem(last=False)
+    def _make_series(self, key: SeriesKey) -> _Series:
+        genai = bool(key[0])
+        labels = [""] * len(self._label_names)
+        for d, value in zip(self._dims if genai else self._ng_dims, key[1:], strict=True):
+            labels[self._label_index[label_name(d)]] = value
+        return _Series(key, genai, tuple(labels))
+
+    def _new_detector(self, kind: int) -> Detector | ErrorShareDetector:
+        """A detector for ``KINDS[kind]``."""
+        return self._error_detector() if KINDS[kind] == a.ANOMALY_KIND_ERROR_RATE else Detector(self.params)
+
+    def _forget_episodes(self, key: SeriesKey) -> None:
         for kind in KINDS:
             self._episodes.pop((key, kind), None)
 
@@ -572,9 +675,8 @@ class AnomalyProcessor(Processor):
             restored: OrderedDict[SeriesKey, _Series] = OrderedDict()
             for item in data["series"][-self.cfg.max_series:]:
                 raw_key = item["key"]
-                genai = bool(raw_key[0])
-                key: SeriesKey = (genai, *(str(v) for v in raw_key[1:]))
-                series = _Series(key, genai, ())
+                key: SeriesKey = (bool(raw_key[0]), *(str(v) for v in raw_key[1:]))
+                series = self._make_series(key)
                 restored[key] = series
                 for kind, state in item["detectors"].items():
                     if kind not in _VALUE_KINDS:
@@ -584,16 +686,15 @@ class AnomalyProcessor(Processor):
                     series.error_rate = self._error_detector()
                     series.error_rate.restore(item["error_rate"])
             clock = int(data.get("clock_ns", 0))
+            table = self._new_table()
+            for key, series in restored.items():
+                table.insert(key, series)
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
             self.settings.logger.warning("anomaly baselines not restored from %s: %s", path, e)
             self._metrics.snapshots.labels(self._component, "restore_failed").inc()
             return False
         with self._lock:
-            self._series = OrderedDict()
-            for key, series in restored.items():
-                fresh = self._new_series(key, bool(key[0]), self._dims if key[0] else self._ng_dims)
-                for kind in KINDS:
-                    setattr(fresh, kind, getattr(series, kind))
+            self._series = table
             self._clock_ns = max(self._clock_ns, clock)
             n_series = len(self._series)
         self._series_gauge.set(n_series)
