@@ -142,6 +142,23 @@ def test_error_share_matches_through_bursts(seed: int) -> None:
         _step(pair, t, 1.0 if rng.random() < share else 0.0)
 
 
+def test_error_share_scored_only_on_failures() -> None:
+    """The processor scores failing calls only (scored=False for the rest): the counts
+    move as when every call is scored, an unscored call reports 0, and both cores agree."""
+    rng = random.Random(9)
+    lazy = (ErrorShareDetector(), PythonErrorShareDetector())
+    full = PythonErrorShareDetector()
+    t = 0.0
+    for i in range(3000):
+        t += rng.choice([0.0, 0.05, 1.0])
+        failed = 1.0 if rng.random() < (0.5 if 1500 < i < 1700 else 0.03) else 0.0
+        scores = [d.update(t, failed, failed == 1.0) for d in lazy]
+        full_score = full.update(t, failed)
+        assert scores[0] == scores[1] and lazy[0].last_z == lazy[1].last_z
+        assert scores[0] == (full_score if failed else 0.0)
+        assert lazy[0].state() == lazy[1].state() == full.state()
+
+
 def test_tail_functions_match() -> None:
     assert native is not None
     rng = random.Random(0)

@@ -193,7 +193,8 @@ def test_least_recently_used_series_is_evicted_at_the_limit() -> None:
     proc.process_traces(request(steady(1, model="b")), ctx)
     proc.process_traces(request(steady(1, model="a")), ctx)  # a is now the most recent
     proc.process_traces(request(steady(1, model="c")), ctx)
-    models = {key[3] for key in proc._series.keys()}
+    series_keys = proc._series.keys()  # a list, oldest first
+    models = {key[3] for key in series_keys}
     assert models == {"a", "c"}
     assert telemetry.value("otel_receiver_anomaly_series_evicted_total", {"component": "anomaly/lru"}) == 1
     assert telemetry.value("otel_receiver_anomaly_series", {"component": "anomaly/lru"}) == 2

@@ -519,7 +519,7 @@ static int log_poisson_tail(double k, double lam, double *out) {
     return 0;
 }
 
-int error_share_step(ErrorShareCore *e, double t, double failed, double *score) {
+int error_share_step(ErrorShareCore *e, double t, double failed, int scored, double *score) {
     double dt = t - e->last_t;
     if (e->n && dt > 0.0) {
         if (e->window_s == 0.0 || e->baseline_s == 0.0)
@@ -541,7 +541,7 @@ int error_share_step(ErrorShareCore *e, double t, double failed, double *score) 
         return zero_division();
     double p0 = (e->long_errors + PRIOR_SHARE * PRIOR_CALLS) / denominator;
     double z = 0.0, errors = e->recent_errors;
-    if ((double)e->n >= e->warmup && errors >= e->min_errors) {
+    if (scored && (double)e->n >= e->warmup && errors >= e->min_errors) {
         double lam = e->recent_total * p0;
         double log_p;
         if (errors > lam) {
@@ -559,7 +559,13 @@ int error_share_step(ErrorShareCore *e, double t, double failed, double *score) 
 
 static PyObject *error_share_update(ErrorShareCore *self, PyObject *const *args, Py_ssize_t nargs) {
     double t, failed, score;
-    if (read_point(args, nargs, "update", &t, &failed) < 0 || error_share_step(self, t, failed, &score) < 0)
+    int scored = 1;
+    if (nargs == 3) {
+        if ((scored = PyObject_IsTrue(args[2])) < 0)
+            return NULL;
+        nargs = 2;
+    }
+    if (read_point(args, nargs, "update", &t, &failed) < 0 || error_share_step(self, t, failed, scored, &score) < 0)
         return NULL;
     return PyFloat_FromDouble(score);
 }
@@ -584,7 +590,7 @@ static PyMemberDef error_share_members[] = {
 
 static PyMethodDef error_share_methods[] = {
     {"update", (PyCFunction)(void (*)(void))error_share_update, METH_FASTCALL,
-     "update(timestamp_seconds, failed) -> score in [0, 1]"},
+     "update(timestamp_seconds, failed, scored=True) -> score in [0, 1] (0 when not scored)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -30,7 +30,7 @@ typedef struct {
 /* Detector.update and ErrorShareDetector.update: 0 with the score, or -1 with the
  * exception Python's float math would raise. */
 int detector_step(DetectorCore *d, double t, double x, double *score);
-int error_share_step(ErrorShareCore *e, double t, double failed, double *score);
+int error_share_step(ErrorShareCore *e, double t, double failed, int scored, double *score);
 
 /* The module's DetectorCore and ErrorShareCore types (set when the module loads). */
 extern PyTypeObject *detector_core_type, *error_share_core_type;

@@ -622,9 +622,9 @@ static int detect(SeriesTable *t, const SpanRecord *r, uint64_t *clock, PyObject
     if (t->on[K_ERROR_RATE]) {
         ErrorShareCore *e = (ErrorShareCore *)detector_of(t, entry, K_ERROR_RATE);
         double score;
-        if (e == NULL || error_share_step(e, time_s, r->failed ? 1.0 : 0.0, &score) < 0) return -1;
+        /* Only failing calls can be flagged: only theirs is the surprise computed. */
+        if (e == NULL || error_share_step(e, time_s, r->failed ? 1.0 : 0.0, r->failed, &score) < 0) return -1;
         z = e->last_z;
-        /* Only the failing calls of a burst are the anomalous spans. */
         if (r->failed && z >= t->error_threshold_z) {
             flagged[K_ERROR_RATE] = any = 1;
             if (z > peak) peak = z;

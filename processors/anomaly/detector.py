@@ -395,7 +395,9 @@ class PythonErrorShareCore:
         self.long_errors = self.long_total = 0.0
         self.last_z = 0.0
 
-    def update(self, timestamp_seconds: float, failed: float) -> float:
+    def update(self, timestamp_seconds: float, failed: float, scored: bool = True) -> float:
+        """Count the call; with ``scored`` False the surprise is not computed (0): the
+        processor scores failing calls only, and the tail is most of an update's cost."""
         t = timestamp_seconds
         dt = t - self.last_t
         if self.n and dt > 0.0:
@@ -413,7 +415,7 @@ class PythonErrorShareCore:
         p0 = (self.long_errors + self.PRIOR_SHARE * self.PRIOR_CALLS) / (self.long_total + self.PRIOR_CALLS)
         z = 0.0
         errors = self.recent_errors
-        if self.n >= self._warmup and errors >= self._min_errors:
+        if scored and self.n >= self._warmup and errors >= self._min_errors:
             lam = self.recent_total * p0
             if errors > lam:
                 z = _z_of_log_tail(_log_poisson_tail(errors, lam))

@@ -444,9 +444,10 @@ class AnomalyProcessor(Processor):
                 if err_det is None:
                     err_det = series.error_rate = self._error_detector()
                 failed = code == _ERROR
-                err_det.update(t, 1.0 if failed else 0.0)
+                # Only the failing calls of a burst are the anomalous spans: only
+                # theirs is the surprise computed.
+                err_det.update(t, 1.0 if failed else 0.0, failed)
                 z = err_det.last_z
-                # Only the failing calls of a burst are the anomalous spans.
                 if failed and z >= error_threshold_z:
                     kinds.append(a.ANOMALY_KIND_ERROR_RATE)
                     peak = max(peak, z)
