@@ -80,8 +80,9 @@ class Pipeline:
             return
         if not self._wire_wanted:
             context.drop_wire()
+        n = count_items(batch)
         for q in self.queues:
-            q.put(batch, context)
+            q.put(batch, context, n)
 
 
 def fan_out(pipelines: Sequence[Pipeline], batch: Batch, context: RequestContext) -> None:

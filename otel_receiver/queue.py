@@ -14,7 +14,7 @@ import random
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from otel_receiver.component import (
     REQUEST_TYPES,
@@ -71,8 +71,10 @@ class ExporterQueue:
         self._storage = PersistentLog(self.qc.storage) if self.qc.storage else None
         self._run_id = self._storage.run_id if self._storage else secrets.token_hex(8)
         self._next_seq = 1
-        self._size_gauge = telemetry.queue_size.labels(exporter_id)
+        # Read at scrape time: setting it per request and export costs a lock each time.
+        telemetry.queue_size.labels(exporter_id).set_function(lambda: self._size)
         telemetry.queue_capacity.labels(exporter_id).set(self.qc.queue_size)
+        self._exported = {s: telemetry.exported_items.labels(exporter_id, s.value) for s in Signal}
 
     def _drop(self, signal: Signal, reason: str, n: int) -> None:
         self.telemetry.dropped_items.labels(self.exporter_id, signal.value, reason).inc(n)
@@ -85,9 +87,11 @@ class ExporterQueue:
     def size(self) -> int:
         return self._size
 
-    def put(self, batch: Batch, context: RequestContext) -> None:
-        """Enqueue an admitted batch. Never blocks; admission was checked with ``has_room``."""
-        n = count_items(batch)
+    def put(self, batch: Batch, context: RequestContext, items: int | None = None) -> None:
+        """Enqueue an admitted batch. Never blocks; admission was checked with ``has_room``.
+        ``items``: its ``count_items``, when the caller has it (a pipeline counts once for
+        all its exporters)."""
+        n = count_items(batch) if items is None else items
         if n == 0:
             return
         signal = signal_of(batch)
@@ -103,7 +107,6 @@ class ExporterQueue:
             self._next_seq += 1
         self._waiting.append(_Item(seq, signal, batch, context, n, None, wire, context.wire_from_client))
         self._size += n
-        self._size_gauge.set(self._size)
         self._wakeup.set()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -135,7 +138,6 @@ class ExporterQueue:
                     self._size,
                     self.qc.storage,
                 )
-            self._size_gauge.set(self._size)
         for i in range(self.qc.num_consumers):
             self._consumers.append(
                 asyncio.create_task(self._consume(), name=f"{self.exporter_id}-consumer-{i}")
@@ -254,6 +256,14 @@ class ExporterQueue:
         """Per signal in the group: its requests, the context of their one export (merged
         by the exporter) and their item count."""
         token = f"{self.exporter_id}:{self._run_id}:{group[0].seq}-{group[-1].seq}"
+        if len(group) == 1:  # most requests when the exporter keeps up
+            it = group[0]
+            context = it.context.with_dedup_token(token)
+            if it.wire is not None:
+                context.set_wire([it.batch], it.wire, it.wire_from_client)
+            else:
+                context.drop_wire()
+            return [(it.signal, [it.batch], context, it.items)]
         by_signal: dict[Signal, list[_Item]] = {}
         for it in group:
             by_signal.setdefault(it.signal, []).append(it)
@@ -276,7 +286,7 @@ class ExporterQueue:
     @staticmethod
     def _context(group: list[_Item], token: str) -> RequestContext:
         if len(group) == 1:
-            return replace(group[0].context, dedup_token=token)
+            return group[0].context.with_dedup_token(token)
         c0 = group[0].context
         same_principal = all(it.context.tenant == c0.tenant and it.context.actor == c0.actor for it in group)
         return RequestContext(
@@ -291,7 +301,6 @@ class ExporterQueue:
     def _release(self, first: int, last: int, n: int) -> None:
         self._inflight.pop(first, None)
         self._size -= n
-        self._size_gauge.set(self._size)
         if self._storage is not None:
             candidates = list(self._inflight)
             if self._waiting:
@@ -307,7 +316,10 @@ class ExporterQueue:
                 # asyncio.timeout, not wait_for: no task per export, so an exporter that
                 # does not suspend (debug, in-memory) drains the queue without yielding
                 # a loop turn per batch and keeps up with intake.
-                async with asyncio.timeout(self.config.timeout):
+                if self.exporter.suspends:
+                    async with asyncio.timeout(self.config.timeout):
+                        await self.exporter.export_parts(parts, ctx)
+                else:
                     await self.exporter.export_parts(parts, ctx)
             except asyncio.CancelledError:
                 raise
@@ -345,5 +357,5 @@ class ExporterQueue:
                 except TimeoutError:
                     continue
             else:
-                self.telemetry.exported_items.labels(self.exporter_id, signal.value).inc(n)
+                self._exported[signal].inc(n)
                 return

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.client
+import logging
 import os
 import signal
 import subprocess
@@ -16,12 +18,15 @@ from urllib.parse import urlparse
 import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from bench.workload import generate_trace_requests
 from exporters.clickhouse.config import ClickHouseConfig
 from otel_receiver.component import (
     REQUEST_TYPES,
     Batch,
+    ComponentSettings,
     ExporterConfig,
     RequestContext,
     RetryableExportError,
@@ -29,6 +34,7 @@ from otel_receiver.component import (
     signal_of,
 )
 from otel_receiver.queue import ExporterQueue
+from otel_receiver.registry import REGISTRY
 from otel_receiver.telemetry import SelfTelemetry
 from tests.components import RecordingConfig, RecordingExporter
 from tests.conftest import free_port
@@ -528,3 +534,32 @@ def test_a_partial_queue_block_keeps_the_exporters_other_defaults() -> None:
     assert (cfg.sending_queue.batch.min_size, cfg.sending_queue.batch.max_size) == (10_000, 50_000)
     assert cfg.sending_queue.batch.flush_timeout == 5.0
     assert ClickHouseConfig(sending_queue={"num_consumers": 3}).sending_queue.batch.enabled  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("type_name", ["debug", "prometheus"])
+def test_an_exporter_that_declares_it_never_suspends_finishes_in_one_step(type_name: str) -> None:
+    """The queue skips the export timeout for ``suspends = False`` exporters: true only
+    if their export never suspends, which one ``send`` proves for every signal."""
+    factory = REGISTRY.factory("exporters", type_name)
+    extra = {"endpoint": "127.0.0.1:0"} if type_name == "prometheus" else {}
+    settings = ComponentSettings(type_name, SelfTelemetry(), logging.getLogger("test.suspends"))
+    exporter = factory.create(factory.config_model(**extra), settings)
+    assert exporter.suspends is False
+    traces = generate_trace_requests(2, 20, seed=3)
+    for parts in (traces, [ExportLogsServiceRequest()], [ExportMetricsServiceRequest()]):
+        coro = exporter.export_parts(parts, RequestContext())
+        with pytest.raises(StopIteration):
+            coro.send(None)
+
+
+def test_the_export_context_copies_every_field() -> None:
+    """``with_dedup_token`` lists the fields by hand (``replace`` costs ~5x per export):
+    a field added to RequestContext must be added there too."""
+    values = {
+        "transport": "http", "client_address": "10.0.0.1", "tenant": "acme", "actor": "bob",
+        "roles": ("admin",), "received_at_ns": 7, "dedup_token": "old", "may_hold_audit_attributes": False,
+        "wire": b"\x0a\x00", "wire_batch": object(), "wire_from_client": True,
+    }  # fmt: skip
+    assert set(values) == {f.name for f in dataclasses.fields(RequestContext)}
+    context = RequestContext(**values)
+    assert context.with_dedup_token("new") == dataclasses.replace(context, dedup_token="new")

@@ -39,6 +39,7 @@ _RESOURCE_FIELDS = {
 
 class DebugExporter(Exporter):
     signals = frozenset(Signal)
+    suspends = False  # writes synchronously
 
     def __init__(self, config: DebugExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)

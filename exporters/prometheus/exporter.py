@@ -45,6 +45,7 @@ class _Snapshot:
 class PrometheusExporter(Exporter):
     signals = frozenset({Signal.TRACES, Signal.METRICS, Signal.LOGS})
     uses_wire = True  # the span metrics' scan
+    suspends = False  # sums in memory; scrapes read them
 
     def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
