@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +28,7 @@ from otel_receiver.component import (
     REQUEST_TYPES,
     Batch,
     ComponentSettings,
+    Exporter,
     ExporterConfig,
     RequestContext,
     RetryableExportError,
@@ -563,3 +565,46 @@ def test_the_export_context_copies_every_field() -> None:
     assert set(values) == {f.name for f in dataclasses.fields(RequestContext)}
     context = RequestContext(**values)
     assert context.with_dedup_token("new") == dataclasses.replace(context, dedup_token="new")
+
+
+class _WireReader(Exporter):
+    """Records the bytes an exporter that reads the wire finds for the parts it gets."""
+
+    signals = frozenset(Signal)
+    uses_wire = True
+    suspends = False
+
+    def __init__(self) -> None:
+        super().__init__(ExporterConfig(), _settings(SelfTelemetry()))
+        self.found: list[bytes | None] = []
+
+    async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        pieces = context.wire_pieces_for(parts)
+        self.found.append(b"".join(pieces) if pieces is not None else None)
+
+    async def export(self, batch: Batch, context: RequestContext) -> None:
+        raise AssertionError("export_parts is overridden")
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_received_bytes_reach_an_exporter_that_reads_them(batched: bool) -> None:
+    """One request alone or several coalesced: the exporter's context holds their bytes,
+    bound to the very list of parts it is given (else it would serialize again)."""
+    bodies = [r.SerializeToString() for r in generate_trace_requests(3, 10, seed=4)]
+
+    async def run() -> list[bytes | None]:
+        exporter = _WireReader()
+        batch_cfg = {"enabled": True, "min_size": 30, "flush_timeout": 0.5} if batched else {}
+        cfg = ExporterConfig(sending_queue={"num_consumers": 1, "batch": batch_cfg})  # type: ignore[arg-type]
+        q = ExporterQueue("wire", exporter, cfg, SelfTelemetry())
+        for body in bodies:
+            batch = ExportTraceServiceRequest.FromString(body)
+            context = RequestContext()
+            context.set_wire(batch, body, from_client=True)
+            q.put(batch, context)
+        await q.start()
+        await q.drain(5)
+        return exporter.found
+
+    found = asyncio.run(run())
+    assert found == ([b"".join(bodies)] if batched else bodies)
