@@ -361,3 +361,14 @@ def test_detectors_made_by_python_are_shared_with_c() -> None:
     assert latency is not None and latency.n == 1
     assert proc._series.flag(req.SerializeToString(), 0) is not None
     assert series.latency is latency and latency.n == 2
+
+
+def test_a_configuration_beyond_the_c_limits_runs_in_python() -> None:
+    dims = [f"d{i}" for i in range(70)]
+    proc, _, _ = _processor({"dimensions": dims}, native_loop=True)
+    assert not proc.native_loop and isinstance(proc._series, PythonSeriesTable)
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add(name="x", start_time_unix_nano=T0)
+    span.attributes.add(key=a.GEN_AI_OPERATION_NAME).value.string_value = "chat"
+    proc.process_traces(req, RequestContext())
+    assert len(proc._series) == 1

@@ -274,8 +274,8 @@ class AnomalyProcessor(Processor):
                       a.GEN_AI_USAGE_OUTPUT_TOKENS, a.GEN_AI_USAGE_COST, a.ANOMALY_FLAGGED, a.ANOMALY_KINDS,
                       a.ANOMALY_SCORE)
         )  # fmt: skip
-        self.native_loop = native_core() is not None
         self._series = self._new_table()
+        self.native_loop = not isinstance(self._series, PythonSeriesTable)
         self._episodes: dict[EpisodeKey, _Episode] = {}
         self._clock_ns = 0  # latest span time seen: the event-time clock of episodes
         self._lock = threading.Lock()
@@ -503,9 +503,10 @@ class AnomalyProcessor(Processor):
         )
 
     def _new_table(self) -> Any:
-        """The C table when the extension is built, else the Python one."""
+        """The C table when the extension is built and takes this configuration (at most
+        64 dimensions and 128 keys to read), else the Python one."""
         native = native_core()
-        if native is None:
+        if native is None or max(len(self._dims), len(self._ng_dims)) > 64 or len(self._scan_keys) > 128:
             return PythonSeriesTable()
         sig = self.cfg.signals
         return native.SeriesTable(
