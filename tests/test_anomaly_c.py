@@ -5,6 +5,7 @@ code declines, and the series table's own contract."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -23,6 +24,7 @@ from otel_receiver.component import Batch, ComponentSettings, RequestContext, Si
 from otel_receiver.telemetry import SelfTelemetry
 from processors.anomaly import AnomalyConfig, AnomalyProcessor
 from processors.anomaly.detector import native_core
+from processors.anomaly.processor import KINDS as KINDS_ARG
 from processors.anomaly.processor import PythonSeriesTable
 from semconv import attributes as a
 from tests.protobuf_wire import client_encoding, field
@@ -372,3 +374,30 @@ def test_a_configuration_beyond_the_c_limits_runs_in_python() -> None:
     span.attributes.add(key=a.GEN_AI_OPERATION_NAME).value.string_value = "chat"
     proc.process_traces(req, RequestContext())
     assert len(proc._series) == 1
+
+
+def test_a_table_whose_init_failed_or_never_ran_is_freed_safely() -> None:
+    """Its lists start empty at allocation: clearing, traversing and freeing it is safe
+    (a failed __init__ used to leave them pointing at entry 0 of no array)."""
+    assert native is not None
+    proc, _, _ = _processor({}, native_loop=True)
+    table = _table(proc)
+    with pytest.raises(RuntimeError, match="runs once"):
+        table.__init__(*([None] * 13))
+    args = dict(
+        max_series=0, new_series=print, new_detector=print, kind_names=KINDS_ARG, keys=("k",),
+        resource_keys=(), genai_plan=(), non_genai_plan=(), value_slots=(0,) * 8, kinds_on=(True,) * 4,
+        threshold_z=1.0, error_threshold_z=1.0, score_k=5.0,
+    )  # fmt: skip
+    for _ in range(3):
+        with pytest.raises(ValueError, match="max_series"):
+            native.SeriesTable(**args)
+        gc.collect()
+    bare = native.SeriesTable.__new__(native.SeriesTable)
+    series = object()
+    bare.insert((True, "a"), series)
+    assert bare.keys() == [(True, "a")] and bare.touch((True, "a")) is series
+    with pytest.raises(RuntimeError, match="__init__ was not called"):
+        bare.flag(b"", 0)
+    del bare
+    gc.collect()

@@ -748,6 +748,14 @@ static int parse_plan(PyObject *plan, SeriesTable *t, int which) {
     return 0;
 }
 
+/* The LRU and free lists empty (-1) from allocation on: a table whose __init__ failed
+ * or never ran is still cleared, traversed and freed safely. */
+static PyObject *table_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    SeriesTable *t = (SeriesTable *)type->tp_alloc(type, 0);
+    if (t != NULL) t->oldest = t->newest = t->free_head = -1;
+    return (PyObject *)t;
+}
+
 static int table_init(SeriesTable *t, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"max_series", "new_series", "new_detector", "kind_names", "keys", "resource_keys",
                              "genai_plan", "non_genai_plan", "value_slots", "kinds_on", "threshold_z",
@@ -792,7 +800,6 @@ static int table_init(SeriesTable *t, PyObject *args, PyObject *kwargs) {
     }
     if (parse_plan(ng_plan, t, 0) < 0 || parse_plan(genai_plan, t, 1) < 0) return -1;
     t->max_series = max_series;
-    t->oldest = t->newest = t->free_head = -1;
     t->keys_tuple = Py_NewRef(keys); /* keeps the keys' UTF-8 buffers alive */
     t->resource_keys_tuple = Py_NewRef(resource_keys);
     t->kind_names = Py_NewRef(kind_names);
@@ -858,6 +865,7 @@ static PyMethodDef table_methods[] = {
 
 static PyType_Slot table_slots[] = {
     {Py_tp_doc, "The anomaly processor's series and per-span loop (see _series.c)."},
+    {Py_tp_new, table_new},
     {Py_tp_init, table_init},
     {Py_tp_dealloc, table_dealloc},
     {Py_tp_traverse, table_traverse},
