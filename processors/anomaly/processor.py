@@ -368,21 +368,23 @@ class AnomalyProcessor(Processor):
             if kinds is None:
                 remove(span.attributes, _ANOMALY_KEYS)
             else:
-                self._flag(span, kinds, score)
-                for kind in kinds:
-                    tk = (kind, series.labels)
-                    tally[tk] = tally.get(tk, 0) + 1
-                    self._open_or_extend(series.key, kind, end_ns, score)
+                self._flag(span, series, kinds, score, end_ns, tally)
             edits.append((ri, si, i, span.SerializeToString(), False))
         context.splice_wire(batch, edits)
         return tally, evicted
 
-    @staticmethod
-    def _flag(span: Any, kinds: list[str], score: float) -> None:
+    def _flag(
+        self, span: Any, series: _Series, kinds: list[str], score: float, end_ns: int, tally: Tally
+    ) -> None:
+        """Flags ``span``, counts it per kind and opens or extends the kinds' episodes."""
         attrs = span.attributes
         set_bool(attrs, a.ANOMALY_FLAGGED, True)
         set_str_array(attrs, a.ANOMALY_KINDS, kinds)  # replaces a client's value
         set_double(attrs, a.ANOMALY_SCORE, score)
+        for kind in kinds:
+            tk = (kind, series.labels)
+            tally[tk] = tally.get(tk, 0) + 1
+            self._open_or_extend(series.key, kind, end_ns, score)
 
     def _python_process(
         self, batch: ExportTraceServiceRequest, context: RequestContext, wire: bytes
@@ -477,13 +479,8 @@ class AnomalyProcessor(Processor):
                             peak = max(peak, z)
             if kinds:
                 span = _spans(batch, spans_of, ri, si)[i]
-                peak = peak / (peak + self._score_k)
-                self._flag(span, kinds, peak)
+                self._flag(span, series, kinds, peak / (peak + self._score_k), end_ns, tally)
                 edits.append((ri, si, i, span.SerializeToString(), False))
-                for kind in kinds:
-                    tk = (kind, series.labels)
-                    tally[tk] = tally.get(tk, 0) + 1
-                    self._open_or_extend(key, kind, end_ns, peak)
             elif values[flag_i] is not None or values[kinds_i] is not None or values[score_i] is not None:
                 span = _spans(batch, spans_of, ri, si)[i]
                 remove(span.attributes, _ANOMALY_KEYS)
@@ -503,27 +500,30 @@ class AnomalyProcessor(Processor):
         )
 
     def _new_table(self) -> Any:
-        """The C table when the extension is built and takes this configuration (at most
-        64 dimensions and 128 keys to read), else the Python one."""
+        """The C table when the extension is built and takes this configuration, else the
+        Python one (the C table refuses more than 64 dimensions or 128 keys to read)."""
         native = native_core()
-        if native is None or max(len(self._dims), len(self._ng_dims)) > 64 or len(self._scan_keys) > 128:
+        if native is None:
             return PythonSeriesTable()
         sig = self.cfg.signals
-        return native.SeriesTable(
-            max_series=self.cfg.max_series,
-            new_series=self._make_series,
-            new_detector=self._new_detector,
-            kind_names=KINDS,
-            keys=self._scan_keys,
-            resource_keys=self._resource_scan_keys,
-            genai_plan=self._genai_plan,
-            non_genai_plan=self._ng_plan,
-            value_slots=self._value_slots,
-            kinds_on=(sig.latency, sig.error_rate, sig.tokens, sig.cost),
-            threshold_z=self._threshold_z,
-            error_threshold_z=self._error_threshold_z,
-            score_k=self._score_k,
-        )
+        try:
+            return native.SeriesTable(
+                max_series=self.cfg.max_series,
+                new_series=self._make_series,
+                new_detector=self._new_detector,
+                kind_names=KINDS,
+                keys=self._scan_keys,
+                resource_keys=self._resource_scan_keys,
+                genai_plan=self._genai_plan,
+                non_genai_plan=self._ng_plan,
+                value_slots=self._value_slots,
+                kinds_on=(sig.latency, sig.error_rate, sig.tokens, sig.cost),
+                threshold_z=self._threshold_z,
+                error_threshold_z=self._error_threshold_z,
+                score_k=self._score_k,
+            )
+        except ValueError:
+            return PythonSeriesTable()
 
     def _make_series(self, key: SeriesKey) -> _Series:
         genai = bool(key[0])
