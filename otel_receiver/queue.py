@@ -256,15 +256,6 @@ class ExporterQueue:
         """Per signal in the group: its requests, the context of their one export (merged
         by the exporter) and their item count."""
         token = f"{self.exporter_id}:{self._run_id}:{group[0].seq}-{group[-1].seq}"
-        if len(group) == 1:  # most requests when the exporter keeps up
-            it = group[0]
-            parts = [it.batch]
-            context = it.context.with_dedup_token(token)
-            if it.wire is not None:
-                context.set_wire(parts, it.wire, it.wire_from_client)  # bound to this list
-            else:
-                context.drop_wire()
-            return [(it.signal, parts, context, it.items)]
         by_signal: dict[Signal, list[_Item]] = {}
         for it in group:
             by_signal.setdefault(it.signal, []).append(it)
