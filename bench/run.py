@@ -54,7 +54,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -124,6 +124,7 @@ class Run:
     server_cpu: float | None  # share of one core
     counted: SpanCounters | None  # the receiver's own counts over the run
     spans_per_request: int
+    round: int = 1  # with --rounds, which pass over the scenarios this run belongs to
 
     @property
     def rps(self) -> float:
@@ -512,7 +513,7 @@ def measure(
     spans = args.spans_per_request
     rotation = bodies / ROTATION
     if "grpc" in args.protocols:
-        if reads_content:
+        if args.grpc_driver == "rotation" or (args.grpc_driver == "auto" and reads_content):
             driver = f"grpcio, {args.bodies} bodies"
             grpc_load(grpc_port, rotation, 0, args.clients, args.streams, warmup=True)
             (ok, failed, secs, p50, p99, dcpu), counted, cpu = _counted_run(
@@ -631,10 +632,12 @@ def table(runs: Sequence[Run]) -> str:
         "| receiver CPU | driver CPU |"
     )
     rows = [head, "|" + "---|" * 11]
+    rounds = max((r.round for r in runs), default=1)
     for r in runs:
+        scenario = f"{r.scenario} ({r.round})" if rounds > 1 else r.scenario
         server_cpu = "n/a" if r.server_cpu is None else f"{r.server_cpu:.0%}"
         rows.append(
-            f"| {r.scenario} | {r.protocol} | {r.driver} | {r.spans_per_s:,.0f} | {r.rps:,.1f} "
+            f"| {scenario} | {r.protocol} | {r.driver} | {r.spans_per_s:,.0f} | {r.rps:,.1f} "
             f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.failures} | {r.cross_check} | {server_cpu} "
             f"| {r.driver_cpu:.0%} |"
         )
@@ -642,13 +645,29 @@ def table(runs: Sequence[Run]) -> str:
 
 
 def ratios(runs: Sequence[Run]) -> list[str]:
-    by = {(r.scenario, r.protocol): r for r in runs}
-    out = []
-    for (scenario, protocol), r in by.items():
-        raw = by.get(("raw", protocol))
-        if raw is None or scenario == "raw" or not raw.spans_per_s:
+    """Each scenario's throughput over the raw run of the same round and protocol.
+
+    With several rounds the median is the result: the raw baseline itself moves by 20%
+    between runs a minute apart on this shared machine, and a ratio taken within one
+    round (the two runs seconds apart) cancels most of that drift.
+    """
+    raw = {(r.round, r.protocol): r for r in runs if r.scenario == "raw" and r.spans_per_s}
+    per: dict[tuple[str, str], list[float]] = {}
+    for r in runs:
+        base = raw.get((r.round, r.protocol))
+        if r.scenario == "raw" or base is None:
             continue
-        out.append(f"- {scenario} / raw, {protocol}: {r.spans_per_s / raw.spans_per_s:.2f}")
+        per.setdefault((r.scenario, r.protocol), []).append(r.spans_per_s / base.spans_per_s)
+    out = []
+    for (scenario, protocol), values in per.items():
+        if len(values) == 1:
+            out.append(f"- {scenario} / raw, {protocol}: {values[0]:.2f}")
+        else:
+            rounds = ", ".join(f"{v:.2f}" for v in values)
+            out.append(
+                f"- {scenario} / raw, {protocol}: median {statistics.median(values):.2f} over "
+                f"{len(values)} rounds ({rounds})"
+            )
     return out
 
 
@@ -692,6 +711,15 @@ def report(
     processors: Sequence[str],
     costs: Sequence[str],
 ) -> str:
+    grpc_driver = {
+        "auto": "by h2load (one body) where no processor reads the spans and by `bench.grpc_load` "
+        "(grpcio, every body in turn) where processors do",
+        "h2load": "by h2load (one body) in every scenario",
+        "rotation": "by `bench.grpc_load` (grpcio, every body in turn) in every scenario",
+    }[args.grpc_driver]
+    rounds = (
+        f", the scenarios run in turn {args.rounds} times (the round in brackets)" if args.rounds > 1 else ""
+    )
     lines = [
         f"## {SECTION_TITLE}",
         "",
@@ -700,10 +728,10 @@ def report(
         f"{args.spans_per_request} GenAI spans from `bench.workload` (seed {args.seed}, "
         f"{args.pii_fraction:.0%} of prompts with PII), {args.bodies} distinct requests posted in turn "
         "(processors cache per value: one body repeated would make every request after the first "
-        f"all cache hits); gRPC {args.clients} connections x {args.streams} streams, by h2load (one body) "
-        "where no processor reads the spans and by `bench.grpc_load` (grpcio, every body in turn) where "
-        f"processors do; HTTP by wrk, {args.connections} connections, every body in turn; "
-        f"{args.duration:g} s per run after a short warm-up. `raw` = otlp -> debug (basic), no processors; "
+        f"all cache hits); gRPC {args.clients} connections x {args.streams} streams, {grpc_driver}; "
+        f"HTTP by wrk, {args.connections} connections, every body in turn; "
+        f"{args.duration:g} s per run after a short warm-up{rounds}. `raw` = otlp -> debug (basic), "
+        "no processors; "
         "`pipeline` = "
         f"{' -> '.join(processors) or '(none available)'} -> debug; `pipeline+clickhouse` also exports to "
         "embedded ClickHouse (chDB). `rotel (reference)` is rotel's Rust collector with a blackhole exporter "
@@ -793,9 +821,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="pipeline processors to use instead of every available one, in order",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the scenarios in turn this many times; ratios are per round, reported as the median",
+    )
+    parser.add_argument(
+        "--grpc-driver",
+        choices=["auto", "h2load", "rotation"],
+        default="auto",
+        help="gRPC load: h2load with one body, bench.grpc_load over every body, or auto (h2load "
+        "unless processors read the spans); `rotation` gives raw and pipeline the same driver",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep configs, logs and bodies here")
     parser.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     missing = check_tools()
     if missing:
@@ -827,13 +870,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Scenario("pipeline+clickhouse", processors, {"clickhouse": {"endpoint": f"embedded:{store}"}})
             )
         runs: list[Run] = []
-        for scenario in scenarios:
-            print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
-            try:
-                runs += run_ours(scenario, bodies, work, args)
-            except RuntimeError as e:
-                notes.append(f"{scenario.name} failed: {textwrap.shorten(str(e), 300)}")
-                print(f"  {e}", file=sys.stderr)
+        # Rounds interleave the scenarios (raw, pipeline, raw, pipeline, ...) so that a
+        # drift in the machine's speed hits both sides of each ratio alike.
+        for n in range(1, args.rounds + 1):
+            for scenario in scenarios:
+                label = f" (round {n}/{args.rounds})" if args.rounds > 1 else ""
+                print(f"running {scenario.name}{label} ...", file=sys.stderr, flush=True)
+                try:
+                    runs += [replace(r, round=n) for r in run_ours(scenario, bodies, work, args)]
+                except RuntimeError as e:
+                    notes.append(f"{scenario.name} failed: {textwrap.shorten(str(e), 300)}")
+                    print(f"  {e}", file=sys.stderr)
         binary = rotel_binary()
         if "rotel" in args.scenarios:
             if binary is None:

@@ -195,7 +195,13 @@ static inline int key_index(const Key *keys, Py_ssize_t n_keys, const uint8_t *k
 /* 0, or -1 with ValueError set. */
 static inline int read_span(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, SpanFields *s) {
     memset(s, 0, offsetof(SpanFields, found));
-    memset(s->found, 0, (size_t)n_keys * sizeof s->found[0]);
+    /* Which name lengths (mod 64) the keys have: one test rules out most attributes
+     * before any comparison. */
+    uint64_t lengths = 0;
+    for (Py_ssize_t k = 0; k < n_keys; k++) {
+        s->found[k] = 0;
+        lengths |= 1ULL << (keys[k].len & 63);
+    }
     s->trace_id = s->span_id = s->name = (const uint8_t *)"";
     Reader r = reader(msg, len);
     Field f;
@@ -231,7 +237,7 @@ static inline int read_span(const uint8_t *msg, size_t len, const Key *keys, Py_
                 PyErr_SetString(PyExc_ValueError, "malformed Span attribute");
                 return -1;
             }
-            int k = key_index(keys, n_keys, kv.key, kv.key_len);
+            int k = (lengths >> (kv.key_len & 63)) & 1 ? key_index(keys, n_keys, kv.key, kv.key_len) : -1;
             if (k >= 0) {
                 s->found[k] = 1;
                 s->found_data[k] = kv.value;

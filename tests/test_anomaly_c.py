@@ -286,11 +286,25 @@ def test_malformed_bytes_are_declined(body: bytes) -> None:
     assert len(proc._series) == 0
 
 
-def test_invalid_utf8_in_a_key_text_is_declined() -> None:
+@pytest.mark.parametrize(
+    "name, valid",
+    [
+        (b"\xc3\x28", False),  # a lead byte without its continuation
+        (b"ascii-run-of-16b\xc3\x28", False),  # past the eight-byte ASCII steps
+        (b"ascii-run\xff", False),
+        (b"ascii-run-of-16b\xed\xa0\x80", False),  # a surrogate
+        (b"ascii-run-of-16b\xc3\xa9t\xc3\xa9-longer-than-8", True),
+        (b"12345678", True),
+    ],
+)
+def test_invalid_utf8_in_a_key_text_is_declined(name: bytes, valid: bool) -> None:
     proc, _, _ = _processor({}, native_loop=True)
-    span = b"\x2a\x02\xc3\x28"  # the name, 0xC3 0x28: a non-GenAI span keyed by its name
+    span = b"\x2a" + bytes([len(name)]) + name  # a non-GenAI span keyed by its name
     body = field(1, field(2, field(2, span)))  # resource_spans / scope_spans / spans
-    assert _table(proc).flag(body, 0) is None
+    assert (_table(proc).flag(body, 0) is not None) == valid
+    if valid:
+        [key] = proc._series.keys()
+        assert key[-1] == name.decode()
 
 
 # --- the table ------------------------------------------------------------------------

@@ -54,3 +54,27 @@ def test_report_rows_and_ratios() -> None:
     assert "| raw | HTTP | wrk, 1 body | 10,000 | 100.0 |" in run.table([raw, pipe])
     assert run.ratios([raw, pipe]) == ["- pipeline / raw, HTTP: 0.20"]
     assert run.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+
+
+def test_ratios_over_rounds_pair_each_run_with_the_raw_run_of_its_round() -> None:
+    def run_at(scenario: str, requests: int, n: int) -> run.Run:
+        return run.Run(scenario, "HTTP", "wrk", requests, 0, 1.0, 1.0, 1.0, 0.1, 0.9, None, 1, round=n)
+
+    # The machine got twice as fast in round 2: both sides of that round's ratio see it.
+    runs = [
+        run_at("raw", 1000, 1),
+        run_at("pipeline", 900, 1),
+        run_at("raw", 2000, 2),
+        run_at("pipeline", 1600, 2),
+        run_at("raw", 1000, 3),
+        run_at("pipeline", 850, 3),
+    ]
+    assert run.ratios(runs) == ["- pipeline / raw, HTTP: median 0.85 over 3 rounds (0.90, 0.80, 0.85)"]
+    assert "| pipeline (2) | HTTP |" in run.table(runs)
+    # A round whose raw run failed gives no ratio rather than one against another round's raw.
+    assert run.ratios(runs[1:2] + runs[2:4]) == ["- pipeline / raw, HTTP: 0.80"]
+
+
+def test_rounds_must_be_positive() -> None:
+    with pytest.raises(SystemExit):
+        run.main(["--rounds", "0"])

@@ -182,6 +182,18 @@ def test_the_workload_scans_the_same() -> None:
         assert len(rows) > 50
 
 
+def test_names_whose_lengths_differ_by_64_are_told_apart() -> None:
+    """The scan rules attributes out by their name's length modulo 64 before comparing
+    names: names of 1, 65 and 129 bytes share that test and must still be told apart."""
+    keys = ("k", "x" * 64 + "k", "y" * 70)
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add(name="s")
+    for key, value in [("z" * 64 + "k", 1), ("x" * 64 + "k", 2), ("k" * 129, 3), ("y" * 70, 4), ("k", 5)]:
+        span.attributes.add(key=key).value.int_value = value
+    [row] = _assert_rows_match(req, keys)
+    assert row[-1] == (5, 2, 4)
+
+
 def _every_scan_raises_or_scans(data: bytes) -> None:
     for scan in (
         lambda: _spanscan.spans(data, KEYS),

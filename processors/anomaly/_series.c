@@ -119,6 +119,12 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
 static int valid_utf8(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
+        /* Dimension texts are mostly ASCII: eight bytes per test. */
+        uint64_t word;
+        if (n - i >= 8 && (memcpy(&word, s + i, 8), (word & 0x8080808080808080ULL) == 0)) {
+            i += 8;
+            continue;
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
