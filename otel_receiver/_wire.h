@@ -234,4 +234,37 @@ static inline int find_single(const uint8_t *msg, size_t len, uint32_t number, S
     return rc;
 }
 
+/* ---------------------------------------------------------------- text hashing */
+
+/* For the C extensions' hash tables keyed by texts (series keys, metric labels); not
+ * persisted, so the function may change between versions. */
+static inline uint64_t hash_mix(uint64_t h, uint64_t v) {
+    h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+/* The last 1-7 bytes as a word, read in place: copying them into a zeroed word first
+ * stalls the load on the stores (measured: a tenth of the span metrics' walk). For a
+ * given n the bytes read cover all n, so equal words mean equal bytes. */
+static inline uint64_t hash_tail(const uint8_t *p, size_t n) {
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << 32;
+    }
+    return (uint64_t)p[0] | (uint64_t)p[n >> 1] << 8 | (uint64_t)p[n - 1] << 16;
+}
+
+/* Folds n bytes, and n itself, into h. */
+static inline uint64_t hash_text(uint64_t h, const uint8_t *p, size_t n) {
+    h = hash_mix(h, n);
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = hash_mix(h, v);
+    }
+    return n ? hash_mix(h, hash_tail(p, n)) : h;
+}
+
 #endif

@@ -83,29 +83,10 @@ typedef struct {
     size_t mask;
 } Table;
 
-static inline uint64_t mix(uint64_t h, uint64_t v) {
-    h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
-
-/* Eight bytes at a time: labels are hashed once per span. */
+/* Labels are hashed once per span. */
 static uint64_t hash_labels(const Slice *label) {
     uint64_t h = 0;
-    for (int l = 0; l < N_LABELS; l++) {
-        const uint8_t *p = label[l].data;
-        size_t n = label[l].len;
-        h = mix(h, n);
-        for (; n >= 8; n -= 8, p += 8) {
-            uint64_t v;
-            memcpy(&v, p, 8);
-            h = mix(h, v);
-        }
-        if (n) {
-            uint64_t v = 0;
-            memcpy(&v, p, n);
-            h = mix(h, v);
-        }
-    }
+    for (int l = 0; l < N_LABELS; l++) h = hash_text(h, label[l].data, label[l].len);
     return h;
 }
 

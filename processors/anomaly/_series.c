@@ -98,19 +98,7 @@ typedef struct {
 /* ------------------------------------------------------------------ key bytes */
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 0x243F6A8885A308D3ULL ^ n;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
-    if (n) {
-        uint64_t v = 0;
-        memcpy(&v, p, n);
-        h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
+    uint64_t h = hash_text(0x243F6A8885A308D3ULL, p, n);
     return h ^ (h >> 32);
 }
 
