@@ -718,7 +718,10 @@ def report(
         "rotation": "by `bench.grpc_load` (grpcio, every body in turn) in every scenario",
     }[args.grpc_driver]
     rounds = (
-        f", the scenarios run in turn {args.rounds} times (the round in brackets)" if args.rounds > 1 else ""
+        f", the scenarios run in turn {args.rounds} times, in reverse order every other round (the round "
+        "in brackets)"
+        if args.rounds > 1
+        else ""
     )
     lines = [
         f"## {SECTION_TITLE}",
@@ -870,10 +873,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Scenario("pipeline+clickhouse", processors, {"clickhouse": {"endpoint": f"embedded:{store}"}})
             )
         runs: list[Run] = []
-        # Rounds interleave the scenarios (raw, pipeline, raw, pipeline, ...) so that a
-        # drift in the machine's speed hits both sides of each ratio alike.
+        # Rounds interleave the scenarios, in reverse order every other round (raw,
+        # pipeline, pipeline, raw, ...), so that a drift in the machine's speed hits both
+        # sides of each ratio alike.
         for n in range(1, args.rounds + 1):
-            for scenario in scenarios:
+            for scenario in scenarios if n % 2 else scenarios[::-1]:
                 label = f" (round {n}/{args.rounds})" if args.rounds > 1 else ""
                 print(f"running {scenario.name}{label} ...", file=sys.stderr, flush=True)
                 try:
