@@ -648,8 +648,8 @@ def ratios(runs: Sequence[Run]) -> list[str]:
     """Each scenario's throughput over the raw run of the same round and protocol.
 
     With several rounds the median is the result: the raw baseline itself moves by 20%
-    between runs a minute apart on this shared machine, and a ratio taken within one
-    round (the two runs seconds apart) cancels most of that drift.
+    between runs a minute apart on this shared machine. A ratio within one round cancels
+    slow drift only; single rounds still scatter by about 0.15, hence the median.
     """
     raw = {(r.round, r.protocol): r for r in runs if r.scenario == "raw" and r.spans_per_s}
     per: dict[tuple[str, str], list[float]] = {}

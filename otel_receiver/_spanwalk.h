@@ -353,8 +353,11 @@ static inline int walk_resource_spans(SpanWalk *w, const uint8_t *msg, size_t le
             /* A span is read field by field, skipping long values (prompts): each field
              * after a skip is a cache miss the hardware prefetcher does not foresee when
              * the request's bytes are no longer in cache (an exporter reading a request
-             * queued behind others). Asking for all its lines up front overlaps the misses. */
-            for (size_t off = 0; off < sf.len; off += 64) __builtin_prefetch(sf.data + off);
+             * queued behind others). Asking for all its lines up front overlaps the misses;
+             * at most 16 kB of them, so that a huge span's later lines do not evict the
+             * earlier ones from L1 before they are read. */
+            size_t ahead = sf.len < 16384 ? sf.len : 16384;
+            for (size_t off = 0; off < ahead; off += 64) __builtin_prefetch(sf.data + off);
             if (w->span(w, sf.data, sf.len, ri, si, i) < 0) {
                 failed = 1;
                 break;
