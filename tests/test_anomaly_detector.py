@@ -120,6 +120,19 @@ def test_non_finite_values_are_ignored() -> None:
     assert d.n == n
 
 
+@pytest.mark.parametrize("value", [-1.7e308, 1.7e308, 1e101])
+def test_huge_finite_values_are_ignored_not_raised(value: float) -> None:
+    """A client's double near the float limit made the histogram's range overflow to
+    infinity, and the detector raise (found by hypothesis in test_anomaly_c)."""
+    d = Detector()
+    for i in range(50):
+        d.update(i, 1.0 + (i % 7) * 0.01)
+    n = d.n
+    assert d.update(51.0, value) == 0.0
+    assert d.update(52.0, value) == 0.0
+    assert d.n == n
+
+
 def test_state_round_trip_continues_identically() -> None:
     rng = random.Random(5)
     values = [10 + rng.gauss(0, 1) + (6 if i > 1500 else 0) for i in range(2000)]

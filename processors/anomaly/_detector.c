@@ -222,7 +222,7 @@ int detector_step(DetectorCore *d, double t, double x, double *score) {
         PyErr_SetString(PyExc_RuntimeError, "DetectorCore.__init__ was not called");
         return -1;
     }
-    if (!isfinite(x))
+    if (!(x >= -MAX_VALUE && x <= MAX_VALUE)) /* NaN too: detector.py's MAX_VALUE */
         return 0;
     long long n = d->n = d->n + 1;
     double rare;

@@ -7,6 +7,10 @@
 
 #include <Python.h>
 
+/* Observations beyond this magnitude are skipped, as NaN is (detector.py's MAX_VALUE):
+ * the histogram's range arithmetic would overflow to infinity. */
+#define MAX_VALUE 1e100
+
 typedef struct {
     PyObject_HEAD
     PyObject *params;

@@ -35,13 +35,17 @@ import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 _native: ModuleType | None
 try:
     from processors.anomaly import _detector as _native
 except ImportError:  # built without a C compiler
     _native = None
+
+# Larger magnitudes (and NaN, infinities) are not observed: the histogram's range
+# arithmetic would overflow to infinity, and no latency, token count or cost comes near.
+MAX_VALUE: Final = 1e100
 
 
 def native_core() -> ModuleType | None:
@@ -172,7 +176,7 @@ class PythonDetectorCore:
 
     def update(self, timestamp_seconds: float, value: float) -> float:
         x = value
-        if not math.isfinite(x):
+        if not -MAX_VALUE <= x <= MAX_VALUE:  # NaN too
             return 0.0
         p = self._p
         n = self.n = self.n + 1
