@@ -37,6 +37,7 @@ class Pipeline:
         self.queues = list(queues)
         self.telemetry = telemetry
         self._wire_wanted = any(q.exporter.uses_wire for q in self.queues)
+        self._lag_accepted = all(q.accepts_lagging_objects for q in self.queues)
         for index, (_, proc) in enumerate(self.processors):
             proc.forward = self._forwarder(index + 1)
 
@@ -65,7 +66,9 @@ class Pipeline:
     def run_from(self, start: int, batch: Batch | None, context: RequestContext) -> None:
         for pid, proc in self.processors[start:]:
             if not proc.keeps_wire:
-                context.drop_wire()
+                context.drop_wire()  # syncs lagging objects first
+            elif context.objects_lag and not proc.accepts_lagging_objects:
+                context.sync_objects()
             try:
                 batch = proc.process(batch, context)  # type: ignore[arg-type]
             except Exception as e:
@@ -78,8 +81,13 @@ class Pipeline:
                 return
         if batch is None:
             return
+        if context.objects_lag and not self._lag_accepted:
+            context.sync_objects()
         if not self._wire_wanted:
-            context.drop_wire()
+            if self._lag_accepted:
+                context.discard_wire()  # every exporter only counts the items
+            else:
+                context.drop_wire()
         n = count_items(batch)
         for q in self.queues:
             q.put(batch, context, n)

@@ -84,6 +84,14 @@ class ExporterQueue:
         return self._size < self.qc.queue_size
 
     @property
+    def accepts_lagging_objects(self) -> bool:
+        """Whether batches whose objects lag behind their wire may be queued as they are:
+        the exporter reads only the wire or only counts, and a persistent queue stores
+        the wire (it keeps it only for an exporter that uses it)."""
+        exporter = self.exporter
+        return exporter.accepts_lagging_objects and (exporter.uses_wire or self._storage is None)
+
+    @property
     def size(self) -> int:
         return self._size
 
@@ -268,6 +276,14 @@ class ExporterQueue:
             context = self._context(items, signal_token)
             # For the exporter: the parts' serializations concatenated serialize their merge.
             pieces = wire_pieces([it.wire for it in items])
+            if pieces is None and self.exporter.uses_wire:
+                # It reads the objects when some part came without bytes: bring lagging
+                # ones up to their wire (here, on the event loop, as the pipeline would).
+                for it in items:
+                    if it.context.objects_lag and it.context.wire_batch is it.batch:
+                        it.context.sync_objects()
+            # The exporter reads the wire pieces, or objects synced above, or counts only.
+            context.objects_lag = False
             if pieces is not None:
                 context.set_wire(batches, pieces, any(it.wire_from_client for it in items))
             else:

@@ -44,6 +44,8 @@ class DebugExporter(Exporter):
     def __init__(self, config: DebugExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
         self.config: DebugExporterConfig = config
+        # basic prints counts only: attributes still in the wire alone do not matter
+        self.accepts_lagging_objects = config.verbosity == "basic"
         self._lock = threading.Lock()
         self._stream: TextIO | None = None
         self._owns_stream = False

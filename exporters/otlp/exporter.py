@@ -172,6 +172,7 @@ def classify_http_error(
 class OtlpExporter(Exporter):
     signals = frozenset(Signal)
     uses_wire = True
+    accepts_lagging_objects = True  # sends the wire, or objects the queue synced
 
     def __init__(self, config: OtlpExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)

@@ -45,6 +45,9 @@ class _Snapshot:
 class PrometheusExporter(Exporter):
     signals = frozenset({Signal.TRACES, Signal.METRICS, Signal.LOGS})
     uses_wire = True  # the span metrics' scan
+    # Spans are read from the wire (the Python fallback parses it rather than read the
+    # objects); lagging objects only ever come with traces.
+    accepts_lagging_objects = True
     suspends = False  # sums in memory; scrapes read them
 
     def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:

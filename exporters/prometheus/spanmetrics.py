@@ -321,11 +321,16 @@ def _python_aggregate(
     internal_agent_usage: bool,
 ) -> BatchAggregate:
     default_tenant, read_tenant = _tenant_defaults(context, tenant_mode)
-    parts = [batch] if isinstance(batch, ExportTraceServiceRequest) else batch
-    merged = merge_batches(parts)
-    assert isinstance(merged, ExportTraceServiceRequest)
     pieces = context.wire_pieces_for(batch)
     wire = b"".join(pieces) if pieces is not None else None
+    if wire is not None:
+        # Parsed from the wire, not merged from the objects: these may lag behind it
+        # (RequestContext.objects_lag).
+        merged = ExportTraceServiceRequest.FromString(wire)
+    else:
+        parts = [batch] if isinstance(batch, ExportTraceServiceRequest) else batch
+        merged = merge_batches(parts)
+    assert isinstance(merged, ExportTraceServiceRequest)
     return python_aggregate_spans(merged, wire, default_tenant, read_tenant, internal_agent_usage)
 
 

@@ -228,6 +228,8 @@ Event = tuple[int, int, int, Any, list[str] | None, float, int]
 class AnomalyProcessor(Processor):
     signals = frozenset({Signal.TRACES})
     keeps_wire = True  # drops the wire when it flags or unflags a span
+    # Reads spans from the wire; syncs lagging objects before it changes a span.
+    accepts_lagging_objects = True
 
     def __init__(self, config: AnomalyConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -349,6 +351,7 @@ class AnomalyProcessor(Processor):
                 events, self._clock_ns = flagged
                 tally, evicted = self._apply_events(batch, context, events)
                 return tally, evicted, self._close_quiet_episodes()
+        context.sync_objects()
         return self._python_process(batch, context, wire)
 
     def _apply_events(
@@ -359,6 +362,8 @@ class AnomalyProcessor(Processor):
         evicted = 0
         spans_of: dict[tuple[int, int], Any] = {}
         edits: list[Edit] = []
+        if any(event[0] >= 0 for event in events):
+            context.sync_objects()  # spans are changed through their objects
         for ri, si, i, series, kinds, score, end_ns in events:
             if ri < 0:
                 evicted += 1
