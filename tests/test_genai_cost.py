@@ -7,6 +7,7 @@ pricing, azure.microsoft.com (Azure OpenAI / AI Foundry), api-docs.deepseek.com.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -71,14 +72,43 @@ def make_span(attrs: Mapping[str, Any], *, kind: int = Span.SPAN_KIND_CLIENT, st
     return span
 
 
+# A twin of each processor prices through the objects alone, so that every case here
+# checks both paths: the request's bytes (the C fast path where it applies, as in the
+# receiver) and the protobuf objects (OTLP/JSON requests come without bytes).
+_TWIN_LOG = logging.getLogger("test.genai_cost.objects_twin")
+_TWIN_LOG.disabled = True  # the tests count the log lines of the processor under test
+
+
+def _objects_twin(proc: GenAICostProcessor) -> GenAICostProcessor:
+    twin = GenAICostProcessor(
+        proc.cfg, dataclasses.replace(proc.settings, telemetry=SelfTelemetry(), logger=_TWIN_LOG)
+    )
+    twin.book = proc.book  # same prices file and overrides, and the same resolution cache
+    return twin
+
+
 def run(proc: GenAICostProcessor, *spans: Span, tenant: str | None = None) -> list[dict[str, Any]]:
-    req = ExportTraceServiceRequest()
-    ss = req.resource_spans.add().scope_spans.add()
-    for s in spans:
-        ss.spans.add().CopyFrom(s)
-    out = proc.process(req, RequestContext(tenant=tenant))
-    assert out is req
-    return [{kv.key: any_value_to_python(kv.value) for kv in s.attributes} for s in ss.spans]
+    results = []
+    for processor, with_wire in ((proc, True), (_objects_twin(proc), False)):
+        req = ExportTraceServiceRequest()
+        ss = req.resource_spans.add().scope_spans.add()
+        for s in spans:
+            ss.spans.add().CopyFrom(s)
+        context = RequestContext(tenant=tenant)
+        if with_wire:
+            context.set_wire(req, req.SerializeToString())
+        out = processor.process(req, context)
+        assert out is req
+        wire = context.wire_for(req)
+        context.sync_objects()
+        if wire is not None:
+            assert ExportTraceServiceRequest.FromString(wire) == req
+        # read after the sync: it re-parses the request, and wrappers of its parts taken
+        # before it (``ss``) no longer show the message
+        spans_now = req.resource_spans[0].scope_spans[0].spans
+        results.append([{kv.key: any_value_to_python(kv.value) for kv in s.attributes} for s in spans_now])
+    assert repr(results[0]) == repr(results[1]), "the wire and objects paths differ"  # NaN-safe
+    return results[0]
 
 
 def chat(provider: str, model: str, op: str = a.OP_CHAT, **usage: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from bench.workload import generate_trace_requests
 from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.telemetry import SelfTelemetry
-from processors.genai_cost import GenAICostProcessor, factory
+from processors.genai_cost import GenAICostProcessor, factory, fastpath
 from processors.genai_cost import processor as cost_module
 from semconv import attributes as a
 
@@ -101,19 +101,36 @@ def _metrics(telemetry: SelfTelemetry) -> dict[tuple[str, tuple[tuple[str, str],
     }
 
 
-def _both_ways(req: ExportTraceServiceRequest) -> tuple[ExportTraceServiceRequest, ExportTraceServiceRequest]:
-    scanned, objects = ExportTraceServiceRequest(), ExportTraceServiceRequest()
+def _scanned(
+    req: ExportTraceServiceRequest, telemetry: SelfTelemetry, c_pass: bool
+) -> ExportTraceServiceRequest:
+    """Priced from the request's bytes: by the C pass (fastpath.py) when it takes the
+    request, or (``c_pass`` False) always by the Python scan of the values."""
+    scanned = ExportTraceServiceRequest()
     scanned.CopyFrom(req)
-    objects.CopyFrom(req)
-    t_scanned, t_objects = SelfTelemetry(), SelfTelemetry()
     context = RequestContext(received_at_ns=1_780_000_000_000_000_000)
     context.set_wire(scanned, req.SerializeToString(), from_client=True)
-    _processor(t_scanned).process(scanned, context)
-    _processor(t_objects).process(objects, RequestContext(received_at_ns=1_780_000_000_000_000_000))
+    processor = _processor(telemetry)
+    if not c_pass:
+        processor._fast = None
+    processor.process(scanned, context)
     wire = context.wire_for(scanned)
+    context.sync_objects()  # the C pass appends to the wire alone
     assert wire is not None and ExportTraceServiceRequest.FromString(wire) == scanned
-    assert _metrics(t_scanned) == _metrics(t_objects)
-    return scanned, objects
+    return scanned
+
+
+def _both_ways(req: ExportTraceServiceRequest) -> tuple[ExportTraceServiceRequest, ExportTraceServiceRequest]:
+    """Priced from the bytes (the C pass and the Python scan alike) and through the objects."""
+    objects = ExportTraceServiceRequest()
+    objects.CopyFrom(req)
+    t_c, t_scanned, t_objects = SelfTelemetry(), SelfTelemetry(), SelfTelemetry()
+    by_c = _scanned(req, t_c, c_pass=True)
+    scanned = _scanned(req, t_scanned, c_pass=False)
+    _processor(t_objects).process(objects, RequestContext(received_at_ns=1_780_000_000_000_000_000))
+    assert by_c.SerializeToString() == scanned.SerializeToString()
+    assert _metrics(t_c) == _metrics(t_scanned) == _metrics(t_objects)
+    return by_c, objects
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,7 +145,15 @@ def test_the_scanned_and_the_object_paths_price_alike(batch: list[Span]) -> None
 
 
 def test_the_workload_prices_alike_and_mostly_on_the_scanned_fast_path(monkeypatch: Any) -> None:
-    calls = {"objects": 0, "values": 0}
+    calls = {"objects": 0, "values": 0, "c_pass": 0}
+    original_fast = GenAICostProcessor._price_fast
+
+    def counted_fast(self: GenAICostProcessor, *args: Any) -> bool:
+        handled = original_fast(self, *args)
+        calls["c_pass"] += handled
+        return handled
+
+    monkeypatch.setattr(GenAICostProcessor, "_price_fast", counted_fast)
     for name in ("price_span", "price_values"):
         original = getattr(GenAICostProcessor, name)
 
@@ -151,7 +176,10 @@ def test_the_workload_prices_alike_and_mostly_on_the_scanned_fast_path(monkeypat
             for kv in span.attributes
         )
     assert priced > 100
-    assert calls["values"] >= priced  # every priced span of the scanned runs took the fast path
+    # every priced span of the Python scan took its fast path (price_values)
+    assert calls["values"] >= priced
+    if fastpath.available():
+        assert calls["c_pass"] == 6  # and the C pass took every request
 
 
 def test_the_scan_keys_are_in_slot_order() -> None:

@@ -37,6 +37,7 @@ from otel_receiver.component import (
 from otel_receiver.encoded_attributes import double_prefix, string_attribute, true_attribute
 from otel_receiver.spanscan import Edit, to_python
 from otel_receiver.telemetry import PerRegistry
+from processors.genai_cost import fastpath
 from processors.genai_cost.config import GenAICostConfig
 from processors.genai_cost.pricing import (
     EXACT,
@@ -257,6 +258,8 @@ def _decimal(v: Any) -> Decimal | None:
 class GenAICostProcessor(Processor):
     signals = frozenset({Signal.TRACES})
     keeps_wire = True  # priced spans are spliced into the request's bytes
+    # The fast path appends to the wire alone; the others sync the objects first.
+    accepts_lagging_objects = True
 
     def __init__(self, config: GenAICostConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -278,16 +281,38 @@ class GenAICostProcessor(Processor):
         self._label_models: set[str] = set()
         self._pricing_bytes: dict[str, bytes] = {}
         self._logged_errors: set[str] = set()
+        self._fast = (
+            fastpath.FastPricer(
+                _SCAN_KEYS,
+                (
+                    _COST_PREFIX,
+                    _COST_INPUT_PREFIX,
+                    _COST_OUTPUT_PREFIX,
+                    _COST_CACHE_READ_PREFIX,
+                    _COST_CACHE_WRITE_PREFIX,
+                ),
+                _UNPRICED_TRUE,
+                self.book,
+                self._pricing_attribute,
+                config.price_internal_agent_spans,
+            )
+            if fastpath.available() and spanscan.available()
+            else None
+        )
 
     def process_traces(self, batch: ExportTraceServiceRequest, context: RequestContext) -> Batch | None:
         unpriced: Tally[str] = Tally()
         errors: Tally[str] = Tally()
         wire = context.wire_for(batch)
-        if wire is not None and spanscan.available():
+        if wire is not None and self._fast is not None and self._price_fast(batch, wire, context, unpriced):
+            pass
+        elif wire is not None and spanscan.available():
+            context.sync_objects()  # it reads and changes the objects
             self._price_scanned(batch, wire, context, unpriced, errors)
         else:
             # Without the request's bytes a serialization would cost about as much as the
             # Python scan of every span's keys that price_span does.
+            context.sync_objects()
             changes = [
                 self._price_guarded(span, context, unpriced, errors)
                 for rs in batch.resource_spans
@@ -301,6 +326,32 @@ class GenAICostProcessor(Processor):
         for reason, n in errors.items():
             self.metrics.errors.labels(reason=reason).inc(n)
         return batch
+
+    def _price_fast(
+        self,
+        batch: ExportTraceServiceRequest,
+        wire: bytes,
+        context: RequestContext,
+        unpriced: Tally[str],
+    ) -> bool:
+        """The C pass (fastpath.py): True when it priced the request, whose new wire
+        then carries the costs while the objects lag behind it; False when a span needs
+        the paths below."""
+        assert self._fast is not None
+        missing: Tally[tuple[str | None, str]] = Tally()
+        try:
+            handled, new_wire = self._fast.price(wire, context.tenant, context.received_at_ns, missing)
+        except Exception:
+            # Bytes the C reader refuses, or a price lookup that failed: the paths below
+            # decide, span by span, and count and log what fails there.
+            return False
+        if not handled:
+            return False
+        if new_wire is not None:
+            context.advance_wire(batch, new_wire)
+        for (provider, model), n in missing.items():
+            self._unpriced(provider, model, unpriced, n)
+        return True
 
     def _price_scanned(
         self,
@@ -619,8 +670,8 @@ class GenAICostProcessor(Processor):
             "genai_cost: %s while pricing a span (at %s); the span is passed on unpriced", kind, where
         )
 
-    def _unpriced(self, provider: str | None, model: str, unpriced: Tally[str]) -> _Unpriced:
-        unpriced[model] += 1
+    def _unpriced(self, provider: str | None, model: str, unpriced: Tally[str], n: int = 1) -> _Unpriced:
+        unpriced[model] += n
         self._log_unpriced_once(provider, model)
         return _UNPRICED
 
