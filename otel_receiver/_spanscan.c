@@ -519,15 +519,6 @@ typedef struct {
     size_t n_patches, cap_patches;
 } Splice;
 
-static size_t varint_size(uint64_t v) {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 static Patch *add_patch(Splice *sp, size_t pos, size_t remove) {
     if (sp->n_patches == sp->cap_patches) {
         size_t cap = sp->cap_patches ? sp->cap_patches * 2 : 16;

@@ -86,6 +86,16 @@ WIRE_INLINE int next_field(Reader *r, Field *f) {
     }
 }
 
+/* Bytes of v as a (minimal) varint. */
+static inline size_t varint_size(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 static inline Reader reader(const uint8_t *data, size_t len) {
     Reader r = {data, data + len};
     return r;

@@ -127,6 +127,23 @@ def _queue(
     return ExporterQueue("x", exporter, cfg, SelfTelemetry())
 
 
+def _priced_and_exported(queue: ExporterQueue) -> None:
+    """One request of the workload through genai_cost's C pass into ``queue``, exported."""
+    pipeline = Pipeline(
+        "traces", Signal.TRACES, [("genai_cost", _cost_processor())], [queue], SelfTelemetry()
+    )
+    batch, body = _request()
+    context = RequestContext()
+    context.set_wire(batch, body, from_client=True)
+
+    async def run() -> None:
+        pipeline.consume(batch, context)
+        await queue.start()
+        await queue.drain(5)
+
+    asyncio.run(run())
+
+
 def test_the_c_pass_leaves_the_objects_lagging_and_a_sync_brings_them_up() -> None:
     batch, body = _request()
     context = RequestContext()
@@ -158,19 +175,7 @@ def test_a_counting_exporter_gets_lagging_objects_without_a_parse(monkeypatch: p
     syncs = _count_syncs(monkeypatch)
     debug = DebugExporter(DebugExporterConfig(verbosity="basic"), _settings("debug"))
     queue = _queue(debug)
-    pipeline = Pipeline(
-        "traces", Signal.TRACES, [("genai_cost", _cost_processor())], [queue], SelfTelemetry()
-    )
-    batch, body = _request()
-    context = RequestContext()
-    context.set_wire(batch, body, from_client=True)
-
-    async def run() -> None:
-        pipeline.consume(batch, context)
-        await queue.start()
-        await queue.drain(5)
-
-    asyncio.run(run())
+    _priced_and_exported(queue)
     assert syncs == []
     assert debug.items[Signal.TRACES] == 20
 
@@ -194,19 +199,7 @@ def test_a_wire_reading_exporter_gets_the_costs_from_the_bytes(monkeypatch: pyte
     syncs = _count_syncs(monkeypatch)
     _WireOnlyExporter.FOUND.clear()
     queue = _queue(_WireOnlyExporter(ExporterConfig(), _settings("wire")))
-    pipeline = Pipeline(
-        "traces", Signal.TRACES, [("genai_cost", _cost_processor())], [queue], SelfTelemetry()
-    )
-    batch, body = _request()
-    context = RequestContext()
-    context.set_wire(batch, body, from_client=True)
-
-    async def run() -> None:
-        pipeline.consume(batch, context)
-        await queue.start()
-        await queue.drain(5)
-
-    asyncio.run(run())
+    _priced_and_exported(queue)
     assert syncs == []
     ((how, costs),) = _WireOnlyExporter.FOUND
     assert how == "wire" and len(costs) > 5

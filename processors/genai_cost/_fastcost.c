@@ -377,15 +377,6 @@ fail:
     return -1;
 }
 
-static size_t varint_size(uint64_t v) {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 static uint8_t *put_varint(uint8_t *w, uint64_t v) {
     while (v >= 0x80) {
         *w++ = (uint8_t)(v | 0x80);
