@@ -18,6 +18,27 @@ typedef struct {
     Py_ssize_t len;
 } Key;
 
+/* A growable byte buffer (PyMem-allocated; the owner frees `data`). */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} Buffer;
+
+/* Room for `more` bytes after `len`: 0, or -1 with MemoryError set. */
+static inline int buffer_reserve(Buffer *b, size_t more) {
+    if (b->len + more <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more) cap *= 2;
+    uint8_t *grown = PyMem_Realloc(b->data, cap);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = grown;
+    b->cap = cap;
+    return 0;
+}
+
 static inline PyObject *convert(const uint8_t *data, size_t len, int depth);
 
 static inline PyObject *convert_array(const Value *v, int depth) {

@@ -71,11 +71,6 @@ typedef struct {
 } PlanItem;
 
 typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-} Buffer;
-
-typedef struct {
     PyObject_HEAD
     Entry *entries;
     Py_ssize_t used, capacity, free_head, count, oldest, newest, max_series;
@@ -141,22 +136,8 @@ static int valid_utf8(const uint8_t *s, size_t n) {
     return 1;
 }
 
-static int reserve(Buffer *b, size_t more) {
-    if (b->len + more <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more) cap *= 2;
-    uint8_t *grown = PyMem_Realloc(b->data, cap);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = grown;
-    b->cap = cap;
-    return 0;
-}
-
 static int put_byte(Buffer *b, uint8_t byte) {
-    if (reserve(b, 1) < 0) return -1;
+    if (buffer_reserve(b, 1) < 0) return -1;
     b->data[b->len++] = byte;
     return 0;
 }
@@ -166,7 +147,7 @@ static int put_text(Buffer *b, const void *data, size_t len) {
         PyErr_SetString(PyExc_ValueError, "a key text over 4 GiB");
         return -1;
     }
-    if (reserve(b, len + 4) < 0) return -1;
+    if (buffer_reserve(b, len + 4) < 0) return -1;
     uint32_t n = (uint32_t)len;
     memcpy(b->data + b->len, &n, 4);
     if (len) memcpy(b->data + b->len + 4, data, len);

@@ -328,23 +328,8 @@ static PyObject *table_clear(CostTable *t, PyObject *unused) {
 
 /* ------------------------------------------------------------------ one call */
 
-typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-} Buffer;
-
 static int buffer_put(Buffer *b, const void *data, size_t len) {
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len) cap *= 2;
-        uint8_t *grown = PyMem_Realloc(b->data, cap);
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
+    if (buffer_reserve(b, len) < 0) return -1;
     memcpy(b->data + b->len, data, len);
     b->len += len;
     return 0;
