@@ -16,7 +16,16 @@ from decimal import Decimal
 from types import ModuleType
 from typing import Any, Final
 
-from processors.genai_cost.pricing import EXACT, ModelPrices, PriceBook, PriceSheet, Tiered, _Period
+from processors.genai_cost.pricing import (
+    EXACT,
+    NO_MODEL_LABEL,
+    STANDARD_SERVICE_TIERS,
+    ModelPrices,
+    PriceBook,
+    PriceSheet,
+    Tiered,
+    _Period,
+)
 from semconv import attributes as a
 
 _fastcost: ModuleType | None
@@ -34,8 +43,6 @@ _MAX_SCALE: Final = 22  # 10^22 is the largest power of ten a double holds exact
 _MAX_RATE: Final = 1 << 62
 _MAX_START_NS: Final = (1 << 63) - 1
 _MAX_ENTRIES: Final = 10_000
-_STANDARD_TIERS: Final = frozenset({"default", "auto", "standard"})
-_NO_MODEL: Final = "(none)"
 _NO_TENANT: Final = b"\x00"
 
 
@@ -165,7 +172,7 @@ class FastPricer:
     def _add(self, row: tuple[Any, ...], tenant: str | None) -> None:
         key, is_client = row[0], row[1]
         operation, provider, request_model, response_model, tier, request_tier = (_text(v) for v in row[2:])
-        label = (provider, response_model or request_model or _NO_MODEL)
+        label = (provider, response_model or request_model or NO_MODEL_LABEL)
         combination = (is_client, operation, provider, request_model, response_model, tier or request_tier)
         kind, starts, sheets = self._resolve(*combination, tenant)
         added = self.table.add_entry(key, kind, starts, sheets)
@@ -196,7 +203,7 @@ class FastPricer:
             return _PRICED, (), (_NO_PRICE,)
         if tier is not None:
             tier = tier.lower()
-            if tier in _STANDARD_TIERS:
+            if tier in STANDARD_SERVICE_TIERS:
                 tier = None
         prices = self.book.lookup(provider, (response_model or "", request_model or ""), tenant, tier)
         if prices is None:

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 GENAI_PRICES_LABEL: Final = f"genai-prices@{genai_prices.__version__}"
 ZERO: Final = Decimal(0)
+# Service tiers priced as the standard price list.
+STANDARD_SERVICE_TIERS: Final = frozenset({"default", "auto", "standard"})
+# The unpriced-spans label of usage reported without a model.
+NO_MODEL_LABEL: Final = "(none)"
 _NS_PER_DAY: Final = 86_400 * 1_000_000_000
 _NS_PER_SECOND: Final = 1_000_000_000
 

@@ -42,6 +42,8 @@ from processors.genai_cost.config import GenAICostConfig
 from processors.genai_cost.pricing import (
     EXACT,
     GENAI_PRICES_LABEL,
+    NO_MODEL_LABEL,
+    STANDARD_SERVICE_TIERS,
     NegativeRemainderError,
     Override,
     PriceBook,
@@ -90,8 +92,6 @@ _CURRENT: Final[Mapping[str, int]] = {
     a.OPENAI_RESPONSE_SERVICE_TIER: _TIER,
     a.OPENAI_REQUEST_SERVICE_TIER: _REQUEST_TIER,
 }
-# Tiers priced as the standard price list.
-_STANDARD_TIERS: Final = frozenset({"default", "auto", "standard"})
 # Legacy and vendor names of the same values (the normalisation table), so that pricing
 # works whether genai_normalize ran before us, ran with keep_original, or not at all.
 _LEGACY: Final[Mapping[str, int]] = {
@@ -113,7 +113,6 @@ _NO_LEGACY: Final = (None,) * len(_LEGACY)
 _INVALID: Final = -1
 _MAX_MODEL_LABELS: Final = 500
 _OTHER_MODEL: Final = "(other)"
-_NO_MODEL: Final = "(none)"  # the unpriced-spans label of usage reported without a model
 _INTERNAL_ERROR: Final = "internal_error"
 
 UNPRICED_METRIC: Final = "otel_receiver_genai_unpriced_spans"
@@ -542,7 +541,7 @@ class GenAICostProcessor(Processor):
         if response_model is None and request_model is None:
             # Usage with no model to price it by: flagged, counted and logged like an
             # unknown model, never silently skipped.
-            return self._unpriced(provider, _NO_MODEL, unpriced)
+            return self._unpriced(provider, NO_MODEL_LABEL, unpriced)
 
         counts = [0] * _SLOTS
         for slot in _TOKEN_SLOTS:
@@ -564,7 +563,7 @@ class GenAICostProcessor(Processor):
             tier = _string(leg.values[_TIER]) or _string(leg.values[_REQUEST_TIER])
         if tier is not None:
             tier = tier.lower()
-            if tier in _STANDARD_TIERS:
+            if tier in STANDARD_SERVICE_TIERS:
                 tier = None
         prices = self.book.lookup(provider, (response_model or "", request_model or ""), tenant, tier)
         sheet = prices.at(start_ns or fallback_ns) if prices is not None else None
@@ -679,7 +678,7 @@ class GenAICostProcessor(Processor):
         if model in self._logged_models or len(self._logged_models) >= _MAX_MODEL_LABELS:
             return
         self._logged_models.add(model)
-        if model == _NO_MODEL:
+        if model == NO_MODEL_LABEL:
             self.settings.logger.warning(
                 "genai_cost: spans with token usage but no %s or %s (provider %r) get %s=true",
                 a.GEN_AI_REQUEST_MODEL,
