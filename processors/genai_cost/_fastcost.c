@@ -337,29 +337,24 @@ static int buffer_put(Buffer *b, const void *data, size_t len) {
 
 /* Growth of messages in walk order: spans' appended bytes, scopes' and resources' total. */
 typedef struct {
-    size_t *span_off, *span_len;
+    size_t *span_len;       /* bytes appended to each span; their offsets are the running sum */
     size_t n_spans, cap_spans;
     size_t *scope_growth, *resource_growth;
     size_t n_scopes, cap_scopes, n_resources, cap_resources;
 } Growth;
 
-static int grow_sizes(size_t **a, size_t **b, size_t *cap, size_t need) {
+static int grow_sizes(size_t **a, size_t *cap, size_t need) {
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap * 2 : 64;
     while (n < need) n *= 2;
-    size_t *na = PyMem_Realloc(*a, n * sizeof **a);
-    if (na == NULL) goto fail;
-    *a = na;
-    if (b != NULL) {
-        size_t *nb = PyMem_Realloc(*b, n * sizeof **b);
-        if (nb == NULL) goto fail;
-        *b = nb;
+    size_t *grown = PyMem_Realloc(*a, n * sizeof **a);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
+    *a = grown;
     *cap = n;
     return 0;
-fail:
-    PyErr_NoMemory();
-    return -1;
 }
 
 static uint8_t *put_varint(uint8_t *w, uint64_t v) {
@@ -471,7 +466,6 @@ typedef struct {
     PyObject *missing;   /* list of combos not in the table, NULL until one is found */
     PyObject *seen;      /* their keys, to report each once */
     int slow;
-    int changed;
     size_t *touched;     /* entries whose unpriced count this call raised */
     size_t n_touched, cap_touched;
 } Pass;
@@ -564,10 +558,9 @@ static int price_span(Pass *p, const uint8_t *msg, size_t len) {
     int si = e->sheets[lo];
     if (si < 0) {
         if (e->unpriced++ == 0) {
-            if (grow_sizes(&p->touched, NULL, &p->cap_touched, p->n_touched + 1) < 0) return -1;
+            if (grow_sizes(&p->touched, &p->cap_touched, p->n_touched + 1) < 0) return -1;
             p->touched[p->n_touched++] = (size_t)(e - t->entries);
         }
-        p->changed = 1;
         return buffer_put(&p->appended, PyBytes_AS_STRING(t->unpriced_attr),
                           (size_t)PyBytes_GET_SIZE(t->unpriced_attr));
     }
@@ -595,7 +588,6 @@ static int price_span(Pass *p, const uint8_t *msg, size_t len) {
         (cache_write != 0 && put_double(b, t->prefixes[4], (double)(int64_t)cache_write / sh->scale) < 0) ||
         buffer_put(b, PyBytes_AS_STRING(sh->pricing_attr), (size_t)PyBytes_GET_SIZE(sh->pricing_attr)) < 0)
         return -1;
-    p->changed = 1;
     return 0;
 slow:
     p->slow = 1;
@@ -648,21 +640,20 @@ static long long plan(Pass *p, const uint8_t *buf, size_t len, Growth *g) {
                 size_t before = p->appended.len;
                 if (price_span(p, sf.data, sf.len) < 0) goto fail;
                 if (p->slow) return 0;
-                if (grow_sizes(&g->span_off, &g->span_len, &g->cap_spans, g->n_spans + 1) < 0) goto fail;
+                if (grow_sizes(&g->span_len, &g->cap_spans, g->n_spans + 1) < 0) goto fail;
                 size_t added = p->appended.len - before;
-                g->span_off[g->n_spans] = before;
                 g->span_len[g->n_spans++] = added;
                 if (added)
                     s_growth += added + varint_size(sf.len + added) - (size_t)(sf.data - after_tag(sf_tag));
             }
             if (src < 0) MALFORMED("ScopeSpans");
-            if (grow_sizes(&g->scope_growth, NULL, &g->cap_scopes, g->n_scopes + 1) < 0) goto fail;
+            if (grow_sizes(&g->scope_growth, &g->cap_scopes, g->n_scopes + 1) < 0) goto fail;
             g->scope_growth[g->n_scopes++] = s_growth;
             if (s_growth)
                 r_growth += s_growth + varint_size(rf.len + s_growth) - (size_t)(rf.data - after_tag(rf_tag));
         }
         if (rrc < 0) MALFORMED("ResourceSpans");
-        if (grow_sizes(&g->resource_growth, NULL, &g->cap_resources, g->n_resources + 1) < 0) goto fail;
+        if (grow_sizes(&g->resource_growth, &g->cap_resources, g->n_resources + 1) < 0) goto fail;
         g->resource_growth[g->n_resources++] = r_growth;
         if (r_growth) growth += r_growth + varint_size(f.len + r_growth) - (size_t)(f.data - after_tag(f_tag));
     }
@@ -693,7 +684,7 @@ static size_t count_spans(const uint8_t *scope, size_t len) {
  * bytes pass 1 read whole reach here. */
 static void rebuild(const Pass *p, const uint8_t *buf, size_t len, const Growth *g, uint8_t *w) {
     size_t ri = 0, si = 0, spi = 0;
-    const uint8_t *copied = buf;
+    const uint8_t *copied = buf, *appended = p->appended.data;
     Reader r = reader(buf, len);
     Field f;
     const uint8_t *tag = r.p;
@@ -735,7 +726,8 @@ static void rebuild(const Pass *p, const uint8_t *buf, size_t len, const Growth 
                 w = put_varint(w, sf.len + added);
                 copied = sf.data;
                 w = copy_to(w, &copied, sf.data + sf.len);
-                memcpy(w, p->appended.data + g->span_off[k], added);
+                memcpy(w, appended, added);
+                appended += added;
                 w += added;
             }
         }
@@ -744,7 +736,6 @@ static void rebuild(const Pass *p, const uint8_t *buf, size_t len, const Growth 
 }
 
 static void free_growth(Growth *g) {
-    PyMem_Free(g->span_off);
     PyMem_Free(g->span_len);
     PyMem_Free(g->scope_growth);
     PyMem_Free(g->resource_growth);
@@ -787,7 +778,7 @@ static PyObject *table_price(CostTable *t, PyObject *args) {
         Py_DECREF(row);
     }
     PyObject *wire = Py_NewRef(Py_None);
-    if (p.changed) {
+    if (p.appended.len) { /* priced and unpriced spans both get bytes */
         Py_DECREF(wire);
         wire = PyBytes_FromStringAndSize(NULL, request.len + (Py_ssize_t)growth);
         if (wire == NULL) {
@@ -809,8 +800,6 @@ done:
     return result;
 }
 
-static PyObject *table_len(CostTable *t, PyObject *unused) { return PyLong_FromSsize_t(t->n_entries); }
-
 static PyMethodDef table_methods[] = {
     {"add_sheet", (PyCFunction)add_sheet, METH_VARARGS,
      "add_sheet(pricing_attribute, scale, per_request, tier_starts, rates) -> sheet id"},
@@ -818,7 +807,6 @@ static PyMethodDef table_methods[] = {
      "add_entry(key, kind, starts, sheets) -> entry id, or False when the table is full"},
     {"price", (PyCFunction)table_price, METH_VARARGS, price_doc},
     {"clear", (PyCFunction)table_clear, METH_NOARGS, "clear() drops every entry and sheet"},
-    {"entries", (PyCFunction)table_len, METH_NOARGS, "entries() -> how many entries"},
     {NULL, NULL, 0, NULL},
 };
 

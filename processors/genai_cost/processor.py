@@ -303,23 +303,24 @@ class GenAICostProcessor(Processor):
         unpriced: Tally[str] = Tally()
         errors: Tally[str] = Tally()
         wire = context.wire_for(batch)
-        if wire is not None and self._fast is not None and self._price_fast(batch, wire, context, unpriced):
-            pass
-        elif wire is not None and spanscan.available():
-            context.sync_objects()  # it reads and changes the objects
-            self._price_scanned(batch, wire, context, unpriced, errors)
-        else:
-            # Without the request's bytes a serialization would cost about as much as the
-            # Python scan of every span's keys that price_span does.
-            context.sync_objects()
-            changes = [
-                self._price_guarded(span, context, unpriced, errors)
-                for rs in batch.resource_spans
-                for ss in rs.scope_spans
-                for span in ss.spans
-            ]
-            if any(change is not False for change in changes):
-                context.drop_wire()
+        by_c = False
+        if wire is not None and self._fast is not None:
+            by_c = self._price_fast(batch, wire, context, unpriced)
+        if not by_c:
+            context.sync_objects()  # the paths below read and change the objects
+            if wire is not None and spanscan.available():
+                self._price_scanned(batch, wire, context, unpriced, errors)
+            else:
+                # Without the request's bytes a serialization would cost about as much as
+                # the Python scan of every span's keys that price_span does.
+                changes = [
+                    self._price_guarded(span, context, unpriced, errors)
+                    for rs in batch.resource_spans
+                    for ss in rs.scope_spans
+                    for span in ss.spans
+                ]
+                if any(change is not False for change in changes):
+                    context.drop_wire()
         for model, n in unpriced.items():
             self.metrics.unpriced.labels(model=self._model_label(model)).inc(n)
         for reason, n in errors.items():
