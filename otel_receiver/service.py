@@ -27,6 +27,7 @@ from otel_receiver.config import Config
 from otel_receiver.grpc_receiver import GrpcReceiver
 from otel_receiver.http_receiver import HttpReceiver
 from otel_receiver.ingest import Ingest
+from otel_receiver.memory import pace_protobuf_malloc_trim
 from otel_receiver.pipeline import Pipeline, ProcessorError, fan_out
 from otel_receiver.queue import ExporterQueue
 from otel_receiver.registry import REGISTRY, Registry
@@ -84,6 +85,7 @@ class Service:
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        pace_protobuf_malloc_trim()
         cfg = self.config
         used_exporters = {e for p in cfg.pipelines.values() for e in p.exporters}
         for eid in used_exporters:
