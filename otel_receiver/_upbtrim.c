@@ -10,7 +10,7 @@
  * time per request, a quarter of the receive cost. No protobuf setting turns it off.
  *
  * pace(seconds) points the call sites in upb's module at paced_malloc_trim, which
- * passes at most one call per `seconds` on to glibc (RSS still comes down after a burst)
+ * passes at most one call per `seconds` on to glibc (freed memory still goes back while traffic flows)
  * and drops the others. The call sites are the module's GOT entries for malloc_trim,
  * found through its dynamic relocations: the dynamic linker gives no other way to
  * interpose one symbol for one library after it is loaded, and LD_PRELOAD would need the

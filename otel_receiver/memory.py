@@ -5,7 +5,7 @@ receiver that parses requests all day, each call returns the free heap to the ke
 the following requests fault it back in: a quarter of the receive cost on the benchmark
 (see ``_upbtrim.c``). ``pace_protobuf_malloc_trim`` lets one call through per interval
 (60 s by default; ``OTEL_RECEIVER_PROTOBUF_TRIM_INTERVAL``, ``0`` leaves protobuf as is),
-so memory is still handed back after a burst.
+so freed memory still goes back to the kernel while traffic flows.
 """
 
 from __future__ import annotations
