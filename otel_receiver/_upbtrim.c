@@ -1,17 +1,18 @@
 /*
  * Paces protobuf's malloc_trim.
  *
- * Why: protobuf's upb runtime for Python (google/_upb/_message, protobuf 5.x to 7.x)
- * frees its arenas through an allocator that calls glibc's malloc_trim(0) every 10,000
- * frees, to keep RSS down. malloc_trim(0) hands every free page of the heap back to the
- * kernel (madvise MADV_DONTNEED), so the next requests fault each page in again and the
- * kernel zeroes it. A receiver parses and frees messages all the time: measured on the
- * benchmark's 100-span requests over OTLP/HTTP, 20-35 page faults and ~90 us of kernel
- * time per request, a quarter of the receive cost. No protobuf setting turns it off.
+ * Why: protobuf's upb runtime for Python (google/_upb/_message; protobuf 7.36 here, the
+ * newest) frees its arenas through an allocator that calls glibc's malloc_trim(0) every
+ * 10,000 frees, to keep RSS down. malloc_trim(0) hands every free page of the heap back
+ * to the kernel (madvise MADV_DONTNEED), so the next requests fault each page in again
+ * and the kernel zeroes it. A receiver parses and frees messages all the time: measured
+ * on the benchmark's 100-span requests over OTLP/HTTP, 20-60 page faults and 55-200 us
+ * of kernel time per request (raw receive to the full pipeline), up to a quarter of the
+ * raw receive cost. No protobuf setting turns it off.
  *
  * pace(seconds) points the call sites in upb's module at paced_malloc_trim, which
- * passes at most one call per `seconds` on to glibc (freed memory still goes back while traffic flows)
- * and drops the others. The call sites are the module's GOT entries for malloc_trim,
+ * passes at most one call per `seconds` on to glibc (so freed memory still goes back
+ * while traffic flows) and drops the others. The call sites are the module's GOT entries for malloc_trim,
  * found through its dynamic relocations: the dynamic linker gives no other way to
  * interpose one symbol for one library after it is loaded, and LD_PRELOAD would need the
  * process restarted. Anything unexpected (no upb module, no such relocation, REL-style
@@ -78,17 +79,18 @@ static int in_relro(const struct dl_phdr_info *info, uintptr_t address) {
     return 0;
 }
 
-/* Points one GOT slot at paced_malloc_trim; 0, or -1 when the page cannot be written. */
+/* Points one GOT slot at paced_malloc_trim; 0, or -1 (errno set) when its page cannot
+ * be made writable. The page is made writable whatever it was (a no-op for a writable
+ * .got.plt), and read-only again when it is in the RELRO segment. */
 static int redirect(const struct dl_phdr_info *info, void **slot) {
     void *target = (void *)paced_malloc_trim;
     if (*slot == target) return 0;
     uintptr_t page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
     void *page = (void *)((uintptr_t)slot & ~(page_size - 1));
-    int relro = in_relro(info, (uintptr_t)slot);
     /* A slot spanning two pages cannot happen: slots are pointer-aligned. */
-    if (relro && mprotect(page, page_size, PROT_READ | PROT_WRITE) != 0) return -1;
+    if (mprotect(page, page_size, PROT_READ | PROT_WRITE) != 0) return -1;
     __atomic_store_n(slot, target, __ATOMIC_RELEASE);
-    if (relro) mprotect(page, page_size, PROT_READ);
+    if (in_relro(info, (uintptr_t)slot)) mprotect(page, page_size, PROT_READ);
     return 0;
 }
 

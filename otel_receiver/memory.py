@@ -51,7 +51,11 @@ def pace_protobuf_malloc_trim(environ: Mapping[str, str] = os.environ) -> int:
         return 0
     import google._upb._message  # noqa: F401
 
-    sites = _upbtrim.pace(seconds)
+    try:
+        sites = _upbtrim.pace(seconds)
+    except OSError as e:  # its page could not be made writable: a hardened runtime
+        log.warning("protobuf's malloc_trim left as is: %s", e)
+        return 0
     if sites:
         log.debug("protobuf's malloc_trim paced to one call per %.0f s (%d call sites)", seconds, sites)
     else:
