@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +72,26 @@ def test_pacing_twice_is_harmless() -> None:
 def test_an_invalid_interval_is_refused_with_the_variable_named(text: str) -> None:
     with pytest.raises(ValueError, match=TRIM_INTERVAL_ENV):
         trim_interval({TRIM_INTERVAL_ENV: text})
+
+
+def test_run_refuses_an_invalid_interval_before_starting(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n"
+        "exporters: {debug: {}}\n"
+        "service: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\n"
+    )
+    env = {**os.environ, TRIM_INTERVAL_ENV: "soon"}
+    out = subprocess.run(
+        [sys.executable, "-m", "otel_receiver.cli", "run", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert f"cannot start: {TRIM_INTERVAL_ENV} must be a number of seconds" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_the_default_interval_is_a_minute() -> None:
