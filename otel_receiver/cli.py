@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 from otel_receiver import __version__
 from otel_receiver.config import Config, ConfigError, load_config
 from otel_receiver.logs import setup_logging
-from otel_receiver.memory import trim_interval
 
 
 def _load(path: str | None) -> Config:
@@ -25,11 +23,6 @@ def _load(path: str | None) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    try:
-        trim_interval(os.environ)  # read again at start; refused here with a clear message
-    except ValueError as e:
-        print(f"cannot start: {e}", file=sys.stderr)
-        return 1
     logs = config.service.telemetry.logs
     setup_logging(logs.level, logs.encoding)
     from otel_receiver.service import Service

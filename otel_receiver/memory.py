@@ -2,9 +2,9 @@
 
 protobuf's upb runtime calls glibc's ``malloc_trim(0)`` every 10,000 arena frees. In a
 receiver that parses requests all day, each call returns the free heap to the kernel and
-the following requests fault it back in: a quarter of the receive cost on the benchmark
-(see ``_upbtrim.c``). ``pace_protobuf_malloc_trim`` lets one call through per interval
-(60 s by default; ``OTEL_RECEIVER_PROTOBUF_TRIM_INTERVAL``, ``0`` leaves protobuf as is),
+the following requests fault it back in: up to a quarter of the raw receive cost on the
+benchmark (see ``_upbtrim.c``). ``pace_protobuf_malloc_trim`` lets one call through per
+interval (60 s by default; ``OTEL_RECEIVER_PROTOBUF_TRIM_INTERVAL``, ``0`` leaves protobuf as is),
 so freed memory still goes back to the kernel while traffic flows.
 """
 

@@ -18,6 +18,7 @@ from otel_receiver.auth import Authenticator
 from otel_receiver.component import (
     Batch,
     ComponentSettings,
+    ComponentStartError,
     Exporter,
     Processor,
     RequestContext,
@@ -85,7 +86,10 @@ class Service:
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        pace_protobuf_malloc_trim()
+        try:
+            pace_protobuf_malloc_trim()
+        except ValueError as e:  # the interval's variable, named in the message
+            raise ComponentStartError(str(e)) from None
         cfg = self.config
         used_exporters = {e for p in cfg.pipelines.values() for e in p.exporters}
         for eid in used_exporters:
