@@ -37,8 +37,7 @@
 
 typedef struct {
     SpanWalk walk;
-    const Key *keys;
-    Py_ssize_t n_keys;
+    const KeyIndex *index;
     PyObject *service; /* of the current resource */
 } RowsWalk;
 
@@ -53,9 +52,9 @@ static void rows_end_resource(SpanWalk *w) { Py_CLEAR(((RowsWalk *)w)->service);
 static int rows_span(SpanWalk *w, const uint8_t *msg, size_t len, int ri, int si, int i) {
     RowsWalk *rows = (RowsWalk *)w;
     SpanFields s;
-    if (read_span(msg, len, rows->keys, rows->n_keys, &s) < 0) return -1;
+    if (read_span(msg, len, rows->index, &s) < 0) return -1;
     if (!s.any) return 0;
-    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, rows->n_keys);
+    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, rows->index->n_keys);
     if (values == NULL) return -1;
     return append_row(w->out, Py_BuildValue("(OiiKKy#y#N)", rows->service, enum_value(s.kind), enum_value(s.code),
                                             (unsigned long long)s.start, (unsigned long long)s.end,
@@ -74,8 +73,13 @@ static PyObject *spans(PyObject *self, PyObject *args) {
     PyObject *key_tuple, *out = NULL;
     if (!PyArg_ParseTuple(args, "y*O!:spans", &request, &PyTuple_Type, &key_tuple)) return NULL;
     Key keys[MAX_KEYS];
-    RowsWalk rows = {{rows_resource, rows_span, rows_end_resource, NULL}, keys, 0, NULL};
-    if (parse_keys(key_tuple, keys, &rows.n_keys) == 0) out = walk(&request, &rows.walk);
+    Py_ssize_t n_keys;
+    KeyIndex index;
+    RowsWalk rows = {{rows_resource, rows_span, rows_end_resource, NULL}, &index, NULL};
+    if (parse_keys(key_tuple, keys, &n_keys) == 0) {
+        index_keys(&index, keys, n_keys);
+        out = walk(&request, &rows.walk);
+    }
     PyBuffer_Release(&request);
     return out;
 }
@@ -111,8 +115,7 @@ static PyObject *resource_values(const uint8_t *resource_spans, size_t len, cons
 
 typedef struct {
     SpanWalk walk;
-    const Key *keys;
-    Py_ssize_t n_keys;
+    const KeyIndex *index;
     const Key *rkeys;
     Py_ssize_t n_rkeys;
     PyObject *rvalues; /* of the current resource, shared by its rows */
@@ -129,8 +132,8 @@ static void table_end_resource(SpanWalk *w) { Py_CLEAR(((TableWalk *)w)->rvalues
 static int table_span(SpanWalk *w, const uint8_t *msg, size_t len, int ri, int si, int i) {
     TableWalk *t = (TableWalk *)w;
     SpanFields s;
-    if (read_span(msg, len, t->keys, t->n_keys, &s) < 0) return -1;
-    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, t->n_keys);
+    if (read_span(msg, len, t->index, &s) < 0) return -1;
+    PyObject *values = wanted_values(s.found, s.found_data, s.found_len, t->index->n_keys);
     if (values == NULL) return -1;
     PyObject *name = PyUnicode_DecodeUTF8((const char *)s.name, (Py_ssize_t)s.name_len, "replace");
     if (name == NULL) {
@@ -154,9 +157,13 @@ static PyObject *table(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*O!O!:table", &request, &PyTuple_Type, &key_tuple, &PyTuple_Type, &rkey_tuple))
         return NULL;
     Key keys[MAX_KEYS], rkeys[MAX_KEYS];
-    TableWalk t = {{table_resource, table_span, table_end_resource, NULL}, keys, 0, rkeys, 0, NULL};
-    if (parse_keys(key_tuple, keys, &t.n_keys) == 0 && parse_keys(rkey_tuple, rkeys, &t.n_rkeys) == 0)
+    Py_ssize_t n_keys;
+    KeyIndex index;
+    TableWalk t = {{table_resource, table_span, table_end_resource, NULL}, &index, rkeys, 0, NULL};
+    if (parse_keys(key_tuple, keys, &n_keys) == 0 && parse_keys(rkey_tuple, rkeys, &t.n_rkeys) == 0) {
+        index_keys(&index, keys, n_keys);
         out = walk(&request, &t.walk);
+    }
     PyBuffer_Release(&request);
     return out;
 }

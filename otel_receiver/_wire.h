@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------ protobuf wire */
 
@@ -65,7 +66,13 @@ WIRE_INLINE int next_field(Reader *r, Field *f) {
         return read_varint(r, &f->scalar) < 0 ? -1 : 1;
     case 1:
         if (r->end - r->p < 8) return -1;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* one load: the byte loop below was not merged into one and cost a twentieth of
+         * the span metrics' read (a span's start and end times) */
+        memcpy(&f->scalar, r->p, 8);
+#else
         for (int i = 0; i < 8; i++) f->scalar |= (uint64_t)r->p[i] << (8 * i);
+#endif
         r->p += 8;
         return 1;
     case 5:

@@ -100,7 +100,7 @@ _OTLP: dict[str, dict[int, tuple[str, bool]]] = {
 def client_encoding(buf: bytes, message: str, rng: random.Random, split: float = 0.1) -> bytes:
     """Another encoding of the serialized ``message`` that protobuf parses to the same
     message but never writes: fields of different numbers in another order, padded
-    length prefixes, and (with probability ``split`` each) singular messages split over
+    tags and length prefixes, and (with probability ``split`` each) singular messages split over
     two fields, which the parser merges back into one."""
     schema = _OTLP[message]
     fields = top_fields(buf)
@@ -120,7 +120,8 @@ def client_encoding(buf: bytes, message: str, rng: random.Random, split: float =
             cut = rng.randrange(len(inner) + 1)
             parts = [_join(inner[:cut]), _join(inner[cut:])]
         for part in parts:
-            out += _varint(number << 3 | 2) + _varint(len(part), rng.choice((0, 0, 0, 3))) + part
+            tag = _varint(number << 3 | 2, rng.choice((0, 0, 0, 0, 2)))
+            out += tag + _varint(len(part), rng.choice((0, 0, 0, 3))) + part
     return bytes(out)
 
 
