@@ -39,8 +39,6 @@ enum {
 #define MAX_COST (1LL << 53)
 #define MAX_COMBO 2048
 #define HASH_SEED 0x243F6A8885A308D3ULL
-#define MAX_KEY_LEN 128
-#define KEYS_PER_LEN 8
 
 enum { STATUS_DONE = 0, STATUS_SLOW = 1, STATUS_MISSING = 2 };
 enum { ENTRY_SKIP = 0, ENTRY_SLOW = 1, ENTRY_PRICED = 2 };
@@ -70,9 +68,7 @@ typedef struct {
     PyObject *key_tuple;
     Key keys[MAX_KEYS];
     Py_ssize_t n_keys;
-    /* Key indexes by name length: an attribute is compared with the keys of its length
-     * only (the names share long prefixes, "gen_ai.usage."). */
-    int8_t by_len[MAX_KEY_LEN][KEYS_PER_LEN];
+    KeyIndex key_index;
     PyObject *prefixes[5];  /* double attribute prefixes: cost, input, output, cache read, cache write */
     PyObject *unpriced_attr;
     Sheet *sheets;
@@ -131,16 +127,7 @@ static int table_init(CostTable *t, PyObject *args, PyObject *kwds) {
         return -1;
     }
     if (parse_keys(keys, t->keys, &t->n_keys) < 0) return -1;
-    memset(t->by_len, -1, sizeof t->by_len);
-    for (Py_ssize_t k = 0; k < t->n_keys; k++) {
-        Py_ssize_t n = t->keys[k].len, j = 0;
-        while (n < MAX_KEY_LEN && j < KEYS_PER_LEN && t->by_len[n][j] >= 0) j++;
-        if (n >= MAX_KEY_LEN || j == KEYS_PER_LEN) {
-            PyErr_SetString(PyExc_ValueError, "CostTable: a key too long, or too many keys of one length");
-            return -1;
-        }
-        t->by_len[n][j] = (int8_t)k;
-    }
+    index_keys(&t->key_index, t->keys, t->n_keys);
     t->key_tuple = Py_NewRef(keys);
     for (int i = 0; i < 5; i++) {
         PyObject *p = PyTuple_GET_ITEM(prefixes, i);
@@ -372,55 +359,9 @@ static const uint8_t *after_tag(const uint8_t *tag) {
     return tag + 1;
 }
 
-/* What pricing reads from a span: its kind, start and wanted attributes (the last
- * occurrence of each). 0, or -1 with ValueError set. */
-typedef struct {
-    uint64_t kind, start;
-    int any;
-    int found[MAX_KEYS];
-    const uint8_t *found_data[MAX_KEYS];
-    size_t found_len[MAX_KEYS];
-} CostSpan;
-
-static int read_cost_span(const CostTable *t, const uint8_t *msg, size_t len, CostSpan *s) {
-    s->kind = s->start = 0;
-    s->any = 0;
-    memset(s->found, 0, (size_t)t->n_keys * sizeof s->found[0]);
-    Reader r = reader(msg, len);
-    Field f;
-    int rc;
-    while ((rc = next_field(&r, &f)) > 0) {
-        if (f.number == 9) {
-            Pair kv;
-            if (f.wire_type != 2 || parse_pair(f.data, f.len, &kv) < 0 || kv.values > 1) goto malformed;
-            if (kv.key_len >= MAX_KEY_LEN) continue;
-            const int8_t *candidates = t->by_len[kv.key_len];
-            for (int j = 0; j < KEYS_PER_LEN && candidates[j] >= 0; j++) {
-                int k = candidates[j];
-                if (memcmp(t->keys[k].data, kv.key, kv.key_len) != 0) continue;
-                s->found[k] = 1;
-                s->found_data[k] = kv.value;
-                s->found_len[k] = kv.value_len;
-                s->any = 1;
-                break;
-            }
-        } else if (f.number == 6) {
-            if (f.wire_type != 0) goto malformed;
-            s->kind = f.scalar;
-        } else if (f.number == 7) {
-            if (f.wire_type != 1) goto malformed;
-            s->start = f.scalar;
-        }
-    }
-    if (rc == 0) return 0;
-malformed:
-    PyErr_SetString(PyExc_ValueError, "malformed Span");
-    return -1;
-}
-
 /* A string attribute's text, or no text (absent, empty or another kind of value:
  * processor.py's _string). */
-static void text_of(const CostSpan *s, int slot, Slice *out) {
+static void text_of(const SpanFields *s, int slot, Slice *out) {
     out->data = NULL;
     out->len = 0;
     if (!s->found[slot]) return;
@@ -520,8 +461,8 @@ static int report_missing(Pass *p, const uint8_t *key, size_t key_len, int is_cl
  * Sets p->slow when the Python path must take the request. */
 static int price_span(Pass *p, const uint8_t *msg, size_t len) {
     CostTable *t = p->t;
-    CostSpan s;
-    if (read_cost_span(t, msg, len, &s) < 0) return -1;
+    SpanFields s;
+    if (read_span(msg, len, &t->key_index, &s) < 0) return -1;
     if (!s.any) return 0;
     for (Py_ssize_t k = S_CURRENT; k < t->n_keys; k++)
         if (s.found[k]) goto slow;
