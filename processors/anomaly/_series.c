@@ -79,6 +79,7 @@ typedef struct {
     PyObject *new_series, *new_detector, *kind_names, *keys_tuple, *resource_keys_tuple;
     Key keys[MAX_KEYS], resource_keys[MAX_KEYS];
     Py_ssize_t n_keys, n_resource_keys;
+    KeyIndex key_index;
     PlanItem plan[2][MAX_DIMENSIONS]; /* [0] non-GenAI, [1] GenAI */
     int plan_len[2];
     int value_slot[N_VALUE_SLOTS];
@@ -473,7 +474,7 @@ static int read_span_record(SpanWalk *walk, const uint8_t *msg, size_t len, int 
     ReadWalk *w = (ReadWalk *)walk;
     SeriesTable *t = w->table;
     SpanFields s;
-    if (read_span(msg, len, t->keys, t->n_keys, &s) < 0) return -1;
+    if (read_span(msg, len, &t->key_index, &s) < 0) return -1;
     const int *slot = t->value_slot;
     int genai = s.found[slot[V_OP]] || s.found[slot[V_PROVIDER]];
     int n_dims = t->plan_len[genai];
@@ -764,6 +765,7 @@ static int table_init(SeriesTable *t, PyObject *args, PyObject *kwargs) {
     if (parse_keys(keys, t->keys, &t->n_keys) < 0 ||
         parse_keys(resource_keys, t->resource_keys, &t->n_resource_keys) < 0)
         return -1;
+    index_keys(&t->key_index, t->keys, t->n_keys);
     for (int v = 0; v < N_VALUE_SLOTS; v++) {
         long slot = PyLong_AsLong(PyTuple_GET_ITEM(value_slots, v));
         if (slot == -1 && PyErr_Occurred()) return -1;
