@@ -8,6 +8,13 @@
 #ifndef OTEL_RECEIVER_SPANWALK_H
 #define OTEL_RECEIVER_SPANWALK_H
 
+/* How the walk reports malformed input: a ValueError by default. An includer that walks
+ * without the GIL defines it to record the message instead (the functions that build
+ * Python objects always raise). */
+#ifndef WALK_ERROR
+#define WALK_ERROR(message) PyErr_SetString(PyExc_ValueError, message)
+#endif
+
 /* AnyValue nesting beyond this is refused (protobuf's own parser stops at 100). */
 #define MAX_DEPTH 100
 /* Keys one call can ask for. */
@@ -169,13 +176,13 @@ static inline int service_text(const uint8_t *resource_spans, size_t len, Slice 
     out->data = (const uint8_t *)"";
     out->len = 0;
     if (each_resource_attribute(resource_spans, len, first_service, &first) < 0) {
-        PyErr_SetString(PyExc_ValueError, "malformed Resource");
+        WALK_ERROR("malformed Resource");
         return -1;
     }
     if (first.data == NULL) return 0;
     Value v;
     if (parse_value(first.data, first.len, &v) < 0) {
-        PyErr_SetString(PyExc_ValueError, "malformed AnyValue");
+        WALK_ERROR("malformed AnyValue");
         return -1;
     }
     if (v.kind == V_STRING) {
@@ -264,7 +271,7 @@ WIRE_INLINE int read_attribute(const uint8_t *data, size_t len, const KeyIndex *
     /* Two values in one KeyValue (a client's encoding the parser merges): refused, the
      * callers then read the objects. */
     if (!simple_pair(data, len, &kv) && (parse_pair(data, len, &kv) < 0 || kv.values > 1)) {
-        PyErr_SetString(PyExc_ValueError, "malformed Span attribute");
+        WALK_ERROR("malformed Span attribute");
         return -1;
     }
     int k = find_key(ix, kv.key, kv.key_len);
@@ -322,7 +329,7 @@ static inline int read_span(const uint8_t *msg, size_t len, const KeyIndex *ix, 
             break;
         case 9: /* a tag written in more bytes than needed */
             if (f.wire_type != 2) {
-                PyErr_SetString(PyExc_ValueError, "malformed Span attribute");
+                WALK_ERROR("malformed Span attribute");
                 return -1;
             }
             if (read_attribute(f.data, f.len, ix, s) < 0) return -1;
@@ -336,7 +343,7 @@ static inline int read_span(const uint8_t *msg, size_t len, const KeyIndex *ix, 
             while ((src = next_field(&sr, &sf)) > 0)
                 if (sf.number == 3 && sf.wire_type == 0) s->code = sf.scalar;
             if (src < 0) {
-                PyErr_SetString(PyExc_ValueError, "malformed Status");
+                WALK_ERROR("malformed Status");
                 return -1;
             }
             break;
@@ -346,7 +353,7 @@ static inline int read_span(const uint8_t *msg, size_t len, const KeyIndex *ix, 
     }
     if (rc == 0) return 0;
 malformed:
-    PyErr_SetString(PyExc_ValueError, "malformed Span");
+    WALK_ERROR("malformed Span");
     return -1;
 }
 
@@ -400,7 +407,7 @@ static inline int parse_keys(PyObject *tuple, Key *keys, Py_ssize_t *n_keys) {
 /* Every span of a serialized ExportTraceServiceRequest, for the entry points below:
  * `resource` once per ResourceSpans before its spans (what it builds lives until
  * `end_resource`), `span` for each span with its position. The callbacks return 0, or
- * -1 with an exception set; rows go to `out`. */
+ * -1 with an exception set (or WALK_ERROR called); rows go to `out`. */
 typedef struct SpanWalk SpanWalk;
 struct SpanWalk {
     int (*resource)(SpanWalk *w, const uint8_t *resource_spans, size_t len);
@@ -449,17 +456,16 @@ static inline int walk_resource_spans(SpanWalk *w, const uint8_t *msg, size_t le
     w->end_resource(w);
     if (failed) return -1;
     if (rc < 0) {
-        PyErr_SetString(PyExc_ValueError, "malformed ResourceSpans");
+        WALK_ERROR("malformed ResourceSpans");
         return -1;
     }
     return 0;
 }
 
-/* The list of rows, or NULL with an exception set. */
-static inline PyObject *walk(const Py_buffer *request, SpanWalk *w) {
-    w->out = PyList_New(0);
-    if (w->out == NULL) return NULL;
-    Reader r = reader((const uint8_t *)request->buf, (size_t)request->len);
+/* Every span of a serialized request: 0, or -1 with WALK_ERROR called (or the callbacks'
+ * error). Builds no Python object itself. */
+static inline int walk_request(const uint8_t *buf, size_t len, SpanWalk *w) {
+    Reader r = reader(buf, len);
     Field f;
     int rc, ri = -1;
     while ((rc = next_field(&r, &f)) > 0) {
@@ -469,15 +475,20 @@ static inline PyObject *walk(const Py_buffer *request, SpanWalk *w) {
             rc = -1;
             break;
         }
-        if (walk_resource_spans(w, f.data, f.len, ri) < 0) {
-            Py_CLEAR(w->out);
-            return NULL;
-        }
+        if (walk_resource_spans(w, f.data, f.len, ri) < 0) return -1;
     }
     if (rc < 0) {
-        PyErr_SetString(PyExc_ValueError, "malformed ExportTraceServiceRequest");
-        Py_CLEAR(w->out);
+        WALK_ERROR("malformed ExportTraceServiceRequest");
+        return -1;
     }
+    return 0;
+}
+
+/* The list of rows, or NULL with an exception set. */
+static inline PyObject *walk(const Py_buffer *request, SpanWalk *w) {
+    w->out = PyList_New(0);
+    if (w->out == NULL) return NULL;
+    if (walk_request((const uint8_t *)request->buf, (size_t)request->len, w) < 0) Py_CLEAR(w->out);
     return w->out;
 }
 

@@ -419,3 +419,110 @@ def test_a_drained_accumulator_starts_from_zero() -> None:
     accumulator.add((wire, wire), "", True, False)
     doubled = accumulator.drain()
     assert sum(acc[2] for acc in doubled[1].values()) == 2 * sum(acc[2] for acc in first[1].values())
+
+
+# --- the worker thread ----------------------------------------------------------------
+
+
+def _invalid_label_request() -> bytes:
+    req = _span_request()
+    req.resource_spans[0].scope_spans[0].spans[0].attributes.add(
+        key="gen_ai.request.model"
+    ).value.string_value = "XXabc"
+    return req.SerializeToString().replace(b"XX", b"\xff\xfe")
+
+
+def _worker_threads() -> int:
+    """The accumulators' worker threads in this process, by the name they give themselves."""
+    import glob
+
+    names = []
+    for path in glob.glob("/proc/self/task/*/comm"):
+        with contextlib.suppress(OSError), open(path) as f:
+            names.append(f.read().strip())
+    return names.count("spanmetrics")
+
+
+def test_submitted_requests_come_back_in_order_and_sum_as_added_ones() -> None:
+    """More requests than the worker's ring holds, declined ones among them: every token
+    comes back once, in order; the declined ones as None with nothing summed; the rest
+    sum (extras included) exactly as add() sums them in this thread."""
+    rng = random.Random(3)
+    wires = [r.SerializeToString() for r in generate_trace_requests(150, 20, seed=9, pii_fraction=0.3)]
+    flagged = generate_trace_requests(1, 30, seed=10)[0]
+    for span in flagged.resource_spans[0].scope_spans[0].spans:
+        span.attributes.add(key="anomaly.kinds").value.array_value.values.add().string_value = "latency"
+    wires[40] = flagged.SerializeToString()
+    declined = {7: _span_request(gen_ai__usage__cost=1e25).SerializeToString(), 77: _invalid_label_request()}
+    for i, wire in declined.items():
+        wires[i] = wire
+    tenants = [rng.choice(["", "acme"]) for _ in wires]
+    threaded, inline = _accumulator(), _accumulator()
+    results: list[tuple[int, Any]] = []
+    for i, wire in enumerate(wires):
+        results += threaded.submit(i, (wire,), tenants[i], True, False)
+    results += threaded.finish()
+    assert threaded.pending() == 0 and threaded.finish() == []
+    assert [token for token, _ in results] == list(range(len(wires)))
+    for (i, extras), wire in zip(results, wires, strict=True):
+        if i in declined:
+            assert extras is None
+            with pytest.raises(ValueError):
+                inline.add((wire,), tenants[i], True, False)
+            continue
+        assert _same(extras, inline.add((wire,), tenants[i], True, False))
+    assert results[40][1] and all(kinds == ["latency"] for _, kinds, *_ in results[40][1])
+    assert _same(threaded.drain(), inline.drain())
+    assert threaded.series_count() == inline.series_count() > 0
+
+
+def test_add_waits_for_no_one_it_refuses_while_requests_are_submitted() -> None:
+    accumulator = _accumulator()
+    wire = generate_trace_requests(1, 10, seed=1)[0].SerializeToString()
+    accumulator.submit(0, (wire,), "", True, False)
+    if accumulator.pending():
+        with pytest.raises(RuntimeError, match="submitted"):
+            accumulator.add((wire,), "", True, False)
+    assert [token for token, _ in accumulator.finish()] in ([0], [])
+    accumulator.add((wire,), "", True, False)
+
+
+def test_an_accumulator_dropped_with_requests_in_flight_stops_its_worker() -> None:
+    before = _worker_threads()
+    wires = [r.SerializeToString() for r in generate_trace_requests(100, 50, seed=4)]
+    accumulator = _accumulator()
+    for i, wire in enumerate(wires):
+        accumulator.submit(i, (wire,), "", True, False)
+    assert _worker_threads() == before + 1
+    del accumulator  # joins the worker, releases the requests still queued
+    assert _worker_threads() == before
+
+
+def test_a_forked_child_walks_what_its_parent_had_submitted() -> None:
+    """The worker stays in the parent: the child's accumulator walks the requests left
+    in the ring itself, starts a worker of its own, and sums as the parent does."""
+    import os
+
+    wires = [r.SerializeToString() for r in generate_trace_requests(70, 30, seed=6)]
+    accumulator = _accumulator()
+    for i, wire in enumerate(wires[:60]):
+        accumulator.submit(i, (wire,), "", True, False)
+    pid = os.fork()
+    if pid == 0:  # the child: its exit code is the verdict
+        ok = False
+        try:
+            results = accumulator.finish()
+            for i, wire in enumerate(wires[60:], start=60):
+                results += accumulator.submit(i, (wire,), "", True, False)
+            results += accumulator.finish()
+            ok = all(extras is not None for _, extras in results) and accumulator.pending() == 0
+            child_sums = accumulator.drain()
+            inline = _accumulator()
+            for wire in wires:
+                inline.add((wire,), "", True, False)
+            ok = ok and _same(child_sums, inline.drain())
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    accumulator.finish()

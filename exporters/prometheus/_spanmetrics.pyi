@@ -17,6 +17,17 @@ class Accumulator:
         internal_agent_usage: bool,
         /,
     ) -> list[tuple[tuple[str, ...], Any, Any, Any, Any]]: ...
+    def submit(
+        self,
+        token: int,
+        requests: tuple[bytes, ...],
+        default_tenant: str,
+        read_tenant: bool,
+        internal_agent_usage: bool,
+        /,
+    ) -> list[tuple[int, list[tuple[tuple[str, ...], Any, Any, Any, Any]] | None]]: ...
+    def finish(self) -> list[tuple[int, list[tuple[tuple[str, ...], Any, Any, Any, Any]] | None]]: ...
+    def pending(self) -> int: ...
     def drain(
         self,
     ) -> tuple[

@@ -10,6 +10,7 @@ is the fallback and the reference the tests compare it with.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Final, TypeAlias
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
@@ -32,6 +34,8 @@ from exporters.prometheus.selfmetrics import ExporterSelfMetrics
 from otel_receiver.attributes import get_str, pick
 from otel_receiver.component import RequestContext, merge_batches
 from otel_receiver.spanscan import span_rows, to_python
+
+log = logging.getLogger("exporters.prometheus.spanmetrics")
 
 _spanmetrics: ModuleType | None
 try:
@@ -265,6 +269,25 @@ def _accumulator() -> Any:
     return _spanmetrics.Accumulator(_SPAN_KEYS, _AGENT_OPERATIONS, TOKEN_BUCKETS, DURATION_BUCKETS)
 
 
+def _wire_of(
+    batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest], context: RequestContext
+) -> tuple[bytes, ...]:
+    """The batch's serialized pieces (their concatenation serializes their merge)."""
+    pieces = context.wire_pieces_for(batch)
+    if pieces is None:
+        parts = [batch] if isinstance(batch, ExportTraceServiceRequest) else batch
+        pieces = tuple(p.SerializeToString() for p in parts)
+    return tuple(pieces)
+
+
+def _count_extras(extras: list[tuple[Key, Any, Any, Any, Any]], counts: BatchAggregate) -> None:
+    for base, kinds_v, pii_types_v, pii_count_v, pii_counts_v in extras:
+        if kinds_v is not None:
+            _count_anomalies(counts.anomalies, base, kinds_v)
+        if pii_types_v is not None:
+            _count_pii(counts.pii, base, pii_types_v, pii_count_v, pii_counts_v)
+
+
 def _add_in_c(
     accumulator: Any,
     batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest],
@@ -273,22 +296,15 @@ def _add_in_c(
     internal_agent_usage: bool,
     counts: BatchAggregate,
 ) -> bool:
-    """Sums a batch into ``accumulator``, its anomaly and redaction counts into
-    ``counts``; False (nothing summed) when the C code declines it (see _spanmetrics.c)."""
+    """Sums a batch into ``accumulator`` in this thread, its anomaly and redaction counts
+    into ``counts``; False (nothing summed) when the C code declines it (see
+    _spanmetrics.c)."""
     default_tenant, read_tenant = _tenant_defaults(context, tenant_mode)
-    pieces = context.wire_pieces_for(batch)
-    if pieces is None:
-        parts = [batch] if isinstance(batch, ExportTraceServiceRequest) else batch
-        pieces = tuple(p.SerializeToString() for p in parts)
     try:
-        extras = accumulator.add(pieces, default_tenant, read_tenant, internal_agent_usage)
+        extras = accumulator.add(_wire_of(batch, context), default_tenant, read_tenant, internal_agent_usage)
     except ValueError:
         return False
-    for base, kinds_v, pii_types_v, pii_count_v, pii_counts_v in extras:
-        if kinds_v is not None:
-            _count_anomalies(counts.anomalies, base, kinds_v)
-        if pii_types_v is not None:
-            _count_pii(counts.pii, base, pii_types_v, pii_count_v, pii_counts_v)
+    _count_extras(extras, counts)
     return True
 
 
@@ -492,6 +508,10 @@ class SpanMetricsState:
         }
         # Sums of traces batches not yet merged into the series (see add_spans).
         self._accumulator = _accumulator() if _spanmetrics is not None else None
+        # Batches handed to the accumulator's worker, by token, until their results come
+        # back: what a declined one needs to be summed in Python.
+        self._submitted: dict[int, tuple[tuple[bytes, ...], str, bool, bool]] = {}
+        self._next_token = 0
         self._pending = BatchAggregate()
         self._drained_at = self._added_at = time.monotonic()
 
@@ -505,24 +525,51 @@ class SpanMetricsState:
         tenant_mode: str,
         internal_agent_usage: bool = False,
     ) -> None:
-        """Counts a traces batch. In C the sums stay in the accumulator until a scrape
-        (or a large backlog of label sets) drains them into the series: per request,
-        only the spans are read."""
+        """Counts a traces batch. In C the accumulator's worker thread reads the spans
+        without the GIL, and the sums stay in the accumulator until a scrape (or a large
+        backlog of label sets) drains them into the series: per request, this thread
+        only hands the bytes over and takes back the results of earlier ones."""
         accumulator = self._accumulator
-        if accumulator is not None:
-            with self._lock:
-                now = time.monotonic()
-                # Series are stamped when drained (their idle time decides expiry): sums
-                # left from before an idle gap take the time they were added.
-                if now - self._added_at > _DRAIN_EVERY_S:
-                    self.drain()
-                if _add_in_c(accumulator, batch, context, tenant_mode, internal_agent_usage, self._pending):
-                    self._added_at = now
-                    stale = now - self._drained_at > _DRAIN_EVERY_S
-                    if stale or accumulator.series_count() > _DRAIN_AT_LABEL_SETS:
-                        self.drain()
-                    return
-        self.merge(_python_aggregate(batch, context, tenant_mode, internal_agent_usage))
+        if accumulator is None:
+            self.merge(_python_aggregate(batch, context, tenant_mode, internal_agent_usage))
+            return
+        default_tenant, read_tenant = _tenant_defaults(context, tenant_mode)
+        pieces = _wire_of(batch, context)
+        with self._lock:
+            now = time.monotonic()
+            # Series are stamped when drained (their idle time decides expiry): sums
+            # left from before an idle gap take the time they were added.
+            if now - self._added_at > _DRAIN_EVERY_S:
+                self.drain()
+            token = self._next_token
+            self._next_token += 1
+            self._submitted[token] = (pieces, default_tenant, read_tenant, internal_agent_usage)
+            results = accumulator.submit(token, pieces, default_tenant, read_tenant, internal_agent_usage)
+            self._take_results(results, now)
+            self._added_at = now
+            stale = now - self._drained_at > _DRAIN_EVERY_S
+            if stale or accumulator.series_count() > _DRAIN_AT_LABEL_SETS:
+                self.drain()
+
+    def _take_results(self, results: list[tuple[int, Any]], now: float) -> None:
+        """The worker's results: extras counted, declined batches summed in Python (the
+        accumulator left them out). Call with the lock held."""
+        for token, extras in results:
+            pieces, default_tenant, read_tenant, internal_agent_usage = self._submitted.pop(token)
+            if extras is not None:
+                _count_extras(extras, self._pending)
+                continue
+            wire = b"".join(pieces)
+            try:
+                merged = ExportTraceServiceRequest.FromString(wire)
+            except DecodeError:
+                # The receiver parsed these bytes before accepting them: not expected.
+                log.error(
+                    "%s: a traces batch for span metrics does not parse: not counted", self._exporter_id
+                )
+                continue
+            agg = python_aggregate_spans(merged, wire, default_tenant, read_tenant, internal_agent_usage)
+            self._merge_locked(agg, now)
 
     def drain(self) -> None:
         """Moves the accumulator's sums into the series, stamped with the time of the
@@ -530,6 +577,7 @@ class SpanMetricsState:
         accumulator = self._accumulator
         if accumulator is None:
             return
+        self._take_results(accumulator.finish(), time.monotonic())
         self._drained_at = time.monotonic()
         pending, self._pending = self._pending, BatchAggregate()
         pending.tokens, pending.duration, pending.cost, pending.cost_spans = accumulator.drain()
