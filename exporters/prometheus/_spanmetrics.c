@@ -914,28 +914,31 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* A worker for this process: started on first use, and again in a forked child (the
- * parent's stays there; the jobs it had not walked are walked here). 0, or -1 when no
- * thread could be started: the caller walks the job itself. */
-static int ensure_worker(Accumulator *acc) {
-    pid_t pid = getpid();
-    if (acc->worker_pid == pid) return 0;
-    if (acc->worker_pid != 0) {
-        /* The fork may have happened with the lock held by the parent's worker. */
-        pthread_mutex_init(&acc->lock, NULL);
-        pthread_cond_init(&acc->work, NULL);
-        pthread_cond_init(&acc->walked, NULL);
-        for (uint64_t i = acc->ran; i < acc->tail; i++) {
-            Job *job = acc->ring[i % RING];
-            if (i == acc->ran) call_release(&job->call); /* it may have been half walked */
-            walk_job(acc, job);
-        }
-        acc->ran = acc->tail;
-        acc->worker_pid = 0;
+/* In a forked child the worker stayed in the parent: the jobs it had not walked are
+ * walked here, and a worker of its own starts at the next submit. */
+static void adopt_after_fork(Accumulator *acc) {
+    if (acc->worker_pid == 0 || acc->worker_pid == getpid()) return;
+    /* The fork may have happened with the lock held by the parent's worker. */
+    pthread_mutex_init(&acc->lock, NULL);
+    pthread_cond_init(&acc->work, NULL);
+    pthread_cond_init(&acc->walked, NULL);
+    for (uint64_t i = acc->ran; i < acc->tail; i++) {
+        Job *job = acc->ring[i % RING];
+        if (i == acc->ran) call_release(&job->call); /* it may have been half walked */
+        walk_job(acc, job);
     }
+    acc->ran = acc->tail;
+    acc->worker_pid = 0;
+}
+
+/* A worker for this process, started on first use: 0, or -1 when no thread could be
+ * started (the caller then walks the job itself). */
+static int ensure_worker(Accumulator *acc) {
+    adopt_after_fork(acc);
+    if (acc->worker_pid != 0) return 0;
     acc->closing = 0;
     if (pthread_create(&acc->worker, NULL, worker_main, acc) != 0) return -1;
-    acc->worker_pid = pid;
+    acc->worker_pid = getpid();
     return 0;
 }
 
@@ -943,7 +946,8 @@ static int ensure_worker(Accumulator *acc) {
  * when it must wait: releasing the GIL lets other Python threads run first. The lock is
  * taken with the GIL held otherwise (the worker holds it only briefly, never the GIL). */
 static uint64_t walked_up_to(Accumulator *acc, uint64_t target) {
-    if (acc->worker_pid != getpid()) return acc->ran; /* no worker: jobs were walked in line */
+    adopt_after_fork(acc);
+    if (acc->worker_pid == 0) return acc->ran; /* no worker: every job was walked in line */
     pthread_mutex_lock(&acc->lock);
     uint64_t ran = acc->ran;
     pthread_mutex_unlock(&acc->lock);
