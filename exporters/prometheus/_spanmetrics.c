@@ -1252,7 +1252,9 @@ static void acc_dealloc(Accumulator *acc) {
         pthread_join(acc->worker, NULL);
     }
     for (uint64_t i = acc->head; i < acc->tail; i++) free_job(acc->ring[i % RING]);
-    if (acc->sync_ready) {
+    /* In a forked child that never used it, the lock is the parent's copy, perhaps held:
+     * not destroyed. */
+    if (acc->sync_ready && (acc->worker_pid == 0 || acc->worker_pid == getpid())) {
         pthread_mutex_destroy(&acc->lock);
         pthread_cond_destroy(&acc->work);
         pthread_cond_destroy(&acc->walked);
