@@ -123,15 +123,13 @@ typedef struct {
     int merged;
 } Value;
 
-static inline int parse_value(const uint8_t *data, size_t len, Value *v) {
+static __attribute__((noinline, unused)) int parse_value_fields(const uint8_t *data, size_t len, Value *v) {
     Reader r = reader(data, len);
     Field f;
     int rc;
     v->kind = V_UNSET;
-    v->scalar = 0;
     v->data = NULL;
     v->len = 0;
-    v->merged = 0;
     while ((rc = next_field(&r, &f)) > 0) {
         int ok;
         switch (f.number) {
@@ -148,6 +146,20 @@ static inline int parse_value(const uint8_t *data, size_t len, Value *v) {
         v->len = f.len;
     }
     return rc;
+}
+
+/* An AnyValue: 0, or -1 when malformed. Inlined for the case of most attribute values, a
+ * short string_value alone as every library writes it; the field loop is out of line. */
+WIRE_INLINE int parse_value(const uint8_t *data, size_t len, Value *v) {
+    v->scalar = 0;
+    v->merged = 0;
+    if (len >= 2 && data[0] == 0x0A && data[1] < 0x80 && (size_t)data[1] + 2 == len) {
+        v->kind = V_STRING;
+        v->data = data + 2;
+        v->len = data[1];
+        return 0;
+    }
+    return parse_value_fields(data, len, v);
 }
 
 /* A KeyValue: its key and its (possibly absent) value. */

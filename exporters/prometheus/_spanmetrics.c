@@ -417,13 +417,6 @@ static int text_of(const SpanFields *s, int slot, Slice *out) {
     out->data = (const uint8_t *)"";
     out->len = 0;
     if (!s->found[slot]) return 0;
-    const uint8_t *d = s->found_data[slot];
-    size_t n = s->found_len[slot];
-    if (n >= 2 && d[0] == 0x0A && d[1] < 0x80 && (size_t)d[1] + 2 == n) { /* a string_value alone, as written */
-        out->data = d + 2;
-        out->len = d[1];
-        return 0;
-    }
     Value v;
     if (value_of(s, slot, &v) < 0) return -1;
     if (v.kind == V_STRING) {
