@@ -87,8 +87,7 @@ static PyObject *spans(PyObject *self, PyObject *args) {
 /* ------------------------------------------------------------------------ table */
 
 typedef struct {
-    const Key *keys;
-    Py_ssize_t n_keys;
+    const KeyIndex *index;
     int found[MAX_KEYS];
     const uint8_t *data[MAX_KEYS];
     size_t lens[MAX_KEYS];
@@ -96,7 +95,7 @@ typedef struct {
 
 static int keep_wanted(const Pair *kv, void *state) {
     Wanted *w = state;
-    int k = key_index(w->keys, w->n_keys, kv->key, kv->key_len);
+    int k = find_key(w->index, kv->key, kv->key_len);
     if (k >= 0) {
         w->found[k] = 1;
         w->data[k] = kv->value;
@@ -106,24 +105,22 @@ static int keep_wanted(const Pair *kv, void *state) {
 }
 
 /* The values of `keys` among a ResourceSpans' resource attributes (last occurrence each). */
-static PyObject *resource_values(const uint8_t *resource_spans, size_t len, const Key *keys, Py_ssize_t n_keys) {
-    Wanted w = {.keys = keys, .n_keys = n_keys};
+static PyObject *resource_values(const uint8_t *resource_spans, size_t len, const KeyIndex *index) {
+    Wanted w = {.index = index};
     if (each_resource_attribute(resource_spans, len, keep_wanted, &w) < 0)
         return PyErr_Format(PyExc_ValueError, "malformed Resource");
-    return wanted_values(w.found, w.data, w.lens, n_keys);
+    return wanted_values(w.found, w.data, w.lens, index->n_keys);
 }
 
 typedef struct {
     SpanWalk walk;
-    const KeyIndex *index;
-    const Key *rkeys;
-    Py_ssize_t n_rkeys;
+    const KeyIndex *index, *resource_index;
     PyObject *rvalues; /* of the current resource, shared by its rows */
 } TableWalk;
 
 static int table_resource(SpanWalk *w, const uint8_t *resource_spans, size_t len) {
     TableWalk *t = (TableWalk *)w;
-    t->rvalues = resource_values(resource_spans, len, t->rkeys, t->n_rkeys);
+    t->rvalues = resource_values(resource_spans, len, t->resource_index);
     return t->rvalues == NULL ? -1 : 0;
 }
 
@@ -157,11 +154,12 @@ static PyObject *table(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*O!O!:table", &request, &PyTuple_Type, &key_tuple, &PyTuple_Type, &rkey_tuple))
         return NULL;
     Key keys[MAX_KEYS], rkeys[MAX_KEYS];
-    Py_ssize_t n_keys;
-    KeyIndex index;
-    TableWalk t = {{table_resource, table_span, table_end_resource, NULL}, &index, rkeys, 0, NULL};
-    if (parse_keys(key_tuple, keys, &n_keys) == 0 && parse_keys(rkey_tuple, rkeys, &t.n_rkeys) == 0) {
+    Py_ssize_t n_keys, n_rkeys;
+    KeyIndex index, resource_index;
+    TableWalk t = {{table_resource, table_span, table_end_resource, NULL}, &index, &resource_index, NULL};
+    if (parse_keys(key_tuple, keys, &n_keys) == 0 && parse_keys(rkey_tuple, rkeys, &n_rkeys) == 0) {
         index_keys(&index, keys, n_keys);
+        index_keys(&resource_index, rkeys, n_rkeys);
         out = walk(&request, &t.walk);
     }
     PyBuffer_Release(&request);
@@ -172,11 +170,11 @@ static PyObject *table(PyObject *self, PyObject *args) {
 
 /* 1 when an attribute list entry (a KeyValue's bytes) has one of the keys or starts
  * with one of the prefixes, 0 when not, -1 when malformed. */
-static int key_matches(const uint8_t *data, size_t len, const Key *keys, Py_ssize_t n_keys, const Key *prefixes,
+static int key_matches(const uint8_t *data, size_t len, const KeyIndex *index, const Key *prefixes,
                        Py_ssize_t n_prefixes) {
     Pair kv;
     if (parse_pair(data, len, &kv) < 0) return -1;
-    if (key_index(keys, n_keys, kv.key, kv.key_len) >= 0) return 1;
+    if (find_key(index, kv.key, kv.key_len) >= 0) return 1;
     for (Py_ssize_t k = 0; k < n_prefixes; k++)
         if ((size_t)prefixes[k].len <= kv.key_len && memcmp(prefixes[k].data, kv.key, (size_t)prefixes[k].len) == 0)
             return 1;
@@ -184,7 +182,7 @@ static int key_matches(const uint8_t *data, size_t len, const Key *keys, Py_ssiz
 }
 
 /* 1 when the span's attributes or its events' attributes hold a matching key. */
-static int span_has_key(const uint8_t *msg, size_t len, const Key *keys, Py_ssize_t n_keys, const Key *prefixes,
+static int span_has_key(const uint8_t *msg, size_t len, const KeyIndex *index, const Key *prefixes,
                         Py_ssize_t n_prefixes) {
     Reader r = reader(msg, len);
     Field f;
@@ -192,7 +190,7 @@ static int span_has_key(const uint8_t *msg, size_t len, const Key *keys, Py_ssiz
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.number == 9) {
             if (f.wire_type != 2) return -1;
-            int m = key_matches(f.data, f.len, keys, n_keys, prefixes, n_prefixes);
+            int m = key_matches(f.data, f.len, index, prefixes, n_prefixes);
             if (m != 0) return m;
         } else if (f.number == 11) { /* Span.Event: attributes are field 3 */
             if (f.wire_type != 2) return -1;
@@ -202,7 +200,7 @@ static int span_has_key(const uint8_t *msg, size_t len, const Key *keys, Py_ssiz
             while ((erc = next_field(&er, &ef)) > 0) {
                 if (ef.number != 3) continue;
                 if (ef.wire_type != 2) return -1;
-                int m = key_matches(ef.data, ef.len, keys, n_keys, prefixes, n_prefixes);
+                int m = key_matches(ef.data, ef.len, index, prefixes, n_prefixes);
                 if (m != 0) return m;
             }
             if (erc < 0) return -1;
@@ -213,15 +211,14 @@ static int span_has_key(const uint8_t *msg, size_t len, const Key *keys, Py_ssiz
 
 typedef struct {
     SpanWalk walk;
-    const Key *keys;
-    Py_ssize_t n_keys;
+    const KeyIndex *index;
     const Key *prefixes;
     Py_ssize_t n_prefixes;
 } PositionsWalk;
 
 static int positions_span(SpanWalk *w, const uint8_t *msg, size_t len, int ri, int si, int i) {
     PositionsWalk *p = (PositionsWalk *)w;
-    int m = span_has_key(msg, len, p->keys, p->n_keys, p->prefixes, p->n_prefixes);
+    int m = span_has_key(msg, len, p->index, p->prefixes, p->n_prefixes);
     if (m < 0) {
         PyErr_SetString(PyExc_ValueError, "malformed Span");
         return -1;
@@ -242,9 +239,13 @@ static PyObject *positions(PyObject *self, PyObject *args) {
                           &prefix_tuple))
         return NULL;
     Key keys[MAX_KEYS], prefixes[MAX_KEYS];
-    PositionsWalk p = {{no_resource, positions_span, no_end_resource, NULL}, keys, 0, prefixes, 0};
-    if (parse_keys(key_tuple, keys, &p.n_keys) == 0 && parse_keys(prefix_tuple, prefixes, &p.n_prefixes) == 0)
+    Py_ssize_t n_keys;
+    KeyIndex index;
+    PositionsWalk p = {{no_resource, positions_span, no_end_resource, NULL}, &index, prefixes, 0};
+    if (parse_keys(key_tuple, keys, &n_keys) == 0 && parse_keys(prefix_tuple, prefixes, &p.n_prefixes) == 0) {
+        index_keys(&index, keys, n_keys);
         out = walk(&request, &p.walk);
+    }
     PyBuffer_Release(&request);
     return out;
 }

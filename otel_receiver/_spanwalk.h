@@ -210,16 +210,6 @@ typedef struct {
     size_t found_len[MAX_KEYS];
 } SpanFields;
 
-static inline int key_index(const Key *keys, Py_ssize_t n_keys, const uint8_t *key, size_t key_len) {
-    /* Attribute names share prefixes ("gen_ai."): the last byte rules most out first. */
-    for (Py_ssize_t k = 0; k < n_keys; k++)
-        if ((size_t)keys[k].len == key_len &&
-            (key_len == 0 || (uint8_t)keys[k].data[key_len - 1] == key[key_len - 1]) &&
-            memcmp(keys[k].data, key, key_len) == 0)
-            return (int)k;
-    return -1;
-}
-
 /* Wanted keys by name length (mod 64): a span's attribute is compared only with the keys
  * of its length, one or two of a dozen (a scan of all of them was a fifth of a span's
  * cost in the span metrics). */

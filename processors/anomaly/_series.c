@@ -79,7 +79,7 @@ typedef struct {
     PyObject *new_series, *new_detector, *kind_names, *keys_tuple, *resource_keys_tuple;
     Key keys[MAX_KEYS], resource_keys[MAX_KEYS];
     Py_ssize_t n_keys, n_resource_keys;
-    KeyIndex key_index;
+    KeyIndex key_index, resource_key_index;
     PlanItem plan[2][MAX_DIMENSIONS]; /* [0] non-GenAI, [1] GenAI */
     int plan_len[2];
     int value_slot[N_VALUE_SLOTS];
@@ -433,7 +433,7 @@ typedef struct {
 static int keep_resource_value(const Pair *kv, void *state) {
     ReadWalk *w = state;
     SeriesTable *t = w->table;
-    int k = key_index(t->resource_keys, t->n_resource_keys, kv->key, kv->key_len);
+    int k = find_key(&t->resource_key_index, kv->key, kv->key_len);
     if (k >= 0) { /* the last occurrence, as the span scan reads it */
         w->resource_data[k] = kv->value;
         w->resource_len[k] = kv->value_len;
@@ -766,6 +766,7 @@ static int table_init(SeriesTable *t, PyObject *args, PyObject *kwargs) {
         parse_keys(resource_keys, t->resource_keys, &t->n_resource_keys) < 0)
         return -1;
     index_keys(&t->key_index, t->keys, t->n_keys);
+    index_keys(&t->resource_key_index, t->resource_keys, t->n_resource_keys);
     for (int v = 0; v < N_VALUE_SLOTS; v++) {
         long slot = PyLong_AsLong(PyTuple_GET_ITEM(value_slots, v));
         if (slot == -1 && PyErr_Occurred()) return -1;
