@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import gc
 import logging
 import shutil
 import struct
@@ -290,6 +291,27 @@ def test_partial_success_is_counted_not_raised(caplog: pytest.LogCaptureFixture)
     assert "rejected 7 traces: 7 spans too old" in caplog.text
     # A second exporter on the same registry shares the counter instead of failing.
     make_exporter(telemetry, endpoint="127.0.0.1:1")
+
+
+def test_rejected_counter_follows_its_registry_not_its_address() -> None:
+    """A collected registry's counter is forgotten with it.
+
+    Keyed by ``id()``, a new registry allocated at a dead one's address got the dead one's
+    counter, so its rejections were counted where no one could read them (a CI flake).
+    """
+    from exporters.otlp import exporter as otlp_exporter
+
+    gc.collect()
+    before = len(otlp_exporter._rejected_counters)
+    for _ in range(50):
+        telemetry = SelfTelemetry()
+        exporter = make_exporter(telemetry, endpoint="127.0.0.1:1")
+        exporter._rejected.labels("otlp/test", "traces").inc(3)
+        labels = {"exporter": "otlp/test", "signal": "traces"}
+        assert telemetry.value("otel_receiver_otlp_rejected_items_total", labels) == 3
+        del telemetry, exporter
+        gc.collect()
+        assert len(otlp_exporter._rejected_counters) <= before
 
 
 # --- HTTP ---------------------------------------------------------------------------

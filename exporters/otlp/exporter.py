@@ -26,6 +26,7 @@ import gzip
 import logging
 import ssl
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +87,15 @@ MAX_MESSAGE_CHARS = 200  # backend messages are quoted in errors and logs, bound
 GZIP_IN_THREAD_BYTES = 256 * 1024  # compress larger bodies off the event loop (zlib releases the GIL)
 
 _metrics_lock = threading.Lock()
-_rejected_counters: dict[int, Counter] = {}
+# Keyed weakly by the registry itself: an id() key outlives a collected registry and a new
+# one at the same address would get a counter registered on the dead one.
+_rejected_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
 
 
 def _rejected_counter(registry: CollectorRegistry) -> Counter:
     """One counter per registry, shared by every otlp exporter instance registered on it."""
     with _metrics_lock:
-        counter = _rejected_counters.get(id(registry))
+        counter = _rejected_counters.get(registry)
         if counter is None:
             counter = Counter(
                 "otel_receiver_otlp_rejected_items",
@@ -100,7 +103,7 @@ def _rejected_counter(registry: CollectorRegistry) -> Counter:
                 ["exporter", "signal"],
                 registry=registry,
             )
-            _rejected_counters[id(registry)] = counter
+            _rejected_counters[registry] = counter
         return counter
 
 
