@@ -83,6 +83,16 @@ def merge_batches(parts: Sequence[Batch]) -> Batch:
     return merged
 
 
+def merge_parts(parts: Sequence[Batch], context: RequestContext) -> Batch:
+    """``merge_batches`` of an export's parts, with the parts' wire (if ``context`` has
+    it) recorded as the merged request's."""
+    merged = merge_batches(parts)
+    pieces = context.wire_pieces_for(parts)
+    if pieces is not None:
+        context.set_wire(merged, pieces, context.wire_from_client)
+    return merged
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Metadata of the request a batch came from.
@@ -439,6 +449,11 @@ class Exporter(ABC):
     # items a batch holds: it may get objects that lag behind the wire
     # (``RequestContext.objects_lag``). An instance may set it from its config.
     accepts_lagging_objects: bool = False
+    # True for an exporter that implements ``export_now``, a synchronous ``export_parts``
+    # (no suspension point). With nothing queued ahead of a request, the queue exports it
+    # from ``put`` itself instead of waking a consumer task for it: ~10 us less per
+    # request and exporter on the event loop's thread.
+    exports_now: ClassVar[bool] = False
 
     def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:
         self.config = config
@@ -456,11 +471,12 @@ class Exporter(ABC):
         The default merges them into one message; an exporter that only needs the
         serialized form overrides this: the concatenation of serialized requests is the
         serialization of their merge, which skips a copy of every span."""
-        merged = merge_batches(parts)
-        pieces = context.wire_pieces_for(parts)
-        if pieces is not None:
-            context.set_wire(merged, pieces, context.wire_from_client)
-        await self.export(merged, context)
+        await self.export(merge_parts(parts, context), context)
+
+    def export_now(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        """``export_parts`` in one synchronous call, for an exporter with ``exports_now``;
+        errors as ``export_parts`` raises them."""
+        raise TypeError(f"{type(self).__name__} does not export synchronously (exports_now is False)")
 
     async def shutdown(self) -> None:
         """Flush whatever the exporter buffers itself; the queue is drained before this."""

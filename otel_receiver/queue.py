@@ -75,6 +75,9 @@ class ExporterQueue:
         telemetry.queue_size.labels(exporter_id).set_function(lambda: self._size)
         telemetry.queue_capacity.labels(exporter_id).set(self.qc.queue_size)
         self._exported = {s: telemetry.exported_items.labels(exporter_id, s.value) for s in Signal}
+        # A persistent queue must store a request before it is acknowledged, and batching
+        # waits for more: neither exports from ``put``.
+        self._exports_in_put = exporter.exports_now and self._storage is None and not self.qc.batch.enabled
 
     def _drop(self, signal: Signal, reason: str, n: int) -> None:
         self.telemetry.dropped_items.labels(self.exporter_id, signal.value, reason).inc(n)
@@ -113,9 +116,32 @@ class ExporterQueue:
         else:
             seq = self._next_seq
             self._next_seq += 1
-        self._waiting.append(_Item(seq, signal, batch, context, n, None, wire, context.wire_from_client))
+        item = _Item(seq, signal, batch, context, n, None, wire, context.wire_from_client)
+        # Only with nothing queued or in flight ahead: requests are exported in order.
+        if self._exports_in_put and not self._waiting and not self._inflight and self._export_now(item):
+            return
+        self._waiting.append(item)
         self._size += n
         self._wakeup.set()
+
+    def _export_now(self, item: _Item) -> bool:
+        """Exports ``item`` synchronously; False when that failed and it must be queued:
+        a consumer then exports it again, and retries with backoff should that fail."""
+        signal, n, parts = item.signal, item.items, [item.batch]
+        token = f"{self.exporter_id}:{self._run_id}:{item.seq}-{item.seq}"  # as _coalesce names it
+        context = self._export_context([item], parts, token)
+        try:
+            self.exporter.export_now(parts, context)
+        except PermanentExportError as e:
+            log.error("%s: dropped %d %s: %s", self.exporter_id, n, signal.value, e)
+            self._drop(signal, "permanent_error", n)
+            return True
+        except Exception as e:
+            reason = str(e) or type(e).__name__
+            log.warning("%s: export failed (%s); retrying from the queue", self.exporter_id, reason)
+            return False
+        self._exported[signal].inc(n)
+        return True
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -273,23 +299,27 @@ class ExporterQueue:
             signal_token = token if len(by_signal) == 1 else f"{token}/{signal.value}"
             batches = [it.batch for it in items]
             count = sum(it.items for it in items)
-            context = self._context(items, signal_token)
-            # For the exporter: the parts' serializations concatenated serialize their merge.
-            pieces = wire_pieces([it.wire for it in items])
-            if pieces is None and self.exporter.uses_wire:
-                # It reads the objects when some part came without bytes: bring lagging
-                # ones up to their wire (here, on the event loop, as the pipeline would).
-                for it in items:
-                    if it.context.objects_lag and it.context.wire_batch is it.batch:
-                        it.context.sync_objects()
-            # The exporter reads the wire pieces, or objects synced above, or counts only.
-            context.objects_lag = False
-            if pieces is not None:
-                context.set_wire(batches, pieces, any(it.wire_from_client for it in items))
-            else:
-                context.drop_wire()
-            exports.append((signal, batches, context, count))
+            exports.append((signal, batches, self._export_context(items, batches, signal_token), count))
         return exports
+
+    def _export_context(self, items: list[_Item], batches: list[Batch], token: str) -> RequestContext:
+        """The context of one export of ``batches`` (the requests of ``items``)."""
+        context = self._context(items, token)
+        # For the exporter: the parts' serializations concatenated serialize their merge.
+        pieces = items[0].wire if len(items) == 1 else wire_pieces([it.wire for it in items])
+        if pieces is None and self.exporter.uses_wire:
+            # It reads the objects when some part came without bytes: bring lagging
+            # ones up to their wire (here, on the event loop, as the pipeline would).
+            for it in items:
+                if it.context.objects_lag and it.context.wire_batch is it.batch:
+                    it.context.sync_objects()
+        # The exporter reads the wire pieces, or objects synced above, or counts only.
+        context.objects_lag = False
+        if pieces is not None:
+            context.set_wire(batches, pieces, any(it.wire_from_client for it in items))
+        else:
+            context.drop_wire()
+        return context
 
     @staticmethod
     def _context(group: list[_Item], token: str) -> RequestContext:

@@ -30,6 +30,7 @@ from otel_receiver.component import (
     ComponentSettings,
     Exporter,
     ExporterConfig,
+    PermanentExportError,
     RequestContext,
     RetryableExportError,
     Signal,
@@ -552,6 +553,9 @@ def test_an_exporter_that_declares_it_never_suspends_finishes_in_one_step(type_n
         coro = exporter.export_parts(parts, RequestContext())
         with pytest.raises(StopIteration):
             coro.send(None)
+        # The queue calls this one from ``put`` when nothing is queued ahead.
+        assert exporter.exports_now
+        exporter.export_now(parts, RequestContext())
 
 
 def test_the_export_context_copies_every_field() -> None:
@@ -608,3 +612,141 @@ def test_the_received_bytes_reach_an_exporter_that_reads_them(batched: bool) -> 
 
     found = asyncio.run(run())
     assert found == ([b"".join(bodies)] if batched else bodies)
+
+
+class _NowExporter(Exporter):
+    """Exports synchronously (``exports_now``); records how each request arrived and can
+    be told to fail its first exports."""
+
+    signals = frozenset(Signal)
+    uses_wire = True
+    suspends = False
+    exports_now = True
+
+    def __init__(self, telemetry: SelfTelemetry, failures: list[Exception] | None = None) -> None:
+        super().__init__(ExporterConfig(), _settings(telemetry))
+        self.failures = failures or []
+        self.calls: list[tuple[str, list[int], bytes | None, str | None]] = []
+
+    def export_now(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        self._record("now", parts, context)
+
+    async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        self._record("consumer", parts, context)
+
+    async def export(self, batch: Batch, context: RequestContext) -> None:
+        raise AssertionError("export_parts is overridden")
+
+    def _record(self, how: str, parts: Sequence[Batch], context: RequestContext) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        ids = [int.from_bytes(s.span_id, "big") for p in parts for rs in p.resource_spans  # type: ignore[union-attr]
+               for ss in rs.scope_spans for s in ss.spans]  # fmt: skip
+        pieces = context.wire_pieces_for(parts)
+        self.calls.append((how, ids, b"".join(pieces) if pieces is not None else None, context.dedup_token))
+
+
+def _put_with_wire(q: ExporterQueue, batch: ExportTraceServiceRequest) -> RequestContext:
+    context = RequestContext()
+    context.set_wire(batch, batch.SerializeToString(), from_client=True)
+    q.put(batch, context)
+    return context
+
+
+def test_a_request_with_nothing_queued_ahead_is_exported_by_put_itself() -> None:
+    """No consumer is woken for it: the export has happened when ``put`` returns, with the
+    request's bytes and a dedup token of its own, in a context that is a copy."""
+    telemetry = SelfTelemetry()
+
+    async def run() -> None:
+        exporter = _NowExporter(telemetry)
+        q = ExporterQueue("now", exporter, ExporterConfig(), telemetry)
+        await q.start()
+        first, second = request_with_ids(0, 3), request_with_ids(3, 2)
+        context = _put_with_wire(q, first)
+        assert exporter.calls == [("now", [1, 2, 3], first.SerializeToString(), exporter.calls[0][3])]
+        assert exporter.calls[0][3] and context.dedup_token is None
+        assert q.size == 0
+        _put_with_wire(q, second)
+        assert [c[1] for c in exporter.calls] == [[1, 2, 3], [4, 5]]
+        assert exporter.calls[0][3] != exporter.calls[1][3]
+        await q.drain(5)
+
+    asyncio.run(run())
+    assert telemetry.value("otel_receiver_exported_items_total", {"exporter": "now", "signal": "traces"}) == 5
+
+
+def test_a_failed_export_from_put_is_retried_by_the_queue_and_order_is_kept() -> None:
+    """The first request fails in ``put``: it is queued, and the requests after it queue
+    behind it (``put`` exports nothing while a request is queued or in flight) until the
+    queue is empty again. One consumer, so the queue itself keeps order too."""
+    telemetry = SelfTelemetry()
+
+    async def run() -> _NowExporter:
+        exporter = _NowExporter(telemetry, [RetryableExportError("busy"), RetryableExportError("busy")])
+        cfg = ExporterConfig(
+            sending_queue={"num_consumers": 1},  # type: ignore[arg-type]
+            retry_on_failure={"initial_interval": 0.01},  # type: ignore[arg-type]
+        )
+        q = ExporterQueue("now", exporter, cfg, telemetry)
+        await q.start()
+        for i in range(3):
+            _put_with_wire(q, request_with_ids(i * 2, 2))
+        assert exporter.calls == [] and q.size == 6
+        while q.size:
+            await asyncio.sleep(0.01)
+        _put_with_wire(q, request_with_ids(6, 1))  # the queue is empty again
+        await q.drain(5)
+        return exporter
+
+    exporter = asyncio.run(run())
+    assert [(how, ids) for how, ids, _, _ in exporter.calls] == [
+        ("consumer", [1, 2]),
+        ("consumer", [3, 4]),
+        ("consumer", [5, 6]),
+        ("now", [7]),
+    ]
+    labels = {"exporter": "now", "signal": "traces"}
+    assert telemetry.value("otel_receiver_exported_items_total", labels) == 7
+    assert telemetry.value("otel_receiver_export_retries_total", {"exporter": "now"}) == 1
+
+
+def test_a_permanent_error_in_put_drops_the_request_with_its_reason() -> None:
+    telemetry = SelfTelemetry()
+
+    async def run() -> _NowExporter:
+        exporter = _NowExporter(telemetry, [PermanentExportError("never")])
+        q = ExporterQueue("now", exporter, ExporterConfig(), telemetry)
+        await q.start()
+        _put_with_wire(q, request_with_ids(0, 4))
+        _put_with_wire(q, request_with_ids(4, 1))
+        await q.drain(5)
+        return exporter
+
+    exporter = asyncio.run(run())
+    assert [(how, ids) for how, ids, _, _ in exporter.calls] == [("now", [5])]
+    labels = {"component": "now", "signal": "traces", "reason": "permanent_error"}
+    assert telemetry.value("otel_receiver_dropped_items_total", labels) == 4
+
+
+@pytest.mark.parametrize("queue", ["batching", "persistent"])
+def test_batching_and_persistent_queues_never_export_from_put(queue: str, tmp_path: Path) -> None:
+    """Batching waits for more requests; a persistent queue stores a request before its
+    export (so a crash replays it): both keep the consumer path."""
+    telemetry = SelfTelemetry()
+    sending_queue: dict[str, object] = (
+        {"batch": {"enabled": True, "min_size": 1}}
+        if queue == "batching"
+        else {"storage": str(tmp_path / "q")}
+    )
+
+    async def run() -> _NowExporter:
+        exporter = _NowExporter(telemetry)
+        q = ExporterQueue("now", exporter, ExporterConfig(sending_queue=sending_queue), telemetry)  # type: ignore[arg-type]
+        await q.start()
+        _put_with_wire(q, request_with_ids(0, 2))
+        assert exporter.calls == []
+        await q.drain(5)
+        return exporter
+
+    assert [(how, ids) for how, ids, _, _ in asyncio.run(run()).calls] == [("consumer", [1, 2])]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -21,6 +22,7 @@ from otel_receiver.component import (
     RequestContext,
     Signal,
     count_items,
+    merge_parts,
     signal_of,
 )
 
@@ -40,6 +42,7 @@ _RESOURCE_FIELDS = {
 class DebugExporter(Exporter):
     signals = frozenset(Signal)
     suspends = False  # writes synchronously
+    exports_now = True
 
     def __init__(self, config: DebugExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -90,7 +93,13 @@ class DebugExporter(Exporter):
         excess = self._written_in_window - self.config.sampling_initial
         return excess % self.config.sampling_thereafter == 0
 
+    def export_now(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        self._export(merge_parts(parts, context))
+
     async def export(self, batch: Batch, context: RequestContext) -> None:
+        self._export(batch)
+
+    def _export(self, batch: Batch) -> None:
         signal = signal_of(batch)
         n = count_items(batch)
         with self._lock:

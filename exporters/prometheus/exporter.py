@@ -29,6 +29,7 @@ from otel_receiver.component import (
     ExporterConfig,
     RequestContext,
     Signal,
+    merge_parts,
 )
 
 
@@ -49,6 +50,7 @@ class PrometheusExporter(Exporter):
     # objects); lagging objects only ever come with traces.
     accepts_lagging_objects = True
     suspends = False  # sums in memory; scrapes read them
+    exports_now = True
 
     def __init__(self, config: ExporterConfig, settings: ComponentSettings) -> None:
         super().__init__(config, settings)
@@ -110,11 +112,14 @@ class PrometheusExporter(Exporter):
         await self.server.stop()
 
     async def export_parts(self, parts: Sequence[Batch], context: RequestContext) -> None:
+        self.export_now(parts, context)
+
+    def export_now(self, parts: Sequence[Batch], context: RequestContext) -> None:
         # Span metrics read the coalesced requests' bytes piece by piece: no merge.
         if parts and isinstance(parts[0], ExportTraceServiceRequest):
             self._export_spans(cast("Sequence[ExportTraceServiceRequest]", parts), context)
         else:
-            await super().export_parts(parts, context)
+            self._export(merge_parts(parts, context), context)
 
     def _export_spans(
         self, batch: ExportTraceServiceRequest | Sequence[ExportTraceServiceRequest], context: RequestContext
@@ -123,6 +128,9 @@ class PrometheusExporter(Exporter):
             self.spans.add_spans(batch, context, self.cfg.tenant_label, self.cfg.count_internal_agent_usage)
 
     async def export(self, batch: Batch, context: RequestContext) -> None:
+        self._export(batch, context)
+
+    def _export(self, batch: Batch, context: RequestContext) -> None:
         if isinstance(batch, ExportTraceServiceRequest):
             self._export_spans(batch, context)
         elif isinstance(batch, ExportLogsServiceRequest):
