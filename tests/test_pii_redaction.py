@@ -521,6 +521,39 @@ def test_annotations_appended_as_bytes_are_what_the_objects_hold() -> None:
     assert ExportLogsServiceRequest.FromString(context.wire_for(logs) or b"") == logs
 
 
+def test_recurring_tallies_reuse_their_encoding_per_field() -> None:
+    """One processor annotates spans, a resource and a log record whose tallies repeat:
+    each gets its own counts, encoded for its own attributes field."""
+    proc = make()
+    texts = [EMAIL, EMAIL.replace("@", "2@"), f"{EMAIL} {EMAIL.replace('@', '3@')} {PHONE}", EMAIL]
+    one_email = (1, ["EMAIL"], [1])
+    expected = [one_email, one_email, (3, ["EMAIL", "PHONE"], [2, 1]), one_email]
+    for _ in range(2):
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="owner").value.string_value = EMAIL
+        spans = rs.scope_spans.add().spans
+        for text in texts:
+            spans.add().attributes.add(key="note").value.string_value = text
+        context = RequestContext()
+        context.set_wire(req, req.SerializeToString(), from_client=True)
+        proc.process(req, context)
+        for span, (count, types, counts) in zip(spans, expected, strict=True):
+            assert attr(span.attributes, sc.PII_REDACTED_COUNT) == count
+            assert attr(span.attributes, sc.PII_REDACTED_TYPES) == types
+            assert attr(span.attributes, sc.PII_REDACTED_COUNTS) == counts
+        assert attr(rs.resource.attributes, sc.PII_REDACTED_COUNTS) == [1]
+        assert ExportTraceServiceRequest.FromString(context.wire_for(req) or b"") == req
+        logs = ExportLogsServiceRequest()
+        record = logs.resource_logs.add().scope_logs.add().log_records.add()
+        record.body.string_value = f"user {EMAIL} logged in"
+        context = RequestContext()
+        context.set_wire(logs, logs.SerializeToString())
+        proc.process(logs, context)
+        assert attr(record.attributes, sc.PII_REDACTED_COUNTS) == [1]
+        assert ExportLogsServiceRequest.FromString(context.wire_for(logs) or b"") == logs
+
+
 def test_counts_per_type_follow_the_types() -> None:
     req = trace_request({"note": f"{EMAIL}, cc {EMAIL.replace('@', '2@')}, tel {PHONE}"})
     make().process(req, RequestContext())

@@ -138,6 +138,8 @@ class PiiRedactionProcessor(Processor):
         # Without NER every detector has an anchor, so one scan can prove a request clean.
         self.scanner = None if ner is not None else RequestScanner(self.redactor.anchors())
         self.counter = redactions_counter(settings.telemetry.registry)
+        # (attributes field, sorted (type, count) pairs) -> the encoded pii.redacted.* attributes
+        self._annotations: dict[tuple[int, tuple[tuple[str, int], ...]], bytes] = {}
 
     async def start(self) -> None:
         self.warm_up()
@@ -299,12 +301,20 @@ class PiiRedactionProcessor(Processor):
             # Without the mark in its bytes the item holds none of the annotations: their
             # encoding is appended to the bytes and merged into the object, one C call
             # instead of a wrapper per attribute and value (~7 us per annotated item).
-            types = sorted(tally.by_type)
-            extra = (
-                int_attribute(sc.PII_REDACTED_COUNT, tally.total, field)
-                + string_array_attribute(sc.PII_REDACTED_TYPES, types, field)
-                + int_array_attribute(sc.PII_REDACTED_COUNTS, [tally.by_type[t] for t in types], field)
-            )
+            counts = tuple(sorted(tally.by_type.items()))
+            extra = self._annotations.get((field, counts))
+            if extra is None:
+                types = [t for t, _ in counts]
+                extra = (
+                    int_attribute(sc.PII_REDACTED_COUNT, tally.total, field)
+                    + string_array_attribute(sc.PII_REDACTED_TYPES, types, field)
+                    + int_array_attribute(sc.PII_REDACTED_COUNTS, [n for _, n in counts], field)
+                )
+                # Few tallies recur (one e-mail, two phones, ...): encoding them in Python
+                # cost ~13 us per annotated item (0.4 us from here), ~8% of the processor at 10% PII.
+                if len(self._annotations) >= 4096:
+                    self._annotations.clear()
+                self._annotations[(field, counts)] = extra
             message.MergeFromString(extra)
             return serialized + extra
         self._merge_annotations(message.attributes, tally)
