@@ -139,6 +139,7 @@ class ExporterQueue:
         except Exception as e:
             reason = str(e) or type(e).__name__
             log.warning("%s: export failed (%s); retrying from the queue", self.exporter_id, reason)
+            self.telemetry.export_retries.labels(self.exporter_id).inc()
             return False
         self._exported[signal].inc(n)
         return True
