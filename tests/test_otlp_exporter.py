@@ -302,7 +302,7 @@ def test_rejected_counter_follows_its_registry_not_its_address() -> None:
     from exporters.otlp import exporter as otlp_exporter
 
     gc.collect()
-    before = len(otlp_exporter._rejected_counters)
+    before = len(otlp_exporter._REJECTED._objects)
     for _ in range(50):
         telemetry = SelfTelemetry()
         exporter = make_exporter(telemetry, endpoint="127.0.0.1:1")
@@ -311,7 +311,7 @@ def test_rejected_counter_follows_its_registry_not_its_address() -> None:
         assert telemetry.value("otel_receiver_otlp_rejected_items_total", labels) == 3
         del telemetry, exporter
         gc.collect()
-        assert len(otlp_exporter._rejected_counters) <= before
+        assert len(otlp_exporter._REJECTED._objects) <= before
 
 
 # --- HTTP ---------------------------------------------------------------------------

@@ -25,8 +25,6 @@ import email.utils
 import gzip
 import logging
 import ssl
-import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ from otel_receiver.component import (
     Signal,
     signal_of,
 )
+from otel_receiver.telemetry import PerRegistry
 
 log = logging.getLogger("exporters.otlp")
 
@@ -86,25 +85,21 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 MAX_MESSAGE_CHARS = 200  # backend messages are quoted in errors and logs, bounded
 GZIP_IN_THREAD_BYTES = 256 * 1024  # compress larger bodies off the event loop (zlib releases the GIL)
 
-_metrics_lock = threading.Lock()
-# Keyed weakly by the registry itself: an id() key outlives a collected registry and a new
-# one at the same address would get a counter registered on the dead one.
-_rejected_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+_REJECTED: PerRegistry[Counter] = PerRegistry()
+
+
+def _new_rejected_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "otel_receiver_otlp_rejected_items",
+        "Items an OTLP backend rejected in a partial_success response",
+        ["exporter", "signal"],
+        registry=registry,
+    )
 
 
 def _rejected_counter(registry: CollectorRegistry) -> Counter:
     """One counter per registry, shared by every otlp exporter instance registered on it."""
-    with _metrics_lock:
-        counter = _rejected_counters.get(registry)
-        if counter is None:
-            counter = Counter(
-                "otel_receiver_otlp_rejected_items",
-                "Items an OTLP backend rejected in a partial_success response",
-                ["exporter", "signal"],
-                registry=registry,
-            )
-            _rejected_counters[registry] = counter
-        return counter
+    return _REJECTED.get(registry, _new_rejected_counter)
 
 
 def _short(text: str) -> str:
