@@ -82,6 +82,10 @@ class ExporterQueue:
     def _drop(self, signal: Signal, reason: str, n: int) -> None:
         self.telemetry.dropped_items.labels(self.exporter_id, signal.value, reason).inc(n)
 
+    def _drop_rejected(self, signal: Signal, n: int, error: PermanentExportError) -> None:
+        log.error("%s: dropped %d %s: %s", self.exporter_id, n, signal.value, error)
+        self._drop(signal, "permanent_error", n)
+
     # --- intake ----------------------------------------------------------------------
     def has_room(self) -> bool:
         return self._size < self.qc.queue_size
@@ -133,8 +137,7 @@ class ExporterQueue:
         try:
             self.exporter.export_now(parts, context)
         except PermanentExportError as e:
-            log.error("%s: dropped %d %s: %s", self.exporter_id, n, signal.value, e)
-            self._drop(signal, "permanent_error", n)
+            self._drop_rejected(signal, n, e)
             return True
         except Exception as e:
             reason = str(e) or type(e).__name__
@@ -363,8 +366,7 @@ class ExporterQueue:
             except asyncio.CancelledError:
                 raise
             except PermanentExportError as e:
-                log.error("%s: dropped %d %s: %s", self.exporter_id, n, signal.value, e)
-                self._drop(signal, "permanent_error", n)
+                self._drop_rejected(signal, n, e)
                 return
             except Exception as e:
                 reason = str(e) or type(e).__name__
