@@ -132,8 +132,7 @@ class ExporterQueue:
         """Exports ``item`` synchronously; False when that failed and it must be queued:
         a consumer then exports it again, and retries with backoff should that fail."""
         signal, n, parts = item.signal, item.items, [item.batch]
-        token = f"{self.exporter_id}:{self._run_id}:{item.seq}-{item.seq}"  # as _coalesce names it
-        context = self._export_context([item], parts, token)
+        context = self._export_context([item], parts, self._dedup_token(item.seq, item.seq))
         try:
             self.exporter.export_now(parts, context)
         except PermanentExportError as e:
@@ -293,7 +292,7 @@ class ExporterQueue:
     def _coalesce(self, group: list[_Item]) -> list[tuple[Signal, list[Batch], RequestContext, int]]:
         """Per signal in the group: its requests, the context of their one export (merged
         by the exporter) and their item count."""
-        token = f"{self.exporter_id}:{self._run_id}:{group[0].seq}-{group[-1].seq}"
+        token = self._dedup_token(group[0].seq, group[-1].seq)
         by_signal: dict[Signal, list[_Item]] = {}
         for it in group:
             by_signal.setdefault(it.signal, []).append(it)
@@ -305,6 +304,10 @@ class ExporterQueue:
             count = sum(it.items for it in items)
             exports.append((signal, batches, self._export_context(items, batches, signal_token), count))
         return exports
+
+    def _dedup_token(self, first: int, last: int) -> str:
+        """Names the export of queued requests ``first``..``last``; a replay names it alike."""
+        return f"{self.exporter_id}:{self._run_id}:{first}-{last}"
 
     def _export_context(self, items: list[_Item], batches: list[Batch], token: str) -> RequestContext:
         """The context of one export of ``batches`` (the requests of ``items``)."""
