@@ -26,7 +26,7 @@ import importlib.resources
 import ipaddress
 import re as stdlib_re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import phonenumbers
@@ -61,6 +61,8 @@ class Detector:
     # Higher wins when validated matches of different detectors overlap.
     priority: int = 0
     description: str = ""
+    # One of builtin_detectors(): its anchors have a hand-written prefilter (_prefilter.c).
+    builtin: bool = False
 
 
 def _whole(buf: bytes, start: int, end: int) -> list[Span]:
@@ -530,13 +532,34 @@ def key_anchors(patterns: Sequence[str]) -> list[str]:
     """Anchors proving a key rule cannot apply: the key as a protobuf KeyValue key (tag 0x0a,
     length, key, then the value's tag 0x12) or as a JSON object key, plain or escaped inside
     another JSON string. Without this framing a rule like ``.*secret.*`` would fire on prose."""
-    p = "(?:" + "|".join("(?:" + relax_assertions(x, dot=r'[^\x00-\x1f"\\]') + ")" for x in patterns) + ")"
+    p = key_rules_regex(patterns)
     return [
         r"\x0a[\x00-\x7f]" + p + r"\x12",
         r"\x0a[\x80-\xff]{1,2}[\x00-\x7f]" + p + r"\x12",
         '"' + p + r'"\s*:',
         r'\\"' + p + r'\\"\s*:',
     ]
+
+
+# The bytes a key is made of in the key rules' anchors: no control characters, quotes or
+# backslashes, so that an anchor stays inside one key.
+KEY_BYTE = r'[^\x00-\x1f"\\]'
+
+
+def key_rules_regex(patterns: Sequence[str]) -> str:
+    """The alternation of the key patterns, their dots kept inside one key."""
+    return "(?:" + "|".join("(?:" + relax_assertions(x, dot=KEY_BYTE) + ")" for x in patterns) + ")"
+
+
+# What a key pattern must avoid for its matches to hold only KEY_BYTE bytes (then the
+# prefilter can find keys by their framing): classes or escapes that match control
+# characters, quotes or backslashes.
+_UNSAFE_IN_KEY_PATTERN = stdlib_re.compile(r'"|\\[sSWDxntrfvapPCQ0-7\\]|\[\^|\[:|[\x00-\x1f]')
+
+
+def key_pattern_stays_in_key(pattern: str) -> bool:
+    """True when every match of the relaxed ``pattern`` is made of KEY_BYTE bytes."""
+    return pattern.isascii() and _UNSAFE_IN_KEY_PATTERN.search(pattern) is None
 
 
 def _iban_countries() -> list[str]:
@@ -552,7 +575,7 @@ def builtin_detectors(
     phone_regions: Sequence[str], include_private_ips: bool = False, include_documentation: bool = True
 ) -> list[Detector]:
     secret_token = r"[A-Za-z0-9_\-]"
-    return [
+    detectors = [
         Detector(
             "email",
             EMAIL,
@@ -578,7 +601,10 @@ def builtin_detectors(
             US_SSN,
             r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"
             r"|(?i:ssn|social security(?: number)?)\W{1,5}(?P<value>\d{9})\b",
-            (r"\d{3}[ \-]\d{2}[ \-]\d{4}", r"(?i)(?:ssn|social security)"),
+            # The label anchor holds the digits its pattern needs, so that a label alone does
+            # not flag a field (and the prefilter finds it through the digits). Anchors run
+            # on bytes: five non-word characters are up to 20 bytes.
+            (r"\d{3}[ \-]\d{2}[ \-]\d{4}", r"(?i)(?:ssn|social security)(?: number)?\W{1,20}\d{9}"),
             _validate_ssn,
             _norm_digits,
             7,
@@ -800,6 +826,7 @@ def builtin_detectors(
             "values assigned to password/secret/api_key names (connection strings, env files, configs)",
         ),
     ]
+    return [replace(d, builtin=True) for d in detectors]
 
 
 # Validators that look at nothing outside the candidate: their results can be cached.

@@ -31,9 +31,16 @@ from processors.pii_redaction.detectors import (
     Detector,
     builtin_detectors,
     key_anchors,
+    key_pattern_stays_in_key,
+    key_rules_regex,
     relax_assertions,
     validator_from_callable,
 )
+
+try:
+    from processors.pii_redaction import _prefilter
+except ImportError:  # built without a C compiler: every anchor runs in RE2
+    _prefilter = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +120,117 @@ class RequestScanner:
                 out.append((s, max(e, s + 1)))
                 pos = e if e > s else e + 1
         return out
+
+
+# The _prefilter.c family that covers each built-in detector's anchors.
+PREFILTER_FAMILY = {
+    "email": "email",
+    "credit_card": "digits",
+    "us_ssn": "digits",
+    "phone": "digits",
+    "ipv4": "digits",
+    "iban": "iban",
+    "ipv6": "ipv6",
+    "openai_api_key": "sk",
+    "anthropic_api_key": "sk",
+    "aws_access_key_id": "aws_id",
+    "aws_secret_access_key": "aws_secret",
+    "github_token": "github",
+    "gitlab_token": "gitlab",
+    "slack_token": "slack",
+    "stripe_key": "stripe",
+    "google_api_key": "google",
+    "jwt": "jwt",
+    "private_key": "pem",
+    "bearer_token": "bearer",
+    "basic_auth": "basic",
+    "url_credentials": "url_credentials",
+    "url_token_param": "url_token",
+    "secret_assignment": "assignment",
+}
+
+
+class PrefilteredScanner:
+    """``RequestScanner.matches`` with the built-in anchors found by ``_prefilter.c``.
+
+    The C pass returns windows that hold every match of the built-in detectors' anchors;
+    RE2 then runs those anchors inside the windows only, so the matches are the anchors'
+    own (a window without one costs a call, never a walk of its span). Key rules are
+    decided per key (found by its framing) and remembered in the C pass. Anchors without
+    a C family (custom detectors, key patterns that can match control characters or
+    quotes) keep the whole-request RE2 scan, in a regex of their own.
+
+    Measured on the benchmark workload: 0.7-1.0 us per 1.5 kB span for the C pass, against
+    4.4-8.3 us for the single RE2 regex of every anchor (``bench/README.md``).
+    """
+
+    def __init__(self, detectors: Sequence[Detector], key_patterns: Sequence[str]) -> None:
+        assert _prefilter is not None
+        families = 0
+        verified: list[str] = []
+        rest: list[str] = []
+        for d in detectors:
+            family = PREFILTER_FAMILY.get(d.name) if d.builtin else None
+            if family is None:
+                rest.extend(a for a in d.anchors if a not in rest)
+            else:
+                families |= _prefilter.FAMILIES[family]
+                verified.extend(a for a in d.anchors if a not in verified)
+                if d.name == "phone":  # the region-dependent phone anchors (phone_anchors)
+                    if any(r"\(?0(" in a for a in d.anchors):
+                        families |= _prefilter.FAMILIES["phone_zero"]
+                    if any(r"\d(?:[ .]?\d){8}" in a for a in d.anchors):
+                        families |= _prefilter.FAMILIES["phone_nine"]
+        self._key_rule: Any = None
+        if key_patterns:
+            if all(key_pattern_stays_in_key(p) for p in key_patterns):
+                families |= _prefilter.FAMILIES["keys"]
+                self._key_rule = _latin1(key_rules_regex(key_patterns))
+            else:
+                rest.extend(key_anchors(key_patterns))
+        self._prefilter = _prefilter.Prefilter(families)
+        self._verify = _latin1("|".join(f"(?:{a})" for a in verified)) if verified else None
+        self._rest = RequestScanner(rest) if rest else None
+
+    def matches(self, buf: bytes) -> list[tuple[int, int]]:
+        windows, out, unknown_keys = self._prefilter.scan(buf)
+        rx = self._verify
+        if rx is not None:
+            for start, end in windows:
+                pos = start
+                while pos < end:
+                    s, e = rx.Match(_UNANCHORED, buf, pos, end)[0]
+                    if s < 0:
+                        break
+                    out.append((s, max(e, s + 1)))
+                    pos = e if e > s else e + 1
+        for start, end, key_start, key_end in unknown_keys:
+            key = buf[key_start:key_end]
+            hit = self._key_rule.Match(_ANCHOR_BOTH, key, 0, len(key))[0][0] >= 0
+            self._prefilter.learn(key, hit)
+            if hit:
+                out.append((start, end))
+        if self._rest is not None:
+            out.extend(self._rest.matches(buf))
+        out.sort()
+        return out
+
+
+def request_scanner(detectors: Sequence[Detector], key_patterns: Sequence[str]) -> Any:
+    """The fastest scanner for these detectors and key rules."""
+    if _prefilter is None:
+        anchors: list[str] = []
+        for d in detectors:
+            anchors.extend(a for a in d.anchors if a not in anchors)
+        return RequestScanner(anchors + (key_anchors(key_patterns) if key_patterns else []))
+    return PrefilteredScanner(detectors, key_patterns)
+
+
+def _latin1(pattern: str) -> Any:
+    """``pattern`` compiled to match bytes (Latin-1 mode), as the request anchors do."""
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    return re2.compile(pattern.encode("ascii"), options)._regexp
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from otel_receiver.spanscan import Edit, NotCanonical, locate
 from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
 from processors.pii_redaction.detectors import BLOCKED_KEY
-from processors.pii_redaction.engine import DROP, Redactor, RequestScanner, Tally, build_detectors
+from processors.pii_redaction.engine import DROP, Redactor, Tally, build_detectors, request_scanner
 from semconv import attributes as sc
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,9 @@ class PiiRedactionProcessor(Processor):
             ner=ner,
         )
         # Without NER every detector has an anchor, so one scan can prove a request clean.
-        self.scanner = None if ner is not None else RequestScanner(self.redactor.anchors())
+        self.scanner = (
+            None if ner is not None else request_scanner(self.redactor.detectors, self.redactor.key_patterns)
+        )
         self.counter = redactions_counter(settings.telemetry.registry)
         # (attributes field, sorted (type, count) pairs) -> the encoded pii.redacted.* attributes
         self._annotations: dict[tuple[int, tuple[tuple[str, int], ...]], bytes] = {}
