@@ -224,6 +224,6 @@ def test_without_the_extension_every_anchor_runs_in_re2(monkeypatch: pytest.Monk
 
     proc = make_processor()
     monkeypatch.setattr(engine, "_prefilter", None)
-    scanner = request_scanner(proc.redactor.detectors, proc.redactor.key_patterns)  # type: ignore[attr-defined]
+    scanner = request_scanner(proc.redactor)  # type: ignore[attr-defined]
     assert isinstance(scanner, RequestScanner)
     assert scanner.anchors == proc.redactor.anchors()  # type: ignore[attr-defined]

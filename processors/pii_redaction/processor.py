@@ -136,9 +136,7 @@ class PiiRedactionProcessor(Processor):
             ner=ner,
         )
         # Without NER every detector has an anchor, so one scan can prove a request clean.
-        self.scanner = (
-            None if ner is not None else request_scanner(self.redactor.detectors, self.redactor.key_patterns)
-        )
+        self.scanner = None if ner is not None else request_scanner(self.redactor)
         self.counter = redactions_counter(settings.telemetry.registry)
         # (attributes field, sorted (type, count) pairs) -> the encoded pii.redacted.* attributes
         self._annotations: dict[tuple[int, tuple[tuple[str, int], ...]], bytes] = {}
