@@ -88,6 +88,13 @@ static inline int is_digit_separator(uint8_t c) {
 /* A key rule's relaxed dot, [^\x00-\x1f"\\]: the bytes a key can be made of. */
 static inline int is_key_byte(uint8_t c) { return c >= 0x20 && c != '"' && c != '\\'; }
 
+/* Where the run of key bytes that ends at `end` starts: a key read backwards from the
+ * byte after it. */
+static size_t key_run_start(const uint8_t *b, size_t end) {
+    while (end > 0 && is_key_byte(b[end - 1])) end--;
+    return end;
+}
+
 /* p[0..n) equals the lowercase ASCII `word`, ignoring case. */
 static int ci_equal(const uint8_t *p, const char *word, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -97,7 +104,7 @@ static int ci_equal(const uint8_t *p, const char *word, size_t n) {
 
 /* ------------------------------------------------------------------ key cache */
 
-enum { KEY_UNKNOWN = 0, KEY_CLEAN = 1, KEY_HIT = 2 };
+enum { KEY_CLEAN = 1, KEY_HIT = 2 }; /* a slot's decision; an empty slot has no bytes */
 #define KEY_SLOTS 8192 /* power of two */
 #define KEY_MAX_ENTRIES (KEY_SLOTS / 2)
 #define KEY_MAX_LEN 512 /* longer keys are decided by the caller every time */
@@ -403,14 +410,12 @@ static void on_json_key(Scan *s, size_t t) {
     if (j == 0 || b[j - 1] != '"') return;
     size_t close = j - 1;
     if (close > 0 && b[close - 1] == '\\') {
-        size_t key_end = close - 1, key_start = key_end;
-        while (key_start > 0 && is_key_byte(b[key_start - 1])) key_start--;
+        size_t key_end = close - 1, key_start = key_run_start(b, key_end);
         if (key_start >= 2 && b[key_start - 1] == '"' && b[key_start - 2] == '\\')
             found_key(s, key_start - 2, t + 1, key_start, key_end);
         return;
     }
-    size_t key_start = close;
-    while (key_start > 0 && is_key_byte(b[key_start - 1])) key_start--;
+    size_t key_start = key_run_start(b, close);
     if (key_start > 0 && b[key_start - 1] == '"') found_key(s, key_start - 1, t + 1, key_start, close);
 }
 
@@ -518,7 +523,7 @@ static void word_then_spaces(Scan *s, size_t start, size_t word_end, size_t tail
     while (j < s->n && is_space(s->b[j])) j++;
     if (j == word_end || j + tail > s->n) return;
     for (size_t k = j; k < j + tail; k++)
-        if (!is_alnum(s->b[k]) && strchr(chars, s->b[k]) == NULL) return;
+        if (!is_alnum(s->b[k]) && (s->b[k] == 0 || strchr(chars, s->b[k]) == NULL)) return;
     add_window(s, start, j + tail);
 }
 
@@ -539,8 +544,7 @@ static void on_k(Scan *s, size_t t) {
  * 0x0a and any continuation bytes lying before it. Both readings are tried. */
 static void on_value_tag(Scan *s, size_t t) {
     const uint8_t *b = s->b;
-    size_t run = t;
-    while (run > 0 && is_key_byte(b[run - 1])) run--;
+    size_t run = key_run_start(b, t);
     if (run == 0) return;
     size_t q = run - 1; /* the first byte before the key that is not a key byte */
     if (b[q] < 0x80) {  /* b[q] as the length's last byte */
