@@ -170,6 +170,27 @@ def test_an_empty_batch_is_an_empty_block() -> None:
     assert block.startswith(bytes([len(native.TRACES_COLUMNS), 0]))
 
 
+def test_encoders_kept_between_calls_start_each_batch_afresh() -> None:
+    """The encoder keeps its buffers from one call to the next (no fresh pages per
+    batch): whatever came before, a batch encodes to the same block, also while another
+    thread encodes."""
+    spans = [r.SerializeToString() for r in generate_trace_requests(40, 100, seed=3)]
+    records = [r.SerializeToString() for r in generate_logs_requests(5, 100, seed=3)]
+    first_spans, first_records = _rows.traces(spans), _rows.logs(records)
+    with pytest.raises(ValueError, match="malformed"):
+        _rows.traces([spans[0], spans[1][:-3]])  # fails with half a batch written
+    assert _rows.traces(spans[:1])[1] == 100
+    assert _rows.logs(records) == first_records
+    assert _rows.traces(spans) == first_spans
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(_rows.traces, spans) if i % 2 else pool.submit(_rows.logs, records) for i in range(12)]
+        results = [c.result() for c in calls]
+    assert results == [first_spans if i % 2 else first_records for i in range(12)]
+
+
 # --------------------------------------------------------------------------------------
 # The same rows as the SQL path, in real chDB
 # --------------------------------------------------------------------------------------
