@@ -20,7 +20,9 @@ real ``ExporterQueue`` with its default queue config (flush at 10,000 spans or 1
 backlog merged up to ``max_size``, two consumers), fed 100-span requests as fast as the
 queue admits them for that long (``--signal mixed``: traces and logs requests in
 turn, as one exporter taking both gets them); reported are exported spans/s over the run (until the
-queue is drained) and the average spans per insert the queue chose.
+queue is drained) and the average spans per insert the queue chose. Each request comes
+with the bytes a client sent, as the receiver hands it over when no processor changed it
+(``--objects``: the protobuf objects alone, which the exporter serializes first).
 
 ``--deep-every N`` puts structured ``gen_ai.input.messages`` (four levels, deeper than
 the views decode) on one span of every Nth request: the first such batch fails in the
@@ -142,8 +144,13 @@ _GENAI_KEYS = frozenset(
 )
 
 
-async def sustained(path: str, requests: list[Any], seconds: float) -> tuple[int, float, float, int]:
-    """Spans exported, wall and CPU seconds, inserts: the queue fed for ``seconds``."""
+async def sustained(
+    path: str, requests: list[Any], seconds: float, wire: bool = True
+) -> tuple[int, float, float, int]:
+    """Spans exported, wall and CPU seconds, inserts: the queue fed for ``seconds``;
+    with ``wire``, each request with its bytes as a client sent them (what the receiver
+    hands the exporter when no processor changed the request), else objects alone."""
+    received = [r.SerializeToString() for r in requests] if wire else []
     cfg = factory.config_model(endpoint=f"embedded:{path}", query_endpoint=None)
     telemetry = SelfTelemetry()
     settings = ComponentSettings("clickhouse", telemetry, logging.getLogger("bench"))
@@ -153,6 +160,7 @@ async def sustained(path: str, requests: list[Any], seconds: float) -> tuple[int
         await exporter.export(request, RequestContext(dedup_token=f"bench-warm-up-{i}"))
     queue = ExporterQueue("clickhouse", exporter, cfg, telemetry)
     await queue.start()
+
     def inserts_so_far() -> float:
         name = "otel_receiver_clickhouse_insert_seconds_count"
         return sum(telemetry.value(name, {"exporter": "clickhouse", "signal": s}) for s in ("traces", "logs"))
@@ -164,8 +172,12 @@ async def sustained(path: str, requests: list[Any], seconds: float) -> tuple[int
     i = 0
     while time.perf_counter() < stop:
         if queue.has_room():
-            queue.put(requests[i % len(requests)], RequestContext())
-            put += count_items(requests[i % len(requests)])
+            request = requests[i % len(requests)]
+            context = RequestContext()
+            if wire:
+                context.set_wire(request, received[i % len(requests)], from_client=True)
+            queue.put(request, context)
+            put += count_items(request)
             i += 1
             if i % 10 == 0:
                 await asyncio.sleep(0)
@@ -206,6 +218,12 @@ def main() -> None:
     )
     ap.add_argument("--sustained", type=float, default=0, metavar="SECONDS")
     ap.add_argument(
+        "--objects",
+        action="store_true",
+        help="with --sustained: hand the queue protobuf objects alone (the exporter serializes them), "
+        "not the objects with the bytes the client sent",
+    )
+    ap.add_argument(
         "--deep-every",
         type=int,
         default=0,
@@ -225,7 +243,9 @@ def main() -> None:
             requests = [r for pair in zip(requests, logs, strict=True) for r in pair]
         path = tempfile.mkdtemp(prefix="bench-ch-")
         try:
-            spans, wall, cpu, inserts = asyncio.run(sustained(path, requests, args.sustained))
+            spans, wall, cpu, inserts = asyncio.run(
+                sustained(path, requests, args.sustained, wire=not args.objects)
+            )
         finally:
             shutil.rmtree(path, ignore_errors=True)
         print(
