@@ -15,6 +15,7 @@ import math
 import random
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -183,12 +184,10 @@ def test_encoders_kept_between_calls_start_each_batch_afresh() -> None:
     assert _rows.logs(records) == first_records
     assert _rows.traces(spans) == first_spans
 
-    from concurrent.futures import ThreadPoolExecutor
-
+    jobs = [(_rows.traces, spans, first_spans), (_rows.logs, records, first_records)] * 6
     with ThreadPoolExecutor(3) as pool:
-        calls = [pool.submit(_rows.traces, spans) if i % 2 else pool.submit(_rows.logs, records) for i in range(12)]
-        results = [c.result() for c in calls]
-    assert results == [first_spans if i % 2 else first_records for i in range(12)]
+        calls = [pool.submit(encode, batch) for encode, batch, _ in jobs]
+        assert [c.result() for c in calls] == [first for _, _, first in jobs]
 
 
 # --------------------------------------------------------------------------------------
