@@ -17,6 +17,7 @@ from exporters.clickhouse import columns, wire
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.schema import (
     INSERT_PATHS,
+    MERGE_SELECTOR_BASE,
     METRICS_PATHS,
     TRACES_PATH,
     Schema,
@@ -223,6 +224,18 @@ def test_deduplication_window_on_every_table(running: Running) -> None:
     assert len(rows) == 10
     for row in rows:
         assert "non_replicated_deduplication_window = 1000" in row["q"], row["name"]
+
+
+def test_wider_merges_on_every_table_the_engine_knows_the_setting(running: Running) -> None:
+    rows = running.rows(
+        "SELECT name, create_table_query AS q FROM system.tables "
+        "WHERE database = '{db}' AND engine LIKE '%MergeTree'"
+    )
+    assert len(rows) >= 10
+    for row in rows:
+        assert f"merge_selector_base = {MERGE_SELECTOR_BASE}" in row["q"], row["name"]
+    older_server = Schema(merge_selector_base=None).statements()
+    assert not any("merge_selector_base" in sql for sql in older_server)
 
 
 @pytest.mark.parametrize(

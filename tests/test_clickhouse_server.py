@@ -175,29 +175,34 @@ class RecordingClient:
     """Stands in for clickhouse-connect's ``Client`` (no ClickHouse server can run here):
     it records the calls ``ServerStore`` makes and answers like an empty server."""
 
-    def __init__(self) -> None:
+    def __init__(self, merge_tree_settings: tuple[str, ...] = ()) -> None:
         self.commands: list[tuple[str, bool]] = []
         self.queries: list[tuple[str, object, str, bool]] = []
+        self.merge_tree_settings = merge_tree_settings  # the table settings it knows
 
     def command(self, sql: str, use_database: bool = True) -> None:
         self.commands.append((sql, use_database))
 
     def raw_query(self, sql: str, settings: object = None, fmt: str = "", use_database: bool = True) -> bytes:
         self.queries.append((sql, settings, fmt, use_database))
+        if "system.merge_tree_settings" in sql:
+            return "".join(f"{name}\n" for name in self.merge_tree_settings if f"'{name}'" in sql).encode()
         return b""
 
     def close(self) -> None:
         pass
 
 
+@pytest.mark.parametrize("server_knows_merge_selector_base", [True, False])
 def test_server_schema_step_issues_ddl_the_engine_accepts(
-    running: Running, monkeypatch: pytest.MonkeyPatch
+    running: Running, monkeypatch: pytest.MonkeyPatch, server_knows_merge_selector_base: bool
 ) -> None:
     """The schema step on the server path sends DDL that, replayed on the real engine,
-    creates exactly the tables the embedded path creates; reads run in readonly mode."""
+    creates exactly the tables the embedded path creates; reads run in readonly mode. A
+    server older than the ``merge_selector_base`` table setting gets DDL without it."""
     import clickhouse_connect
 
-    client = RecordingClient()
+    client = RecordingClient(("merge_selector_base",) if server_knows_merge_selector_base else ())
     monkeypatch.setattr(clickhouse_connect, "get_client", lambda **kwargs: client)
     database = running.config.database + "_srv"
     cfg = ClickHouseConfig(endpoint="http://127.0.0.1:8123", database=database, query_endpoint=None)
@@ -211,10 +216,15 @@ def test_server_schema_step_issues_ddl_the_engine_accepts(
     finally:
         loop.run_until_complete(exporter.shutdown())
         loop.close()
-    listing, user_query = client.queries
+    listing, knows_setting, user_query = client.queries
     assert listing[0].startswith("SELECT name FROM system.tables") and listing[1] is None
+    assert "system.merge_tree_settings" in knows_setting[0]
     assert user_query[1] == {"readonly": 1}  # the engine's readonly mode, not string filtering
     assert client.commands and all(use_db is False for _, use_db in client.commands)
+    tables_made = [sql for sql, _ in client.commands if "MergeTree" in sql]
+    assert tables_made and all(
+        ("merge_selector_base = 10" in sql) == server_knows_merge_selector_base for sql in tables_made
+    )
 
     embedded = running.exporter.store
     assert embedded is not None

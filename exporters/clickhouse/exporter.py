@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -155,6 +156,9 @@ class ClickHouseExporter(Exporter):
                     False,
                 )
                 existing = set(listed.decode().split())
+                wide_merges = self.schema.merge_selector_base is not None
+                if wide_merges and not await self._knows_merge_selector_base(store):
+                    self.schema = dataclasses.replace(self.schema, merge_selector_base=None)
                 for statement in self.schema.missing_statements(existing):
                     await asyncio.to_thread(store.execute, statement)
                 if AUDIT_LOG in existing and (self.cfg.cluster or not await self._has_audit_chain(store)):
@@ -166,6 +170,18 @@ class ClickHouseExporter(Exporter):
                     raise RetryableExportError(f"creating the schema: {e}") from e
                 raise PermanentExportError(f"creating the schema: {e}") from e
             self._schema_ready = True
+
+    async def _knows_merge_selector_base(self, store: Store) -> bool:
+        """Whether the server has the table setting (since ClickHouse 24.12); an older one
+        refuses a CREATE TABLE that names it."""
+        found = await asyncio.to_thread(
+            store.query,
+            "SELECT name FROM system.merge_tree_settings WHERE name = 'merge_selector_base'",
+            "TabSeparatedRaw",
+            False,
+            False,
+        )
+        return bool(found.strip())
 
     async def _has_audit_chain(self, store: Store) -> bool:
         found = await asyncio.to_thread(
