@@ -388,7 +388,7 @@ TABLE_SPECS: Final[tuple[TableSpec, ...]] = (
 # Parts are merged in wider steps than ClickHouse's default base of 5. Every merge rewrites
 # its rows with the Collector's ZSTD codecs and rebuilds the five bloom-filter indexes, so
 # fewer merge levels cost less CPU per span stored: 0-8% more spans/s sustained into
-# embedded chDB, 4% in the median of five 45-60 s pairs. The price is a few more parts
+# embedded chDB, 4% in the median of four 45-60 s pairs. The price is a few more parts
 # per partition, tens and not hundreds: ClickHouse lowers the base as parts accumulate.
 MERGE_SELECTOR_BASE: Final = 10
 
