@@ -171,28 +171,23 @@ class ClickHouseExporter(Exporter):
                 raise PermanentExportError(f"creating the schema: {e}") from e
             self._schema_ready = True
 
+    @staticmethod
+    async def _any_row(store: Store, sql: str) -> bool:
+        found = await asyncio.to_thread(store.query, sql, "TabSeparatedRaw", False, False)
+        return bool(found.strip())
+
     async def _knows_merge_selector_base(self, store: Store) -> bool:
         """Whether the server has the table setting (since ClickHouse 24.12); an older one
         refuses a CREATE TABLE that names it."""
-        found = await asyncio.to_thread(
-            store.query,
-            "SELECT name FROM system.merge_tree_settings WHERE name = 'merge_selector_base'",
-            "TabSeparatedRaw",
-            False,
-            False,
-        )
-        return bool(found.strip())
+        sql = "SELECT name FROM system.merge_tree_settings WHERE name = 'merge_selector_base'"
+        return await self._any_row(store, sql)
 
     async def _has_audit_chain(self, store: Store) -> bool:
-        found = await asyncio.to_thread(
-            store.query,
+        return await self._any_row(
+            store,
             f"SELECT name FROM system.columns WHERE database = '{self.cfg.database}' "
             f"AND table = '{AUDIT_LOG}' AND name = 'ChainId'",
-            "TabSeparatedRaw",
-            False,
-            False,
         )
-        return bool(found.strip())
 
     async def _retire_stale_insert_paths(self, store: Store, existing: set[str]) -> None:
         stale = self.schema.stale_insert_paths(existing)
