@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import time
 from typing import Any
 
 import pytest
@@ -528,4 +529,27 @@ def test_a_forked_child_walks_what_its_parent_had_submitted() -> None:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    accumulator.finish()
+
+
+def test_the_worker_waits_for_a_few_requests_unless_a_caller_waits() -> None:
+    """Woken per request, the worker cost ~7 us more per request: it starts on the eighth
+    waiting request, or at once when a scrape (finish) waits for the sums."""
+    wires = [r.SerializeToString() for r in generate_trace_requests(9, 10, seed=11)]
+    accumulator = _accumulator()
+    for i, wire in enumerate(wires[:3]):
+        assert accumulator.submit(i, (wire,), "", True, False) == []
+    time.sleep(0.05)
+    assert accumulator.submit(3, (wires[3],), "", True, False) == []  # none walked meanwhile
+    assert [token for token, _ in accumulator.finish()] == [0, 1, 2, 3]
+    results: list[tuple[int, Any]] = []
+    for i, wire in enumerate(wires[:8]):
+        results += accumulator.submit(i, (wire,), "", True, False)
+    token = 8
+    deadline = time.monotonic() + 10
+    while len(results) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)  # a later submit collects what the worker walked meanwhile
+        results += accumulator.submit(token, (wires[8],), "", True, False)
+        token += 1
+    assert [token for token, _ in results[:8]] == list(range(8))  # walked without a finish
     accumulator.finish()
