@@ -545,11 +545,11 @@ def test_the_worker_waits_for_a_few_requests_unless_a_caller_waits() -> None:
     results: list[tuple[int, Any]] = []
     for i, wire in enumerate(wires[:8]):
         results += accumulator.submit(i, (wire,), "", True, False)
-    token = 8
+    next_token = 8
     deadline = time.monotonic() + 10
     while len(results) < 8 and time.monotonic() < deadline:
         time.sleep(0.01)  # a later submit collects what the worker walked meanwhile
-        results += accumulator.submit(token, (wires[8],), "", True, False)
-        token += 1
+        results += accumulator.submit(next_token, (wires[8],), "", True, False)
+        next_token += 1
     assert [token for token, _ in results[:8]] == list(range(8))  # walked without a finish
     accumulator.finish()
