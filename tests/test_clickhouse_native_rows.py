@@ -191,6 +191,32 @@ def test_encoders_kept_between_calls_start_each_batch_afresh() -> None:
 
 
 # --------------------------------------------------------------------------------------
+
+
+def test_a_block_is_written_again_only_once_nothing_else_holds_it() -> None:
+    """The encoder writes a batch into its previous block when the caller has let go of
+    it (no fresh pages per batch), never into a block the caller still holds, and the
+    reused block reads as a fresh one: same bytes, same length, same hash."""
+    big = [r.SerializeToString() for r in generate_trace_requests(30, 100, seed=5)]
+    small = big[:10]
+    fresh_small = bytearray(_rows.traces(small)[0])
+
+    held, _ = _rows.traces(big)
+    held_copy = bytearray(held)
+    assert hash(held) == hash(bytes(held_copy))
+    released, _ = _rows.traces(big)
+    assert released is not held
+    released_id = id(released)
+    hash(released)  # CPython keeps a bytes object's hash with it
+    del released  # the encoder given back last now holds the only reference
+
+    again, _ = _rows.traces(small)
+    assert id(again) == released_id  # written into the released block
+    assert again == fresh_small and len(again) == len(fresh_small)
+    assert hash(again) == hash(bytes(fresh_small))  # no hash left from the old contents
+    for batch in (small, big, small, big):
+        assert _rows.traces(batch)[0] is not held
+    assert held == held_copy  # what the caller holds never changes
 # The same rows as the SQL path, in real chDB
 # --------------------------------------------------------------------------------------
 

@@ -460,6 +460,10 @@ static const Column LOG_COLUMNS[] = {
 typedef struct {
     Buf s[N_STREAMS];
     Buf scratch; /* one value's text, before its length is known */
+    /* The last block handed out, reused once nothing but the encoder holds it (see
+     * native_block); block_capacity is the size it was allocated with. */
+    PyObject *block;
+    size_t block_capacity;
     /* Running totals: Native offsets are cumulative over the block. */
     uint64_t rows, res_entries, scope_entries, attr_entries, events, ev_attr_entries, links, ln_attr_entries;
 } Encoder;
@@ -470,9 +474,11 @@ static int encoder_failed(const Encoder *enc) {
     return enc->scratch.failed;
 }
 
+/* With the GIL held (the block is a Python object). */
 static void encoder_free(Encoder *enc) {
     for (int i = 0; i < N_STREAMS; i++) free(enc->s[i].data);
     free(enc->scratch.data);
+    Py_CLEAR(enc->block);
 }
 
 /* Encoders are kept between calls with their buffers: a batch of 30,000 spans writes
@@ -484,6 +490,16 @@ static Encoder *kept_encoders[KEPT_ENCODERS];
 static int n_kept_encoders;
 
 static Encoder *encoder_take(void) {
+    /* One whose last block is free again first, so that the block is reused: behind the
+     * queue, the other consumer's insert may still hold the block of the encoder given
+     * back last. */
+    for (int i = n_kept_encoders - 1; i >= 0; i--) {
+        Encoder *enc = kept_encoders[i];
+        if (enc->block != NULL && Py_REFCNT(enc->block) == 1) {
+            kept_encoders[i] = kept_encoders[--n_kept_encoders];
+            return enc;
+        }
+    }
     if (n_kept_encoders > 0) return kept_encoders[--n_kept_encoders];
     return calloc(1, sizeof(Encoder));
 }
@@ -513,6 +529,8 @@ static void encoder_give_back(Encoder *enc) {
     }
     buf_empty(&enc->scratch);
     kept.scratch = enc->scratch;
+    kept.block = enc->block;
+    kept.block_capacity = enc->block_capacity;
     *enc = kept; /* the running totals back to zero */
     kept_encoders[n_kept_encoders++] = enc;
 }
@@ -847,6 +865,17 @@ static Row *new_row(Rows *rows, const uint8_t *msg, size_t len) {
     return row;
 }
 
+/* Asks for the cache lines of a span or log record (up to 4 kB: a longer value is then
+ * copied as a stream, which the hardware prefetches itself) before they are read. Both
+ * passes skip over values by their length, so each field header read was a cache miss
+ * of its own, and the second pass visits the rows in key order, scattered over the
+ * input. Measured per 30,000-span batch: ~10 ms less in the first pass, ~6 ms less in
+ * the second (of ~75 ms). */
+static void prefetch_message(const uint8_t *msg, size_t len) {
+    size_t end = len < 4096 ? len : 4096;
+    for (size_t o = 0; o < end; o += 64) __builtin_prefetch(msg + o);
+}
+
 static int collect_resource_spans(Encoder *enc, Rows *rows, const uint8_t *msg, size_t len) {
     int rc = collect_resource(enc, rows, msg, len, 0);
     if (rc < 0) return rc;
@@ -866,6 +895,7 @@ static int collect_resource_spans(Encoder *enc, Rows *rows, const uint8_t *msg, 
             if (sf.number != 2) continue;
             SpanFields span;
             Row *row;
+            prefetch_message(sf.data, sf.len);
             if (sf.wire_type != 2 || parse_span(sf.data, sf.len, &span) < 0 ||
                 (row = new_row(rows, sf.data, sf.len)) == NULL)
                 return -1;
@@ -938,6 +968,7 @@ typedef int (*RowWriter)(Encoder *enc, const Resource *res, const Scope *scope, 
 static int write_rows(Encoder *enc, Rows *rows, RowWriter write, size_t *failed_at) {
     sort_rows(rows);
     for (size_t i = 0; i < rows->n_rows; i++) {
+        if (i + 2 < rows->n_rows) prefetch_message(rows->rows[i + 2].msg, rows->rows[i + 2].len);
         const Row *row = &rows->rows[i];
         const Scope *scope = &rows->scopes[row->scope];
         int rc = write(enc, &rows->resources[scope->resource], scope, row->msg, row->len);
@@ -1060,6 +1091,7 @@ static int collect_scope_logs(Encoder *enc, Rows *rows, const uint8_t *msg, size
         if (f.number != 2) continue;
         uint64_t time;
         Row *row;
+        prefetch_message(f.data, f.len);
         if (f.wire_type != 2 || log_record_time(f.data, f.len, &time) < 0 || (row = new_row(rows, f.data, f.len)) == NULL)
             return -1;
         row->seconds = time / 1000000000u;
@@ -1083,6 +1115,42 @@ static int collect_resource_logs(Encoder *enc, Rows *rows, const uint8_t *msg, s
 
 static void put_header_string(Buf *b, const char *s) { put_string(b, (const uint8_t *)s, strlen(s)); }
 
+/* A bytes object with room for `size` bytes to write the block into; its size is set
+ * once the block is written (block_done). The previous block is reused when nothing but
+ * this encoder holds it any more (the insert is done with it) and it is large enough: a
+ * fresh block of tens of MB is memory new from the kernel (glibc maps anything above
+ * 32 MB on its own), and faulting in and zeroing its pages cost ~15% of the encoding.
+ * Writing into a bytes object is safe only because no one else can see it: its one
+ * reference is ours. A block much larger than needed is let go, as buffers are. */
+static PyObject *block_for(Encoder *enc, size_t size) {
+    PyObject *block = enc->block;
+    if (block != NULL && Py_REFCNT(block) == 1 && size <= enc->block_capacity &&
+        enc->block_capacity <= 8 * size + ((size_t)1 << 20)) {
+#if PY_VERSION_HEX < 0x030D0000
+        _Py_COMP_DIAG_PUSH
+        _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+        ((PyBytesObject *)block)->ob_shash = -1; /* a hash computed on the old contents */
+        _Py_COMP_DIAG_POP
+#endif
+        Py_INCREF(block);
+        return block;
+    }
+    Py_CLEAR(enc->block);
+    /* Room for a somewhat larger next batch: batches behind the queue vary in size. */
+    size_t capacity = size + size / 8 + 4096;
+    block = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
+    if (block == NULL) return NULL;
+    enc->block = block;
+    enc->block_capacity = capacity;
+    Py_INCREF(block);
+    return block;
+}
+
+static void block_done(PyObject *block, size_t size) {
+    Py_SET_SIZE(block, (Py_ssize_t)size);
+    PyBytes_AS_STRING(block)[size] = '\0';
+}
+
 /* The block: column count, row count, then each column's name, type and streams. */
 static PyObject *native_block(Encoder *enc, const Column *columns, size_t n_columns) {
     Buf header = {0};
@@ -1094,7 +1162,7 @@ static PyObject *native_block(Encoder *enc, const Column *columns, size_t n_colu
         for (const int *st = columns[c].streams; *st >= 0; st++) total += enc->s[*st].len;
     }
     if (header.failed) return PyErr_NoMemory();
-    PyObject *block = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    PyObject *block = block_for(enc, total);
     if (block == NULL) {
         free(header.data);
         return NULL;
@@ -1119,7 +1187,7 @@ static PyObject *native_block(Encoder *enc, const Column *columns, size_t n_colu
             o += enc->s[*st].len;
         }
     }
-    if (_PyBytes_Resize(&block, o - PyBytes_AS_STRING(block)) < 0) return NULL;
+    block_done(block, (size_t)(o - PyBytes_AS_STRING(block)));
     return block;
 }
 
