@@ -190,9 +190,6 @@ def test_encoders_kept_between_calls_start_each_batch_afresh() -> None:
         assert [c.result() for c in calls] == [first for _, _, first in jobs]
 
 
-# --------------------------------------------------------------------------------------
-
-
 def test_a_block_is_written_again_only_once_nothing_else_holds_it() -> None:
     """The encoder writes a batch into its previous block when the caller has let go of
     it (no fresh pages per batch), never into a block the caller still holds, and the
@@ -217,6 +214,9 @@ def test_a_block_is_written_again_only_once_nothing_else_holds_it() -> None:
     for batch in (small, big, small, big):
         assert _rows.traces(batch)[0] is not held
     assert held == held_copy  # what the caller holds never changes
+
+
+# --------------------------------------------------------------------------------------
 # The same rows as the SQL path, in real chDB
 # --------------------------------------------------------------------------------------
 
