@@ -504,11 +504,17 @@ static Encoder *encoder_take(void) {
     return calloc(1, sizeof(Encoder));
 }
 
-/* Emptied for the next batch. Behind the queue, batches range from 10,000 to 50,000
- * spans; a buffer more than 8 times larger than this batch needed is let go, so that
- * light traffic after a burst does not keep the burst's peak. */
+/* Whether memory of `capacity` bytes is kept for a batch that needed `used`: light
+ * traffic after a burst (batches of a few hundred kB) must not keep the burst's peak,
+ * but under load, batches range from 10,000 to 50,000 spans behind the queue and a
+ * buffer grows by doubling, so up to 10 times the need is normal. Letting such a
+ * buffer go at 8 times (as before) made the next large batch fault its pages in
+ * again: 10,000-15,000 faults per large batch in a sustained run. */
+static int worth_keeping(size_t capacity, size_t used) { return capacity <= 16 * used + ((size_t)16 << 20); }
+
+/* Emptied for the next batch; let go when no longer worth keeping. */
 static void buf_empty(Buf *b) {
-    if (b->cap > 8 * b->len + ((size_t)1 << 20)) {
+    if (!worth_keeping(b->cap, b->len)) {
         free(b->data);
         b->data = NULL;
         b->cap = 0;
@@ -1121,11 +1127,11 @@ static void put_header_string(Buf *b, const char *s) { put_string(b, (const uint
  * fresh block of tens of MB is memory new from the kernel (glibc maps anything above
  * 32 MB on its own), and faulting in and zeroing its pages cost ~15% of the encoding.
  * Writing into a bytes object is safe only because no one else can see it: its one
- * reference is ours. A block much larger than needed is let go, as buffers are. */
+ * reference is ours. A block no longer worth keeping is let go, as buffers are. */
 static PyObject *block_for(Encoder *enc, size_t size) {
     PyObject *block = enc->block;
     if (block != NULL && Py_REFCNT(block) == 1 && size <= enc->block_capacity &&
-        enc->block_capacity <= 8 * size + ((size_t)1 << 20)) {
+        worth_keeping(enc->block_capacity, size)) {
 #if PY_VERSION_HEX < 0x030D0000
         _Py_COMP_DIAG_PUSH
         _Py_COMP_DIAG_IGNORE_DEPR_DECLS
