@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import struct
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -190,6 +191,7 @@ def test_encoders_kept_between_calls_start_each_batch_afresh() -> None:
         assert [c.result() for c in calls] == [first for _, _, first in jobs]
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="blocks are reused up to Python 3.12 (_rows.c)")
 def test_a_block_is_written_again_only_once_nothing_else_holds_it() -> None:
     """The encoder writes a batch into its previous block when the caller has let go of
     it (no fresh pages per batch), never into a block the caller still holds, and the

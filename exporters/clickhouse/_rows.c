@@ -1128,11 +1128,17 @@ static void put_header_string(Buf *b, const char *s) { put_string(b, (const uint
  * 32 MB on its own), and faulting in and zeroing its pages cost ~15% of the encoding.
  * Writing into a bytes object is safe only because no one else can see it: its one
  * reference is ours. A block no longer worth keeping is let go, as buffers are. */
+#if PY_VERSION_HEX < 0x030D0000
+#define REUSE_BLOCKS 1
+#else
+#define REUSE_BLOCKS 0 /* where a bytes object keeps its hash is known up to 3.12 only */
+#endif
+
 static PyObject *block_for(Encoder *enc, size_t size) {
     PyObject *block = enc->block;
-    if (block != NULL && Py_REFCNT(block) == 1 && size <= enc->block_capacity &&
+    if (REUSE_BLOCKS && block != NULL && Py_REFCNT(block) == 1 && size <= enc->block_capacity &&
         worth_keeping(enc->block_capacity, size)) {
-#if PY_VERSION_HEX < 0x030D0000
+#if REUSE_BLOCKS
         _Py_COMP_DIAG_PUSH
         _Py_COMP_DIAG_IGNORE_DEPR_DECLS
         ((PyBytesObject *)block)->ob_shash = -1; /* a hash computed on the old contents */
