@@ -1151,7 +1151,7 @@ static PyObject *block_for(Encoder *enc, size_t size) {
     /* Room for a somewhat larger next batch: batches behind the queue vary in size. */
     size_t capacity = size + size / 8 + 4096;
     block = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
-    if (block == NULL) return NULL;
+    if (block == NULL || !REUSE_BLOCKS) return block; /* never reused: not kept either */
     enc->block = block;
     enc->block_capacity = capacity;
     Py_INCREF(block);
