@@ -15,13 +15,15 @@ import logging
 import random
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from bench.workload import generate_trace_requests
-from otel_receiver.component import ComponentSettings
+from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.spanscan import locate
 from otel_receiver.telemetry import SelfTelemetry
 from processors.pii_redaction import PiiRedactionConfig, factory
-from processors.pii_redaction.detectors import key_anchors, key_pattern_stays_in_key
+from processors.pii_redaction.detectors import bytes_in_matches, key_anchors, key_pattern_stays_in_key
 from processors.pii_redaction.engine import PrefilteredScanner, RequestScanner, request_scanner
 
 _prefilter = pytest.importorskip("processors.pii_redaction._prefilter")
@@ -227,3 +229,107 @@ def test_without_the_extension_every_anchor_runs_in_re2(monkeypatch: pytest.Monk
     scanner = request_scanner(proc.redactor)  # type: ignore[attr-defined]
     assert isinstance(scanner, RequestScanner)
     assert scanner.anchors == proc.redactor.anchors()  # type: ignore[attr-defined]
+
+
+# --- The redactor's text path: scan_text, then each detector on the regions around its windows
+
+
+def _found(redactor: object, buf: bytes, text_path: bool) -> tuple[list[tuple[int, int, str]], bool]:
+    """Hits and key marker of one string, on the text path or on the RE2 Set path."""
+    finder = redactor._text_finder  # type: ignore[attr-defined]
+    if not text_path:
+        redactor._text_finder = None  # type: ignore[attr-defined]
+    try:
+        work, marker = redactor._candidates(buf)  # type: ignore[attr-defined]
+        hits = redactor._find_in(buf, work) if work else []  # type: ignore[attr-defined]
+    finally:
+        redactor._text_finder = finder  # type: ignore[attr-defined]
+    return [(h.start, h.end, h.detector.name) for h in hits], marker
+
+
+def workload_strings(count: int) -> list[bytes]:
+    out = []
+    for request in generate_trace_requests(count, 100, 3, 0.5, 1_763_700_000_000_000_000):
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    out.extend(
+                        kv.value.string_value.encode()
+                        for kv in span.attributes
+                        if kv.value.HasField("string_value")
+                    )
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["default", "many-regions", "other-keys"])
+def test_the_text_path_finds_what_the_set_of_every_pattern_finds(config: dict[str, object]) -> None:
+    """Same hits (detector, span) and key markers, string by string: the regions
+    lose no match, and the anchors hold every pattern's matches (this found the 7-digit
+    grouped phone numbers of regions without a national prefix, which no anchor held)."""
+    redactor = make_processor(**config).redactor  # type: ignore[attr-defined]
+    assert redactor._text_finder is not None
+    buffers = fuzz_buffers(seed=5, count=6000) + workload_strings(6) + [b" ".join(FRAGMENTS)]
+    failures = []
+    found = 0
+    for buf in buffers:
+        (text, text_marker), (set_path, set_marker) = (
+            _found(redactor, buf, True),
+            _found(redactor, buf, False),
+        )
+        found += len(set_path)
+        # The C pass also frames protobuf keys (0x0a len key 0x12) in text: a marker more
+        # costs a JSON parse, one less would skip a key rule.
+        if text != set_path or (set_marker and not text_marker):
+            failures.append((buf, text, set_path))
+    assert found > 1000
+    assert not failures[:3], f"{len(failures)} strings differ"
+
+
+def test_a_match_reaches_beyond_its_window_to_the_bytes_it_cannot_hold() -> None:
+    redactor = make_processor().redactor  # type: ignore[attr-defined]
+    local = b"jane.doe.with.a.rather.long.local.part.of.sixty.characters.x"
+    buf = b'{"note": "write to ' + local + b'@mailbox.org today"}'
+    hits, _ = _found(redactor, buf, True)
+    assert hits == [(buf.index(local), buf.index(b" today"), "email")]
+    # A PEM block can hold any byte: its region is the whole string.
+    pem = b"-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+    assert _found(redactor, b"key: " + pem + b" done", True)[0] == [(5, 5 + len(pem), "private_key")]
+
+
+def test_custom_detectors_and_key_rules_on_the_text_path() -> None:
+    proc = make_processor(custom_detectors=[{"name": "ticket", "type": "TICKET", "pattern": r"TCK-\d{6}"}])
+    redactor = proc.redactor  # type: ignore[attr-defined]
+    buf = b'see TCK-123456, jane@example.org, {"password": "x"}'
+    hits, marker = _found(redactor, buf, True)
+    assert [(buf[s:e], name) for s, e, name in hits] == [
+        (b"TCK-123456", "ticket"),
+        (b"jane@example.org", "email"),
+    ]
+    assert marker  # the "password" key: JSON is parsed so that the key rule applies
+    assert _found(redactor, buf, False) == (hits, marker)
+    assert _found(redactor, b'{"content": "caf\\u00e9 \\u0040 x"}', True)[1]  # escaped ASCII
+
+
+def test_grouped_numbers_of_seven_or_eight_digits_are_found_where_regions_write_them() -> None:
+    # Italy's numbers bring in the pattern for numbers without a trunk prefix; libphonenumber
+    # takes this one as German.
+    proc = make_processor(phone_regions=["DE", "IT"])
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.attributes.add(key="gen_ai.prompt", value=AnyValue(string_value="my mobile is 512 345 97, thanks"))
+    proc.process_traces(request, RequestContext())  # type: ignore[attr-defined]
+    assert span.attributes[0].value.string_value == "my mobile is [REDACTED:PHONE], thanks"
+
+
+def test_the_bytes_a_pattern_can_match_are_read_with_re2s_classes() -> None:
+    high = set(range(0x80, 0x100))
+    assert bytes_in_matches(r"\b\d{3}[ \-]\d{2}\b") == set(b"0123456789 -")
+    assert bytes_in_matches(r"(?i)ab") == set(b"abAB") | high  # case folding reaches k/s-like letters
+    assert bytes_in_matches(r"x(?i:y)") == set(b"xyY") | high
+    negated = bytes_in_matches(r"[^\s&]")
+    assert negated is not None
+    assert 0x0B in negated and 0xC3 in negated  # RE2's \s has no \v; any non-ASCII character
+    assert not {0x20, 0x09, 0x0A, 0x0D, 0x0C, ord("&")} & negated
+    assert bytes_in_matches(r"a.b") == set(range(256))
+    assert bytes_in_matches(r"x{0}y") == {ord("y")}
+    assert bytes_in_matches(r"\pL+") is None  # RE2-only syntax: any byte may be in a match

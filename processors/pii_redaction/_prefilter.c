@@ -52,8 +52,37 @@ enum {
     F_ASSIGNMENT = 1 << 18,   /* secret_assignment */
     F_KEYS = 1 << 19,         /* key rules, through the key cache */
     F_PHONE_ZERO = 1 << 20,   /* phone, regions with a national prefix 0: \(?0(?:[ .\-()/]{0,2}\d){6} */
-    F_PHONE_NINE = 1 << 21,   /* phone, regions without one: \d(?:[ .]?\d){8} */
+    F_PHONE_SEVEN = 1 << 21,  /* phone, regions without one: \d(?:[ .]?\d){6} */
 };
+
+/* One bit per built-in detector: scan_text() says which detectors a window may hold, so
+ * that only those run, and only around it (engine.py, Redactor). */
+enum {
+    D_EMAIL = 1 << 0,
+    D_CREDIT_CARD = 1 << 1,
+    D_US_SSN = 1 << 2,
+    D_PHONE = 1 << 3,
+    D_IPV4 = 1 << 4,
+    D_IBAN = 1 << 5,
+    D_IPV6 = 1 << 6,
+    D_OPENAI = 1 << 7,
+    D_ANTHROPIC = 1 << 8,
+    D_AWS_ID = 1 << 9,
+    D_AWS_SECRET = 1 << 10,
+    D_GITHUB = 1 << 11,
+    D_GITLAB = 1 << 12,
+    D_SLACK = 1 << 13,
+    D_STRIPE = 1 << 14,
+    D_GOOGLE = 1 << 15,
+    D_JWT = 1 << 16,
+    D_PEM = 1 << 17,
+    D_BEARER = 1 << 18,
+    D_BASIC = 1 << 19,
+    D_URL_CREDENTIALS = 1 << 20,
+    D_URL_TOKEN = 1 << 21,
+    D_ASSIGNMENT = 1 << 22,
+};
+#define N_DETECTOR_BITS 23
 
 /* What a byte triggers (0: nothing, skipped by the tight loop). */
 enum {
@@ -135,12 +164,20 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
 
 typedef struct {
     size_t start, end;
+    uint32_t dets; /* D_* bits of the detectors whose anchors it may hold */
 } Window;
 
 typedef struct {
     PyObject_HEAD
     uint32_t families;
     uint8_t table[256];
+    /* breaks[c] bit d: byte c is never inside a match of detector bit d, so a region
+     * around a window may end there. No bit: the region is the whole text. */
+    uint32_t breaks[256];
+    /* scan_text's detectors, in the caller's order: their bits and the caller's indexes. */
+    unsigned text_bits[N_DETECTOR_BITS];
+    Py_ssize_t text_index[N_DETECTOR_BITS];
+    unsigned n_text;
     KeySlot *keys;
     size_t key_count;
     /* scratch, reused across scans */
@@ -155,9 +192,10 @@ typedef struct {
     PyObject *key_hits; /* [(start, end)] */
     PyObject *unknown;  /* [(start, end, key_start, key_end)] */
     int failed;
+    int text; /* scan_text: b is one string value, so its first byte starts a value */
 } Scan;
 
-static void add_window(Scan *s, size_t start, size_t end) {
+static void add_window(Scan *s, size_t start, size_t end, uint32_t dets) {
     Prefilter *pf = s->pf;
     if (end > s->n) end = s->n;
     if (s->failed || start >= end) return;
@@ -172,7 +210,7 @@ static void add_window(Scan *s, size_t start, size_t end) {
         pf->windows = w;
         pf->cap_windows = cap;
     }
-    pf->windows[pf->n_windows++] = (Window){start, end};
+    pf->windows[pf->n_windows++] = (Window){start, end, dets};
 }
 
 static size_t back(size_t t, size_t k) { return t > k ? t - k : 0; }
@@ -227,7 +265,7 @@ static void found_key(Scan *s, size_t start, size_t end, size_t key_start, size_
  *   \d{3}(?:\)[ .\-]?|[ .\-])\d{3}[ .\-]\d{4}    groups >=3, ==3, >=4
  *   \d\.\d{1,3}\.\d{1,3}\.\d                   groups joined by single dots, inner ones of 1-3
  *   VS\(?0(?:[ .\-()/]{0,2}\d){6}               (F_PHONE_ZERO) a '0' first in its group, 7 digits
- *   VS\d(?:[ .]?\d){8}                        (F_PHONE_NINE) 9 digits in groups joined by one [ .]
+ *   VS\d(?:[ .]?\d){6}                        (F_PHONE_SEVEN) 7 digits in groups joined by one [ .]
  * A group after a separator always has a value start before it. The first group has one
  * when the byte before it is not a word byte, or when that byte can be a string's length
  * after its field tag; and the first digit can itself be a length (any byte is), which
@@ -243,8 +281,9 @@ static inline int is_value_tag(uint8_t c) { return c == 0x0a || c == 0x12 || c =
 
 /* _VALUE_START can end right before b[t]: a non-word byte, or a field tag, up to three
  * length continuation bytes and the length's last byte b[t - 1]. */
-static int value_start_before(const uint8_t *b, size_t t) {
-    if (t == 0) return 0;
+static int value_start_before(const Scan *s, size_t t) {
+    const uint8_t *b = s->b;
+    if (t == 0) return s->text;
     if (!is_word(b[t - 1])) return 1;
     for (size_t k = 2; k <= 5 && k <= t; k++) {
         if (is_value_tag(b[t - k])) return 1;
@@ -260,15 +299,16 @@ static int ssn_label_before(const uint8_t *b, size_t t) {
     return 0;
 }
 
-static int digits_anchor_may_match(Scan *s, size_t t, const size_t *start, const unsigned *len, unsigned groups) {
+/* The D_* bits of the number anchors that may match in the cluster (0: none). */
+static uint32_t digits_anchors_may_match(Scan *s, size_t t, const size_t *start, const unsigned *len, unsigned groups) {
     const uint8_t *b = s->b;
-    uint32_t f = s->pf->families;
+    uint32_t f = s->pf->families, may = 0;
     unsigned total = 0;
     for (unsigned k = 0; k < groups; k++) total += len[k];
     if (total < 4) return 0;
-    if (t > 0 && b[t - 1] == '+' && total >= 7) return 1;
+    if (t > 0 && b[t - 1] == '+' && total >= 7) may |= D_PHONE;
     int first_may_be_length = t > 0 && (b[t - 1] >= 0x80 || is_value_tag(b[t - 1]));
-    int first_has_start = value_start_before(b, t) || first_may_be_length;
+    int first_has_start = value_start_before(s, t) || first_may_be_length;
     /* card: digits of the current [ -]-joined chain, counted from a group with a value start */
     unsigned card = 0, national = 0, after = total;
     int card_on = first_has_start;
@@ -276,15 +316,16 @@ static int digits_anchor_may_match(Scan *s, size_t t, const size_t *start, const
         const uint8_t *sep = b + start[k] + len[k]; /* the separators after group k */
         unsigned sep_len = k + 1 < groups ? (unsigned)(start[k + 1] - start[k] - len[k]) : 0;
         int has_start = k > 0 || first_has_start;
-        if (has_start && len[k] >= 10) return 1;
-        if (len[k] >= 9 && (k > 0 || value_start_before(b, t)) && ssn_label_before(b, start[k])) return 1;
+        if (has_start && len[k] >= 10) may |= D_PHONE;
+        if (len[k] >= 9 && (k > 0 || value_start_before(s, t)) && ssn_label_before(b, start[k])) may |= D_US_SSN;
         if ((f & F_PHONE_ZERO) && has_start && after >= 7 &&
             (b[start[k]] == '0' || (k == 0 && first_may_be_length && len[k] > 1 && b[start[k] + 1] == '0')))
-            return 1;
+            may |= D_PHONE;
         after -= len[k];
         if (card_on) card += len[k];
         national += len[k];
-        if (card >= 12 || ((f & F_PHONE_NINE) && national >= 9)) return 1;
+        if (card >= 12) may |= D_CREDIT_CARD;
+        if ((f & F_PHONE_SEVEN) && national >= 7) may |= D_PHONE;
         if (!single_of(sep, sep_len, " -") || !card_on) {
             card = 0;
             card_on = 1; /* the next group starts a chain after a separator */
@@ -296,11 +337,11 @@ static int digits_anchor_may_match(Scan *s, size_t t, const size_t *start, const
             /* SSN: >=3 [ -] 2 [ -] >=4 */
             if (len[k] >= 3 && len[k + 1] == 2 && len[k + 2] >= 4 && single_of(sep, sep_len, " -") &&
                 single_of(sep2, sep2_len, " -"))
-                return 1;
+                may |= D_US_SSN;
             /* NANP phone: >=3 (")" [ .-]? | [ .-]) 3 [ .-] >=4 */
             if (len[k] >= 3 && len[k + 1] == 3 && len[k + 2] >= 4 && single_of(sep2, sep2_len, " .-") &&
                 (single_of(sep, sep_len, ") .-") || (sep_len == 2 && sep[0] == ')' && strchr(" .-", sep[1]))))
-                return 1;
+                may |= D_PHONE;
         }
         if (k + 3 < groups && len[k + 1] <= 3 && len[k + 2] <= 3) {
             /* IPv4: groups joined by single dots */
@@ -309,10 +350,10 @@ static int digits_anchor_may_match(Scan *s, size_t t, const size_t *start, const
                 unsigned l = (unsigned)(start[j + 1] - start[j] - len[j]);
                 dots = l == 1 && b[start[j] + len[j]] == '.';
             }
-            if (dots) return 1;
+            if (dots) may |= D_IPV4;
         }
     }
-    return 0;
+    return may;
 }
 
 /* Four [A-Z0-9] (any case when `any_case`) at b[k..k+4). */
@@ -343,7 +384,7 @@ static size_t on_digits(Scan *s, size_t t) {
     uint32_t f = s->pf->families;
     if ((f & F_IBAN) && t >= 2 && t + 1 < n && is_alpha(b[t - 2]) && is_alpha(b[t - 1]) && is_digit(b[t + 1]) &&
         iban_shape_at(b, n, t))
-        add_window(s, t - 2, t + 14);
+        add_window(s, t - 2, t + 14, D_IBAN);
     size_t start[MAX_GROUPS];
     unsigned len[MAX_GROUPS];
     unsigned groups = 0;
@@ -364,8 +405,11 @@ static size_t on_digits(Scan *s, size_t t) {
         if (j - i > 2 || j == i || j >= n || !is_digit(b[j])) break;
         i = j;
     }
-    if ((f & (F_DIGITS | F_PHONE_ZERO | F_PHONE_NINE)) && (overflow || digits_anchor_may_match(s, t, start, len, groups)))
-        add_window(s, back(t, 48), last + 1);
+    if (f & (F_DIGITS | F_PHONE_ZERO | F_PHONE_SEVEN)) {
+        uint32_t may = overflow ? D_CREDIT_CARD | D_US_SSN | D_PHONE | D_IPV4
+                                : digits_anchors_may_match(s, t, start, len, groups);
+        if (may) add_window(s, back(t, 48), last + 1, may);
+    }
     return last + 1;
 }
 
@@ -374,7 +418,7 @@ static void on_at(Scan *s, size_t t) {
     const uint8_t *b = s->b;
     size_t i = t + 1;
     while (i < s->n && (is_alnum(b[i]) || b[i] == '-')) i++;
-    if (i > t + 1 && i + 1 < s->n && b[i] == '.' && is_alpha(b[i + 1])) add_window(s, t, i + 2);
+    if (i > t + 1 && i + 1 < s->n && b[i] == '.' && is_alpha(b[i + 1])) add_window(s, t, i + 2, D_EMAIL);
 }
 
 /* (?i)(?:api|access|private)[_\-]?key or (?i)(?:auth|access)[_\-]?token ending at j, the
@@ -399,7 +443,7 @@ static void on_assignment(Scan *s, size_t t) {
         ci_equal(b + j - 3, "pwd", 3) || (j >= 6 && ci_equal(b + j - 6, "secret", 6)) ||
         (ci_equal(b + j - 3, "key", 3) && prefixed_word_ends_at(b, j, 3, 0)) ||
         (j >= 5 && ci_equal(b + j - 5, "token", 5) && prefixed_word_ends_at(b, j, 5, 1)))
-        add_window(s, back(j, 20), t + 1);
+        add_window(s, back(j, 20), t + 1, D_ASSIGNMENT);
 }
 
 /* A JSON object key before the ':' at t: "key"\s*: or, inside a JSON string, \"key\"\s*: */
@@ -426,7 +470,7 @@ static void on_colon(Scan *s, size_t t) {
     if (f & F_IPV6) {
         /* [0-9A-Fa-f]:: and ::[0-9A-Fa-f] */
         if (t + 1 < n && b[t + 1] == ':' && ((t > 0 && is_hex(b[t - 1])) || (t + 2 < n && is_hex(b[t + 2]))))
-            add_window(s, back(t, 1), t + 3);
+            add_window(s, back(t, 1), t + 3, D_IPV6);
         /* (?:[0-9A-Fa-f]{1,4}:){7}: from its first ':', six more groups follow */
         if (t > 0 && is_hex(b[t - 1])) {
             size_t j = t + 1;
@@ -438,7 +482,7 @@ static void on_colon(Scan *s, size_t t) {
                 j++;
                 groups++;
             }
-            if (groups == 6) add_window(s, back(t, 4), j);
+            if (groups == 6) add_window(s, back(t, 4), j, D_IPV6);
         }
     }
     if ((f & F_URL_CREDENTIALS) && t + 2 < n && b[t + 1] == '/' && b[t + 2] == '/') {
@@ -448,7 +492,7 @@ static void on_colon(Scan *s, size_t t) {
         if (j < n && b[j] == ':') {
             size_t k = j + 1;
             while (k < n && !is_space(b[k]) && memchr("/@\"'<>", b[k], 6) == NULL) k++;
-            if (k > j + 1 && k < n && b[k] == '@') add_window(s, t, k + 1);
+            if (k > j + 1 && k < n && b[k] == '@') add_window(s, t, k + 1, D_URL_CREDENTIALS);
         }
     }
     if (f & F_ASSIGNMENT) on_assignment(s, t);
@@ -461,7 +505,7 @@ static void on_equals(Scan *s, size_t t) {
         /* (?i)[?&](?:access_token|...|client_secret)=: a word of at most 13 [A-Za-z_] */
         size_t j = t;
         while (j > 0 && t - j < 14 && (is_alpha(b[j - 1]) || b[j - 1] == '_')) j--;
-        if (j < t && j > 0 && (b[j - 1] == '?' || b[j - 1] == '&')) add_window(s, j - 1, t + 1);
+        if (j < t && j > 0 && (b[j - 1] == '?' || b[j - 1] == '&')) add_window(s, j - 1, t + 1, D_URL_TOKEN);
     }
     if (s->pf->families & F_ASSIGNMENT) on_assignment(s, t);
 }
@@ -470,16 +514,16 @@ static void on_dash(Scan *s, size_t t) {
     const uint8_t *b = s->b;
     uint32_t f = s->pf->families;
     /* sk-[A-Za-z0-9_\-]{20}, sk-ant- */
-    if ((f & F_SK) && t >= 2 && b[t - 2] == 's' && b[t - 1] == 'k') add_window(s, t - 2, t + 22);
+    if ((f & F_SK) && t >= 2 && b[t - 2] == 's' && b[t - 1] == 'k') add_window(s, t - 2, t + 22, D_OPENAI | D_ANTHROPIC);
     /* gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft|oas|agent)-: a word of 2-5 letters after "gl" */
     if (f & F_GITLAB)
         for (size_t k = 2; k <= 5; k++)
-            if (t >= k + 2 && b[t - k - 2] == 'g' && b[t - k - 1] == 'l') add_window(s, t - k - 2, t + 1);
+            if (t >= k + 2 && b[t - k - 2] == 'g' && b[t - k - 1] == 'l') add_window(s, t - k - 2, t + 1, D_GITLAB);
     if ((f & F_SLACK) && t >= 4) {
-        if (memcmp(b + t - 4, "xox", 3) == 0) add_window(s, t - 4, t + 1); /* xox[abposr]- */
-        if (memcmp(b + t - 4, "xapp", 4) == 0) add_window(s, t - 4, t + 3); /* xapp-\d- */
+        if (memcmp(b + t - 4, "xox", 3) == 0) add_window(s, t - 4, t + 1, D_SLACK); /* xox[abposr]- */
+        if (memcmp(b + t - 4, "xapp", 4) == 0) add_window(s, t - 4, t + 3, D_SLACK); /* xapp-\d- */
     }
-    if ((f & F_PEM) && t + 10 <= s->n && memcmp(b + t, "-----BEGIN", 10) == 0) add_window(s, t, t + 10);
+    if ((f & F_PEM) && t + 10 <= s->n && memcmp(b + t, "-----BEGIN", 10) == 0) add_window(s, t, t + 10, D_PEM);
 }
 
 static void on_underscore(Scan *s, size_t t) {
@@ -487,14 +531,14 @@ static void on_underscore(Scan *s, size_t t) {
     uint32_t f = s->pf->families;
     if (f & F_STRIPE) {
         /* [sr]k_(?:live|test)_, whsec_ */
-        if (t >= 2 && b[t - 1] == 'k' && (b[t - 2] == 's' || b[t - 2] == 'r')) add_window(s, t - 2, t + 7);
-        if (t >= 5 && memcmp(b + t - 5, "whsec", 5) == 0) add_window(s, t - 5, t + 1);
+        if (t >= 2 && b[t - 1] == 'k' && (b[t - 2] == 's' || b[t - 2] == 'r')) add_window(s, t - 2, t + 7, D_STRIPE);
+        if (t >= 5 && memcmp(b + t - 5, "whsec", 5) == 0) add_window(s, t - 5, t + 1, D_STRIPE);
     }
     if (f & F_GITHUB) {
         /* gh[pousr]_[A-Za-z0-9]{30}, github_pat_ */
         if (t >= 3 && b[t - 3] == 'g' && b[t - 2] == 'h' && memchr("pousr", b[t - 1], 5) != NULL)
-            add_window(s, t - 3, t + 31);
-        if (t >= 6 && memcmp(b + t - 6, "github", 6) == 0) add_window(s, t - 6, t + 5);
+            add_window(s, t - 3, t + 31, D_GITHUB);
+        if (t >= 6 && memcmp(b + t - 6, "github", 6) == 0) add_window(s, t - 6, t + 5, D_GITHUB);
     }
 }
 
@@ -508,33 +552,33 @@ static void on_upper_a(Scan *s, size_t t) {
                                            "ROA", "IPA", "NPA", "NVA", "PKA"};
         for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
             if (memcmp(w, prefixes[i], 3) == 0) {
-                add_window(s, t, t + 20);
+                add_window(s, t, t + 20, D_AWS_ID);
                 break;
             }
     }
     /* AIza[0-9A-Za-z_\-]{30} */
-    if ((s->pf->families & F_GOOGLE) && memcmp(w, "Iza", 3) == 0) add_window(s, t, t + 34);
+    if ((s->pf->families & F_GOOGLE) && memcmp(w, "Iza", 3) == 0) add_window(s, t, t + 34, D_GOOGLE);
 }
 
 /* (?i)(?:bearer|token)\s+[A-Za-z0-9\-._~+/]{16} and (?i)basic\s+[A-Za-z0-9+/]{4}: the word
  * at [start, word_end), at least one \s (unbounded), then `tail` bytes of `chars`. */
-static void word_then_spaces(Scan *s, size_t start, size_t word_end, size_t tail, const char *chars) {
+static void word_then_spaces(Scan *s, size_t start, size_t word_end, size_t tail, const char *chars, uint32_t dets) {
     size_t j = word_end;
     while (j < s->n && is_space(s->b[j])) j++;
     if (j == word_end || j + tail > s->n) return;
     for (size_t k = j; k < j + tail; k++)
         if (!is_alnum(s->b[k]) && (s->b[k] == 0 || strchr(chars, s->b[k]) == NULL)) return;
-    add_window(s, start, j + tail);
+    add_window(s, start, j + tail, dets);
 }
 
 static void on_b(Scan *s, size_t t) {
     size_t left = s->n - t;
-    if ((s->pf->families & F_BEARER) && left >= 6 && ci_equal(s->b + t, "bearer", 6)) word_then_spaces(s, t, t + 6, 16, "-._~+/");
-    if ((s->pf->families & F_BASIC) && left >= 5 && ci_equal(s->b + t, "basic", 5)) word_then_spaces(s, t, t + 5, 4, "+/");
+    if ((s->pf->families & F_BEARER) && left >= 6 && ci_equal(s->b + t, "bearer", 6)) word_then_spaces(s, t, t + 6, 16, "-._~+/", D_BEARER);
+    if ((s->pf->families & F_BASIC) && left >= 5 && ci_equal(s->b + t, "basic", 5)) word_then_spaces(s, t, t + 5, 4, "+/", D_BASIC);
 }
 
 static void on_k(Scan *s, size_t t) {
-    if (t >= 2 && s->n - t >= 3 && ci_equal(s->b + t - 2, "token", 5)) word_then_spaces(s, t - 2, t + 3, 16, "-._~+/");
+    if (t >= 2 && s->n - t >= 3 && ci_equal(s->b + t - 2, "token", 5)) word_then_spaces(s, t - 2, t + 3, 16, "-._~+/", D_BEARER);
 }
 
 /* A protobuf KeyValue key before the value's tag 0x12 at t, as the key rules' anchors
@@ -569,6 +613,68 @@ static int window_order(const void *a, const void *b) {
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* The scan proper: fills pf->windows (sorted by start) and s->key_hits / s->unknown. */
+static void run_scan(Scan *s) {
+    Prefilter *pf = s->pf;
+    const uint8_t *b = s->b, *table = pf->table;
+    size_t n = s->n, i = 0;
+    pf->n_windows = 0;
+    while (!s->failed) {
+        while (i + 4 <= n && !(table[b[i]] | table[b[i + 1]] | table[b[i + 2]] | table[b[i + 3]])) i += 4;
+        while (i < n && !table[b[i]]) i++;
+        if (i >= n) break;
+        size_t next = i + 1;
+        switch (table[b[i]]) {
+        case T_DIGIT: next = on_digits(s, i); break;
+        case T_AT: on_at(s, i); break;
+        case T_COLON: on_colon(s, i); break;
+        case T_EQUALS: on_equals(s, i); break;
+        case T_DASH: on_dash(s, i); break;
+        case T_UNDERSCORE: on_underscore(s, i); break;
+        case T_UPPER_A: on_upper_a(s, i); break;
+        case T_UPPER_J:
+            /* eyJ[A-Za-z0-9_\-]{8} */
+            if (i >= 2 && b[i - 2] == 'e' && b[i - 1] == 'y') add_window(s, i - 2, i + 9, D_JWT);
+            break;
+        case T_W:
+            /* (?i)aws[_\-.]?secret */
+            if (i >= 1 && i + 7 < n && lower(b[i - 1]) == 'a' && lower(b[i + 1]) == 's') {
+                size_t j = i + 2 + (b[i + 2] == '_' || b[i + 2] == '-' || b[i + 2] == '.');
+                if (j + 6 <= n && ci_equal(b + j, "secret", 6)) add_window(s, i - 1, j + 6, D_AWS_SECRET);
+            }
+            break;
+        case T_B: on_b(s, i); break;
+        case T_K: on_k(s, i); break;
+        case T_SLASH:
+            /* hooks\.slack\.com/services/ */
+            if (i >= 15 && memcmp(b + i - 15, "hooks.slack.com", 15) == 0) add_window(s, i - 15, i + 10, D_SLACK);
+            break;
+        case T_VALUE_TAG: on_value_tag(s, i); break;
+        default: break;
+        }
+        i = next;
+    }
+    if (!s->failed && pf->n_windows > 1) qsort(pf->windows, pf->n_windows, sizeof(Window), window_order);
+}
+
+static int begin_scan(Prefilter *pf, PyObject *arg, Py_buffer *view, Scan *s, int text) {
+    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0) return -1;
+    *s = (Scan){pf, view->buf, (size_t)view->len, PyList_New(0), PyList_New(0), 0, text};
+    if (s->key_hits == NULL || s->unknown == NULL) s->failed = 1;
+    return 0;
+}
+
+static PyObject *end_scan(Scan *s, Py_buffer *view, PyObject *first) {
+    PyBuffer_Release(view);
+    if (s->failed || first == NULL) {
+        Py_XDECREF(first);
+        Py_XDECREF(s->key_hits);
+        Py_XDECREF(s->unknown);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", first, s->key_hits, s->unknown);
+}
+
 PyDoc_STRVAR(scan_doc,
              "scan(buf) -> (windows, key_hits, unknown_keys)\n\n"
              "windows: sorted, disjoint [(start, end)] holding every match of the enabled\n"
@@ -578,50 +684,11 @@ PyDoc_STRVAR(scan_doc,
 
 static PyObject *pf_scan(Prefilter *pf, PyObject *arg) {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    Scan s = {pf, view.buf, (size_t)view.len, PyList_New(0), PyList_New(0), 0};
+    Scan s;
+    if (begin_scan(pf, arg, &view, &s, 0) < 0) return NULL;
+    run_scan(&s);
     PyObject *windows = PyList_New(0);
-    pf->n_windows = 0;
-    if (s.key_hits == NULL || s.unknown == NULL || windows == NULL) s.failed = 1;
-    const uint8_t *b = s.b, *table = pf->table;
-    size_t n = s.n, i = 0;
-    while (!s.failed) {
-        while (i + 4 <= n && !(table[b[i]] | table[b[i + 1]] | table[b[i + 2]] | table[b[i + 3]])) i += 4;
-        while (i < n && !table[b[i]]) i++;
-        if (i >= n) break;
-        size_t next = i + 1;
-        switch (table[b[i]]) {
-        case T_DIGIT: next = on_digits(&s, i); break;
-        case T_AT: on_at(&s, i); break;
-        case T_COLON: on_colon(&s, i); break;
-        case T_EQUALS: on_equals(&s, i); break;
-        case T_DASH: on_dash(&s, i); break;
-        case T_UNDERSCORE: on_underscore(&s, i); break;
-        case T_UPPER_A: on_upper_a(&s, i); break;
-        case T_UPPER_J:
-            /* eyJ[A-Za-z0-9_\-]{8} */
-            if (i >= 2 && b[i - 2] == 'e' && b[i - 1] == 'y') add_window(&s, i - 2, i + 9);
-            break;
-        case T_W:
-            /* (?i)aws[_\-.]?secret */
-            if (i >= 1 && i + 7 < n && lower(b[i - 1]) == 'a' && lower(b[i + 1]) == 's') {
-                size_t j = i + 2 + (b[i + 2] == '_' || b[i + 2] == '-' || b[i + 2] == '.');
-                if (j + 6 <= n && ci_equal(b + j, "secret", 6)) add_window(&s, i - 1, j + 6);
-            }
-            break;
-        case T_B: on_b(&s, i); break;
-        case T_K: on_k(&s, i); break;
-        case T_SLASH:
-            /* hooks\.slack\.com/services/ */
-            if (i >= 15 && memcmp(b + i - 15, "hooks.slack.com", 15) == 0) add_window(&s, i - 15, i + 10);
-            break;
-        case T_VALUE_TAG: on_value_tag(&s, i); break;
-        default: break;
-        }
-        i = next;
-    }
-    if (!s.failed && pf->n_windows) {
-        qsort(pf->windows, pf->n_windows, sizeof(Window), window_order);
+    if (windows != NULL && !s.failed && pf->n_windows) {
         Window cur = pf->windows[0];
         for (size_t k = 1; k <= pf->n_windows && !s.failed; k++) {
             if (k < pf->n_windows && pf->windows[k].start <= cur.end) {
@@ -632,14 +699,109 @@ static PyObject *pf_scan(Prefilter *pf, PyObject *arg) {
             if (k < pf->n_windows) cur = pf->windows[k];
         }
     }
-    PyBuffer_Release(&view);
-    if (s.failed) {
-        Py_XDECREF(windows);
-        Py_XDECREF(s.key_hits);
-        Py_XDECREF(s.unknown);
+    return end_scan(&s, &view, windows);
+}
+
+/* The region around a window for detector bit `bit`: widened to just after the last byte
+ * before it that no match of the detector can hold, and to the first such byte after it.
+ * A match that overlaps the window lies inside, and the detector's regex run from the
+ * region's start finds the same matches there as from the text's start (none spans the
+ * byte before it). */
+static size_t region_start(const Prefilter *pf, const uint8_t *b, size_t x, uint32_t bit) {
+    while (x > 0 && !(pf->breaks[b[x - 1]] & bit)) x--;
+    return x;
+}
+
+static size_t region_end(const Prefilter *pf, const uint8_t *b, size_t n, size_t x, uint32_t bit) {
+    if (x > n) x = n;
+    while (x < n && !(pf->breaks[b[x]] & bit)) x++;
+    return x;
+}
+
+PyDoc_STRVAR(scan_text_doc,
+             "scan_text(buf) -> (work, key_hits, unknown_keys)\n\n"
+             "buf is one string value. work: [(index, start, end)] for the detectors given to\n"
+             "text_detectors(), in that order, each region sorted and disjoint and holding every\n"
+             "match of that detector whose anchor the scan found; key_hits and unknown_keys\n"
+             "as scan().");
+
+static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
+    Py_buffer view;
+    Scan s;
+    if (begin_scan(pf, arg, &view, &s, 1) < 0) return NULL;
+    run_scan(&s);
+    PyObject *work = PyList_New(0);
+    uint32_t present = 0;
+    for (size_t k = 0; k < pf->n_windows; k++) present |= pf->windows[k].dets;
+    for (unsigned t = 0; t < pf->n_text && present && work != NULL && !s.failed; t++) {
+        uint32_t bit = 1u << pf->text_bits[t];
+        Py_ssize_t index = pf->text_index[t];
+        if (!(present & bit)) continue;
+        size_t start = 0, end = 0;
+        int open = 0;
+        for (size_t k = 0; k < pf->n_windows && !s.failed; k++) {
+            const Window *w = &pf->windows[k];
+            if (!(w->dets & bit)) continue;
+            if (open && w->start <= end) {
+                if (w->end > end) end = region_end(pf, s.b, s.n, w->end, bit);
+                continue;
+            }
+            if (open) append_tuple(&s, work, Py_BuildValue("(nnn)", index, (Py_ssize_t)start, (Py_ssize_t)end));
+            start = region_start(pf, s.b, w->start, bit);
+            end = region_end(pf, s.b, s.n, w->end, bit);
+            open = 1;
+        }
+        if (open && !s.failed) append_tuple(&s, work, Py_BuildValue("(nnn)", index, (Py_ssize_t)start, (Py_ssize_t)end));
+    }
+    return end_scan(&s, &view, work);
+}
+
+PyDoc_STRVAR(text_detectors_doc,
+             "text_detectors(entries) -> None: the detectors scan_text() reports, in order, as\n"
+             "[(bit, index, breakers)]: the detector's bit (DETECTOR_BITS), the index reported\n"
+             "with its regions, and None or 256 bytes marking with a non-zero byte the bytes no\n"
+             "match of the detector can contain (its regions end at them; without, a region is\n"
+             "the whole text).");
+
+static PyObject *pf_text_detectors(Prefilter *pf, PyObject *entries) {
+    PyObject *seq = PySequence_Fast(entries, "text_detectors: a sequence of (bit, index, breakers)");
+    if (seq == NULL) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    if (count > N_DETECTOR_BITS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "text_detectors: too many detectors");
         return NULL;
     }
-    return Py_BuildValue("(NNN)", windows, s.key_hits, s.unknown);
+    uint32_t breaks[256] = {0};
+    unsigned bits[N_DETECTOR_BITS];
+    Py_ssize_t indexes[N_DETECTOR_BITS];
+    for (Py_ssize_t k = 0; k < count; k++) {
+        unsigned int d;
+        Py_ssize_t index;
+        PyObject *table;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "InO:text_detectors", &d, &index, &table)) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (d >= N_DETECTOR_BITS || (table != Py_None && (!PyBytes_Check(table) || PyBytes_GET_SIZE(table) != 256))) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "text_detectors: (bit < 23, index, None or 256 bytes)");
+            return NULL;
+        }
+        bits[k] = d;
+        indexes[k] = index;
+        if (table != Py_None) {
+            const uint8_t *t = (const uint8_t *)PyBytes_AS_STRING(table);
+            for (size_t c = 0; c < 256; c++)
+                if (t[c]) breaks[c] |= 1u << d;
+        }
+    }
+    Py_DECREF(seq);
+    memcpy(pf->breaks, breaks, sizeof breaks);
+    memcpy(pf->text_bits, bits, sizeof(unsigned) * (size_t)count);
+    memcpy(pf->text_index, indexes, sizeof(Py_ssize_t) * (size_t)count);
+    pf->n_text = (unsigned)count;
+    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------ key decisions */
@@ -704,7 +866,9 @@ static int pf_init(Prefilter *pf, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTuple(args, "k:Prefilter", &families)) return -1;
     pf->families = (uint32_t)families;
     memset(pf->table, T_NONE, sizeof pf->table);
-    set_trigger(pf, F_DIGITS | F_PHONE_ZERO | F_PHONE_NINE | F_IBAN, "0123456789", T_DIGIT);
+    memset(pf->breaks, 0, sizeof pf->breaks);
+    pf->n_text = 0;
+    set_trigger(pf, F_DIGITS | F_PHONE_ZERO | F_PHONE_SEVEN | F_IBAN, "0123456789", T_DIGIT);
     set_trigger(pf, F_EMAIL, "@", T_AT);
     set_trigger(pf, F_IPV6 | F_URL_CREDENTIALS | F_ASSIGNMENT | F_KEYS, ":", T_COLON);
     set_trigger(pf, F_URL_TOKEN | F_ASSIGNMENT, "=", T_EQUALS);
@@ -738,6 +902,8 @@ static void pf_dealloc(Prefilter *pf) {
 
 static PyMethodDef pf_methods[] = {
     {"scan", (PyCFunction)pf_scan, METH_O, scan_doc},
+    {"scan_text", (PyCFunction)pf_scan_text, METH_O, scan_text_doc},
+    {"text_detectors", (PyCFunction)pf_text_detectors, METH_O, text_detectors_doc},
     {"learn", (PyCFunction)pf_learn, METH_VARARGS, learn_doc},
     {"key_count", (PyCFunction)pf_key_count, METH_NOARGS, "Keys with a learnt decision."},
     {NULL, NULL, 0, NULL},
@@ -790,7 +956,7 @@ PyMODINIT_FUNC PyInit__prefilter(void) {
         {"assignment", F_ASSIGNMENT},
         {"keys", F_KEYS},
         {"phone_zero", F_PHONE_ZERO},
-        {"phone_nine", F_PHONE_NINE},
+        {"phone_seven", F_PHONE_SEVEN},
     };
     PyObject *dict = PyDict_New();
     if (dict == NULL) goto fail;
@@ -805,6 +971,51 @@ PyMODINIT_FUNC PyInit__prefilter(void) {
     }
     if (PyModule_AddObject(m, "FAMILIES", dict) < 0) {
         Py_DECREF(dict);
+        goto fail;
+    }
+    static const struct {
+        const char *name;
+        uint32_t bit;
+    } detectors[] = {
+        {"email", D_EMAIL},
+        {"credit_card", D_CREDIT_CARD},
+        {"us_ssn", D_US_SSN},
+        {"phone", D_PHONE},
+        {"ipv4", D_IPV4},
+        {"iban", D_IBAN},
+        {"ipv6", D_IPV6},
+        {"openai_api_key", D_OPENAI},
+        {"anthropic_api_key", D_ANTHROPIC},
+        {"aws_access_key_id", D_AWS_ID},
+        {"aws_secret_access_key", D_AWS_SECRET},
+        {"github_token", D_GITHUB},
+        {"gitlab_token", D_GITLAB},
+        {"slack_token", D_SLACK},
+        {"stripe_key", D_STRIPE},
+        {"google_api_key", D_GOOGLE},
+        {"jwt", D_JWT},
+        {"private_key", D_PEM},
+        {"bearer_token", D_BEARER},
+        {"basic_auth", D_BASIC},
+        {"url_credentials", D_URL_CREDENTIALS},
+        {"url_token_param", D_URL_TOKEN},
+        {"secret_assignment", D_ASSIGNMENT},
+    };
+    PyObject *bits = PyDict_New();
+    if (bits == NULL) goto fail;
+    for (size_t i = 0; i < sizeof detectors / sizeof detectors[0]; i++) {
+        unsigned index = 0;
+        while ((1u << index) != detectors[i].bit) index++;
+        PyObject *v = PyLong_FromUnsignedLong(index);
+        if (v == NULL || PyDict_SetItemString(bits, detectors[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(bits);
+            goto fail;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(m, "DETECTOR_BITS", bits) < 0) {
+        Py_DECREF(bits);
         goto fail;
     }
     return m;

@@ -25,8 +25,11 @@ import hashlib
 import importlib.resources
 import ipaddress
 import re as stdlib_re
+import re._constants as _sre  # the stdlib's regex parser, to read which bytes a pattern can match
+import re._parser as _sre_parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 import phonenumbers
@@ -524,7 +527,8 @@ def phone_anchors(regions: Sequence[str]) -> tuple[str, ...]:
     if any(r not in _NANP_REGIONS for r in regions):
         out.append(_VALUE_START + r"\(?0(?:[ .\-()/]{0,2}\d){6}")
     if any(_without_national_prefix(r) for r in regions):
-        out.append(_VALUE_START + r"\d(?:[ .]?\d){8}")
+        # _PHONE_NO_TRUNK's grouped form holds 7 digits at least ("612 34 56").
+        out.append(_VALUE_START + r"\d(?:[ .]?\d){6}")
     return tuple(out)
 
 
@@ -899,3 +903,111 @@ def relax_assertions(pattern: str, dot: str | None = None) -> str:
             out.append(c)
         i += 1
     return "".join(out)
+
+
+# --- The bytes a pattern's matches can hold ------------------------------------------
+
+_ASCII = frozenset(range(0x80))
+_NON_ASCII_BYTES = frozenset(range(0x80, 0x100))  # every byte of a UTF-8 encoded non-ASCII character
+# RE2's classes (ASCII only; its \s has no \v), not Python's Unicode-aware ones: exact
+# sets keep a negated class's complement exact too.
+_CATEGORY_ASCII = {
+    _sre.CATEGORY_DIGIT: frozenset(range(0x30, 0x3A)),
+    _sre.CATEGORY_SPACE: frozenset(b" \t\n\r\f"),
+    _sre.CATEGORY_WORD: frozenset(b"0123456789_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
+}
+_CATEGORY_NEGATED = {
+    _sre.CATEGORY_NOT_DIGIT: _sre.CATEGORY_DIGIT,
+    _sre.CATEGORY_NOT_SPACE: _sre.CATEGORY_SPACE,
+    _sre.CATEGORY_NOT_WORD: _sre.CATEGORY_WORD,
+}
+
+
+class _Unknown(Exception):
+    """A construct whose bytes are not worked out; the caller assumes any byte."""
+
+
+def _case_closed(codes: set[int]) -> set[int]:
+    # Case-insensitive RE2 also folds k and s to non-ASCII letters (Kelvin sign, long s).
+    letters = {c for c in codes if c < 0x80 and chr(c).isalpha()}
+    if not letters:
+        return codes
+    return codes | {c ^ 0x20 for c in letters} | _NON_ASCII_BYTES
+
+
+def _class_codes(items: list[tuple[Any, Any]]) -> tuple[set[int], bool]:
+    """The ASCII codes a character class names (non-ASCII ones as all high bytes), negated?"""
+    codes: set[int] = set()
+    negated = False
+    for op, av in items:
+        if op is _sre.NEGATE:
+            negated = True
+        elif op is _sre.LITERAL:
+            codes |= {av} if av < 0x80 else _NON_ASCII_BYTES
+        elif op is _sre.RANGE:
+            lo, hi = av
+            codes |= set(range(lo, min(hi, 0x7F) + 1))
+            if hi >= 0x80:
+                codes |= _NON_ASCII_BYTES
+        elif op is _sre.CATEGORY:
+            if av in _CATEGORY_ASCII:
+                codes |= _CATEGORY_ASCII[av]
+            elif av in _CATEGORY_NEGATED:
+                codes |= (_ASCII - _CATEGORY_ASCII[_CATEGORY_NEGATED[av]]) | _NON_ASCII_BYTES
+            else:
+                raise _Unknown(av)
+        else:
+            raise _Unknown(op)
+    return codes, negated
+
+
+def _bytes_of(parsed: Any, icase: bool) -> set[int]:
+    out: set[int] = set()
+    for op, av in parsed:
+        if op is _sre.LITERAL:
+            codes = {av} if av < 0x80 else set(_NON_ASCII_BYTES)
+            out |= _case_closed(codes) if icase else codes
+        elif op is _sre.NOT_LITERAL or op is _sre.ANY:
+            out |= set(range(256))
+        elif op is _sre.IN:
+            codes, negated = _class_codes(av)
+            if negated:
+                # Case folding only shrinks a negated class: its complement without folding is a superset.
+                out |= (_ASCII - codes) | _NON_ASCII_BYTES
+            else:
+                out |= _case_closed(codes) if icase else codes
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
+            _lo, hi, sub = av
+            if hi != 0:
+                out |= _bytes_of(sub, icase)
+        elif op is _sre.SUBPATTERN:
+            _group, add_flags, del_flags, sub = av
+            ignorecase = _sre.SRE_FLAG_IGNORECASE
+            sub_icase = (icase or bool(add_flags & ignorecase)) and not del_flags & ignorecase
+            out |= _bytes_of(sub, sub_icase)
+        elif op is _sre.BRANCH:
+            for alternative in av[1]:
+                out |= _bytes_of(alternative, icase)
+        elif op is _sre.ATOMIC_GROUP:
+            out |= _bytes_of(av, icase)
+        elif op is _sre.AT:
+            continue  # ^ $ \b \B hold no byte
+        else:
+            raise _Unknown(op)
+    return out
+
+
+def bytes_in_matches(pattern: str) -> frozenset[int] | None:
+    """A superset of the bytes any match of ``pattern`` (RE2, on UTF-8) can contain, or None
+    when the pattern uses syntax this reading does not cover (then any byte may be in one).
+
+    The text path of the redactor widens a region around an anchor only up to a byte outside
+    this set: no match spans it, so a search that starts after it finds what a search from
+    the start of the text finds there. Read with Python's own regex parser (the built-in
+    patterns are in the syntax both engines share), and superset wherever they differ."""
+    try:
+        parsed = _sre_parse.parse(pattern)
+        icase = bool(parsed.state.flags & _sre.SRE_FLAG_IGNORECASE)
+        return frozenset(_bytes_of(list(parsed), icase))
+    except (_Unknown, stdlib_re.error, OverflowError, RecursionError):
+        return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from processors.pii_redaction.detectors import (
     CONTEXT_FREE_VALIDATORS,
     Detector,
     builtin_detectors,
+    bytes_in_matches,
     key_anchors,
     key_pattern_stays_in_key,
     key_rules_regex,
@@ -150,6 +152,45 @@ PREFILTER_FAMILY = {
 }
 
 
+class _PrefilterPlan:
+    """What ``_prefilter.c`` covers of a set of detectors and key rules: its families, the
+    anchors it finds (``verified``), those it does not (``rest``: custom detectors' anchors,
+    key patterns that can match control characters or quotes), and the key rules' regex."""
+
+    def __init__(self, detectors: Sequence[Detector], key_patterns: Sequence[str]) -> None:
+        assert _prefilter is not None
+        self.families = 0
+        self.verified: list[str] = []
+        self.rest: list[str] = []
+        self.covered: list[Detector] = []
+        for d in detectors:
+            family = PREFILTER_FAMILY.get(d.name) if d.builtin else None
+            if family is None:
+                self.rest.extend(a for a in d.anchors if a not in self.rest)
+                continue
+            self.covered.append(d)
+            self.families |= _prefilter.FAMILIES[family]
+            self.verified.extend(a for a in d.anchors if a not in self.verified)
+            if d.name == "phone":  # the region-dependent phone anchors (phone_anchors)
+                if any(r"\(?0(" in a for a in d.anchors):
+                    self.families |= _prefilter.FAMILIES["phone_zero"]
+                if any(r"\d(?:[ .]?\d){6}" in a for a in d.anchors):
+                    self.families |= _prefilter.FAMILIES["phone_seven"]
+        self.key_rule: Any = None
+        self.keys_in_c = True
+        if key_patterns:
+            if all(key_pattern_stays_in_key(p) for p in key_patterns):
+                self.families |= _prefilter.FAMILIES["keys"]
+                self.key_rule = _latin1(key_rules_regex(key_patterns))
+            else:
+                self.keys_in_c = False
+                self.rest.extend(key_anchors(key_patterns))
+
+    def prefilter(self) -> Any:
+        assert _prefilter is not None
+        return _prefilter.Prefilter(self.families)
+
+
 class PrefilteredScanner:
     """``RequestScanner.matches`` with the built-in anchors found by ``_prefilter.c``.
 
@@ -166,32 +207,11 @@ class PrefilteredScanner:
     """
 
     def __init__(self, detectors: Sequence[Detector], key_patterns: Sequence[str]) -> None:
-        assert _prefilter is not None
-        families = 0
-        verified: list[str] = []
-        rest: list[str] = []
-        for d in detectors:
-            family = PREFILTER_FAMILY.get(d.name) if d.builtin else None
-            if family is None:
-                rest.extend(a for a in d.anchors if a not in rest)
-            else:
-                families |= _prefilter.FAMILIES[family]
-                verified.extend(a for a in d.anchors if a not in verified)
-                if d.name == "phone":  # the region-dependent phone anchors (phone_anchors)
-                    if any(r"\(?0(" in a for a in d.anchors):
-                        families |= _prefilter.FAMILIES["phone_zero"]
-                    if any(r"\d(?:[ .]?\d){8}" in a for a in d.anchors):
-                        families |= _prefilter.FAMILIES["phone_nine"]
-        self._key_rule: Any = None
-        if key_patterns:
-            if all(key_pattern_stays_in_key(p) for p in key_patterns):
-                families |= _prefilter.FAMILIES["keys"]
-                self._key_rule = _latin1(key_rules_regex(key_patterns))
-            else:
-                rest.extend(key_anchors(key_patterns))
-        self._prefilter = _prefilter.Prefilter(families)
-        self._verify = _latin1("|".join(f"(?:{a})" for a in verified)) if verified else None
-        self._rest = RequestScanner(rest) if rest else None
+        plan = _PrefilterPlan(detectors, key_patterns)
+        self._key_rule = plan.key_rule
+        self._prefilter = plan.prefilter()
+        self._verify = _latin1("|".join(f"(?:{a})" for a in plan.verified)) if plan.verified else None
+        self._rest = RequestScanner(plan.rest) if plan.rest else None
 
     def matches(self, buf: bytes) -> list[tuple[int, int]]:
         windows, out, unknown_keys = self._prefilter.scan(buf)
@@ -229,6 +249,79 @@ def _latin1(pattern: str) -> Any:
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1
     return re2.compile(pattern.encode("ascii"), options)._regexp
+
+
+# One detector to run over buf[start:end]: (index into Redactor._compiled, start, end).
+Work = tuple[int, int, int]
+_first = operator.itemgetter(0)
+
+# A needlessly escaped ASCII character ("\u0040" for "@") in JSON text.
+_ESCAPED_ASCII = _raw(r"\\u00[2-7][0-9a-fA-F]")
+
+
+class _TextFinder:
+    """Where the detectors can match in one string, from the C prefilter's ``scan_text``.
+
+    The redactor used to run an RE2 ``Set`` of every detector over each string the request
+    scan flagged, then each matched detector's regex over the whole string: a 1-2 kB prompt
+    cost ~30 us, most of it in the Set (whose large DFA is out of cache between calls).
+    Here the C pass finds the windows that may hold each built-in detector's anchor, and
+    each detector runs only on the region around its windows, widened to bytes its
+    matches cannot contain (``bytes_in_matches``), so it finds exactly the matches a
+    search of the whole string finds there. Custom detectors keep a Set of their own.
+    """
+
+    @classmethod
+    def for_detectors(
+        cls, compiled: Sequence[tuple[Any, Any, int, Detector]], key_patterns: Sequence[str]
+    ) -> _TextFinder | None:
+        if _prefilter is None:
+            return None
+        plan = _PrefilterPlan([c[3] for c in compiled], key_patterns)
+        # Key patterns the C pass cannot frame keep the Set path, which holds their JSON forms.
+        return cls(compiled, plan) if plan.keys_in_c else None
+
+    def __init__(self, compiled: Sequence[tuple[Any, Any, int, Detector]], plan: _PrefilterPlan) -> None:
+        assert _prefilter is not None
+        self._prefilter = plan.prefilter()
+        self._key_rule = plan.key_rule
+        covered = {d.name for d in plan.covered}
+        entries: list[tuple[int, int, bytes | None]] = []
+        self._rest: list[int] = []
+        for i, (_, _, _, d) in enumerate(compiled):
+            if not (d.builtin and d.name in covered):
+                self._rest.append(i)
+                continue
+            allowed = bytes_in_matches(d.pattern)
+            breakers = None if allowed is None else bytes(c not in allowed for c in range(256))
+            entries.append((_prefilter.DETECTOR_BITS[d.name], i, breakers))
+        # In detector order, as the Set path reports them: hits of equal priority and
+        # length are then resolved alike on both paths.
+        self._prefilter.text_detectors(entries)
+        self._rest_set: Any = None
+        if self._rest:
+            rest_set = re2.Set.SearchSet()
+            for i in self._rest:
+                rest_set.Add(compiled[i][3].pattern)
+            rest_set.Compile()
+            self._rest_set = rest_set._set
+
+    def candidates(self, buf: bytes) -> tuple[list[Work], bool]:
+        """The work for ``buf``, and whether it holds a JSON key a key rule matches."""
+        work, key_hits, unknown_keys = self._prefilter.scan_text(buf)
+        marker = bool(key_hits)
+        for _start, _end, key_start, key_end in unknown_keys:
+            key = buf[key_start:key_end]
+            hit = self._key_rule.Match(_ANCHOR_BOTH, key, 0, len(key))[0][0] >= 0
+            self._prefilter.learn(key, hit)
+            marker = marker or hit
+        if self._rest_set is not None:
+            ids = self._rest_set.Match(buf)
+            if ids:
+                n = len(buf)
+                work.extend((self._rest[j], 0, n) for j in ids)
+                work.sort(key=_first)
+        return work, marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +384,7 @@ class Redactor:
         self._set.Compile()
         self._raw_set = self._set._set
         self._action_cache: dict[Detector, str] = {}
+        self._text_finder = _TextFinder.for_detectors(self._compiled, self.key_patterns)
 
     # --- anchors for the request prefilter ---
 
@@ -344,22 +438,35 @@ class Redactor:
     # --- detection ---
 
     def find(self, buf: bytes) -> list[Hit]:
-        ids = self._raw_set.Match(buf)
-        return self._find_ids(buf, ids) if ids else []
+        work, _ = self._candidates(buf)
+        return self._find_in(buf, work) if work else []
 
-    def _find_ids(self, buf: bytes, ids: list[int]) -> list[Hit]:
+    def _candidates(self, buf: bytes) -> tuple[list[Work], bool]:
+        """Which detectors to run on ``buf`` and where; and whether a key rule's JSON key or
+        an escaped ASCII character is in it (then JSON text must be parsed)."""
+        finder = self._text_finder
+        if finder is not None:
+            work, marker = finder.candidates(buf)
+            if not marker and b"\\u00" in buf:
+                marker = _ESCAPED_ASCII.Match(_UNANCHORED, buf, 0, len(buf))[0][0] >= 0
+            return work, marker
+        ids = self._raw_set.Match(buf)
+        if not ids:
+            return [], False
+        n, key_marker = len(buf), self._key_marker
+        # Sorted: hits of equal priority and length go to the first detector on both paths.
+        return [(i, 0, n) for i in sorted(ids) if i < key_marker], any(i >= key_marker for i in ids)
+
+    def _find_in(self, buf: bytes, work: list[Work]) -> list[Hit]:
         hits: list[Hit] = []
         cache = self._validation_cache
-        n = len(buf)
-        marker = self._key_marker
-        for i in ids:
-            if i >= marker:
-                continue
+        for i, start, end in work:
             locator, extractor, value_group, det = self._compiled[i]
             validate = det.validate
-            pos = 0
-            while pos <= n:
-                s, e = locator.Match(_UNANCHORED, buf, pos, n)[0]
+            pos = start
+            # An empty match is never a hit, so the search stops once it reaches the end.
+            while pos < end:
+                s, e = locator.Match(_UNANCHORED, buf, pos, end)[0]
                 if s < 0:
                     break
                 vs, ve = s, e
@@ -418,19 +525,18 @@ class Redactor:
     def redact_text(self, text: str, tally: Tally, depth: int = 0) -> str | Any | None:
         """Redacted ``text`` (JSON inside kept valid); None when clean; DROP to drop it."""
         buf = text.encode("utf-8", "surrogatepass")
-        ids = self._raw_set.Match(buf)
+        work, marker = self._candidates(buf)
         ner_spans = self.ner(text) if self.ner is not None else None
-        if not ids and not ner_spans:
+        if not work and not marker and not ner_spans:
             return None
         hits: list[Hit] | None = None
         if self.parse_json and depth < self.max_depth:
             stripped = text.lstrip()
             if stripped[:1] in ("{", "[") and text.rstrip()[-1:] in ("}", "]"):
-                marker = self._key_marker
-                if not ner_spans and not any(i >= marker for i in ids):
+                if not ner_spans and not marker:
                     # Cheap path: no validated value in the raw text means none in the parsed
                     # strings either (no key rule and no escaped ASCII is involved).
-                    hits = self._find_ids(buf, ids)
+                    hits = self._find_in(buf, work)
                     if not hits:
                         return None
                     if self._inside_json_strings(buf, hits):
@@ -449,7 +555,7 @@ class Redactor:
                         return None
                     return orjson.dumps(new_doc).decode()
         if hits is None:
-            hits = self._find_ids(buf, ids) if ids else []
+            hits = self._find_in(buf, work) if work else []
         if ner_spans:
             hits = _resolve(hits + _ner_hits(buf, text, ner_spans))
         return self._finish_text(buf, tally, hits)
