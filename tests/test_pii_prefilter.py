@@ -333,3 +333,19 @@ def test_the_bytes_a_pattern_can_match_are_read_with_re2s_classes() -> None:
     assert bytes_in_matches(r"a.b") == set(range(256))
     assert bytes_in_matches(r"x{0}y") == {ord("y")}
     assert bytes_in_matches(r"\pL+") is None  # RE2-only syntax: any byte may be in a match
+
+
+def test_the_key_cache_keeps_every_decision_as_it_grows() -> None:
+    scanner = make_processor().scanner  # type: ignore[attr-defined]
+    prefilter = scanner._prefilter
+    keys = [f"attr.{i}.{'x' * (i % 60)}".encode() for i in range(3000)]  # inline and longer keys
+    for i, key in enumerate(keys):
+        prefilter.learn(key, i % 7 == 0)
+    assert prefilter.key_count() == len(keys)
+    for i, key in enumerate(keys):
+        buf = b'{"' + key + b'": 1}'
+        _, hits, unknown = prefilter.scan(buf)
+        assert not unknown and bool(hits) == (i % 7 == 0), key
+    prefilter.learn(keys[1], True)  # a decision can change
+    assert prefilter.scan(b'{"' + keys[1] + b'": 1}')[1]
+    assert prefilter.key_count() == len(keys)

@@ -133,17 +133,27 @@ static int ci_equal(const uint8_t *p, const char *word, size_t n) {
 
 /* ------------------------------------------------------------------ key cache */
 
-enum { KEY_CLEAN = 1, KEY_HIT = 2 }; /* a slot's decision; an empty slot has no bytes */
-#define KEY_SLOTS 8192 /* power of two */
-#define KEY_MAX_ENTRIES (KEY_SLOTS / 2)
+enum { KEY_CLEAN = 1, KEY_HIT = 2 }; /* a slot's decision; 0: an empty slot */
+/* The table starts small and doubles as keys are learnt: a few hundred keys in 64 kB stay
+ * in cache, where a fixed 8192-slot table with the keys allocated apart cost two cache
+ * misses per lookup, ~30 lookups per span. */
+#define KEY_MIN_SLOTS 512 /* powers of two */
+#define KEY_MAX_SLOTS 8192
+#define KEY_MAX_ENTRIES (KEY_MAX_SLOTS / 2)
 #define KEY_MAX_LEN 512 /* longer keys are decided by the caller every time */
+#define KEY_INLINE 40   /* keys up to this long are kept in their slot */
 
 typedef struct {
     uint64_t hash;
-    uint8_t *bytes; /* NULL: empty slot */
+    uint8_t *bytes; /* a key longer than KEY_INLINE; NULL otherwise */
     uint32_t len;
     uint8_t decision;
+    uint8_t inline_bytes[KEY_INLINE];
 } KeySlot;
+
+static inline const uint8_t *slot_key(const KeySlot *slot) {
+    return slot->bytes != NULL ? slot->bytes : slot->inline_bytes;
+}
 
 /* Keys are short and looked up for every attribute, so the hash reads at most 16 bytes
  * (the first and last 8) and the length; the comparison that follows sees them all. */
@@ -179,6 +189,7 @@ typedef struct {
     Py_ssize_t text_index[N_DETECTOR_BITS];
     unsigned n_text;
     KeySlot *keys;
+    size_t key_slots; /* a power of two */
     size_t key_count;
     /* scratch, reused across scans */
     Window *windows;
@@ -233,10 +244,11 @@ static void found_key(Scan *s, size_t start, size_t end, size_t key_start, size_
     const uint8_t *key = s->b + key_start;
     if (len <= KEY_MAX_LEN) {
         uint64_t h = hash_bytes(key, len);
-        for (size_t i = h & (KEY_SLOTS - 1);; i = (i + 1) & (KEY_SLOTS - 1)) {
+        size_t mask = s->pf->key_slots - 1;
+        for (size_t i = h & mask;; i = (i + 1) & mask) {
             KeySlot *slot = &s->pf->keys[i];
-            if (slot->bytes == NULL) break;
-            if (slot->hash == h && slot->len == len && memcmp(slot->bytes, key, len) == 0) {
+            if (slot->decision == 0) break;
+            if (slot->hash == h && slot->len == len && memcmp(slot_key(slot), key, len) == 0) {
                 if (slot->decision == KEY_CLEAN) return;
                 append_tuple(s, s->key_hits, Py_BuildValue("(nn)", (Py_ssize_t)start, (Py_ssize_t)end));
                 return;
@@ -808,11 +820,35 @@ static PyObject *pf_text_detectors(Prefilter *pf, PyObject *entries) {
 
 static void clear_keys(Prefilter *pf) {
     if (pf->keys == NULL) return;
-    for (size_t i = 0; i < KEY_SLOTS; i++) {
-        PyMem_Free(pf->keys[i].bytes);
-        pf->keys[i].bytes = NULL;
-    }
+    for (size_t i = 0; i < pf->key_slots; i++) PyMem_Free(pf->keys[i].bytes);
+    memset(pf->keys, 0, pf->key_slots * sizeof(KeySlot));
     pf->key_count = 0;
+}
+
+/* The slot of `key` in `keys` (n slots): its own, or the empty one it would take. */
+static KeySlot *key_slot(KeySlot *keys, size_t n, uint64_t h, const uint8_t *key, size_t len) {
+    for (size_t i = h & (n - 1);; i = (i + 1) & (n - 1)) {
+        KeySlot *slot = &keys[i];
+        if (slot->decision == 0 ||
+            (slot->hash == h && slot->len == len && memcmp(slot_key(slot), key, len) == 0))
+            return slot;
+    }
+}
+
+/* Doubles the table (rehashing every slot); -1 without memory, the table unchanged. */
+static int grow_keys(Prefilter *pf) {
+    size_t n = pf->key_slots * 2;
+    KeySlot *keys = PyMem_Calloc(n, sizeof(KeySlot));
+    if (keys == NULL) return -1;
+    for (size_t i = 0; i < pf->key_slots; i++) {
+        const KeySlot *old = &pf->keys[i];
+        if (old->decision == 0) continue;
+        *key_slot(keys, n, old->hash, slot_key(old), old->len) = *old;
+    }
+    PyMem_Free(pf->keys);
+    pf->keys = keys;
+    pf->key_slots = n;
+    return 0;
 }
 
 PyDoc_STRVAR(learn_doc, "learn(key, hit) -> None: remembers whether a key rule matches `key` (bytes).");
@@ -829,24 +865,30 @@ static PyObject *pf_learn(Prefilter *pf, PyObject *args) {
     /* Keys are low-cardinality; a flood of distinct ones (quoted prose before a colon)
      * starts the cache over rather than growing it. */
     if (pf->key_count >= KEY_MAX_ENTRIES) clear_keys(pf);
-    uint64_t h = hash_bytes(key.buf, len);
-    size_t i = h & (KEY_SLOTS - 1);
-    for (;; i = (i + 1) & (KEY_SLOTS - 1)) {
-        KeySlot *slot = &pf->keys[i];
-        if (slot->bytes == NULL) break;
-        if (slot->hash == h && slot->len == len && memcmp(slot->bytes, key.buf, len) == 0) {
-            slot->decision = hit ? KEY_HIT : KEY_CLEAN;
-            PyBuffer_Release(&key);
-            Py_RETURN_NONE;
-        }
-    }
-    uint8_t *copy = PyMem_Malloc(len ? len : 1);
-    if (copy == NULL) {
+    if ((pf->key_count + 1) * 2 > pf->key_slots && pf->key_slots < KEY_MAX_SLOTS && grow_keys(pf) < 0) {
         PyBuffer_Release(&key);
         return PyErr_NoMemory();
     }
-    memcpy(copy, key.buf, len);
-    pf->keys[i] = (KeySlot){h, copy, (uint32_t)len, hit ? KEY_HIT : KEY_CLEAN};
+    uint64_t h = hash_bytes(key.buf, len);
+    KeySlot *slot = key_slot(pf->keys, pf->key_slots, h, key.buf, len);
+    uint8_t decision = hit ? KEY_HIT : KEY_CLEAN;
+    if (slot->decision != 0) {
+        slot->decision = decision;
+        PyBuffer_Release(&key);
+        Py_RETURN_NONE;
+    }
+    KeySlot fresh = {h, NULL, (uint32_t)len, decision, {0}};
+    if (len > KEY_INLINE) {
+        fresh.bytes = PyMem_Malloc(len);
+        if (fresh.bytes == NULL) {
+            PyBuffer_Release(&key);
+            return PyErr_NoMemory();
+        }
+        memcpy(fresh.bytes, key.buf, len);
+    } else {
+        memcpy(fresh.inline_bytes, key.buf, len);
+    }
+    *slot = fresh;
     pf->key_count++;
     PyBuffer_Release(&key);
     Py_RETURN_NONE;
@@ -882,11 +924,12 @@ static int pf_init(Prefilter *pf, PyObject *args, PyObject *kwargs) {
     set_trigger(pf, F_SLACK, "/", T_SLASH);
     set_trigger(pf, F_KEYS, "\x12", T_VALUE_TAG);
     if (pf->keys == NULL) {
-        pf->keys = PyMem_Calloc(KEY_SLOTS, sizeof(KeySlot));
+        pf->keys = PyMem_Calloc(KEY_MIN_SLOTS, sizeof(KeySlot));
         if (pf->keys == NULL) {
             PyErr_NoMemory();
             return -1;
         }
+        pf->key_slots = KEY_MIN_SLOTS;
     } else {
         clear_keys(pf);
     }
