@@ -969,15 +969,37 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL, NULL,
 };
 
+typedef struct {
+    const char *name;
+    uint32_t value;
+} Named;
+
+/* m.<attr> = {name: value}, or {name: values[i]} when `values` is given. */
+static int add_int_dict(PyObject *m, const char *attr, const Named *named, const unsigned long *values, size_t n) {
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) return -1;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(values != NULL ? values[i] : named[i].value);
+        if (v == NULL || PyDict_SetItemString(dict, named[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(dict);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(m, attr, dict) < 0) {
+        Py_DECREF(dict);
+        return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__prefilter(void) {
     if (PyType_Ready(&PrefilterType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Prefilter", (PyObject *)&PrefilterType) < 0) goto fail;
-    static const struct {
-        const char *name;
-        uint32_t flag;
-    } families[] = {
+    static const Named families[] = {
         {"email", F_EMAIL},
         {"digits", F_DIGITS},
         {"iban", F_IBAN},
@@ -1001,25 +1023,7 @@ PyMODINIT_FUNC PyInit__prefilter(void) {
         {"phone_zero", F_PHONE_ZERO},
         {"phone_seven", F_PHONE_SEVEN},
     };
-    PyObject *dict = PyDict_New();
-    if (dict == NULL) goto fail;
-    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
-        PyObject *v = PyLong_FromUnsignedLong(families[i].flag);
-        if (v == NULL || PyDict_SetItemString(dict, families[i].name, v) < 0) {
-            Py_XDECREF(v);
-            Py_DECREF(dict);
-            goto fail;
-        }
-        Py_DECREF(v);
-    }
-    if (PyModule_AddObject(m, "FAMILIES", dict) < 0) {
-        Py_DECREF(dict);
-        goto fail;
-    }
-    static const struct {
-        const char *name;
-        uint32_t bit;
-    } detectors[] = {
+    static const Named detectors[] = {
         {"email", D_EMAIL},
         {"credit_card", D_CREDIT_CARD},
         {"us_ssn", D_US_SSN},
@@ -1044,23 +1048,15 @@ PyMODINIT_FUNC PyInit__prefilter(void) {
         {"url_token_param", D_URL_TOKEN},
         {"secret_assignment", D_ASSIGNMENT},
     };
-    PyObject *bits = PyDict_New();
-    if (bits == NULL) goto fail;
+    /* The detectors by bit index (scan_text, text_detectors), the families by flag. */
+    unsigned long indexes[sizeof detectors / sizeof detectors[0]];
     for (size_t i = 0; i < sizeof detectors / sizeof detectors[0]; i++) {
-        unsigned index = 0;
-        while ((1u << index) != detectors[i].bit) index++;
-        PyObject *v = PyLong_FromUnsignedLong(index);
-        if (v == NULL || PyDict_SetItemString(bits, detectors[i].name, v) < 0) {
-            Py_XDECREF(v);
-            Py_DECREF(bits);
-            goto fail;
-        }
-        Py_DECREF(v);
+        indexes[i] = 0;
+        while ((1u << indexes[i]) != detectors[i].value) indexes[i]++;
     }
-    if (PyModule_AddObject(m, "DETECTOR_BITS", bits) < 0) {
-        Py_DECREF(bits);
+    if (add_int_dict(m, "FAMILIES", families, NULL, sizeof families / sizeof families[0]) < 0 ||
+        add_int_dict(m, "DETECTOR_BITS", detectors, indexes, sizeof detectors / sizeof detectors[0]) < 0)
         goto fail;
-    }
     return m;
 fail:
     Py_DECREF(m);

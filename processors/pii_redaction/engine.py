@@ -226,15 +226,19 @@ class PrefilteredScanner:
                     out.append((s, max(e, s + 1)))
                     pos = e if e > s else e + 1
         for start, end, key_start, key_end in unknown_keys:
-            key = buf[key_start:key_end]
-            hit = self._key_rule.Match(_ANCHOR_BOTH, key, 0, len(key))[0][0] >= 0
-            self._prefilter.learn(key, hit)
-            if hit:
+            if _decide_key(self._prefilter, self._key_rule, buf[key_start:key_end]):
                 out.append((start, end))
         if self._rest is not None:
             out.extend(self._rest.matches(buf))
         out.sort()
         return out
+
+
+def _decide_key(prefilter: Any, key_rule: Any, key: bytes) -> bool:
+    """Whether a key rule matches ``key``, remembered by the C pass for its next scans."""
+    hit: bool = key_rule.Match(_ANCHOR_BOTH, key, 0, len(key))[0][0] >= 0
+    prefilter.learn(key, hit)
+    return hit
 
 
 def request_scanner(redactor: Redactor) -> RequestScanner | PrefilteredScanner:
@@ -255,8 +259,10 @@ def _latin1(pattern: str) -> Any:
 Work = tuple[int, int, int]
 _first = operator.itemgetter(0)
 
-# A needlessly escaped ASCII character ("\u0040" for "@") in JSON text.
-_ESCAPED_ASCII = _raw(r"\\u00[2-7][0-9a-fA-F]")
+# A needlessly escaped ASCII character ("\u0040" for "@") in JSON text: it can hide a value
+# from the raw-text check, so such JSON is always parsed.
+_ESCAPED_ASCII_PATTERN = r"\\u00[2-7][0-9a-fA-F]"
+_ESCAPED_ASCII = _raw(_ESCAPED_ASCII_PATTERN)
 
 
 class _TextFinder:
@@ -311,10 +317,8 @@ class _TextFinder:
         work, key_hits, unknown_keys = self._prefilter.scan_text(buf)
         marker = bool(key_hits)
         for _start, _end, key_start, key_end in unknown_keys:
-            key = buf[key_start:key_end]
-            hit = self._key_rule.Match(_ANCHOR_BOTH, key, 0, len(key))[0][0] >= 0
-            self._prefilter.learn(key, hit)
-            marker = marker or hit
+            if _decide_key(self._prefilter, self._key_rule, buf[key_start:key_end]):
+                marker = True
         if self._rest_set is not None:
             ids = self._rest_set.Match(buf)
             if ids:
@@ -378,9 +382,7 @@ class Redactor:
         if self.key_patterns:
             for a in key_anchors(self.key_patterns)[2:]:  # JSON-key forms; protobuf keys are checked directly
                 self._set.Add(a)
-        # A needlessly escaped ASCII character ("\u0040" for "@") can hide a value from the
-        # raw-text check; such JSON is always parsed.
-        self._set.Add(r"\\u00[2-7][0-9a-fA-F]")
+        self._set.Add(_ESCAPED_ASCII_PATTERN)
         self._set.Compile()
         self._raw_set = self._set._set
         # By identity: a frozen dataclass hashes every field on each lookup (~1 us).
