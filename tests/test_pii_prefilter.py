@@ -179,12 +179,29 @@ def test_fragments_are_found_at_the_buffer_edges() -> None:
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.1, 1.0])
-def test_the_workload_flags_the_same_fields(fraction: float) -> None:
+def test_the_workload_flags_every_field_the_anchors_flag_and_few_others(fraction: float) -> None:
     proc = make_processor()
     scanner, reference = proc.scanner, reference_scanner(proc)  # type: ignore[attr-defined]
+    flagged = expected = 0
     for request in generate_trace_requests(30, 100, 7, fraction, 1_763_700_000_000_000_000):
         buf = request.SerializeToString()
-        assert locate(buf, scanner.matches(buf)) == locate(buf, reference.matches(buf))
+        found, wanted = locate(buf, scanner.matches(buf)), locate(buf, reference.matches(buf))
+        for path, fields in wanted.items():
+            assert path in found and fields <= found[path], path
+        flagged += sum(len(f) for f in found.values())
+        expected += sum(len(f) for f in wanted.values())
+    # The C windows are not confirmed by RE2: their shapes must stay close to the anchors
+    # (each extra field costs a search of its string). Measured 9.9 against 9.8 per request.
+    assert flagged <= expected * 1.05 + 1, (flagged, expected)
+
+
+def test_an_iban_shape_needs_a_registry_country() -> None:
+    scanner = make_processor().scanner  # type: ignore[attr-defined]
+    # Base32 and hex ids hold the IBAN shape: two letters, two digits, eight alphanumerics.
+    for clean in (b"NP65NVXBRX26XZWPGUEI===", b"QT47BM7HZDUUF6GQ", b"DC494B4AC214", b"xx89 3704 0044"):
+        assert scanner.matches(b" " + clean + b" ") == [], clean
+    for iban in (b"DE89370400440532013000", b"gb82 west 1234", b"NO9386011117947"):
+        assert scanner.matches(b" " + iban + b" ") != [], iban
 
 
 def test_key_decisions_are_learnt_once_per_key() -> None:

@@ -11,11 +11,12 @@
  * rarer byte gets a few comparisons.
  *
  * Contract with processors/pii_redaction/engine.py: every match of every anchor of the
- * enabled detectors (detectors.py) lies inside a window returned by scan(), which then
- * runs the same anchors with RE2 inside the windows only; a window may hold no match (that
- * is what the verification is for), never miss one. Each family below states the anchors
- * it covers and why its window holds them; changing an anchor in detectors.py means
- * checking its family here (tests/test_pii_prefilter.py compares both on generated input).
+ * enabled detectors (detectors.py) overlaps a window returned by scan(), which flags the
+ * fields the windows fall in; a window may hold no match (it costs a field's search),
+ * never miss one. Overlap is enough: a window inside a match's string flags the field,
+ * and scan_text() widens it to bytes the detector's matches cannot hold. Each family
+ * below states the anchors it covers and why its window meets them; changing an anchor in
+ * detectors.py means checking its family here (tests/test_pii_prefilter.py compares both on generated input).
  *
  * Key rules (blocked_key_patterns, key_rules) are matched on the attribute and JSON keys
  * themselves: a key is found by its framing (protobuf `0x0a len key 0x12`, JSON
@@ -181,6 +182,9 @@ typedef struct {
     PyObject_HEAD
     uint32_t families;
     uint8_t table[256];
+    /* iban_country[(A - 'A') * 26 + (B - 'A')]: "AB" is a country of the IBAN registry.
+     * All set when the caller gives no list. */
+    uint8_t iban_country[26 * 26];
     /* breaks[c] bit d: byte c is never inside a match of detector bit d, so a region
      * around a window may end there. No bit: the region is the whole text. */
     uint32_t breaks[256];
@@ -377,8 +381,11 @@ static int four_of(const uint8_t *b, size_t n, size_t k, int any_case) {
 }
 
 /* After two letters and the two digits at t: CC\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}, or
- * (?i:CC\d{2} [A-Z0-9]{4} [A-Z0-9]{4}); the country code is left to the verification. */
-static int iban_shape_at(const uint8_t *b, size_t n, size_t t) {
+ * (?i:CC\d{2} [A-Z0-9]{4} [A-Z0-9]{4}), CC one of the registry's countries (any case: the
+ * case-sensitive form is checked below). Base32 and hex ids hold this shape often: without
+ * the country, ~5 windows per 100-span request held no anchor's match. */
+static int iban_shape_at(const Prefilter *pf, const uint8_t *b, size_t n, size_t t) {
+    if (!pf->iban_country[((b[t - 2] | 0x20) - 'a') * 26 + ((b[t - 1] | 0x20) - 'a')]) return 0;
     size_t k = t + 2;
     if (k + 1 < n && b[k] == ' ' && four_of(b, n, k + 1, 1) && k + 5 < n && b[k + 5] == ' ' && four_of(b, n, k + 6, 1))
         return 1;
@@ -395,7 +402,7 @@ static size_t on_digits(Scan *s, size_t t) {
     size_t n = s->n;
     uint32_t f = s->pf->families;
     if ((f & F_IBAN) && t >= 2 && t + 1 < n && is_alpha(b[t - 2]) && is_alpha(b[t - 1]) && is_digit(b[t + 1]) &&
-        iban_shape_at(b, n, t))
+        iban_shape_at(s->pf, b, n, t))
         add_window(s, t - 2, t + 14, D_IBAN);
     size_t start[MAX_GROUPS];
     unsigned len[MAX_GROUPS];
@@ -420,7 +427,9 @@ static size_t on_digits(Scan *s, size_t t) {
     if (f & (F_DIGITS | F_PHONE_ZERO | F_PHONE_SEVEN)) {
         uint32_t may = overflow ? D_CREDIT_CARD | D_US_SSN | D_PHONE | D_IPV4
                                 : digits_anchors_may_match(s, t, start, len, groups);
-        if (may) add_window(s, back(t, 48), last + 1, may);
+        /* The digits alone: every number anchor holds some of them (what comes before, a
+         * label, "+" or "(", need not be inside; see the contract above). */
+        if (may) add_window(s, t, last + 1, may);
     }
     return last + 1;
 }
@@ -690,7 +699,7 @@ static PyObject *end_scan(Scan *s, Py_buffer *view, PyObject *first) {
 PyDoc_STRVAR(scan_doc,
              "scan(buf) -> (windows, key_hits, unknown_keys)\n\n"
              "windows: sorted, disjoint [(start, end)] holding every match of the enabled\n"
-             "families' anchors (verify inside them); key_hits: [(start, end)] of framed keys\n"
+             "families' anchors (some may hold none); key_hits: [(start, end)] of framed keys\n"
              "learnt as hits; unknown_keys: [(start, end, key_start, key_end)] of framed keys\n"
              "not learnt yet.");
 
@@ -905,8 +914,18 @@ static void set_trigger(Prefilter *pf, uint32_t family, const char *bytes, uint8
 
 static int pf_init(Prefilter *pf, PyObject *args, PyObject *kwargs) {
     unsigned long families;
-    if (!PyArg_ParseTuple(args, "k:Prefilter", &families)) return -1;
+    const char *countries = NULL;
+    Py_ssize_t countries_len = 0;
+    if (!PyArg_ParseTuple(args, "k|y#:Prefilter", &families, &countries, &countries_len)) return -1;
     pf->families = (uint32_t)families;
+    memset(pf->iban_country, countries == NULL, sizeof pf->iban_country);
+    for (Py_ssize_t i = 0; countries != NULL && i < countries_len; i += 2) {
+        if (i + 1 == countries_len || !is_upper((uint8_t)countries[i]) || !is_upper((uint8_t)countries[i + 1])) {
+            PyErr_SetString(PyExc_ValueError, "Prefilter: IBAN countries are pairs of letters A-Z");
+            return -1;
+        }
+        pf->iban_country[(countries[i] - 'A') * 26 + (countries[i + 1] - 'A')] = 1;
+    }
     memset(pf->table, T_NONE, sizeof pf->table);
     memset(pf->breaks, 0, sizeof pf->breaks);
     pf->n_text = 0;
@@ -957,7 +976,9 @@ static PyTypeObject PrefilterType = {
     .tp_name = "processors.pii_redaction._prefilter.Prefilter",
     .tp_basicsize = sizeof(Prefilter),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Prefilter(families): windows of a buffer that may hold a built-in anchor's match.",
+    .tp_doc = "Prefilter(families, iban_countries=None): windows of a buffer that may hold a built-in\n"
+              "anchor's match. iban_countries: the IBAN registry's country codes, concatenated\n"
+              "(b'ADAE...'); without it any two letters may start an IBAN.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)pf_init,
     .tp_dealloc = (destructor)pf_dealloc,

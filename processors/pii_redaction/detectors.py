@@ -583,12 +583,13 @@ def key_pattern_stays_in_key(pattern: str) -> bool:
 
 
 def _iban_countries() -> list[str]:
-    """Country codes of the IBAN registry shipped with python-stdnum."""
     data = importlib.resources.files("stdnum").joinpath("iban.dat").read_text()
     return sorted({line[:2] for line in data.splitlines() if line[:2].isalpha() and line[:2].isupper()})
 
 
-_IBAN_CC = "(?:" + "|".join(_iban_countries()) + ")"
+# Country codes of the IBAN registry shipped with python-stdnum.
+IBAN_COUNTRIES: tuple[str, ...] = tuple(_iban_countries())
+_IBAN_CC = "(?:" + "|".join(IBAN_COUNTRIES) + ")"
 
 
 def builtin_detectors(
