@@ -741,10 +741,16 @@ static size_t region_end(const Prefilter *pf, const uint8_t *b, size_t n, size_t
 
 PyDoc_STRVAR(scan_text_doc,
              "scan_text(buf) -> (work, key_hits, unknown_keys)\n\n"
-             "buf is one string value. work: [(index, start, end)] for the detectors given to\n"
-             "text_detectors(), in that order, each region sorted and disjoint and holding every\n"
-             "match of that detector whose anchor the scan found; key_hits and unknown_keys\n"
-             "as scan().");
+             "buf is one string value. work: [(index, start, end, last)] for the detectors given\n"
+             "to text_detectors(), in that order, each region sorted and disjoint and holding every\n"
+             "match of that detector whose anchor the scan found; last: the end of the region's\n"
+             "last window (a search that has passed it can find no more); key_hits and\n"
+             "unknown_keys as scan().");
+
+static int append_region(Scan *s, PyObject *work, Py_ssize_t index, size_t start, size_t end, size_t last) {
+    if (last > end) last = end;
+    return append_tuple(s, work, Py_BuildValue("(nnnn)", index, (Py_ssize_t)start, (Py_ssize_t)end, (Py_ssize_t)last));
+}
 
 static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
     Py_buffer view;
@@ -758,21 +764,23 @@ static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
         uint32_t bit = 1u << pf->text_bits[t];
         Py_ssize_t index = pf->text_index[t];
         if (!(present & bit)) continue;
-        size_t start = 0, end = 0;
+        size_t start = 0, end = 0, last = 0;
         int open = 0;
         for (size_t k = 0; k < pf->n_windows && !s.failed; k++) {
             const Window *w = &pf->windows[k];
             if (!(w->dets & bit)) continue;
             if (open && w->start <= end) {
                 if (w->end > end) end = region_end(pf, s.b, s.n, w->end, bit);
+                if (w->end > last) last = w->end;
                 continue;
             }
-            if (open) append_tuple(&s, work, Py_BuildValue("(nnn)", index, (Py_ssize_t)start, (Py_ssize_t)end));
+            if (open) append_region(&s, work, index, start, end, last);
             start = region_start(pf, s.b, w->start, bit);
             end = region_end(pf, s.b, s.n, w->end, bit);
+            last = w->end;
             open = 1;
         }
-        if (open && !s.failed) append_tuple(&s, work, Py_BuildValue("(nnn)", index, (Py_ssize_t)start, (Py_ssize_t)end));
+        if (open && !s.failed) append_region(&s, work, index, start, end, last);
     }
     return end_scan(&s, &view, work);
 }

@@ -251,8 +251,10 @@ def _latin1(pattern: str) -> Any:
     return re2.compile(pattern.encode("ascii"), options)._regexp
 
 
-# One detector to run over buf[start:end]: (index into Redactor._compiled, start, end).
-Work = tuple[int, int, int]
+# One detector to run over buf[start:end]: (index into Redactor._compiled, start, end, last).
+# No match of it starts at or after ``last`` (where the prefilter's last window for it ends):
+# once a search reaches it, the region is done.
+Work = tuple[int, int, int, int]
 _first = operator.itemgetter(0)
 
 # A needlessly escaped ASCII character ("\u0040" for "@") in JSON text: it can hide a value
@@ -319,7 +321,7 @@ class _TextFinder:
             ids = self._rest_set.Match(buf)
             if ids:
                 n = len(buf)
-                work.extend((self._rest[j], 0, n) for j in ids)
+                work.extend((self._rest[j], 0, n, n) for j in ids)
                 work.sort(key=_first)
         return work, marker
 
@@ -454,12 +456,12 @@ class Redactor:
             return [], False
         n, key_marker = len(buf), self._key_marker
         # Sorted: hits of equal priority and length go to the first detector on both paths.
-        return [(i, 0, n) for i in sorted(ids) if i < key_marker], any(i >= key_marker for i in ids)
+        return [(i, 0, n, n) for i in sorted(ids) if i < key_marker], any(i >= key_marker for i in ids)
 
     def _find_in(self, buf: bytes, work: list[Work]) -> list[Hit]:
         hits: list[Hit] = []
         cache = self._validation_cache
-        for i, start, end in work:
+        for i, start, end, last in work:
             locator, extractor, value_group, det = self._compiled[i]
             validate = det.validate
             pos = start
@@ -492,6 +494,8 @@ class Redactor:
                         for a, z in validate(buf, vs, ve):
                             hits.append(Hit(a, z, det))
                 pos = e if e > s else e + 1
+                if pos >= last:
+                    break
         if len(hits) > 1:
             hits = _resolve(hits)
         return hits
