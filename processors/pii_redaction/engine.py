@@ -576,14 +576,17 @@ class Redactor:
         Quote parity is exact only without escaped quotes, so those documents are parsed."""
         if b'\\"' in buf:
             return False
+        quotes = counted = 0  # hits are sorted by start: the quotes before each are counted once
         for h in hits:
             s, e = h.start, h.end
+            quotes += buf.count(b'"', counted, s)
+            counted = s
             if (
                 self.action_for(h.detector) == "drop"
                 or b'"' in buf[s:e]
                 or b"\\" in buf[s:e]
                 or (s > 0 and buf[s - 1] == 0x5C)
-                or buf.count(b'"', 0, s) % 2 == 0
+                or quotes % 2 == 0
             ):
                 return False
         return True

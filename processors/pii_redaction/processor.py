@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -77,9 +77,10 @@ _WARM_UP_TEXTS = (
 # (resource, scope, -1) for scope attributes, (resource, scope, item) for a span/record/metric.
 Path = tuple[int, int, int]
 
-# Fields of one located message that hold a hit: (field number, occurrence index), or None
-# for "look at everything" (no prefilter).
-Fields = set[tuple[int, int]] | None
+# Fields of one located message that hold a hit: the occurrence indexes of each field
+# number, highest first (deletions keep lower ones valid), or None for "look at everything"
+# (no prefilter).
+Fields = dict[int, list[int]] | None
 
 # Field numbers in the OTLP protos (opentelemetry-proto v1).
 _RESOURCE_ATTRIBUTES = 1
@@ -88,15 +89,24 @@ _SPAN_NAME, _SPAN_ATTRIBUTES, _SPAN_EVENTS, _SPAN_LINKS, _SPAN_STATUS = 5, 9, 11
 _LOG_BODY, _LOG_ATTRIBUTES = 5, 6
 
 
-def _indexes(fields: Fields, fno: int) -> list[int] | None:
-    """Occurrence indexes of ``fno`` to visit, highest first (deletions keep lower ones valid)."""
-    if fields is None:
-        return None
-    return sorted((i for f, i in fields if f == fno), reverse=True)
+_NOTHING: tuple[int, ...] = ()
+
+
+def _by_field(located: set[tuple[int, int]]) -> dict[int, list[int]]:
+    """``locate``'s (field number, occurrence index) pairs as ``Fields``."""
+    by_field: dict[int, list[int]] = {}
+    for fno, i in sorted(located, reverse=True):
+        by_field.setdefault(fno, []).append(i)
+    return by_field
+
+
+def _indexes(fields: Fields, fno: int) -> Sequence[int] | None:
+    """Occurrence indexes of ``fno`` to visit, highest first; None: every one."""
+    return None if fields is None else fields.get(fno, _NOTHING)
 
 
 def _wants(fields: Fields, fno: int) -> bool:
-    return fields is None or any(f == fno for f, _ in fields)
+    return fields is None or fno in fields
 
 
 class PiiRedactionProcessor(Processor):
@@ -237,7 +247,8 @@ class PiiRedactionProcessor(Processor):
                 if not matches:
                     return []
                 try:
-                    return sorted(locate(buf, matches).items())
+                    located = sorted(locate(buf, matches).items())
+                    return [(path, _by_field(fields)) for path, fields in located]
                 except NotCanonical:
                     continue
                 except (IndexError, ValueError):
@@ -254,11 +265,14 @@ class PiiRedactionProcessor(Processor):
         return tally
 
     def _span(self, span: Any, fields: Fields) -> Tally:
+        # Fields are checked before they are read: each read of a upb field builds an object.
         tally = Tally()
-        self._attributes(span.attributes, tally, 0, _indexes(fields, _SPAN_ATTRIBUTES))
-        if span.name and _wants(fields, _SPAN_NAME):
+        attributes = _indexes(fields, _SPAN_ATTRIBUTES)
+        if attributes is None or attributes:
+            self._attributes(span.attributes, tally, 0, attributes)
+        if _wants(fields, _SPAN_NAME) and span.name:
             span.name = self._plain_text(span.name, tally)
-        if span.status.message and _wants(fields, _SPAN_STATUS):
+        if _wants(fields, _SPAN_STATUS) and span.status.message:
             span.status.message = self._plain_text(span.status.message, tally)
         events = _indexes(fields, _SPAN_EVENTS)
         for j in range(len(span.events)) if events is None else events:
@@ -273,13 +287,15 @@ class PiiRedactionProcessor(Processor):
 
     def _log_record(self, record: Any, fields: Fields) -> Tally:
         tally = Tally()
-        if record.HasField("body") and _wants(fields, _LOG_BODY):
+        if _wants(fields, _LOG_BODY) and record.HasField("body"):
             try:
                 if self._any_value(record.body, tally, 0) is DROP:
                     record.ClearField("body")
             except Exception as e:
                 self._fail_closed(record.body, tally, "body", e)
-        self._attributes(record.attributes, tally, 0, _indexes(fields, _LOG_ATTRIBUTES))
+        attributes = _indexes(fields, _LOG_ATTRIBUTES)
+        if attributes is None or attributes:
+            self._attributes(record.attributes, tally, 0, attributes)
         return tally
 
     def _metric(self, metric: Any, fields: Fields) -> Tally:
@@ -366,7 +382,9 @@ class PiiRedactionProcessor(Processor):
         result: str = r
         return result
 
-    def _attributes(self, attributes: Any, tally: Tally, depth: int, only: list[int] | None = None) -> None:
+    def _attributes(
+        self, attributes: Any, tally: Tally, depth: int, only: Sequence[int] | None = None
+    ) -> None:
         """Redacts every attribute, or those at the indexes in ``only`` (highest first)."""
         redactor = self.redactor
         order = range(len(attributes) - 1, -1, -1) if only is None else only
