@@ -16,7 +16,8 @@
  * never miss one. Overlap is enough: a window inside a match's string flags the field,
  * and scan_text() widens it to bytes the detector's matches cannot hold. Each family
  * below states the anchors it covers and why its window meets them; changing an anchor in
- * detectors.py means checking its family here (tests/test_pii_prefilter.py compares both on generated input).
+ * detectors.py means checking its family here (tests/test_pii_prefilter.py compares both
+ * on generated input).
  *
  * Key rules (blocked_key_patterns, key_rules) are matched on the attribute and JSON keys
  * themselves: a key is found by its framing (protobuf `0x0a len key 0x12`, JSON
@@ -698,8 +699,8 @@ static PyObject *end_scan(Scan *s, Py_buffer *view, PyObject *first) {
 
 PyDoc_STRVAR(scan_doc,
              "scan(buf) -> (windows, key_hits, unknown_keys)\n\n"
-             "windows: sorted, disjoint [(start, end)] holding every match of the enabled\n"
-             "families' anchors (some may hold none); key_hits: [(start, end)] of framed keys\n"
+             "windows: sorted, disjoint [(start, end)] overlapping every match of the enabled\n"
+             "families' anchors (some may overlap none); key_hits: [(start, end)] of framed keys\n"
              "learnt as hits; unknown_keys: [(start, end, key_start, key_end)] of framed keys\n"
              "not learnt yet.");
 

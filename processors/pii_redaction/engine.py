@@ -195,7 +195,7 @@ class _PrefilterPlan:
 class PrefilteredScanner:
     """``RequestScanner.matches`` with the built-in anchors found by ``_prefilter.c``.
 
-    The C pass returns windows that hold every match of the built-in detectors' anchors,
+    The C pass returns windows that overlap every match of the built-in detectors' anchors,
     and they are flagged as they are: a window may hold no match, never miss one. They used
     to be verified by RE2 (the alternation of every anchor, inside each window), but on the
     benchmark workload only 0.1 of ~18 windows per 100-span request holds no match once the
