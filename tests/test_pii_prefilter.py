@@ -366,3 +366,116 @@ def test_the_key_cache_keeps_every_decision_as_it_grows() -> None:
     prefilter.learn(keys[1], True)  # a decision can change
     assert prefilter.scan(b'{"' + keys[1] + b'": 1}')[1]
     assert prefilter.key_count() == len(keys)
+
+
+# --- The AVX2 scan against the byte-at-a-time scan
+
+# Each handler's words, with the letters around a trigger that the AVX2 scan checks before
+# calling it; case is flipped at random below.
+HANDLER_WORDS = [
+    b"ghp_",
+    b"gho_",
+    b"ghu_",
+    b"ghs_",
+    b"ghr_",
+    b"github_pat_",
+    b"sk_live_",
+    b"rk_test_",
+    b"whsec_",
+    b"sk-",
+    b"sk-ant-",
+    b"glpat-",
+    b"gloas-",
+    b"glagent-",
+    b"xoxa-",
+    b"xoxb-",
+    b"xoxp-",
+    b"xoxo-",
+    b"xoxs-",
+    b"xoxr-",
+    b"xapp-1-",
+    b"-----BEGIN",
+    b"eyJhbGciOi",
+    b"AKIA",
+    b"ASIA",
+    b"ABIA",
+    b"ACCA",
+    b"AGPA",
+    b"AIDA",
+    b"AROA",
+    b"AIPA",
+    b"ANPA",
+    b"ANVA",
+    b"APKA",
+    b"AIza",
+    b"bearer ",
+    b"basic ",
+    b"token ",
+    b"aws_secret",
+    b"aws-secret",
+    b"aws.secret",
+    b"awssecret",
+    b"hooks.slack.com/services/",
+    b"DE89",
+    b"gb82 ",
+    b"NO93",
+    b"ssn ",
+    b"+1 ",
+    b"(0)",
+    b"0",
+    b"00",
+    b"000",
+    b"0000",
+    b"1.2.3.4",
+]
+SUFFIX = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH+/-._~"
+NUMBER_BYTES = b"0123456789 .-()/+aZ"
+
+
+def variant_buffers(seed: int, count: int) -> list[bytes]:
+    """Buffers of 80-400 bytes (the AVX2 scan's blocks) mixing handler words with random
+    case, numbers made of digits and separators, fragments and noise, at every offset."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        parts = [bytes(rng.choice(NOUSE) for _ in range(rng.randrange(64)))]
+        while sum(map(len, parts)) < rng.randint(80, 400):
+            pick = rng.random()
+            if pick < 0.4:
+                word = bytes(
+                    c ^ 0x20 if chr(c).isalpha() and rng.random() < 0.3 else c
+                    for c in rng.choice(HANDLER_WORDS)
+                )
+                parts.append(word + bytes(rng.choice(SUFFIX) for _ in range(rng.randrange(40))))
+            elif pick < 0.7:
+                parts.append(bytes(rng.choice(NUMBER_BYTES) for _ in range(rng.randrange(1, 16))))
+            elif pick < 0.85:
+                parts.append(rng.choice(FRAGMENTS))
+            else:
+                parts.append(bytes(rng.choice(NOISE) for _ in range(rng.randrange(12))))
+        out.append(b"".join(parts))
+    return out
+
+
+NOUSE = b"the quick brown fox jumps over a lazy dog; "  # filler that moves the rest across block edges
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["default", "many-regions", "other-keys"])
+def test_the_vector_scan_finds_what_the_byte_scan_finds(config: dict[str, object]) -> None:
+    if not _prefilter.use_vector(True):
+        pytest.skip("this CPU has no AVX2: only the byte-at-a-time scan runs")
+    prefilter = make_processor(**config).scanner._prefilter  # type: ignore[attr-defined]
+    requests = generate_trace_requests(4, 100, 7, 0.5, 1_763_700_000_000_000_000)
+    buffers = variant_buffers(seed=3, count=4000) + [r.SerializeToString() for r in requests]
+    differ = []
+    try:
+        for buf in buffers:
+            vector = prefilter.scan(buf), prefilter.scan_text(buf)
+            _prefilter.use_vector(False)
+            scalar = prefilter.scan(buf), prefilter.scan_text(buf)
+            _prefilter.use_vector(True)
+            if vector != scalar:
+                differ.append(buf)
+    finally:
+        _prefilter.use_vector(True)
+    assert not differ[:3], f"{len(differ)} buffers scanned differently"
