@@ -797,11 +797,23 @@ __attribute__((target("avx2"))) static inline Nibbles nibbles(const uint8_t *p) 
     return (Nibbles){_mm256_and_si256(v, low4), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)};
 }
 
-__attribute__((target("avx2"))) static inline __m256i classify(const Classes *c, Nibbles n) {
-    const __m256i lo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->lo));
-    const __m256i hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->hi));
-    return _mm256_and_si256(_mm256_shuffle_epi8(lo, n.lo), _mm256_shuffle_epi8(hi, n.hi));
+/* A classifier's tables in registers, loaded once per scan. */
+typedef struct {
+    __m256i lo, hi;
+} Tables;
+
+__attribute__((target("avx2"))) static inline Tables tables(const uint8_t *lo, const uint8_t *hi) {
+    return (Tables){_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)hi))};
 }
+
+__attribute__((target("avx2"))) static inline __m256i classify(Tables t, Nibbles n) {
+    return _mm256_and_si256(_mm256_shuffle_epi8(t.lo, n.lo), _mm256_shuffle_epi8(t.hi, n.hi));
+}
+
+typedef struct {
+    Tables triggers, filtered, before, after, numbers;
+} Classifiers;
 
 /* The bytes whose classes are not 0. */
 __attribute__((target("avx2"))) static inline uint32_t any_of(__m256i classes) {
@@ -812,18 +824,16 @@ __attribute__((target("avx2"))) static inline uint32_t any_of(__m256i classes) {
 #define IN_CLASS(classes, bit) ((uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16((classes), 7 - (bit))))
 
 /* Trigger bytes of 32 at p and the masks the number rule needs. */
-__attribute__((target("avx2"))) static inline uint32_t triggers32(const Prefilter *pf, const uint8_t *p,
-                                                                   uint32_t *digit, uint32_t *sep, uint32_t *letter) {
+__attribute__((target("avx2"), always_inline)) static inline uint32_t triggers32(const Classifiers *c, const uint8_t *p,
+                                                                                  uint32_t *digit, uint32_t *sep,
+                                                                                  uint32_t *letter) {
     Nibbles at = nibbles(p), before = nibbles(p - 1), after = nibbles(p + 1);
-    Classes all = {{0}, {0}};
-    memcpy(all.lo, pf->nibble_lo, 16);
-    memcpy(all.hi, pf->nibble_hi, 16);
-    uint32_t triggers = any_of(classify(&all, at));
-    __m256i filtered = classify(&FILTERED, at);
+    uint32_t triggers = any_of(classify(c->triggers, at));
+    __m256i filtered = classify(c->filtered, at);
     __m256i kept = _mm256_and_si256(
-        filtered, _mm256_and_si256(_mm256_or_si256(classify(&BEFORE, before), _mm256_set1_epi8((char)BEFORE_ANY)),
-                                   _mm256_or_si256(classify(&AFTER, after), _mm256_set1_epi8((char)AFTER_ANY))));
-    __m256i numbers = classify(&NUMBERS, at);
+        filtered, _mm256_and_si256(_mm256_or_si256(classify(c->before, before), _mm256_set1_epi8((char)BEFORE_ANY)),
+                                   _mm256_or_si256(classify(c->after, after), _mm256_set1_epi8((char)AFTER_ANY))));
+    __m256i numbers = classify(c->numbers, at);
     *digit = IN_CLASS(numbers, N_DIGIT);
     *sep = IN_CLASS(numbers, N_SEPARATOR);
     *letter = IN_CLASS(numbers, N_LETTER);
@@ -837,9 +847,9 @@ __attribute__((target("avx2"))) static inline uint32_t triggers32(const Prefilte
  * scalar scan (tests/test_pii_prefilter.py compares both). Bit k is byte k; the rules look
  * at most 2 bytes back and 5 ahead, which the caller keeps inside the 64, and read one
  * byte on either side of them. */
-__attribute__((target("avx2"))) static uint64_t triggers64(const Prefilter *pf, const uint8_t *p) {
+__attribute__((target("avx2"), always_inline)) static inline uint64_t triggers64(const Classifiers *c, const uint8_t *p) {
     uint32_t d0, s0, l0, d1, s1, l1;
-    uint64_t triggers = triggers32(pf, p, &d0, &s0, &l0) | (uint64_t)triggers32(pf, p + 32, &d1, &s1, &l1) << 32;
+    uint64_t triggers = triggers32(c, p, &d0, &s0, &l0) | (uint64_t)triggers32(c, p + 32, &d1, &s1, &l1) << 32;
     uint64_t digit = d0 | (uint64_t)d1 << 32, sep = s0 | (uint64_t)s1 << 32, letter = l0 | (uint64_t)l1 << 32;
     /* Numbers: only a run's first digit starts a cluster, and a lone run of one to three
      * digits (no separator and digit after it) holds no anchor, unless two letters before
@@ -860,8 +870,10 @@ __attribute__((target("avx2"))) static uint64_t triggers64(const Prefilter *pf, 
 __attribute__((target("avx2,bmi"))) static size_t scan_blocks_avx2(Scan *s, size_t i) {
     const size_t before = 2, step = 56, after = 6;
     size_t n = s->n, next = i;
+    const Classifiers c = {tables(s->pf->nibble_lo, s->pf->nibble_hi), tables(FILTERED.lo, FILTERED.hi),
+                           tables(BEFORE.lo, BEFORE.hi), tables(AFTER.lo, AFTER.hi), tables(NUMBERS.lo, NUMBERS.hi)};
     while (i >= before + 1 && i + step + after + 1 <= n) {
-        uint64_t mask = triggers64(s->pf, s->b + i - before) >> before;
+        uint64_t mask = triggers64(&c, s->b + i - before) >> before;
         mask &= (1ULL << step) - 1;
         if (next > i) mask &= ~0ULL << (next - i); /* next - i < step: a larger next moved i */
         while (mask) {

@@ -448,7 +448,7 @@ class Redactor:
         finder = self._text_finder
         if finder is not None:
             work, marker = finder.candidates(buf)
-            if not marker and b"\\u00" in buf:
+            if not marker and buf.find(b"\\u00") >= 0:
                 marker = _ESCAPED_ASCII.Match(_UNANCHORED, buf, 0, len(buf))[0][0] >= 0
             return work, marker
         ids = self._raw_set.Match(buf)
@@ -574,7 +574,9 @@ class Redactor:
         """True when every hit lies inside one JSON string literal, away from escapes, and
         none asks for ``drop`` (which removes a JSON entry, so needs the parsed document).
         Quote parity is exact only without escaped quotes, so those documents are parsed."""
-        if b'\\"' in buf:
+        # find(), not `in`: bytes.__contains__ first tries its argument as an integer and
+        # formats a TypeError, which cost more than the searches (~1k instructions per span).
+        if buf.find(b'\\"') >= 0:
             return False
         quotes = counted = 0  # hits are sorted by start: the quotes before each are counted once
         for h in hits:
@@ -583,8 +585,8 @@ class Redactor:
             counted = s
             if (
                 self.action_for(h.detector) == "drop"
-                or b'"' in buf[s:e]
-                or b"\\" in buf[s:e]
+                or buf.find(b'"', s, e) >= 0
+                or buf.find(b"\\", s, e) >= 0
                 or (s > 0 and buf[s - 1] == 0x5C)
                 or quotes % 2 == 0
             ):

@@ -313,7 +313,7 @@ class PiiRedactionProcessor(Processor):
     def _annotate(self, message: Any, serialized: bytes, field: int, tally: Tally) -> bytes:
         """Records ``tally`` as ``pii.redacted.*`` on ``message`` (its attributes are
         field ``field``), whose serialization is ``serialized``; returns the new one."""
-        if _ANNOTATION_MARK not in serialized:
+        if serialized.find(_ANNOTATION_MARK) < 0:  # not `in`: see Redactor._inside_json_strings
             # Without the mark in its bytes the item holds none of the annotations: their
             # encoding is appended to the bytes and merged into the object, one C call
             # instead of a wrapper per attribute and value (~7 us per annotated item).
