@@ -1,7 +1,8 @@
 """pii_redaction's C prefilter (``_prefilter.c``) against the RE2 scan of every anchor.
 
 The prefilter's contract: every match of an anchor of the enabled detectors, and every
-framed key a key rule matches, overlaps a range ``PrefilteredScanner.matches`` returns
+framed key a key rule matches (a protobuf key framed with its own length, in UTF-8, as a
+request that parsed holds them), overlaps a range ``PrefilteredScanner.matches`` returns
 (``locate`` then flags the field). The reference is ``RequestScanner``, one RE2 regex of
 all the anchors over the whole buffer, which the processor used before. The inputs mix
 the fragments each family looks for (numbers with separators, labels, secrets' prefixes,
@@ -90,8 +91,9 @@ FRAGMENTS = [
     b'{"authorization":"x"}',
     b"\x0a\x08password\x12",
     b"\x0a\x1bhttp.request.header.cookie\x12",
-    b"\x0a\x0bAuthorization\x12",
-    b"\x0a\x85\x01" + b"k" * 120 + b"_secret\x12",
+    b"\x0a\x0dAuthorization\x12",
+    b"\x0a\x85\x01" + b"k" * 126 + b"_secret\x12",
+    b"\x0a\x07pass\xc3\xa9d\x12\x0a\x09password\x12",  # UTF-8 key; a length that disagrees
     b"\x0a\x32" + b"0123456789",
     b"\x12\x0b\x0a\x09123456789",
     b"\x2a\x0c4111111111111111",
@@ -135,8 +137,38 @@ def make_processor(**config: object) -> object:
     return factory.create(PiiRedactionConfig(**config), settings)
 
 
-def reference_scanner(proc: object) -> RequestScanner:
-    return RequestScanner(proc.redactor.anchors())  # type: ignore[attr-defined]
+class ReferenceScanner:
+    """``RequestScanner`` of every anchor, reading protobuf keys as the C pass does: a
+    framing (0x0a, length, key, 0x12) is a key only when its length is the key's and the
+    key is UTF-8, as every KeyValue key of a request that parsed is."""
+
+    def __init__(self, anchors: list[str]) -> None:
+        self.scanner = RequestScanner(anchors)
+
+    def matches(self, buf: bytes) -> list[tuple[int, int]]:
+        return [(s, e) for s, e in self.scanner.matches(buf) if not _false_key_framing(buf[s:e])]
+
+
+def _false_key_framing(match: bytes) -> bool:
+    if len(match) < 3 or match[0] != 0x0A or match[-1] != 0x12:
+        return False
+    length, shift, i = 0, 0, 1
+    while i < len(match) - 1 and i <= 3:
+        length |= (match[i] & 0x7F) << shift
+        shift += 7
+        i += 1
+        if match[i - 1] < 0x80:
+            break
+    key = match[i:-1]
+    try:
+        key.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return len(key) != length
+
+
+def reference_scanner(proc: object) -> ReferenceScanner:
+    return ReferenceScanner(proc.redactor.anchors())  # type: ignore[attr-defined]
 
 
 def uncovered(reference: list[tuple[int, int]], found: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -216,6 +248,26 @@ def test_key_decisions_are_learnt_once_per_key() -> None:
     hits = {buf[s:e] for s, e in first}
     assert b"\x0a\x08password\x12" in hits and b'"api_key":' in hits
     assert not any(b"role" in h for h in hits)
+
+
+def test_a_framed_key_counts_when_its_length_and_utf8_agree_with_it() -> None:
+    prefilter = make_processor().scanner._prefilter  # type: ignore[attr-defined]
+    prefilter.learn(b"password\xc3\xa9", True)
+    prefilter.learn(b"k" * 126 + b"_secret", True)
+    for key_like in (
+        b"\x0a\x0apassword\xc3\xa9\x12",  # "passwordé", a UTF-8 key
+        b"\x0a\x85\x01" + b"k" * 126 + b"_secret\x12",  # a length of two bytes
+    ):
+        assert prefilter.scan(b"\x01" + key_like)[1], key_like
+    rng = random.Random(5)
+    trace_ids = [bytes(rng.randrange(0x80, 0x100) for _ in range(16)) for _ in range(50)]
+    for not_a_key in [
+        b"\x0a\x07password\x12",  # the length is not the key's
+        b"\x0a\x0apassword\xff\xfe\x12",  # not UTF-8
+        *(b"\x0a\x10" + trace_id + b"\x12\x08abcdefgh" for trace_id in trace_ids),  # a span's ids
+    ]:
+        _, key_hits, unknown = prefilter.scan(b"\x01" + not_a_key)
+        assert not key_hits and not unknown, not_a_key
 
 
 def test_key_patterns_that_can_match_control_bytes_keep_the_re2_scan() -> None:

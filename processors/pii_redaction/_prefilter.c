@@ -20,9 +20,10 @@
  * on generated input).
  *
  * Key rules (blocked_key_patterns, key_rules) are matched on the attribute and JSON keys
- * themselves: a key is found by its framing (protobuf `0x0a len key 0x12`, JSON
- * `"key" :` or `\"key\" :`) and looked up in a cache of decisions the caller made with
- * RE2 (learn()). Keys are few, so nearly every lookup hits and no regex runs.
+ * themselves: a key is found by its framing (protobuf `0x0a len key 0x12` with the key's
+ * length and UTF-8 bytes, JSON `"key" :` or `\"key\" :`) and looked up in a cache of
+ * decisions the caller made with RE2 (learn()). Keys are few, so nearly every lookup hits
+ * and no regex runs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -655,28 +656,56 @@ static void on_k(Scan *s, size_t t) {
     if (t >= 2 && s->n - t >= 3 && ci_equal(s->b + t - 2, "token", 5)) word_then_spaces(s, t - 2, t + 3, 16, "-._~+/", D_BEARER);
 }
 
-/* A protobuf KeyValue key before the value's tag 0x12 at t, as the key rules' anchors
- * frame it: 0x0a, a length of one to three bytes ([\x80-\xff]{0,2}[\x00-\x7f]), then the
- * key. The key is the run of key bytes before t; the length's last byte is either the
+/* p[0..n) may be UTF-8: each lead byte has its count of continuation bytes (a superset of
+ * valid UTF-8: overlong forms and surrogates pass). A KeyValue key is a proto3 string,
+ * which the request could not have been parsed with unless it was valid UTF-8. */
+static int may_be_utf8(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint8_t c = p[i++];
+        unsigned more = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 4;
+        if (more == 4 || more > n - i) return 0;
+        for (; more; more--)
+            if ((p[i++] & 0xC0) != 0x80) return 0;
+    }
+    return 1;
+}
+
+/* The varint at b[first..last] (little-endian groups of 7 bits) equals `len`. */
+static int varint_is(const uint8_t *b, size_t first, size_t last, size_t len) {
+    size_t v = 0;
+    for (size_t k = last + 1; k-- > first;) v = v << 7 | (b[k] & 0x7f);
+    return v == len;
+}
+
+/* A protobuf KeyValue key before the value's tag 0x12 at t, framed as the key rules'
+ * anchors frame it: 0x0a, a length of one to three bytes ([\x80-\xff]{0,2}[\x00-\x7f]), then
+ * the key. The key is the run of key bytes before t; the length's last byte is either the
  * byte before that run (when it is not a key byte itself) or the run's first byte, the
- * 0x0a and any continuation bytes lying before it. Both readings are tried. */
+ * 0x0a and any continuation bytes lying before it. Both readings are tried, and a reading
+ * counts only when the length is the key's and the key may be UTF-8: a real key always
+ * is so framed, while random bytes framed alike (a trace id, field 1, before a span id's
+ * tag 0x12: ~16 per 100-span request) would each be a new key for the caller to decide
+ * and for the cache to keep. */
 static void on_value_tag(Scan *s, size_t t) {
     const uint8_t *b = s->b;
     size_t run = key_run_start(b, t);
     if (run == 0) return;
     size_t q = run - 1; /* the first byte before the key that is not a key byte */
-    if (b[q] < 0x80) {  /* b[q] as the length's last byte */
-        if (q >= 1 && b[q - 1] == 0x0a)
-            found_key(s, q - 1, t + 1, run, t);
-        else if (q >= 2 && b[q - 1] >= 0x80 && b[q - 2] == 0x0a)
-            found_key(s, q - 2, t + 1, run, t);
-        else if (q >= 3 && b[q - 1] >= 0x80 && b[q - 2] >= 0x80 && b[q - 3] == 0x0a)
-            found_key(s, q - 3, t + 1, run, t);
+    if (b[q] < 0x80 && may_be_utf8(b + run, t - run)) { /* b[q] as the length's last byte */
+        size_t len = t - run;
+        if (q >= 1 && b[q - 1] == 0x0a) {
+            if (varint_is(b, q, q, len)) found_key(s, q - 1, t + 1, run, t);
+        } else if (q >= 2 && b[q - 1] >= 0x80 && b[q - 2] == 0x0a) {
+            if (varint_is(b, q - 1, q, len)) found_key(s, q - 2, t + 1, run, t);
+        } else if (q >= 3 && b[q - 1] >= 0x80 && b[q - 2] >= 0x80 && b[q - 3] == 0x0a) {
+            if (varint_is(b, q - 2, q, len)) found_key(s, q - 3, t + 1, run, t);
+        }
     }
     if (b[q] == 0x0a) { /* b[q] as the tag, the length inside the run */
         size_t k = q + 1;
         while (k < t && k - q <= 2 && b[k] >= 0x80) k++;
-        if (k < t && b[k] < 0x80) found_key(s, q, t + 1, k + 1, t);
+        if (k < t && b[k] < 0x80 && varint_is(b, q + 1, k, t - k - 1) && may_be_utf8(b + k + 1, t - k - 1))
+            found_key(s, q, t + 1, k + 1, t);
     }
 }
 
