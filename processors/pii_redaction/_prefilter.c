@@ -276,9 +276,25 @@ static int append_tuple(Scan *s, PyObject *list, PyObject *item) {
     return 0;
 }
 
+/* p[0..n) may be UTF-8: each lead byte has its count of continuation bytes (a superset of
+ * valid UTF-8: overlong forms and surrogates pass). */
+static int may_be_utf8(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint8_t c = p[i++];
+        unsigned more = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 4;
+        if (more == 4 || more > n - i) return 0;
+        for (; more; more--)
+            if ((p[i++] & 0xC0) != 0x80) return 0;
+    }
+    return 1;
+}
+
 /* A key found by its framing: the whole framed match is [start, end), the key bytes
- * [key_start, key_end). Known keys are answered from the cache. */
-static void found_key(Scan *s, size_t start, size_t end, size_t key_start, size_t key_end) {
+ * [key_start, key_end). Known keys are answered from the cache; an unknown one is left to
+ * the caller, unless `utf8` asks for UTF-8 and the bytes are not (a protobuf KeyValue key
+ * is a proto3 string, which the request could not have been parsed with otherwise; the
+ * check waits for a miss, since a learnt key's bytes passed it). */
+static void found_key(Scan *s, size_t start, size_t end, size_t key_start, size_t key_end, int utf8) {
     if (s->failed) return;
     size_t len = key_end - key_start;
     const uint8_t *key = s->b + key_start;
@@ -295,6 +311,7 @@ static void found_key(Scan *s, size_t start, size_t end, size_t key_start, size_
             }
         }
     }
+    if (utf8 && !may_be_utf8(key, len)) return;
     append_tuple(s, s->unknown,
                  Py_BuildValue("(nnnn)", (Py_ssize_t)start, (Py_ssize_t)end, (Py_ssize_t)key_start,
                                (Py_ssize_t)key_end));
@@ -531,11 +548,11 @@ static void on_json_key(Scan *s, size_t t) {
     if (close > 0 && b[close - 1] == '\\') {
         size_t key_end = close - 1, key_start = key_run_start(b, key_end);
         if (key_start >= 2 && b[key_start - 1] == '"' && b[key_start - 2] == '\\')
-            found_key(s, key_start - 2, t + 1, key_start, key_end);
+            found_key(s, key_start - 2, t + 1, key_start, key_end, 0);
         return;
     }
     size_t key_start = key_run_start(b, close);
-    if (key_start > 0 && b[key_start - 1] == '"') found_key(s, key_start - 1, t + 1, key_start, close);
+    if (key_start > 0 && b[key_start - 1] == '"') found_key(s, key_start - 1, t + 1, key_start, close, 0);
 }
 
 static void on_colon(Scan *s, size_t t) {
@@ -656,20 +673,6 @@ static void on_k(Scan *s, size_t t) {
     if (t >= 2 && s->n - t >= 3 && ci_equal(s->b + t - 2, "token", 5)) word_then_spaces(s, t - 2, t + 3, 16, "-._~+/", D_BEARER);
 }
 
-/* p[0..n) may be UTF-8: each lead byte has its count of continuation bytes (a superset of
- * valid UTF-8: overlong forms and surrogates pass). A KeyValue key is a proto3 string,
- * which the request could not have been parsed with unless it was valid UTF-8. */
-static int may_be_utf8(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n;) {
-        uint8_t c = p[i++];
-        unsigned more = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 4;
-        if (more == 4 || more > n - i) return 0;
-        for (; more; more--)
-            if ((p[i++] & 0xC0) != 0x80) return 0;
-    }
-    return 1;
-}
-
 /* The varint at b[first..last] (little-endian groups of 7 bits) equals `len`. */
 static int varint_is(const uint8_t *b, size_t first, size_t last, size_t len) {
     size_t v = 0;
@@ -691,21 +694,20 @@ static void on_value_tag(Scan *s, size_t t) {
     size_t run = key_run_start(b, t);
     if (run == 0) return;
     size_t q = run - 1; /* the first byte before the key that is not a key byte */
-    if (b[q] < 0x80 && may_be_utf8(b + run, t - run)) { /* b[q] as the length's last byte */
+    if (b[q] < 0x80) { /* b[q] as the length's last byte */
         size_t len = t - run;
         if (q >= 1 && b[q - 1] == 0x0a) {
-            if (varint_is(b, q, q, len)) found_key(s, q - 1, t + 1, run, t);
+            if (varint_is(b, q, q, len)) found_key(s, q - 1, t + 1, run, t, 1);
         } else if (q >= 2 && b[q - 1] >= 0x80 && b[q - 2] == 0x0a) {
-            if (varint_is(b, q - 1, q, len)) found_key(s, q - 2, t + 1, run, t);
+            if (varint_is(b, q - 1, q, len)) found_key(s, q - 2, t + 1, run, t, 1);
         } else if (q >= 3 && b[q - 1] >= 0x80 && b[q - 2] >= 0x80 && b[q - 3] == 0x0a) {
-            if (varint_is(b, q - 2, q, len)) found_key(s, q - 3, t + 1, run, t);
+            if (varint_is(b, q - 2, q, len)) found_key(s, q - 3, t + 1, run, t, 1);
         }
     }
     if (b[q] == 0x0a) { /* b[q] as the tag, the length inside the run */
         size_t k = q + 1;
         while (k < t && k - q <= 2 && b[k] >= 0x80) k++;
-        if (k < t && b[k] < 0x80 && varint_is(b, q + 1, k, t - k - 1) && may_be_utf8(b + k + 1, t - k - 1))
-            found_key(s, q, t + 1, k + 1, t);
+        if (k < t && b[k] < 0x80 && varint_is(b, q + 1, k, t - k - 1)) found_key(s, q, t + 1, k + 1, t, 1);
     }
 }
 
