@@ -450,6 +450,14 @@ static int iban_shape_at(const Prefilter *pf, const uint8_t *b, size_t n, size_t
     return four_of(b, n, k, 0);
 }
 
+/* Where the cluster's next group of digits starts after the group that ends at i (one or
+ * two separators [ .\-()/], then a digit), or 0 when the cluster ends at i. */
+static size_t next_group(const uint8_t *b, size_t n, size_t i) {
+    size_t j = i;
+    while (j < n && j - i < 3 && is_digit_separator(b[j])) j++;
+    return j - i > 2 || j == i || j >= n || !is_digit(b[j]) ? 0 : j;
+}
+
 static size_t on_digits(Scan *s, size_t t) {
     const uint8_t *b = s->b;
     size_t n = s->n;
@@ -459,14 +467,10 @@ static size_t on_digits(Scan *s, size_t t) {
         add_window(s, t - 2, t + 14, D_IBAN);
     size_t i = t;
     while (i < n && is_digit(b[i])) i++;
-    if (i - t < 4) {
-        /* Most runs are a lone group of one to three digits (ids, counts, versions): no
-         * anchor holds fewer than four digits in its cluster, so the cluster is read only
-         * when separators and another digit follow. */
-        size_t j = i;
-        while (j < n && j - i < 3 && is_digit_separator(b[j])) j++;
-        if (j - i > 2 || j == i || j >= n || !is_digit(b[j])) return i;
-    }
+    /* Most runs are a lone group of one to three digits (ids, counts, versions): no anchor
+     * holds fewer than four digits in its cluster, so the cluster is read only when
+     * separators and another digit follow. */
+    if (i - t < 4 && next_group(b, n, i) == 0) return i;
     size_t start[MAX_GROUPS];
     unsigned len[MAX_GROUPS];
     unsigned groups = 0;
@@ -483,10 +487,7 @@ static size_t on_digits(Scan *s, size_t t) {
             overflow = 1;
         }
         last = i - 1;
-        size_t j = i;
-        while (j < n && j - i < 3 && is_digit_separator(b[j])) j++;
-        if (j - i > 2 || j == i || j >= n || !is_digit(b[j])) break;
-        i = j;
+        if ((i = next_group(b, n, i)) == 0) break;
     }
     if (f & (F_DIGITS | F_PHONE_ZERO | F_PHONE_SEVEN)) {
         uint32_t may = overflow ? D_CREDIT_CARD | D_US_SSN | D_PHONE | D_IPV4
