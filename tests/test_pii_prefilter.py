@@ -482,6 +482,7 @@ HANDLER_WORDS = [
 ]
 SUFFIX = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH+/-._~"
 NUMBER_BYTES = b"0123456789 .-()/+aZ"
+FILLER = b"the quick brown fox jumps over a lazy dog; "  # moves the rest across block edges
 
 
 def variant_buffers(seed: int, count: int) -> list[bytes]:
@@ -490,7 +491,7 @@ def variant_buffers(seed: int, count: int) -> list[bytes]:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        parts = [bytes(rng.choice(NOUSE) for _ in range(rng.randrange(64)))]
+        parts = [bytes(rng.choice(FILLER) for _ in range(rng.randrange(64)))]
         while sum(map(len, parts)) < rng.randint(80, 400):
             pick = rng.random()
             if pick < 0.4:
@@ -507,9 +508,6 @@ def variant_buffers(seed: int, count: int) -> list[bytes]:
                 parts.append(bytes(rng.choice(NOISE) for _ in range(rng.randrange(12))))
         out.append(b"".join(parts))
     return out
-
-
-NOUSE = b"the quick brown fox jumps over a lazy dog; "  # filler that moves the rest across block edges
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=["default", "many-regions", "other-keys"])
