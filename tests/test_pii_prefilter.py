@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -101,6 +102,14 @@ FRAGMENTS = [
     b"2026-11-21T09:12:03Z",
     b"claude-3-5-sonnet-20241022",
     b"v1.2.3.4",
+    b"10.2.3.4",
+    b"192.168.1.20",
+    b"172.31.0.7",
+    b"169.254.10.1",
+    b"127.0.0.1",
+    b"0.1.2.3",
+    b"\x0a\x31" + b"92.168.1.1",  # a length byte '1' before a public address
+    b"\x0a\x3110.2.3.4",
     b"call_dcbda95c2b2093705084",
 ]
 NOISE = b"0123456789 .-()/+:=@_\"'\\\x0a\x12\x2a\x3a\x80\xff\x00\t\nabcsnkwAJBKWzyeS?&<>"
@@ -140,13 +149,47 @@ def make_processor(**config: object) -> object:
 class ReferenceScanner:
     """``RequestScanner`` of every anchor, reading protobuf keys as the C pass does: a
     framing (0x0a, length, key, 0x12) is a key only when its length is the key's and the
-    key is UTF-8, as every KeyValue key of a request that parsed is."""
+    key is UTF-8, as every KeyValue key of a request that parsed is. The ipv4 detector's
+    anchor runs apart: its matches count unless the validator turns down the address they
+    are part of (``_unredacted_quad``)."""
 
-    def __init__(self, anchors: list[str]) -> None:
-        self.scanner = RequestScanner(anchors)
+    def __init__(self, redactor: object) -> None:
+        detectors = redactor.detectors  # type: ignore[attr-defined]
+        ipv4 = [d for d in detectors if d.name == "ipv4"]
+        self.validate_ipv4 = ipv4[0].validate if ipv4 else None
+        ipv4_anchors = list(ipv4[0].anchors) if ipv4 else []
+        self.scanner = RequestScanner([a for a in redactor.anchors() if a not in ipv4_anchors])  # type: ignore[attr-defined]
+        self.ipv4 = RequestScanner(ipv4_anchors) if ipv4_anchors else None
+        self.ipv4_pattern = re.compile(ipv4[0].pattern.encode()) if ipv4 else None
 
     def matches(self, buf: bytes) -> list[tuple[int, int]]:
-        return [(s, e) for s, e in self.scanner.matches(buf) if not _false_key_framing(buf[s:e])]
+        out = [(s, e) for s, e in self.scanner.matches(buf) if not _false_key_framing(buf[s:e])]
+        if self.ipv4 is not None:
+            out += [(s, e) for s, e in self.ipv4.matches(buf) if not self._unredacted_quad(buf, s, e)]
+        return sorted(out)
+
+    def _unredacted_quad(self, buf: bytes, s: int, e: int) -> bool:
+        """Whether no address the ipv4 validator redacts can hold the anchor match at s:e.
+        Such an address lies in the run of digits and dots around it: read from the run's
+        first byte and, when that byte may be the string's length (after a value tag or a
+        length byte), from the next. (Framing after a string can only lengthen its last
+        group or add groups.)"""
+        while s > 0 and buf[s - 1] in _DIGIT_OR_DOT:
+            s -= 1
+        while e < len(buf) and buf[e] in _DIGIT_OR_DOT:
+            e += 1
+        readings = [buf[s:e]]
+        if s > 0 and (buf[s - 1] >= 0x80 or buf[s - 1] in (0x0A, 0x12, 0x2A, 0x3A)):
+            readings.append(buf[s + 1 : e])
+        assert self.validate_ipv4 is not None and self.ipv4_pattern is not None
+        return not any(
+            self.validate_ipv4(text, m.start(), m.end())
+            for text in readings
+            for m in self.ipv4_pattern.finditer(text)
+        )
+
+
+_DIGIT_OR_DOT = frozenset(b"0123456789.")
 
 
 def _false_key_framing(match: bytes) -> bool:
@@ -168,7 +211,7 @@ def _false_key_framing(match: bytes) -> bool:
 
 
 def reference_scanner(proc: object) -> ReferenceScanner:
-    return ReferenceScanner(proc.redactor.anchors())  # type: ignore[attr-defined]
+    return ReferenceScanner(proc.redactor)  # type: ignore[attr-defined]
 
 
 def uncovered(reference: list[tuple[int, int]], found: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -234,6 +277,42 @@ def test_an_iban_shape_needs_a_registry_country() -> None:
         assert scanner.matches(b" " + clean + b" ") == [], clean
     for iban in (b"DE89370400440532013000", b"gb82 west 1234", b"NO9386011117947"):
         assert scanner.matches(b" " + iban + b" ") != [], iban
+
+
+def _ipv4_validator(proc: object) -> object:
+    return next(d.validate for d in proc.redactor.detectors if d.name == "ipv4")  # type: ignore[attr-defined]
+
+
+def test_private_addresses_are_skipped_only_while_the_validator_turns_them_down() -> None:
+    """The C pass leaves out dotted quads in 0/8, 10/8, 127/8, 169.254/16, 172.16/12 and
+    192.168/16: the validator of the running Python must turn every one down, and with
+    ``redact_private_ips`` nothing is left out. Addresses at each range's edges, in text
+    and as a protobuf string whose length byte is a digit (then read without it too)."""
+    firsts = (0, 1, 9, 10, 11, 99, 100, 126, 127, 128, 168, 169, 170, 171, 172, 173, 191, 192, 193, 255)
+    seconds = (0, 1, 15, 16, 17, 30, 31, 32, 167, 168, 169, 253, 254, 255)
+    addresses = [f"{a}.{b}.7.9".encode() for a in firsts for b in seconds] + [b"010.1.2.3", b"10.01.2.3"]
+    for config, may_skip in (({}, True), ({"redact_private_ips": True}, False)):
+        proc = make_processor(**config)
+        validate = _ipv4_validator(proc)
+        skipped = 0
+        for address in addresses:
+            redacted = bool(validate(address, 0, len(address)))  # type: ignore[operator]
+            texts = [b"host " + address + b" is up"]
+            # strings of 48 and 49 bytes: their length byte, '0' or '1', joins the first group
+            for n in (48, 49):
+                value = (address + b" " * (n - len(address))).decode()
+                texts.append(AnyValue(string_value=value).SerializeToString())
+            for buf in texts:
+                flagged = bool(proc.scanner.matches(buf))  # type: ignore[attr-defined]
+                assert flagged or not redacted, (config, buf)
+            skipped += not proc.scanner.matches(b"host " + address + b" is up")  # type: ignore[attr-defined]
+        assert (skipped > 0) == may_skip, (config, skipped)
+    # "192.168.1.1" in bytes, "92.168.1.1" (public) in the string after its length byte '1'
+    proc = make_processor()
+    framed = AnyValue(string_value="92.168.1.1" + " up" * 13).SerializeToString()
+    assert framed[1:4] == b"192", framed
+    assert proc.scanner.matches(framed), framed  # type: ignore[attr-defined]
+    assert proc.redactor.find(framed[2:]), framed  # type: ignore[attr-defined]
 
 
 def test_key_decisions_are_learnt_once_per_key() -> None:

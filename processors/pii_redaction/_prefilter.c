@@ -66,6 +66,7 @@ enum {
     F_KEYS = 1 << 19,         /* key rules, through the key cache */
     F_PHONE_ZERO = 1 << 20,   /* phone, regions with a national prefix 0: \(?0(?:[ .\-()/]{0,2}\d){6} */
     F_PHONE_SEVEN = 1 << 21,  /* phone, regions without one: \d(?:[ .]?\d){6} */
+    F_IPV4_PUBLIC = 1 << 22,  /* ipv4 redacts no private, loopback or link-local address */
 };
 
 /* One bit per built-in detector: scan_text() says which detectors a window may hold, so
@@ -369,6 +370,37 @@ static int ssn_label_before(const uint8_t *b, size_t t) {
 }
 
 /* The D_* bits of the number anchors that may match in the cluster (0: none). */
+/* The value of the octet of 1-3 digits at p, or -1: not 1-3 digits or a leading zero. */
+static int octet(const uint8_t *p, unsigned len) {
+    if (len == 0 || len > 3 || (len > 1 && p[0] == '0')) return -1;
+    int v = 0;
+    for (unsigned i = 0; i < len; i++) v = v * 10 + (p[i] - '0');
+    return v;
+}
+
+/* Whether an address whose first two octets are these is private for every Python since
+ * 3.11 (not is_global): 0/8, 10/8, 127/8, 169.254/16, 172.16/12, 192.168/16. The ipv4
+ * validator redacts none when it redacts only public addresses; tests/test_pii_prefilter.py
+ * checks these ranges against the validator of the running Python. */
+static int private_ipv4(int first, int second) {
+    if (first < 0 || second < 0) return 0;
+    return first == 0 || first == 10 || first == 127 || (first == 169 && second == 254) ||
+           (first == 172 && second >= 16 && second <= 31) || (first == 192 && second == 168);
+}
+
+/* A cluster of exactly four groups joined by single dots holds at most one ipv4 match,
+ * \b(?:\d{1,3}\.){3}\d{1,3}\b: the whole cluster, or, when its first digit may be the
+ * string's length, the cluster without that digit (none if the group had no other). It
+ * needs no ipv4 window when the match's first two octets make it private in both readings:
+ * requests often name private hosts (10.0.0.5, 192.168.1.20). Only the first group is
+ * read two ways: framing bytes after a string can only lengthen its last group or add
+ * groups, neither of which moves an address out of these ranges. */
+static int private_quad(const uint8_t *b, const size_t *start, const unsigned *len, int first_may_be_length) {
+    int second = octet(b + start[1], len[1]);
+    if (!private_ipv4(octet(b + start[0], len[0]), second)) return 0;
+    return !first_may_be_length || len[0] == 1 || private_ipv4(octet(b + start[0] + 1, len[0] - 1), second);
+}
+
 static uint32_t digits_anchors_may_match(Scan *s, size_t t, const size_t *start, const unsigned *len, unsigned groups) {
     const uint8_t *b = s->b;
     uint32_t f = s->pf->families, may = 0;
@@ -419,7 +451,9 @@ static uint32_t digits_anchors_may_match(Scan *s, size_t t, const size_t *start,
                 unsigned l = (unsigned)(start[j + 1] - start[j] - len[j]);
                 dots = l == 1 && b[start[j] + len[j]] == '.';
             }
-            if (dots) may |= D_IPV4;
+            if (dots && !(groups == 4 && (f & F_IPV4_PUBLIC) &&
+                          private_quad(b, start, len, first_may_be_length && !s->text)))
+                may |= D_IPV4;
         }
     }
     return may;
@@ -1341,6 +1375,7 @@ PyMODINIT_FUNC PyInit__prefilter(void) {
         {"keys", F_KEYS},
         {"phone_zero", F_PHONE_ZERO},
         {"phone_seven", F_PHONE_SEVEN},
+        {"ipv4_public", F_IPV4_PUBLIC},
     };
     static const Named detectors[] = {
         {"email", D_EMAIL},

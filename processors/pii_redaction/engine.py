@@ -171,6 +171,8 @@ class _PrefilterPlan:
                 continue
             self.covered.append(d)
             self.families |= _prefilter.FAMILIES[family]
+            if d.name == "ipv4" and _redacts_public_ipv4_only(d):
+                self.families |= _prefilter.FAMILIES["ipv4_public"]
             if d.name == "phone":  # the region-dependent phone anchors (phone_anchors)
                 if any(r"\(?0(" in a for a in d.anchors):
                     self.families |= _prefilter.FAMILIES["phone_zero"]
@@ -190,6 +192,33 @@ class _PrefilterPlan:
         assert _prefilter is not None
         # The IBAN anchors' country alternation, checked in C.
         return _prefilter.Prefilter(self.families, "".join(IBAN_COUNTRIES).encode("ascii"))
+
+
+# One address of each range that _prefilter.c skips for an ipv4 detector which redacts only
+# public addresses (never_redacted_quad), at the ranges' edges.
+_PRIVATE_IPV4_PROBES = (
+    b"0.0.0.1",
+    b"0.255.255.255",
+    b"10.0.0.1",
+    b"10.255.255.254",
+    b"127.0.0.1",
+    b"169.254.0.1",
+    b"169.254.255.254",
+    b"172.16.0.1",
+    b"172.31.255.254",
+    b"192.168.0.1",
+    b"192.168.255.254",
+)
+
+
+def _redacts_public_ipv4_only(detector: Detector) -> bool:
+    """Whether the ipv4 detector's validator turns down every private range the C pass
+    can skip (it does unless ``redact_private_ips`` is set). Asked of the validator itself,
+    so the C pass skips nothing the detector would redact."""
+    validate = detector.validate
+    if validate is None:
+        return False
+    return not any(validate(b" " + a + b" ", 1, 1 + len(a)) for a in _PRIVATE_IPV4_PROBES)
 
 
 class PrefilteredScanner:
