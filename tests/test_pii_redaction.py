@@ -26,8 +26,8 @@ from otel_receiver.attributes import any_value_to_python, get
 from otel_receiver.component import ComponentSettings, RequestContext
 from otel_receiver.telemetry import SelfTelemetry
 from processors.pii_redaction import PiiRedactionConfig, PiiRedactionProcessor, factory, locate
-from processors.pii_redaction.detectors import relax_assertions
-from processors.pii_redaction.engine import Tally
+from processors.pii_redaction.detectors import Detector, relax_assertions
+from processors.pii_redaction.engine import Hit, Tally, _resolve
 from semconv import attributes as sc
 
 HASH_KEY = "test-hash-key-0123456789abcdef"
@@ -827,3 +827,19 @@ def test_locate_flags_every_item_and_field_a_match_overlaps() -> None:
     assert found == {(0, 0, 0): {(9, 1)}, (0, 0, 1): {(9, 0)}}
     assert locate(buf, [(buf.index(b"second-2"), buf.index(b"second-2") + 1)]) == {(0, 0, 2): {(9, 1)}}
     assert locate(buf, []) == {}
+
+
+def test_overlapping_hits_keep_the_higher_priority_then_the_longer() -> None:
+    low, high = Detector("low", "A", "x", (), priority=1), Detector("high", "B", "x", (), priority=5)
+
+    def resolved(hits: list[Hit]) -> list[tuple[int, int, str]]:
+        return [(h.start, h.end, h.detector.name) for h in _resolve(hits)]
+
+    overlapping = [Hit(10, 20, low), Hit(0, 5, low), Hit(12, 18, high), Hit(30, 40, low), Hit(35, 50, low)]
+    assert resolved(overlapping) == [(0, 5, "low"), (12, 18, "high"), (35, 50, "low")]
+    # Hits that only touch are all kept, in order.
+    assert resolved([Hit(30, 40, low), Hit(0, 5, high), Hit(5, 9, low)]) == [
+        (0, 5, "high"),
+        (5, 9, "low"),
+        (30, 40, "low"),
+    ]

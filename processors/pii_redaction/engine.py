@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import operator
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -355,13 +356,22 @@ class _TextFinder:
         return work, marker
 
 
+# Attribute names like "gen_ai.usage.input_tokens" or "http.request.header.x-id": too plain to
+# hold a value, so neither scanned nor withheld from log lines.
+PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}").fullmatch
+
+
 @dataclass(frozen=True, slots=True)
 class KeyDecision:
     allowed: bool = False
     action: str | None = None  # whole-value action for blocked keys / key rules
+    # PLAIN_KEY(key), decided with the rest: the regex cost ~1% of the receiver's time
+    # when asked for every flagged attribute.
+    plain: bool = True
 
 
 _PASS = KeyDecision()
+_PASS_NOT_PLAIN = KeyDecision(plain=False)
 _ALLOW = KeyDecision(allowed=True)
 
 
@@ -438,10 +448,11 @@ class Redactor:
         ):
             d = _ALLOW
         else:
-            d = _PASS
+            plain = PLAIN_KEY(key) is not None
+            d = _PASS if plain else _PASS_NOT_PLAIN
             for rx, action in self._key_rules:
                 if rx.Match(_ANCHOR_BOTH, kb, 0, len(kb))[0][0] >= 0:
-                    d = KeyDecision(action=action)
+                    d = KeyDecision(action=action, plain=plain)
                     break
         if len(self._key_cache) < 65536:  # keys are low-cardinality; the bound guards abuse
             self._key_cache[key] = d
@@ -729,7 +740,15 @@ def _resolve(hits: list[Hit]) -> list[Hit]:
     Hits are grouped into clusters of transitively overlapping spans first, so the greedy
     choice only compares hits within a cluster (a megabyte of back-to-back card numbers is
     tens of thousands of hits, and comparing all pairs would be quadratic)."""
-    by_start = sorted(hits, key=lambda h: (h.start, h.end))
+    by_start = sorted(hits, key=_START_END)
+    # Most strings' hits do not overlap (one e-mail, one phone): they are the answer.
+    previous_end = -1
+    for h in by_start:
+        if h.start < previous_end:
+            break
+        previous_end = h.end
+    else:
+        return by_start
     kept: list[Hit] = []
     cluster: list[Hit] = []
     cluster_end = -1
@@ -743,6 +762,9 @@ def _resolve(hits: list[Hit]) -> list[Hit]:
         kept.extend(_choose(cluster))
     kept.sort(key=lambda h: h.start)
     return kept
+
+
+_START_END = operator.attrgetter("start", "end")
 
 
 def _choose(cluster: list[Hit]) -> list[Hit]:

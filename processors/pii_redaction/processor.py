@@ -12,7 +12,6 @@ log lines name keys and exception types, never values.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from otel_receiver.spanscan import Edit, NotCanonical, locate
 from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
 from processors.pii_redaction.detectors import BLOCKED_KEY
-from processors.pii_redaction.engine import DROP, Redactor, Tally, build_detectors, request_scanner
+from processors.pii_redaction.engine import DROP, PLAIN_KEY, Redactor, Tally, build_detectors, request_scanner
 from semconv import attributes as sc
 
 log = logging.getLogger(__name__)
@@ -38,9 +37,6 @@ ERROR_TYPE = "ERROR"
 # The prefix of the pii.redacted.* keys: where these bytes do not occur in an item's
 # serialization, it holds none of those attributes.
 _ANNOTATION_MARK = b"pii.redacted."
-# Attribute names like "gen_ai.usage.input_tokens" or "http.request.header.x-id": too plain to
-# hold a value, so neither scanned nor withheld from log lines.
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}").fullmatch
 
 _COUNTERS: PerRegistry[Counter] = PerRegistry()
 
@@ -396,7 +392,7 @@ class PiiRedactionProcessor(Processor):
             decision = redactor.key_decision(key)
             if decision.allowed:
                 continue
-            if not _PLAIN_KEY(key):
+            if not decision.plain:
                 # Map keys can hold values too (a log body keyed by e-mail address).
                 new_key = self._plain_text(key, tally)
                 if new_key != key:
@@ -421,7 +417,7 @@ class PiiRedactionProcessor(Processor):
 
     def _fail_closed(self, value: AnyValue, tally: Tally, where: str, e: Exception) -> None:
         # Only the key is logged, and only when it is a plain name (a key could hold PII too).
-        shown = where if _PLAIN_KEY(where) else "<key withheld>"
+        shown = where if PLAIN_KEY(where) else "<key withheld>"
         self.log.error("pii_redaction: failed on %r (%s); value masked", shown, type(e).__name__)
         value.Clear()
         value.string_value = f"[REDACTED:{ERROR_TYPE}]"
