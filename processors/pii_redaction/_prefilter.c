@@ -640,8 +640,11 @@ static void on_equals(Scan *s, size_t t) {
 static void on_dash(Scan *s, size_t t) {
     const uint8_t *b = s->b;
     uint32_t f = s->pf->families;
-    /* sk-[A-Za-z0-9_\-]{20}, sk-ant- */
-    if ((f & F_SK) && t >= 2 && b[t - 2] == 's' && b[t - 1] == 'k') add_window(s, t - 2, t + 22, D_OPENAI | D_ANTHROPIC);
+    /* sk-[A-Za-z0-9_\-]{20}, sk-ant- (only then may the anthropic detector match) */
+    if ((f & F_SK) && t >= 2 && b[t - 2] == 's' && b[t - 1] == 'k') {
+        int ant = t + 5 <= s->n && memcmp(b + t + 1, "ant-", 4) == 0;
+        add_window(s, t - 2, t + 22, D_OPENAI | (ant ? D_ANTHROPIC : 0));
+    }
     /* gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft|oas|agent)-: a word of 2-5 letters after "gl" */
     if (f & F_GITLAB)
         for (size_t k = 2; k <= 5; k++)
