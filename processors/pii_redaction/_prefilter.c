@@ -369,7 +369,6 @@ static int ssn_label_before(const uint8_t *b, size_t t) {
     return 0;
 }
 
-/* The D_* bits of the number anchors that may match in the cluster (0: none). */
 /* The value of the octet of 1-3 digits at p, or -1: not 1-3 digits or a leading zero. */
 static int octet(const uint8_t *p, unsigned len) {
     if (len == 0 || len > 3 || (len > 1 && p[0] == '0')) return -1;
@@ -401,6 +400,7 @@ static int private_quad(const uint8_t *b, const size_t *start, const unsigned *l
     return !first_may_be_length || len[0] == 1 || private_ipv4(octet(b + start[0] + 1, len[0] - 1), second);
 }
 
+/* The D_* bits of the number anchors that may match in the cluster (0: none). */
 static uint32_t digits_anchors_may_match(Scan *s, size_t t, const size_t *start, const unsigned *len, unsigned groups) {
     const uint8_t *b = s->b;
     uint32_t f = s->pf->families, may = 0;

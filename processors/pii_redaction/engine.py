@@ -195,8 +195,8 @@ class _PrefilterPlan:
         return _prefilter.Prefilter(self.families, "".join(IBAN_COUNTRIES).encode("ascii"))
 
 
-# One address of each range that _prefilter.c skips for an ipv4 detector which redacts only
-# public addresses (never_redacted_quad), at the ranges' edges.
+# Addresses at the edges of each range that _prefilter.c skips (private_ipv4) for an ipv4
+# detector which redacts only public addresses.
 _PRIVATE_IPV4_PROBES = (
     b"0.0.0.1",
     b"0.255.255.255",
