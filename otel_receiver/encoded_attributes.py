@@ -16,6 +16,8 @@ LOG_RECORD_ATTRIBUTES: Final = 6  # opentelemetry.proto.logs.v1.LogRecord.attrib
 
 
 def varint(n: int) -> bytes:
+    if n < 0x4000:  # lengths of strings up to 16 kB: no loop
+        return bytes((n,)) if n < 0x80 else bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while True:
         low = n & 0x7F
@@ -36,14 +38,18 @@ def attribute_prefix(key: str, any_value_len: int, field: int = SPAN_ATTRIBUTES)
 
 
 def string_attribute(key: str, value: str, field: int = SPAN_ATTRIBUTES) -> bytes:
-    k = key.encode()
-    v = value.encode()
+    return utf8_string_attribute(key.encode(), value.encode(), field)
+
+
+def utf8_string_attribute(k: bytes, v: bytes, field: int = SPAN_ATTRIBUTES) -> bytes:
+    """``string_attribute`` of a key and a value already encoded as UTF-8."""
     if len(k) + len(v) < 120:
         # Every length fits one varint byte: the common case (ids, names), ~4x faster.
         kv_len = len(k) + len(v) + 6
         return bytes((field << 3 | 2, kv_len, 0x0A, len(k))) + k + bytes((0x12, len(v) + 2, 0x0A, len(v))) + v
     any_value = b"\x0a" + varint(len(v)) + v  # AnyValue.string_value = 1
-    return attribute_prefix(key, len(any_value), field) + any_value
+    body = b"\x0a" + varint(len(k)) + k + b"\x12" + varint(len(any_value)) + any_value
+    return varint(field << 3 | 2) + varint(len(body)) + body
 
 
 def double_prefix(key: str, field: int = SPAN_ATTRIBUTES) -> bytes:
