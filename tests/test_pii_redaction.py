@@ -8,6 +8,7 @@ import hmac
 import importlib.machinery
 import json
 import logging
+import random
 import sys
 import textwrap
 from pathlib import Path
@@ -843,3 +844,105 @@ def test_overlapping_hits_keep_the_higher_priority_then_the_longer() -> None:
         (5, 9, "low"),
         (30, 40, "low"),
     ]
+
+
+# --- string attributes rewritten in the wire ---------------------------------------------------
+
+
+def _odd_requests() -> list[Any]:
+    """Spans the wire path must hand to the object walk, or handle just as it does."""
+    prompt = {"prompt": f"call {PHONE}"}
+    odd = [
+        trace_request({**prompt, "note": f"mail {EMAIL}", sc.PII_REDACTED_COUNT: 2}),  # annotated already
+        trace_request({**prompt, "db.password": "hunter2hunter2"}),  # a blocked key
+        trace_request({**prompt, "gen_ai.request.model": f"model {EMAIL}"}),  # an allowed key
+        trace_request({**prompt, f"to {EMAIL}": "x"}),  # a key that holds a value
+        trace_request({**prompt, "tags": [EMAIL, "plain"], "empty": ""}),  # not a string value
+    ]
+    # A link whose trace and span ids are framed like a string attribute, one holding an
+    # e-mail address: a span's other fields are never read as attributes.
+    framed = trace_request(prompt)
+    link = the_span(framed).links.add()
+    link.trace_id, link.span_id = b"abcdef0123456789", b"\x0a\x06a@b.co"
+    odd.append(framed)
+    # A client may write a KeyValue's value before its key: the parser takes either order.
+    backwards = trace_request({"first": f"card {CARD}"})
+    value = AnyValue(string_value=f"mail {EMAIL}").SerializeToString()
+    key = b"second"
+    kv = b"\x12" + bytes((len(value),)) + value + b"\x0a" + bytes((len(key),)) + key
+    the_span(backwards).MergeFromString(b"\x4a" + bytes((len(kv),)) + kv)
+    start = 1_700_000_000_000_000_000
+    logs = generate_logs_requests(1, 50, seed=11, pii_fraction=1.0, start_time_ns=start)
+    traces = generate_trace_requests(2, 50, seed=11, pii_fraction=1.0, start_time_ns=start)
+    return [*odd, backwards, *logs, *traces]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"actions": {"EMAIL": "hash"}, "hash_key": HASH_KEY},
+        {"actions": {"PHONE": "drop"}},
+        {"annotate": False},
+    ],
+)
+def test_strings_rewritten_in_the_wire_equal_the_object_walk(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items whose hits all lie in string attributes are redacted in their bytes; the
+    objects, the patched wire and the counts are what the walk through the objects gives."""
+    import processors.pii_redaction.processor as module
+
+    rewritten = 0
+    for original in _odd_requests():
+        results = []
+        for in_wire in (True, False):
+            batch = type(original)()
+            batch.CopyFrom(original)
+            context = RequestContext()
+            context.set_wire(batch, original.SerializeToString(), from_client=True)
+            telemetry = SelfTelemetry()
+            proc = make(telemetry, **config)
+            if in_wire:
+                rewrite = proc._rewrite_in_wire
+
+                def counted(*args: Any, rewrite: Any = rewrite) -> Any:
+                    nonlocal rewritten
+                    result = rewrite(*args)
+                    rewritten += result is not None and bool(result[1])
+                    return result
+
+                monkeypatch.setattr(proc, "_rewrite_in_wire", counted)
+            else:
+                monkeypatch.setattr(module, "locate_ranges", lambda wire, matches: None)
+            proc.process(batch, context)
+            monkeypatch.undo()
+            wire = context.wire_for(batch)
+            assert wire is None or type(batch).FromString(wire) == batch
+            counts = {
+                s.labels["type"]: s.value
+                for m in telemetry.registry.collect()
+                for s in m.samples
+                if s.name == "otel_receiver_pii_redactions_total"
+            }
+            results.append((batch, counts))
+        assert results[0] == results[1]
+        assert results[0][0] != original  # every request holds something to redact
+    assert rewritten > 50
+
+
+def test_the_json_string_check_in_c_agrees_with_its_reference() -> None:
+    from processors.pii_redaction import engine
+
+    if engine._prefilter is None:
+        pytest.skip("built without the C prefilter")
+    rng = random.Random(5)
+    alphabet = ['"', "\\", "a", " ", ":", "{", "}", "@", "x"]
+    for _ in range(20_000):
+        buf = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 24))).encode()
+        cuts = sorted(rng.randrange(0, len(buf) + 1) for _ in range(2 * rng.randrange(0, 3)))
+        spans = list(zip(cuts[::2], cuts[1::2], strict=True))
+        in_c = engine._prefilter.inside_json_strings(buf, spans)
+        assert in_c == engine.json_strings_hold(buf, spans), (buf, spans)
+    with pytest.raises(ValueError):
+        engine._prefilter.inside_json_strings(b"ab", [(1, 3)])

@@ -1288,8 +1288,50 @@ static PyObject *use_vector(PyObject *module, PyObject *arg) {
     return PyBool_FromLong(use_avx2);
 }
 
+PyDoc_STRVAR(inside_json_strings_doc,
+             "inside_json_strings(buf, spans) -> bool\n\n"
+             "Whether every [start, end) of `spans` (sorted by start) lies inside one string\n"
+             "literal of the JSON text `buf`, away from escapes: it holds no quote or\n"
+             "backslash, the byte before it is no backslash, and an odd number of quotes\n"
+             "precedes it. False whenever `buf` holds an escaped quote (parity is then not\n"
+             "exact). Redactor._inside_json_strings without a C pass is the reference.");
+
+/* Python's loop over the hits cost ~2 us per flagged JSON string (a count and three
+ * searches per hit), a tenth of its redaction. */
+static PyObject *inside_json_strings(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    PyObject *spans;
+    if (!PyArg_ParseTuple(args, "y*O!:inside_json_strings", &view, &PyList_Type, &spans)) return NULL;
+    const uint8_t *b = view.buf;
+    size_t n = (size_t)view.len, quotes = 0, counted = 0;
+    int inside = 1;
+    for (const uint8_t *q = n ? memchr(b, '\\', n) : NULL; q != NULL && inside; q = memchr(q + 1, '\\', n - (size_t)(q + 1 - b)))
+        if ((size_t)(q + 1 - b) < n && q[1] == '"') inside = 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(spans) && inside; k++) {
+        Py_ssize_t start, end;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(spans, k), "nn", &start, &end)) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        if (start < 0 || end < start || (size_t)end > n) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_ValueError, "a span needs 0 <= start <= end <= len(buf)");
+            return NULL;
+        }
+        size_t s = (size_t)start, e = (size_t)end;
+        for (size_t i = counted; i < s; i++) quotes += b[i] == '"';
+        counted = s;
+        if (memchr(b + s, '"', e - s) != NULL || memchr(b + s, '\\', e - s) != NULL || (s > 0 && b[s - 1] == '\\') ||
+            quotes % 2 == 0)
+            inside = 0;
+    }
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(inside);
+}
+
 static PyMethodDef module_methods[] = {
     {"use_vector", (PyCFunction)use_vector, METH_O, use_vector_doc},
+    {"inside_json_strings", (PyCFunction)inside_json_strings, METH_VARARGS, inside_json_strings_doc},
     {NULL, NULL, 0, NULL},
 };
 

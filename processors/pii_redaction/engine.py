@@ -402,6 +402,8 @@ class Redactor:
         self.max_depth = max_depth
         self.ner = ner
         self._key_cache: dict[str, KeyDecision] = {}
+        self._key_utf8_cache: dict[bytes, KeyDecision] = {}
+        self._masks: dict[str, bytes] = {}
         self._validation_cache: dict[tuple[int, bytes], list[tuple[int, int]]] = {}
 
         self._set = re2.Set.SearchSet()
@@ -456,6 +458,15 @@ class Redactor:
                     break
         if len(self._key_cache) < 65536:  # keys are low-cardinality; the bound guards abuse
             self._key_cache[key] = d
+        return d
+
+    def key_decision_utf8(self, key: bytes) -> KeyDecision:
+        """``key_decision`` for a key's UTF-8 bytes, as read from a request's wire."""
+        d = self._key_utf8_cache.get(key)
+        if d is None:
+            d = self.key_decision(key.decode("utf-8", "surrogatepass"))
+            if len(self._key_utf8_cache) < 65536:
+                self._key_utf8_cache[key] = d
         return d
 
     # --- actions ---
@@ -550,88 +561,98 @@ class Redactor:
             return None
         out: list[bytes] = []
         last = 0
+        action_for, by_type, masks = self.action_for, tally.by_type, self._masks
         for h in hits:
             det = h.detector
-            action = self.action_for(det)
-            tally.add(det.type)
+            action = action_for(det)
+            by_type[det.type] = by_type.get(det.type, 0) + 1
             if action == "drop":
                 return DROP
-            value = buf[h.start : h.end]
-            if action == "hash" and det.normalize is not None:
-                value = det.normalize(value.decode("utf-8", "replace")).encode()
             out.append(buf[last : h.start])
-            out.append(self.token(det.type, action, value))
+            if action == "hash" and self.hash_key is not None:
+                value = buf[h.start : h.end]
+                if det.normalize is not None:
+                    value = det.normalize(value.decode("utf-8", "replace")).encode()
+                out.append(self.token(det.type, action, value))
+            else:
+                # The same few bytes every time: built once per type (~0.4 us per hit).
+                mask = masks.get(det.type)
+                if mask is None:
+                    mask = masks[det.type] = self.token(det.type, "mask", b"")
+                out.append(mask)
             last = h.end
         out.append(buf[last:])
         return b"".join(out)
 
     def redact_text(self, text: str, tally: Tally, depth: int = 0) -> str | Any | None:
         """Redacted ``text`` (JSON inside kept valid); None when clean; DROP to drop it."""
-        buf = text.encode("utf-8", "surrogatepass")
+        r = self.redact_utf8(text.encode("utf-8", "surrogatepass"), tally, depth, text)
+        if r is None or r is DROP:
+            return r
+        decoded: str = r.decode("utf-8", "surrogatepass")
+        return decoded
+
+    def redact_utf8(
+        self, buf: bytes, tally: Tally, depth: int = 0, text: str | None = None
+    ) -> bytes | Any | None:
+        """``redact_text`` on the UTF-8 bytes of a string (``text``, when the caller has it
+        decoded): the redacted bytes, None when clean, DROP to drop it."""
         work, marker = self._candidates(buf)
-        ner_spans = self.ner(text) if self.ner is not None else None
+        ner_spans = None
+        if self.ner is not None:
+            if text is None:
+                text = buf.decode("utf-8", "surrogatepass")
+            ner_spans = self.ner(text)
         if not work and not marker and not ner_spans:
             return None
         hits: list[Hit] | None = None
-        if self.parse_json and depth < self.max_depth:
-            stripped = text.lstrip()
-            if stripped[:1] in ("{", "[") and text.rstrip()[-1:] in ("}", "]"):
-                if not ner_spans and not marker:
-                    # Cheap path: no validated value in the raw text means none in the parsed
-                    # strings either (no key rule and no escaped ASCII is involved).
-                    hits = self._find_in(buf, work)
-                    if not hits:
-                        return None
-                    if self._inside_json_strings(buf, hits):
-                        # Replacing text inside string literals with quote- and backslash-free
-                        # tokens keeps the document valid, its structure and its formatting.
-                        return self._finish_text(buf, tally, hits)
-                try:
-                    doc = orjson.loads(buf)
-                except orjson.JSONDecodeError:
-                    doc = _NOT_JSON
-                if doc is not _NOT_JSON:
-                    new_doc = self.redact_json(doc, tally, depth + 1)
-                    if new_doc is DROP:
-                        return DROP
-                    if new_doc is _UNCHANGED:
-                        return None
-                    return orjson.dumps(new_doc).decode()
+        # bytes.strip() strips a subset of what str.strip() does; the rest is not JSON
+        # whitespace, so such text fails to parse as JSON and is redacted as plain text
+        # on either reading.
+        if (
+            self.parse_json
+            and depth < self.max_depth
+            and buf.lstrip()[:1] in _JSON_OPENERS
+            and buf.rstrip()[-1:] in _JSON_CLOSERS
+        ):
+            if not ner_spans and not marker:
+                # Cheap path: no validated value in the raw text means none in the parsed
+                # strings either (no key rule and no escaped ASCII is involved).
+                hits = self._find_in(buf, work)
+                if not hits:
+                    return None
+                if self._inside_json_strings(buf, hits):
+                    # Replacing text inside string literals with quote- and backslash-free
+                    # tokens keeps the document valid, its structure and its formatting.
+                    return self.redact_bytes(buf, tally, hits)
+            try:
+                doc = orjson.loads(buf)
+            except orjson.JSONDecodeError:
+                doc = _NOT_JSON
+            if doc is not _NOT_JSON:
+                new_doc = self.redact_json(doc, tally, depth + 1)
+                if new_doc is DROP:
+                    return DROP
+                if new_doc is _UNCHANGED:
+                    return None
+                dumped: bytes = orjson.dumps(new_doc)
+                return dumped
         if hits is None:
             hits = self._find_in(buf, work) if work else []
         if ner_spans:
+            assert text is not None
             hits = _resolve(hits + _ner_hits(buf, text, ner_spans))
-        return self._finish_text(buf, tally, hits)
-
-    def _finish_text(self, buf: bytes, tally: Tally, hits: list[Hit]) -> str | Any | None:
-        result = self.redact_bytes(buf, tally, hits)
-        if result is None or result is DROP:
-            return result
-        decoded: str = result.decode("utf-8", "surrogatepass")
-        return decoded
+        return self.redact_bytes(buf, tally, hits)
 
     def _inside_json_strings(self, buf: bytes, hits: list[Hit]) -> bool:
         """True when every hit lies inside one JSON string literal, away from escapes, and
         none asks for ``drop`` (which removes a JSON entry, so needs the parsed document).
         Quote parity is exact only without escaped quotes, so those documents are parsed."""
-        # find(), not `in`: bytes.__contains__ first tries its argument as an integer and
-        # formats a TypeError, which cost more than the searches (~1k instructions per span).
-        if buf.find(b'\\"') >= 0:
-            return False
-        quotes = counted = 0  # hits are sorted by start: the quotes before each are counted once
+        action_for = self.action_for
         for h in hits:
-            s, e = h.start, h.end
-            quotes += buf.count(b'"', counted, s)
-            counted = s
-            if (
-                self.action_for(h.detector) == "drop"
-                or buf.find(b'"', s, e) >= 0
-                or buf.find(b"\\", s, e) >= 0
-                or (s > 0 and buf[s - 1] == 0x5C)
-                or quotes % 2 == 0
-            ):
+            if action_for(h.detector) == "drop":
                 return False
-        return True
+        return _spans_inside_json_strings(buf, [(h.start, h.end) for h in hits])
 
     def redact_json(self, node: Any, tally: Tally, depth: int) -> Any:
         """Redacted copy of a parsed JSON value, ``_UNCHANGED`` when clean, DROP to drop it."""
@@ -690,6 +711,30 @@ class Redactor:
         return _UNCHANGED
 
 
+def json_strings_hold(buf: bytes, spans: list[tuple[int, int]]) -> bool:
+    """The reference of the C pass's ``inside_json_strings``: every span (sorted by start)
+    lies inside one string literal of the JSON text ``buf``, away from escapes."""
+    # find(), not `in`: bytes.__contains__ first tries its argument as an integer and
+    # formats a TypeError, which cost more than the searches (~1k instructions per span).
+    if buf.find(b'\\"') >= 0:
+        return False
+    quotes = counted = 0  # spans are sorted by start: the quotes before each are counted once
+    for s, e in spans:
+        quotes += buf.count(b'"', counted, s)
+        counted = s
+        if (
+            buf.find(b'"', s, e) >= 0
+            or buf.find(b"\\", s, e) >= 0
+            or (s > 0 and buf[s - 1] == 0x5C)
+            or quotes % 2 == 0
+        ):
+            return False
+    return True
+
+
+_spans_inside_json_strings = json_strings_hold if _prefilter is None else _prefilter.inside_json_strings
+
+
 def _without_captures(pattern: str) -> str:
     """``pattern`` with its capturing groups made non-capturing (same language)."""
     out: list[str] = []
@@ -732,6 +777,8 @@ def _without_captures(pattern: str) -> str:
 
 _NOT_JSON: Any = object()
 _UNCHANGED: Any = object()
+_JSON_OPENERS = (b"{", b"[")
+_JSON_CLOSERS = (b"}", b"]")
 
 
 def _resolve(hits: list[Hit]) -> list[Hit]:
