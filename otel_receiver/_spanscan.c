@@ -335,32 +335,10 @@ static int read_ranges(PyObject *list, Ranges *h) {
 /* Occurrences counted per field number; numbers this high are unknown fields. */
 #define COUNTED_NUMBERS 64
 
-/* A KeyValue at [s, e) that is exactly its key (field 1) and a value (field 2) holding
- * exactly a string_value (field 1), as protobuf writes a string attribute: its key is at
- * [*ks, *ke) and its string starts at *ss and ends at e. 0 for any other shape. */
-static int kv_string_shape(const uint8_t *base, size_t s, size_t e, size_t *ks, size_t *ke, size_t *ss) {
-    Reader r = reader(base + s, e - s);
-    uint64_t tag, len;
-    if (read_varint(&r, &tag) < 0 || tag != 0x0a || read_varint(&r, &len) < 0 || len > (size_t)(r.end - r.p))
-        return 0;
-    *ks = (size_t)(r.p - base);
-    r.p += len;
-    *ke = (size_t)(r.p - base);
-    if (read_varint(&r, &tag) < 0 || tag != 0x12 || read_varint(&r, &len) < 0 || len != (size_t)(r.end - r.p))
-        return 0;
-    if (read_varint(&r, &tag) < 0 || tag != 0x0a || read_varint(&r, &len) < 0 || len != (size_t)(r.end - r.p))
-        return 0;
-    *ss = (size_t)(r.p - base);
-    return 1;
-}
-
 /* The set of (field number, occurrence index) of the length-delimited fields of the
- * message at [s, e) that overlap a range; NULL with an exception set. With `ranges`, a
- * list of (field number, occurrence index, tag start, end, key start, key end, string
- * start) in field order instead, the last three -1 unless the field has the shape of
- * a string attribute (kv_string_shape). */
-static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const Ranges *h, int ranges) {
-    PyObject *hit = ranges ? PyList_New(0) : PySet_New(NULL);
+ * message at [s, e) that overlap a range; NULL with an exception set. */
+static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const Ranges *h) {
+    PyObject *hit = PySet_New(NULL);
     PyObject *rare = NULL; /* occurrences of numbers >= COUNTED_NUMBERS */
     if (hit == NULL) return NULL;
     uint32_t seen[COUNTED_NUMBERS] = {0};
@@ -378,7 +356,6 @@ static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const
     Field f;
     int rc = 0;
     while (r.p < limit) {
-        const uint8_t *tag_start = r.p;
         if ((rc = next_field(&r, &f)) <= 0) break;
         if (f.wire_type != 2) continue;
         long idx;
@@ -399,21 +376,12 @@ static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const
         size_t fs = (size_t)(f.data - base), fe = fs + f.len;
         while (i < h->n && h->ends[i] <= fs) i++;
         if (i < h->n && h->starts[i] < fe) {
-            PyObject *found;
-            if (ranges) {
-                size_t ks, ke, ss;
-                int kv = kv_string_shape(base, fs, fe, &ks, &ke, &ss);
-                found = Py_BuildValue("(klnnnnn)", (unsigned long)f.number, idx, (Py_ssize_t)(tag_start - base),
-                                      (Py_ssize_t)fe, kv ? (Py_ssize_t)ks : -1, kv ? (Py_ssize_t)ke : -1,
-                                      kv ? (Py_ssize_t)ss : -1);
-            } else {
-                found = Py_BuildValue("(kl)", (unsigned long)f.number, idx);
-            }
-            if (found == NULL || (ranges ? PyList_Append(hit, found) : PySet_Add(hit, found)) < 0) {
-                Py_XDECREF(found);
+            PyObject *pair = Py_BuildValue("(kl)", (unsigned long)f.number, idx);
+            if (pair == NULL || PySet_Add(hit, pair) < 0) {
+                Py_XDECREF(pair);
                 goto fail;
             }
-            Py_DECREF(found);
+            Py_DECREF(pair);
         }
     }
     if (rc < 0) {
@@ -428,13 +396,11 @@ fail:
     return NULL;
 }
 
-/* Adds (ri, si, k) -> the fields of the message at `f` holding a range; with `ranges`,
- * (message start, message end, fields). 0, or -1. */
+/* Adds (ri, si, k) -> the fields of the message at `f` holding a range; 0, or -1. */
 static int add_located(PyObject *out, const uint8_t *base, const Field *f, const Ranges *h, long ri, long si,
-                       long k, int ranges) {
+                       long k) {
     size_t s = (size_t)(f->data - base);
-    PyObject *fields = fields_with_hits(base, s, s + f->len, h, ranges);
-    if (fields != NULL && ranges) fields = Py_BuildValue("(nnN)", (Py_ssize_t)s, (Py_ssize_t)(s + f->len), fields);
+    PyObject *fields = fields_with_hits(base, s, s + f->len, h);
     if (fields == NULL) return -1;
     PyObject *place = Py_BuildValue("(lll)", ri, si, k);
     int rc = place == NULL ? -1 : PyDict_SetItem(out, place, fields);
@@ -446,8 +412,7 @@ static int add_located(PyObject *out, const uint8_t *base, const Field *f, const
 /* The scopes and items of one resource_x (ResourceSpans, ResourceLogs, ResourceMetrics)
  * overlapping a range: 0, 1 when a resource or scope is split over several fields, -1
  * with an exception set. */
-static int locate_resource(PyObject *out, const uint8_t *base, const Field *outer, const Ranges *h, long ri,
-                           int ranges) {
+static int locate_resource(PyObject *out, const uint8_t *base, const Field *outer, const Ranges *h, long ri) {
     Reader r = reader(outer->data, outer->len);
     Field f;
     int rc;
@@ -457,7 +422,7 @@ static int locate_resource(PyObject *out, const uint8_t *base, const Field *oute
         if (f.number == 1) {
             resources++;
             if (overlaps(h, (size_t)(f.data - base), (size_t)(f.data - base) + f.len) &&
-                add_located(out, base, &f, h, ri, -1, -1, ranges) < 0)
+                add_located(out, base, &f, h, ri, -1, -1) < 0)
                 return -1;
         } else if (f.number == 2) {
             si++;
@@ -471,7 +436,7 @@ static int locate_resource(PyObject *out, const uint8_t *base, const Field *oute
                 if (sf.number == 1) scopes++;
                 else k++;
                 if (overlaps(h, (size_t)(sf.data - base), (size_t)(sf.data - base) + sf.len) &&
-                    add_located(out, base, &sf, h, ri, si, sf.number == 1 ? -1 : k, ranges) < 0)
+                    add_located(out, base, &sf, h, ri, si, sf.number == 1 ? -1 : k) < 0)
                     return -1;
             }
             if (src < 0) {
@@ -489,22 +454,17 @@ static int locate_resource(PyObject *out, const uint8_t *base, const Field *oute
 }
 
 PyDoc_STRVAR(locate_doc,
-             "locate(request, matches, ranges=False) -> dict | None\n\n"
+             "locate(request, matches) -> dict | None\n\n"
              "Which resources, scopes and items of a serialized Export*ServiceRequest overlap\n"
              "the byte ranges [start, end) in `matches`, and in which of their length-delimited\n"
              "fields: {(resource index, scope index or -1, item index or -1): {(field number,\n"
-             "occurrence index)}}. With `ranges`, each value is (start, end, fields) of the\n"
-             "message, fields a list of (field number, occurrence index, tag start, end, key\n"
-             "start, key end, string start), the last three -1 unless the field is a KeyValue\n"
-             "holding just its key and a string value. None when a resource or scope to look\n"
-             "into is split over several fields (a client's encoding the parser merges);\n"
-             "ValueError when malformed.");
+             "occurrence index)}}. None when a resource or scope to look into is split over\n"
+             "several fields (a client's encoding the parser merges); ValueError when malformed.");
 
 static PyObject *locate(PyObject *self, PyObject *args) {
     Py_buffer request;
     PyObject *match_list, *out = NULL;
-    int ranges = 0;
-    if (!PyArg_ParseTuple(args, "y*O!|p:locate", &request, &PyList_Type, &match_list, &ranges)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*O!:locate", &request, &PyList_Type, &match_list)) return NULL;
     Ranges h;
     if (read_ranges(match_list, &h) < 0) {
         PyBuffer_Release(&request);
@@ -521,7 +481,7 @@ static PyObject *locate(PyObject *self, PyObject *args) {
         if (f.number != 1 || f.wire_type != 2) continue;
         ri++;
         if (!overlaps(&h, (size_t)(f.data - base), (size_t)(f.data - base) + f.len)) continue;
-        int located = locate_resource(out, base, &f, &h, ri, ranges);
+        int located = locate_resource(out, base, &f, &h, ri);
         if (located != 0) {
             Py_CLEAR(out);
             if (located > 0) out = Py_NewRef(Py_None);

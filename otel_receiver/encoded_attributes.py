@@ -38,18 +38,14 @@ def attribute_prefix(key: str, any_value_len: int, field: int = SPAN_ATTRIBUTES)
 
 
 def string_attribute(key: str, value: str, field: int = SPAN_ATTRIBUTES) -> bytes:
-    return utf8_string_attribute(key.encode(), value.encode(), field)
-
-
-def utf8_string_attribute(k: bytes, v: bytes, field: int = SPAN_ATTRIBUTES) -> bytes:
-    """``string_attribute`` of a key and a value already encoded as UTF-8."""
+    k = key.encode()
+    v = value.encode()
     if len(k) + len(v) < 120:
         # Every length fits one varint byte: the common case (ids, names), ~4x faster.
         kv_len = len(k) + len(v) + 6
         return bytes((field << 3 | 2, kv_len, 0x0A, len(k))) + k + bytes((0x12, len(v) + 2, 0x0A, len(v))) + v
     any_value = b"\x0a" + varint(len(v)) + v  # AnyValue.string_value = 1
-    body = b"\x0a" + varint(len(k)) + k + b"\x12" + varint(len(any_value)) + any_value
-    return varint(field << 3 | 2) + varint(len(body)) + body
+    return attribute_prefix(key, len(any_value), field) + any_value
 
 
 def double_prefix(key: str, field: int = SPAN_ATTRIBUTES) -> bytes:

@@ -219,25 +219,6 @@ def locate(wire: bytes, matches: list[tuple[int, int]]) -> dict[Position, set[tu
     return found
 
 
-# Where a located message and its located fields lie in the request: (message start,
-# message end, [(field number, occurrence index, tag start, end, key start, key end,
-# string start)]), the last three -1 unless the field is a KeyValue holding just its key
-# and a string value (then the string ends where the field does).
-LocatedRanges: TypeAlias = tuple[int, int, list[tuple[int, int, int, int, int, int, int]]]
-
-
-def locate_ranges(wire: bytes, matches: list[tuple[int, int]]) -> dict[Position, LocatedRanges] | None:
-    """``locate`` with the byte ranges of the messages and of their located fields, so that
-    a string attribute can be rewritten in the bytes (pii_redaction). None without the C
-    extension; raises as ``locate`` does."""
-    if _spanscan is None:
-        return None
-    found: dict[Position, LocatedRanges] | None = _spanscan.locate(wire, matches, True)
-    if found is None:
-        raise NotCanonical("a resource or scope in several fields")
-    return found
-
-
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = 0
     shift = 0

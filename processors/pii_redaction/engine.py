@@ -402,7 +402,6 @@ class Redactor:
         self.max_depth = max_depth
         self.ner = ner
         self._key_cache: dict[str, KeyDecision] = {}
-        self._key_utf8_cache: dict[bytes, KeyDecision] = {}
         self._masks: dict[str, bytes] = {}
         self._validation_cache: dict[tuple[int, bytes], list[tuple[int, int]]] = {}
 
@@ -458,15 +457,6 @@ class Redactor:
                     break
         if len(self._key_cache) < 65536:  # keys are low-cardinality; the bound guards abuse
             self._key_cache[key] = d
-        return d
-
-    def key_decision_utf8(self, key: bytes) -> KeyDecision:
-        """``key_decision`` for a key's UTF-8 bytes, as read from a request's wire."""
-        d = self._key_utf8_cache.get(key)
-        if d is None:
-            d = self.key_decision(key.decode("utf-8", "surrogatepass"))
-            if len(self._key_utf8_cache) < 65536:
-                self._key_utf8_cache[key] = d
         return d
 
     # --- actions ---
@@ -586,63 +576,48 @@ class Redactor:
 
     def redact_text(self, text: str, tally: Tally, depth: int = 0) -> str | Any | None:
         """Redacted ``text`` (JSON inside kept valid); None when clean; DROP to drop it."""
-        r = self.redact_utf8(text.encode("utf-8", "surrogatepass"), tally, depth, text)
-        if r is None or r is DROP:
-            return r
-        decoded: str = r.decode("utf-8", "surrogatepass")
-        return decoded
-
-    def redact_utf8(
-        self, buf: bytes, tally: Tally, depth: int = 0, text: str | None = None
-    ) -> bytes | Any | None:
-        """``redact_text`` on the UTF-8 bytes of a string (``text``, when the caller has it
-        decoded): the redacted bytes, None when clean, DROP to drop it."""
+        buf = text.encode("utf-8", "surrogatepass")
         work, marker = self._candidates(buf)
-        ner_spans = None
-        if self.ner is not None:
-            if text is None:
-                text = buf.decode("utf-8", "surrogatepass")
-            ner_spans = self.ner(text)
+        ner_spans = self.ner(text) if self.ner is not None else None
         if not work and not marker and not ner_spans:
             return None
         hits: list[Hit] | None = None
-        # bytes.strip() strips a subset of what str.strip() does; the rest is not JSON
-        # whitespace, so such text fails to parse as JSON and is redacted as plain text
-        # on either reading.
-        if (
-            self.parse_json
-            and depth < self.max_depth
-            and buf.lstrip()[:1] in _JSON_OPENERS
-            and buf.rstrip()[-1:] in _JSON_CLOSERS
-        ):
-            if not ner_spans and not marker:
-                # Cheap path: no validated value in the raw text means none in the parsed
-                # strings either (no key rule and no escaped ASCII is involved).
-                hits = self._find_in(buf, work)
-                if not hits:
-                    return None
-                if self._inside_json_strings(buf, hits):
-                    # Replacing text inside string literals with quote- and backslash-free
-                    # tokens keeps the document valid, its structure and its formatting.
-                    return self.redact_bytes(buf, tally, hits)
-            try:
-                doc = orjson.loads(buf)
-            except orjson.JSONDecodeError:
-                doc = _NOT_JSON
-            if doc is not _NOT_JSON:
-                new_doc = self.redact_json(doc, tally, depth + 1)
-                if new_doc is DROP:
-                    return DROP
-                if new_doc is _UNCHANGED:
-                    return None
-                dumped: bytes = orjson.dumps(new_doc)
-                return dumped
+        if self.parse_json and depth < self.max_depth:
+            stripped = text.lstrip()
+            if stripped[:1] in ("{", "[") and text.rstrip()[-1:] in ("}", "]"):
+                if not ner_spans and not marker:
+                    # Cheap path: no validated value in the raw text means none in the parsed
+                    # strings either (no key rule and no escaped ASCII is involved).
+                    hits = self._find_in(buf, work)
+                    if not hits:
+                        return None
+                    if self._inside_json_strings(buf, hits):
+                        # Replacing text inside string literals with quote- and backslash-free
+                        # tokens keeps the document valid, its structure and its formatting.
+                        return self._finish_text(buf, tally, hits)
+                try:
+                    doc = orjson.loads(buf)
+                except orjson.JSONDecodeError:
+                    doc = _NOT_JSON
+                if doc is not _NOT_JSON:
+                    new_doc = self.redact_json(doc, tally, depth + 1)
+                    if new_doc is DROP:
+                        return DROP
+                    if new_doc is _UNCHANGED:
+                        return None
+                    return orjson.dumps(new_doc).decode()
         if hits is None:
             hits = self._find_in(buf, work) if work else []
         if ner_spans:
-            assert text is not None
             hits = _resolve(hits + _ner_hits(buf, text, ner_spans))
-        return self.redact_bytes(buf, tally, hits)
+        return self._finish_text(buf, tally, hits)
+
+    def _finish_text(self, buf: bytes, tally: Tally, hits: list[Hit]) -> str | Any | None:
+        result = self.redact_bytes(buf, tally, hits)
+        if result is None or result is DROP:
+            return result
+        decoded: str = result.decode("utf-8", "surrogatepass")
+        return decoded
 
     def _inside_json_strings(self, buf: bytes, hits: list[Hit]) -> bool:
         """True when every hit lies inside one JSON string literal, away from escapes, and
@@ -777,8 +752,6 @@ def _without_captures(pattern: str) -> str:
 
 _NOT_JSON: Any = object()
 _UNCHANGED: Any = object()
-_JSON_OPENERS = (b"{", b"[")
-_JSON_CLOSERS = (b"}", b"]")
 
 
 def _resolve(hits: list[Hit]) -> list[Hit]:

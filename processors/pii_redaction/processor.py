@@ -23,13 +23,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from otel_receiver import attributes as attrs
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
-from otel_receiver.encoded_attributes import (
-    int_array_attribute,
-    int_attribute,
-    string_array_attribute,
-    utf8_string_attribute,
-)
-from otel_receiver.spanscan import Edit, LocatedRanges, NotCanonical, locate, locate_ranges
+from otel_receiver.encoded_attributes import int_array_attribute, int_attribute, string_array_attribute
+from otel_receiver.spanscan import Edit, NotCanonical, locate
 from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
 from processors.pii_redaction.detectors import BLOCKED_KEY
@@ -91,11 +86,6 @@ _LOG_BODY, _LOG_ATTRIBUTES = 5, 6
 
 
 _NOTHING: tuple[int, ...] = ()
-
-
-# A place to redact: where it is, its fields holding hits (None: every field, or not
-# computed yet), and its byte ranges when the C locator gave them.
-Target = tuple[Path, Fields, LocatedRanges | None]
 
 
 def _by_field(located: set[tuple[int, int]]) -> dict[int, list[int]]:
@@ -207,23 +197,8 @@ class PiiRedactionProcessor(Processor):
         totals: dict[str, int] = {}
         edits: list[Edit] = []
         annotate = self.cfg.annotate
-        wire, targets = self._targets(batch, context)
-        for (ri, si, k), fields, ranged in targets:
+        for (ri, si, k), fields in self._targets(batch, context):
             holder = resources[ri]
-            if ranged is not None:
-                if wire is not None and k >= 0 and item_attributes is not None:
-                    rewritten = self._rewrite_in_wire(wire, ranged, item_attributes)
-                    if rewritten is not None:
-                        payload, tally = rewritten
-                        if tally:
-                            # The object follows its new bytes: one parse, instead of the
-                            # walk, the edits through upb and a serialization.
-                            item = getattr(getattr(holder, scopes_field)[si], items_field)[k]
-                            item.ParseFromString(payload)
-                            self._merge(tally, totals)
-                            edits.append((ri, si, k, payload, False))
-                        continue
-                fields = _by_field({(f[0], f[1]) for f in ranged[2]})
             annotated: int | None = None
             if si < 0:
                 message = holder.resource
@@ -255,9 +230,7 @@ class PiiRedactionProcessor(Processor):
             self.counter.labels(type=type_name).inc(n)
         return batch
 
-    def _targets(self, batch: Any, context: RequestContext) -> tuple[bytes | None, list[Target]]:
-        """The request's bytes the targets were located in (None: no scan), and the
-        targets: where hits are, with their byte ranges when the C locator has them."""
+    def _targets(self, batch: Any, context: RequestContext) -> list[tuple[Path, Fields]]:
         if self.scanner is not None:
             # Every string of the objects is a contiguous run of the bytes they were parsed
             # from, so the received bytes serve the prefilter as well as a serialization.
@@ -268,63 +241,16 @@ class PiiRedactionProcessor(Processor):
                 context.keep_wire(batch, buf)  # until a redaction changes the batch
                 matches = self.scanner.matches(buf)
                 if not matches:
-                    return buf, []
+                    return []
                 try:
-                    ranged = locate_ranges(buf, matches)
-                    if ranged is not None:
-                        return buf, [(path, None, r) for path, r in sorted(ranged.items())]
                     located = sorted(locate(buf, matches).items())
-                    return buf, [(path, _by_field(fields), None) for path, fields in located]
+                    return [(path, _by_field(fields)) for path, fields in located]
                 except NotCanonical:
                     continue
                 except (IndexError, ValueError):
                     break
             self.log.warning("pii_redaction: could not map prefilter hits; scanning the whole request")
-        return None, [(path, None, None) for path in _every_path(batch)]
-
-    def _rewrite_in_wire(
-        self, wire: bytes, ranged: LocatedRanges, attributes_field: int
-    ) -> tuple[bytes, Tally] | None:
-        """An item whose hits all lie in string attributes (``attributes_field``), the
-        common case, redacted in its bytes: its new serialization and tally, or None for
-        anything else (other fields, key rules, keys that may hold values, annotations
-        already present), which the object walk handles.
-
-        Why: walking the item through upb objects (a Python object per field read, the
-        string decoded and encoded again, the item serialized) cost more than searching
-        its strings (~14 us per redacted span, a fifth of the processor at 10% PII)."""
-        start, end, located = ranged
-        if wire.find(_ANNOTATION_MARK, start, end) >= 0:
-            return None
-        redactor = self.redactor
-        tally = Tally()
-        pieces: list[bytes] = []
-        copied = start
-        for number, _index, tag_start, field_end, key_start, key_end, string_start in located:
-            if number != attributes_field or key_start < 0:
-                return None
-            key = wire[key_start:key_end]
-            decision = redactor.key_decision_utf8(key)
-            if decision.allowed:
-                continue
-            if decision.action is not None or not decision.plain:
-                return None
-            try:
-                r = redactor.redact_utf8(wire[string_start:field_end], tally)
-            except Exception:
-                return None  # the object walk fails closed and logs it
-            if r is None:
-                continue
-            pieces.append(wire[copied:tag_start])
-            if r is not DROP:
-                pieces.append(utf8_string_attribute(key, r, attributes_field))
-            copied = field_end
-        if not tally:
-            return b"", tally
-        pieces.append(wire[copied:end])
-        if self.cfg.annotate:
-            pieces.append(self._annotation(attributes_field, tally))
-        return b"".join(pieces), tally
+        return [(path, None) for path in _every_path(batch)]
 
     # --- items ---
 
@@ -387,30 +313,25 @@ class PiiRedactionProcessor(Processor):
             # Without the mark in its bytes the item holds none of the annotations: their
             # encoding is appended to the bytes and merged into the object, one C call
             # instead of a wrapper per attribute and value (~7 us per annotated item).
-            extra = self._annotation(field, tally)
+            counts = tuple(sorted(tally.by_type.items()))
+            extra = self._annotations.get((field, counts))
+            if extra is None:
+                types = [t for t, _ in counts]
+                extra = (
+                    int_attribute(sc.PII_REDACTED_COUNT, tally.total, field)
+                    + string_array_attribute(sc.PII_REDACTED_TYPES, types, field)
+                    + int_array_attribute(sc.PII_REDACTED_COUNTS, [n for _, n in counts], field)
+                )
+                # Few tallies recur (one e-mail, two phones, ...): encoding them in Python
+                # cost ~13 us per annotated item (0.4 us from here), ~8% of the processor at 10% PII.
+                if len(self._annotations) >= 4096:
+                    self._annotations.clear()
+                self._annotations[(field, counts)] = extra
             message.MergeFromString(extra)
             return serialized + extra
         self._merge_annotations(message.attributes, tally)
         serialized_again: bytes = message.SerializeToString()
         return serialized_again
-
-    def _annotation(self, field: int, tally: Tally) -> bytes:
-        """The encoded ``pii.redacted.*`` attributes (field ``field``) of an item holding none."""
-        counts = tuple(sorted(tally.by_type.items()))
-        extra = self._annotations.get((field, counts))
-        if extra is None:
-            types = [t for t, _ in counts]
-            extra = (
-                int_attribute(sc.PII_REDACTED_COUNT, tally.total, field)
-                + string_array_attribute(sc.PII_REDACTED_TYPES, types, field)
-                + int_array_attribute(sc.PII_REDACTED_COUNTS, [n for _, n in counts], field)
-            )
-            # Few tallies recur (one e-mail, two phones, ...): encoding them in Python
-            # cost ~13 us per annotated item (0.4 us from here), ~8% of the processor at 10% PII.
-            if len(self._annotations) >= 4096:
-                self._annotations.clear()
-            self._annotations[(field, counts)] = extra
-        return extra
 
     @staticmethod
     def _merge_annotations(attributes: Any, tally: Tally) -> None:
