@@ -286,6 +286,7 @@ def _latin1(pattern: str) -> Any:
 # once a search reaches it, the region is done.
 Work = tuple[int, int, int, int]
 _first = operator.itemgetter(0)
+_blake2b = hashlib.blake2b
 
 # A needlessly escaped ASCII character ("\u0040" for "@") in JSON text: it can hide a value
 # from the raw-text check, so such JSON is always parsed.
@@ -426,6 +427,12 @@ class Redactor:
         # By identity: a frozen dataclass hashes every field on each lookup (~1 us).
         self._action_cache: dict[int, str] = {}
         self._text_finder = _TextFinder.for_detectors(self._compiled, self.key_patterns)
+        # What _find_in reads per work item, looked up once: (locator's bound Match,
+        # extractor, value group, detector, validator, whether its results may be cached).
+        self._searches = [
+            (locator.Match, extractor, group, d, d.validate, d.validate in CONTEXT_FREE_VALIDATORS)
+            for locator, extractor, group, d in self._compiled
+        ]
 
     # --- anchors for the request prefilter ---
 
@@ -503,12 +510,11 @@ class Redactor:
         hits: list[Hit] = []
         cache = self._validation_cache
         for i, start, end, last in work:
-            locator, extractor, value_group, det = self._compiled[i]
-            validate = det.validate
+            match, extractor, value_group, det, validate, cacheable = self._searches[i]
             pos = start
             # An empty match is never a hit, so the search stops once it reaches the end.
             while pos < end:
-                s, e = locator.Match(_UNANCHORED, buf, pos, end)[0]
+                s, e = match(_UNANCHORED, buf, pos, end)[0]
                 if s < 0:
                     break
                 vs, ve = s, e
@@ -519,10 +525,10 @@ class Redactor:
                 if ve > vs:
                     if validate is None:
                         hits.append(Hit(vs, ve, det))
-                    elif validate in CONTEXT_FREE_VALIDATORS:
+                    elif cacheable:
                         # Conversation histories repeat the same values turn after turn. The
                         # key is a digest, so no candidate is kept in memory as text.
-                        key = (i, hashlib.blake2b(buf[vs:ve], digest_size=16).digest())
+                        key = (i, _blake2b(buf[vs:ve], digest_size=16).digest())
                         rel = cache.get(key)
                         if rel is None:
                             rel = [(a - vs, z - vs) for a, z in validate(buf, vs, ve)]
