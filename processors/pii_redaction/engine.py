@@ -281,7 +281,7 @@ def _latin1(pattern: str) -> Any:
     return re2.compile(pattern.encode("ascii"), options)._regexp
 
 
-# One detector to run over buf[start:end]: (index into Redactor._compiled, start, end, last).
+# One detector to run over buf[start:end]: (index into Redactor.detectors, start, end, last).
 # No match of it starts at or after ``last`` (where the prefilter's last window for it ends):
 # once a search reaches it, the region is done.
 Work = tuple[int, int, int, int]
@@ -307,23 +307,21 @@ class _TextFinder:
     """
 
     @classmethod
-    def for_detectors(
-        cls, compiled: Sequence[tuple[Any, Any, int, Detector]], key_patterns: Sequence[str]
-    ) -> _TextFinder | None:
+    def for_detectors(cls, detectors: Sequence[Detector], key_patterns: Sequence[str]) -> _TextFinder | None:
         if _prefilter is None:
             return None
-        plan = _PrefilterPlan([c[3] for c in compiled], key_patterns)
+        plan = _PrefilterPlan(detectors, key_patterns)
         # Key patterns the C pass cannot frame keep the Set path, which holds their JSON forms.
-        return cls(compiled, plan) if plan.keys_in_c else None
+        return cls(detectors, plan) if plan.keys_in_c else None
 
-    def __init__(self, compiled: Sequence[tuple[Any, Any, int, Detector]], plan: _PrefilterPlan) -> None:
+    def __init__(self, detectors: Sequence[Detector], plan: _PrefilterPlan) -> None:
         assert _prefilter is not None
         self._prefilter = plan.prefilter()
         self._key_rule = plan.key_rule
         covered = {d.name for d in plan.covered}
         entries: list[tuple[int, int, bytes | None]] = []
         self._rest: list[int] = []
-        for i, (_, _, _, d) in enumerate(compiled):
+        for i, d in enumerate(detectors):
             if not (d.builtin and d.name in covered):
                 self._rest.append(i)
                 continue
@@ -337,7 +335,7 @@ class _TextFinder:
         if self._rest:
             rest_set = re2.Set.SearchSet()
             for i in self._rest:
-                rest_set.Add(compiled[i][3].pattern)
+                rest_set.Add(detectors[i].pattern)
             rest_set.Compile()
             self._rest_set = rest_set._set
 
@@ -407,15 +405,18 @@ class Redactor:
         self._validation_cache: dict[tuple[int, bytes], list[tuple[int, int]]] = {}
 
         self._set = re2.Set.SearchSet()
-        # (locator, extractor, value group, detector): the locator has no capturing groups so
-        # RE2 finds matches with its DFA; the extractor (with groups) runs only on a match.
-        self._compiled: list[tuple[Any, Any, int, Detector]] = []
+        # What _find_in reads per detector, looked up once: (its locator's bound Match,
+        # extractor, value group, detector, validator, whether the validator's results may be
+        # cached). The locator has no capturing groups so RE2 finds matches with its DFA; the
+        # extractor (with groups) runs only on a match.
+        self._searches: list[tuple[Any, Any, int, Detector, Any, bool]] = []
         for d in self.detectors:
             self._set.Add(d.pattern)
             compiled = re2.compile(d.pattern)
             value_group = compiled.groupindex.get("value", 0)
             locator = _raw(_without_captures(d.pattern)) if compiled.groups else compiled._regexp
-            self._compiled.append((locator, compiled._regexp, value_group, d))
+            cacheable = d.validate in CONTEXT_FREE_VALIDATORS
+            self._searches.append((locator.Match, compiled._regexp, value_group, d, d.validate, cacheable))
         # Key patterns also make a string worth parsing as JSON (a "password" key inside).
         self._key_marker = len(self.detectors)
         if self.key_patterns:
@@ -426,13 +427,7 @@ class Redactor:
         self._raw_set = self._set._set
         # By identity: a frozen dataclass hashes every field on each lookup (~1 us).
         self._action_cache: dict[int, str] = {}
-        self._text_finder = _TextFinder.for_detectors(self._compiled, self.key_patterns)
-        # What _find_in reads per work item, looked up once: (locator's bound Match,
-        # extractor, value group, detector, validator, whether its results may be cached).
-        self._searches = [
-            (locator.Match, extractor, group, d, d.validate, d.validate in CONTEXT_FREE_VALIDATORS)
-            for locator, extractor, group, d in self._compiled
-        ]
+        self._text_finder = _TextFinder.for_detectors(self.detectors, self.key_patterns)
 
     # --- anchors for the request prefilter ---
 
