@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
@@ -138,6 +138,16 @@ class RequestContext:
     # or move a resource, scope or item, so the objects' counts stay right. The pipeline
     # syncs the objects (one parse of the wire) before any component that reads them.
     objects_lag: bool = False
+    # Results of processors' passes over the received bytes (``Processor.prescan``), by
+    # processor, each with the bytes it read: it holds only while they are still the wire.
+    prescans: dict[object, tuple[bytes, object]] | None = None
+
+    def prescanned(self, processor: object, wire: bytes | None) -> object | None:
+        """``processor``'s prescan result if ``wire`` is the very bytes it read, else None."""
+        if self.prescans is None or wire is None:
+            return None
+        entry = self.prescans.get(processor)
+        return entry[1] if entry is not None and entry[0] is wire else None
 
     def with_dedup_token(self, token: str) -> RequestContext:
         """A copy carrying ``token`` (``dataclasses.replace`` costs ~5x this, per export)."""
@@ -343,6 +353,16 @@ class Processor:
         """False while the processor cannot take another request (its own buffer is full):
         the receiver then answers "retry later", as for a full exporter queue."""
         return True
+
+    def prescan(self, signal: Signal, wire: bytes) -> Awaitable[object] | None:
+        """Optionally start a pass over a request's received protobuf bytes off the event
+        loop's thread (C code that needs no GIL), before the request is decoded; the
+        receiver awaits it before the pipeline runs, and ``process`` finds the result with
+        ``context.prescanned(self, context.wire_for(batch))``: None unless the wire it gets
+        is still those bytes (an earlier processor may have changed or dropped it).
+        Called only for the signals in ``signals``, when every processor before this one
+        keeps the wire."""
+        return None
 
     def process(self, batch: Batch, context: RequestContext) -> Batch | None:
         if isinstance(batch, ExportTraceServiceRequest):

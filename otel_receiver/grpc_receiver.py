@@ -99,7 +99,10 @@ class GrpcReceiver:
                     ctx,
                 )
                 ingest.check_admission(signal, "grpc")
+                prescans = ingest.start_prescans(signal, request)
                 msg = decode_protobuf(signal, request)
+                if prescans:
+                    await ingest.finish_prescans(prescans, request, ctx)
                 result = ingest.accept(signal, msg, ctx, wire=request)
             except IngestError as e:
                 if not isinstance(e, Throttled):

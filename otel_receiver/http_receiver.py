@@ -109,7 +109,10 @@ class HttpReceiver:
                         raise InvalidRequest(f"invalid OTLP JSON: {e}") from None
                     wire: bytes | None = None
                 else:
+                    prescans = ingest.start_prescans(signal, body)
                     msg = decode_protobuf(signal, body)
+                    if prescans:
+                        await ingest.finish_prescans(prescans, body, ctx)
                     wire = body
                 result = ingest.accept(signal, msg, ctx, wire=wire)
             except IngestError as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otel_receiver.attributes import Attributes, remove_prefixed
 from otel_receiver.auth import Authenticator, AuthError
-from otel_receiver.component import REQUEST_TYPES, Batch, RequestContext, Signal, count_items
+from otel_receiver.component import REQUEST_TYPES, Batch, Processor, RequestContext, Signal, count_items
 from otel_receiver.pipeline import Pipeline, ProcessorError, fan_out
 from otel_receiver.telemetry import SelfTelemetry
 from semconv.attributes import AUDIT_PREFIX
@@ -196,6 +196,20 @@ def remove_reserved_attributes(msg: Batch) -> int:
     return sum(remove_prefixed(attributes, AUDIT_PREFIX) for attributes in _attribute_lists(msg))
 
 
+def _prescanners(signal: Signal, pipelines: Sequence[Pipeline]) -> list[Processor]:
+    """The processors of ``pipelines`` whose prescans can serve them: each sees the wire
+    as received unless a processor before it changed it, and none after one that drops
+    it (``keeps_wire`` False) ever does."""
+    found: list[Processor] = []
+    for pipeline in pipelines:
+        for _, processor in pipeline.processors:
+            if signal in processor.signals and type(processor).prescan is not Processor.prescan:
+                found.append(processor)
+            if not processor.keeps_wire:
+                break
+    return found
+
+
 class Ingest:
     """Entry point of one receiver: decoded requests in, pipelines fed."""
 
@@ -213,6 +227,7 @@ class Ingest:
         self.authenticator = authenticator
         self.trust_audit_attributes = trust_audit_attributes
         self.draining = False
+        self._prescanners = {signal: _prescanners(signal, pls) for signal, pls in pipelines.items()}
 
     def authenticate(self, headers: Callable[[], Mapping[str, str]], context: RequestContext) -> None:
         """Put the request's principal into ``context``; ``headers`` (lowercase names) is
@@ -229,6 +244,27 @@ class Ingest:
         if self.draining:
             self.telemetry.requests.labels(transport, signal.value, "draining").inc()
             raise Draining("the receiver is shutting down; retry against another instance or later")
+
+    def start_prescans(self, signal: Signal, wire: bytes) -> list[tuple[Processor, Awaitable[object]]]:
+        """The processors' passes over a request's protobuf body that run off this thread
+        (``Processor.prescan``), started before the body is decoded so that the two
+        overlap. A request that then fails to decode leaves its passes unawaited: their
+        results are dropped."""
+        started = []
+        for processor in self._prescanners.get(signal, ()):
+            pending = processor.prescan(signal, wire)
+            if pending is not None:
+                started.append((processor, pending))
+        return started
+
+    async def finish_prescans(
+        self, started: list[tuple[Processor, Awaitable[object]]], wire: bytes, context: RequestContext
+    ) -> None:
+        """Await the passes ``start_prescans`` began; their results go into ``context``."""
+        prescans: dict[object, tuple[bytes, object]] = {}
+        for processor, pending in started:
+            prescans[processor] = (wire, await pending)
+        context.prescans = prescans
 
     def check_admission(self, signal: Signal, transport: str) -> None:
         self._refuse_if_draining(signal, transport)

@@ -15,6 +15,7 @@ every call, which costs more than the match itself on short strings.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -248,8 +249,9 @@ class PrefilteredScanner:
         self._prefilter = plan.prefilter()
         self._rest = RequestScanner(plan.rest) if plan.rest else None
 
-    def matches(self, buf: bytes) -> list[tuple[int, int]]:
-        windows, out, unknown_keys = self._prefilter.scan(buf)
+    def matches(self, buf: bytes, found: ScanFound | None = None) -> list[tuple[int, int]]:
+        """``found``: what the C pass found in ``buf`` already (``BackgroundScans``)."""
+        windows, out, unknown_keys = found if found is not None else self._prefilter.scan(buf)
         out.extend(windows)
         for start, end, key_start, key_end in unknown_keys:
             if _decide_key(self._prefilter, self._key_rule, buf[key_start:key_end]):
@@ -258,6 +260,60 @@ class PrefilteredScanner:
             out.extend(self._rest.matches(buf))
         out.sort()
         return out
+
+    def in_background(self) -> BackgroundScans:
+        return BackgroundScans(self._prefilter)
+
+
+# What the C pass returns: windows, key hits, unknown keys (``_prefilter.Prefilter.scan``).
+ScanFound = tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int, int, int]]]
+
+
+class BackgroundScans:
+    """The C pass of ``PrefilteredScanner`` on the prefilter's own worker thread, awaited on
+    the event loop: the loop's thread decodes the request meanwhile, and serves others.
+
+    The worker never takes the GIL (``_prefilter.c``, "the worker thread"); a pipe tells
+    the loop that results are there, and its reader hands them to the waiting futures.
+    Bound to the running loop on first use, and again if the loop or the pipe changes (a
+    new loop in tests, a forked child): the old loop's futures are dropped with it.
+    """
+
+    def __init__(self, prefilter: Any) -> None:
+        self._prefilter = prefilter
+        self._waiting: dict[int, asyncio.Future[ScanFound | None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = -1
+
+    def start(self, buf: bytes) -> asyncio.Future[ScanFound | None]:
+        """A future of what ``Prefilter.scan(buf)`` returns (None if it ran out of memory)."""
+        loop = asyncio.get_running_loop()
+        fd = self._prefilter.ready_fd()
+        if loop is not self._loop or fd != self._fd:
+            self.close()
+            loop.add_reader(fd, self._collect)
+            self._loop, self._fd = loop, fd
+        future: asyncio.Future[ScanFound | None] = loop.create_future()
+        self._waiting[self._prefilter.submit(buf)] = future
+        return future
+
+    def _collect(self) -> None:
+        for job, found in self._prefilter.completed():
+            future = self._waiting.pop(job, None)
+            if future is not None and not future.done():
+                future.set_result(found)
+
+    def close(self) -> None:
+        """Stop watching the pipe. Requests still waiting get None, as if the scan had
+        failed: their processor scans them itself (at shutdown, the HTTP server still
+        answers requests in flight)."""
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done() and not future.get_loop().is_closed():
+                future.set_result(None)
 
 
 def _decide_key(prefilter: Any, key_rule: Any, key: bytes) -> bool:

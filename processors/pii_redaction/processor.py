@@ -12,8 +12,8 @@ log lines name keys and exception types, never values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -28,7 +28,16 @@ from otel_receiver.spanscan import Edit, NotCanonical, locate
 from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
 from processors.pii_redaction.detectors import BLOCKED_KEY
-from processors.pii_redaction.engine import DROP, PLAIN_KEY, Redactor, Tally, build_detectors, request_scanner
+from processors.pii_redaction.engine import (
+    DROP,
+    PLAIN_KEY,
+    PrefilteredScanner,
+    Redactor,
+    ScanFound,
+    Tally,
+    build_detectors,
+    request_scanner,
+)
 from semconv import attributes as sc
 
 log = logging.getLogger(__name__)
@@ -39,6 +48,10 @@ ERROR_TYPE = "ERROR"
 _ANNOTATION_MARK = b"pii.redacted."
 
 _COUNTERS: PerRegistry[Counter] = PerRegistry()
+
+# Requests from this size on are scanned on the prefilter's worker thread (prescan): the
+# hand-off costs the event loop's thread ~10-15 us, the scan ~1.7 us per kB.
+BACKGROUND_SCAN_MIN_BYTES = 16 * 1024
 
 
 def _new_redactions_counter(registry: CollectorRegistry) -> Counter:
@@ -143,12 +156,25 @@ class PiiRedactionProcessor(Processor):
         )
         # Without NER every detector has an anchor, so one scan can prove a request clean.
         self.scanner = None if ner is not None else request_scanner(self.redactor)
+        scanner = self.scanner
+        self._background = scanner.in_background() if isinstance(scanner, PrefilteredScanner) else None
         self.counter = redactions_counter(settings.telemetry.registry)
         # (attributes field, sorted (type, count) pairs) -> the encoded pii.redacted.* attributes
         self._annotations: dict[tuple[int, tuple[tuple[str, int], ...]], bytes] = {}
 
     async def start(self) -> None:
         self.warm_up()
+
+    async def shutdown(self) -> None:
+        if self._background is not None:
+            self._background.close()
+
+    def prescan(self, signal: Signal, wire: bytes) -> Awaitable[ScanFound | None] | None:
+        """The request scan on the prefilter's worker thread, for a request large enough to
+        repay the hand-off (a pipe write, a wake-up of the loop and of the request's task)."""
+        if self._background is None or len(wire) < BACKGROUND_SCAN_MIN_BYTES:
+            return None
+        return self._background.start(wire)
 
     def warm_up(self) -> None:
         """Runs a synthetic request through, uncounted: RE2 builds its DFA states lazily and
@@ -236,10 +262,15 @@ class PiiRedactionProcessor(Processor):
             # from, so the received bytes serve the prefilter as well as a serialization.
             # Protobuf's own bytes are canonical; only a client's may need a second pass.
             received = context.wire_for(batch)
+            found = cast("ScanFound | None", context.prescanned(self, received))
             for buf in (received, None) if received else (None,):
                 buf = buf or batch.SerializeToString()
                 context.keep_wire(batch, buf)  # until a redaction changes the batch
-                matches = self.scanner.matches(buf)
+                if found is not None:  # buf is the received bytes it was found in
+                    assert isinstance(self.scanner, PrefilteredScanner)
+                    matches, found = self.scanner.matches(buf, found), None
+                else:
+                    matches = self.scanner.matches(buf)
                 if not matches:
                     return []
                 try:
