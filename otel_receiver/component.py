@@ -164,6 +164,7 @@ class RequestContext:
             self.wire_batch,
             self.wire_from_client,
             self.objects_lag,
+            self.prescans,
         )
 
     def wire_pieces_for(self, batch: object) -> tuple[bytes, ...] | None:

@@ -565,6 +565,7 @@ def test_the_export_context_copies_every_field() -> None:
         "transport": "http", "client_address": "10.0.0.1", "tenant": "acme", "actor": "bob",
         "roles": ("admin",), "received_at_ns": 7, "dedup_token": "old", "may_hold_audit_attributes": False,
         "wire": b"\x0a\x00", "wire_batch": object(), "wire_from_client": True, "objects_lag": True,
+        "prescans": {"pii_redaction": (b"\x0a\x00", None)},
     }  # fmt: skip
     assert set(values) == {f.name for f in dataclasses.fields(RequestContext)}
     context = RequestContext(**values)

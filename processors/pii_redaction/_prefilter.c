@@ -273,6 +273,7 @@ typedef struct {
     pthread_mutex_t queue_lock;
     pthread_cond_t queue_cond;
     Job *pending, *pending_tail, *done, *done_tail;
+    Job *running; /* the job the worker is scanning */
     unsigned long long next_id;
     int stop, signalled;
     int ready_fds[2];
@@ -1413,12 +1414,13 @@ static void *worker_main(void *arg) {
     for (;;) {
         while (pf->pending == NULL && !pf->stop) pthread_cond_wait(&pf->queue_cond, &pf->queue_lock);
         if (pf->stop) break;
-        Job *job = pf->pending;
+        Job *job = pf->running = pf->pending;
         pf->pending = job->next;
         if (pf->pending == NULL) pf->pending_tail = NULL;
         pthread_mutex_unlock(&pf->queue_lock);
         scan_job(pf, job);
         pthread_mutex_lock(&pf->queue_lock);
+        pf->running = NULL;
         finish_job(pf, job);
     }
     pthread_mutex_unlock(&pf->queue_lock);
@@ -1462,9 +1464,21 @@ static int after_fork(Prefilter *pf) {
     pthread_mutex_init(&pf->queue_lock, NULL);
     pthread_cond_init(&pf->queue_cond, NULL);
     pf->worker_pid = 0;
-    close_pipe(pf);
+    /* The new pipe is opened before the old one is closed, so that its numbers differ:
+     * BackgroundScans watches the pipe anew when the number changes. */
+    int old_fds[2] = {pf->ready_fds[0], pf->ready_fds[1]};
+    pf->ready_fds[0] = pf->ready_fds[1] = -1;
     pf->signalled = 0;
-    if (open_pipe(pf) < 0) return -1;
+    int opened = open_pipe(pf);
+    for (int k = 0; k < 2; k++)
+        if (old_fds[k] >= 0) close(old_fds[k]);
+    if (opened < 0) return -1;
+    if (pf->running != NULL) { /* the job the parent's worker was scanning */
+        pf->running->next = pf->pending;
+        pf->pending = pf->running;
+        if (pf->pending_tail == NULL) pf->pending_tail = pf->running;
+        pf->running = NULL;
+    }
     while (pf->pending != NULL) {
         Job *job = pf->pending;
         pf->pending = job->next;
@@ -1577,6 +1591,10 @@ static void pf_dealloc(Prefilter *pf) {
         pthread_cond_signal(&pf->queue_cond);
         pthread_mutex_unlock(&pf->queue_lock);
         pthread_join(pf->worker, NULL);
+    }
+    if (pf->running != NULL) { /* a forked child's: the parent's worker was scanning it */
+        free_job(pf->running);
+        pf->running = NULL;
     }
     free_jobs(pf->pending);
     free_jobs(pf->done);
