@@ -279,6 +279,55 @@ def test_closing_hands_waiting_requests_none() -> None:
     assert all(result is None for result in results)
 
 
+def test_a_loop_in_another_thread_hands_its_waiting_requests_over() -> None:
+    """A second loop takes the pipe over while the first, in another thread, still waits
+    for a scan: that request gets None (its processor then scans in line), through its own
+    loop; the second loop's gets its result."""
+    prefilter = prefilter_of(make_processor())
+    background = BackgroundScans(prefilter)
+    bodies = workload_bodies(40, 0.2, seed=17)
+    large = b"".join(bodies) * 12  # ~100 ms of scanning: still waiting when B takes over
+    first = asyncio.new_event_loop()
+    thread = threading.Thread(target=first.run_forever)
+    thread.start()
+    try:
+
+        async def start_large() -> asyncio.Future[Any]:
+            return background.start(large)
+
+        waiting = asyncio.run_coroutine_threadsafe(start_large(), first).result(10)
+
+        async def in_second_loop() -> Any:
+            return await background.start(bodies[0])
+
+        assert asyncio.run(in_second_loop()) == prefilter.scan(bodies[0])
+
+        async def outcome() -> Any:
+            return await waiting
+
+        assert asyncio.run_coroutine_threadsafe(outcome(), first).result(10) is None
+    finally:
+        first.call_soon_threadsafe(first.stop)
+        thread.join(10)
+        first.close()
+
+
+class _NoReaders(asyncio.SelectorEventLoop):
+    def add_reader(self, *args: Any) -> None:
+        raise NotImplementedError
+
+
+def test_a_loop_that_cannot_watch_the_pipe_scans_in_line() -> None:
+    proc = make_processor()
+    body = workload_bodies(1, 0.1)[0]
+
+    async def run() -> list[object]:
+        return [proc.prescan(Signal.TRACES, body) for _ in range(2)]
+
+    with asyncio.Runner(loop_factory=_NoReaders) as runner:
+        assert runner.run(run()) == [None, None]
+
+
 class _Touching(Processor):
     """Stands for any processor before pii_redaction; it changes nothing."""
 

@@ -275,8 +275,9 @@ class BackgroundScans:
 
     The worker never takes the GIL (``_prefilter.c``, "the worker thread"); a pipe tells
     the loop that results are there, and its reader hands them to the waiting futures.
-    Bound to the running loop on first use, and again if the loop or the pipe changes (a
-    new loop in tests, a forked child): the old loop's futures are dropped with it.
+    Bound to the running loop on first use, and again when the loop or the pipe changes (a
+    new loop in tests, a forked child): the previous loop's waiting requests then get None
+    (their processor scans them in line), through that loop if it runs in another thread.
     """
 
     def __init__(self, prefilter: Any) -> None:
@@ -286,7 +287,8 @@ class BackgroundScans:
         self._fd = -1
 
     def start(self, buf: bytes) -> asyncio.Future[ScanFound | None]:
-        """A future of what ``Prefilter.scan(buf)`` returns (None if it ran out of memory)."""
+        """A future of what ``Prefilter.scan(buf)`` returns (None if it ran out of memory).
+        NotImplementedError from a loop that cannot watch a pipe (``add_reader``)."""
         loop = asyncio.get_running_loop()
         fd = self._prefilter.ready_fd()
         if loop is not self._loop or fd != self._fd:
@@ -300,20 +302,38 @@ class BackgroundScans:
     def _collect(self) -> None:
         for job, found in self._prefilter.completed():
             future = self._waiting.pop(job, None)
-            if future is not None and not future.done():
-                future.set_result(found)
+            if future is not None:
+                _settle(self._loop, future, found)
 
     def close(self) -> None:
         """Stop watching the pipe. Requests still waiting get None, as if the scan had
         failed: their processor scans them itself (at shutdown, the HTTP server still
         answers requests in flight)."""
         loop, self._loop = self._loop, None
-        if loop is not None and not loop.is_closed():
-            loop.remove_reader(self._fd)
         waiting, self._waiting = self._waiting, {}
+        if loop is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if loop is here:
+            loop.remove_reader(self._fd)
+        else:  # only the loop's own thread may change it
+            loop.call_soon_threadsafe(loop.remove_reader, self._fd)
         for future in waiting.values():
-            if not future.done() and not future.get_loop().is_closed():
-                future.set_result(None)
+            _settle(here, future, None)
+
+
+def _settle(here: asyncio.AbstractEventLoop | None, future: asyncio.Future[Any], result: Any) -> None:
+    """``future.set_result(result)`` unless done, from ``here`` (the running loop or None),
+    through the future's own loop when that is another one."""
+    owner = future.get_loop()
+    if owner is here:
+        if not future.done():
+            future.set_result(result)
+    elif not owner.is_closed():
+        owner.call_soon_threadsafe(_settle, owner, future, result)
 
 
 def _decide_key(prefilter: Any, key_rule: Any, key: bytes) -> bool:

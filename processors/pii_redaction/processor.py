@@ -174,7 +174,11 @@ class PiiRedactionProcessor(Processor):
         repay the hand-off (a pipe write, a wake-up of the loop and of the request's task)."""
         if self._background is None or len(wire) < BACKGROUND_SCAN_MIN_BYTES:
             return None
-        return self._background.start(wire)
+        try:
+            return self._background.start(wire)
+        except NotImplementedError:  # an event loop that cannot watch a pipe
+            self._background = None
+            return None
 
     def warm_up(self) -> None:
         """Runs a synthetic request through, uncounted: RE2 builds its DFA states lazily and
