@@ -125,6 +125,7 @@ class Run:
     counted: SpanCounters | None  # the receiver's own counts over the run
     spans_per_request: int
     round: int = 1  # with --rounds, which pass over the scenarios this run belongs to
+    loop_cpu: float | None = None  # CPU seconds of the receiver's event-loop thread over the run
 
     @property
     def rps(self) -> float:
@@ -133,6 +134,11 @@ class Run:
     @property
     def spans_per_s(self) -> float:
         return self.rps * self.spans_per_request
+
+    @property
+    def loop_us_per_span(self) -> float | None:
+        spans = self.requests * self.spans_per_request
+        return None if self.loop_cpu is None or not spans else self.loop_cpu / spans * 1e6
 
     @property
     def cross_check(self) -> str:
@@ -278,9 +284,10 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def process_cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """utime + stime of a process (all its threads), or of one of its threads, from /proc."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -330,6 +337,11 @@ class Server:
         assert self.proc is not None
         return process_cpu_seconds(self.proc.pid)
 
+    def loop_cpu_seconds(self) -> float | None:
+        """The event-loop thread's: our receiver's main thread, where all Python runs."""
+        assert self.proc is not None
+        return process_cpu_seconds(self.proc.pid, self.proc.pid)
+
     def span_counters(self) -> SpanCounters | None:
         """Spans the receiver accepted, and requests it turned away by outcome, from its self-metrics."""
         if self.metrics_url is None:
@@ -359,6 +371,9 @@ class RotelServer(Server):
         return False
 
     port = 0
+
+    def loop_cpu_seconds(self) -> float | None:
+        return None  # its work is spread over its runtime's threads
 
 
 def _run_driver(argv: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
@@ -484,13 +499,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def _counted_run(server: Server, drive: Callable[[], T]) -> tuple[T, SpanCounters | None, float]:
-    """``drive()``'s result, the receiver's span counters over it and its CPU seconds."""
-    before, cpu0 = server.span_counters(), server.cpu_seconds()
+def _counted_run(
+    server: Server, drive: Callable[[], T]
+) -> tuple[T, SpanCounters | None, float, float | None]:
+    """``drive()``'s result, the receiver's span counters over it, its CPU seconds and its
+    event-loop thread's (None where it has none)."""
+    before, cpu0, loop0 = server.span_counters(), server.cpu_seconds(), server.loop_cpu_seconds()
     result = drive()
-    after, cpu1 = server.span_counters(), server.cpu_seconds()
+    after, cpu1, loop1 = server.span_counters(), server.cpu_seconds(), server.loop_cpu_seconds()
     counted = None if before is None or after is None else after.minus(before)
-    return result, counted, cpu1 - cpu0
+    loop = None if loop0 is None or loop1 is None else loop1 - loop0
+    return result, counted, cpu1 - cpu0, loop
 
 
 def measure(
@@ -516,7 +535,7 @@ def measure(
         if args.grpc_driver == "rotation" or (args.grpc_driver == "auto" and reads_content):
             driver = f"grpcio, {args.bodies} bodies"
             grpc_load(grpc_port, rotation, 0, args.clients, args.streams, warmup=True)
-            (ok, failed, secs, p50, p99, dcpu), counted, cpu = _counted_run(
+            (ok, failed, secs, p50, p99, dcpu), counted, cpu, loop = _counted_run(
                 server, lambda: grpc_load(grpc_port, rotation, args.duration, args.clients, args.streams)
             )
         else:
@@ -524,7 +543,7 @@ def measure(
             body = bodies / "traces.grpc"
             h2load(grpc_port, body, 0, args.clients, args.streams, work / "h2.log", warmup=True)
             log = work / f"h2-{name}.log"
-            (ok, failed, secs, lat, dcpu), counted, cpu = _counted_run(
+            (ok, failed, secs, lat, dcpu), counted, cpu, loop = _counted_run(
                 server, lambda: h2load(grpc_port, body, args.duration, args.clients, args.streams, log)
             )
             p50, p99 = percentile(lat, 50), percentile(lat, 99)
@@ -533,16 +552,48 @@ def measure(
             if counted is not None:
                 accepted = min(ok, round(counted.received / spans))
                 ok, failed = accepted, failed + ok - accepted
-        runs.append(Run(name, "gRPC", driver, ok, failed, secs, p50, p99, dcpu, cpu / secs, counted, spans))
+        runs.append(
+            Run(
+                name,
+                "gRPC",
+                driver,
+                ok,
+                failed,
+                secs,
+                p50,
+                p99,
+                dcpu,
+                cpu / secs,
+                counted,
+                spans,
+                loop_cpu=loop,
+            )
+        )
     if "http" in args.protocols:
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
         wrk(http_port, rotation, 1, args.connections, script, warmup=True)
-        (ok, failed, secs, p50, p99, dcpu), counted, cpu = _counted_run(
+        (ok, failed, secs, p50, p99, dcpu), counted, cpu, loop = _counted_run(
             server, lambda: wrk(http_port, rotation, args.duration, args.connections, script)
         )
         driver = f"wrk, {args.bodies} bodies"
-        runs.append(Run(name, "HTTP", driver, ok, failed, secs, p50, p99, dcpu, cpu / secs, counted, spans))
+        runs.append(
+            Run(
+                name,
+                "HTTP",
+                driver,
+                ok,
+                failed,
+                secs,
+                p50,
+                p99,
+                dcpu,
+                cpu / secs,
+                counted,
+                spans,
+                loop_cpu=loop,
+            )
+        )
     return runs
 
 
@@ -629,17 +680,19 @@ def table(runs: Sequence[Run]) -> str:
     head = (
         "| scenario | protocol | driver | spans/s | req/s | p50 ms | p99 ms | failed (refused by reason) "
         "| receiver count / driver "
-        "| receiver CPU | driver CPU |"
+        "| receiver CPU | loop thread us/span | driver CPU |"
     )
-    rows = [head, "|" + "---|" * 11]
+    rows = [head, "|" + "---|" * 12]
     rounds = max((r.round for r in runs), default=1)
     for r in runs:
         scenario = f"{r.scenario} ({r.round})" if rounds > 1 else r.scenario
         server_cpu = "n/a" if r.server_cpu is None else f"{r.server_cpu:.0%}"
+        loop = r.loop_us_per_span
+        loop_cpu = "n/a" if loop is None else f"{loop:.2f}"
         rows.append(
             f"| {scenario} | {r.protocol} | {r.driver} | {r.spans_per_s:,.0f} | {r.rps:,.1f} "
             f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.failures} | {r.cross_check} | {server_cpu} "
-            f"| {r.driver_cpu:.0%} |"
+            f"| {loop_cpu} | {r.driver_cpu:.0%} |"
         )
     return "\n".join(rows)
 
@@ -653,21 +706,29 @@ def ratios(runs: Sequence[Run]) -> list[str]:
     """
     raw = {(r.round, r.protocol): r for r in runs if r.scenario == "raw" and r.spans_per_s}
     per: dict[tuple[str, str], list[float]] = {}
+    # The same ratio from the event-loop thread's CPU per span: raw's over the scenario's.
+    # That thread runs all the Python, so it bounds the throughput when it is busy, and
+    # its CPU time moves less than throughput when other work shares the cores.
+    by_loop: dict[tuple[str, str], list[float]] = {}
     for r in runs:
         base = raw.get((r.round, r.protocol))
         if r.scenario == "raw" or base is None:
             continue
         per.setdefault((r.scenario, r.protocol), []).append(r.spans_per_s / base.spans_per_s)
+        mine, theirs = r.loop_us_per_span, base.loop_us_per_span
+        if mine and theirs:
+            by_loop.setdefault((r.scenario, r.protocol), []).append(theirs / mine)
     out = []
-    for (scenario, protocol), values in per.items():
-        if len(values) == 1:
-            out.append(f"- {scenario} / raw, {protocol}: {values[0]:.2f}")
-        else:
-            rounds = ", ".join(f"{v:.2f}" for v in values)
-            out.append(
-                f"- {scenario} / raw, {protocol}: median {statistics.median(values):.2f} over "
-                f"{len(values)} rounds ({rounds})"
-            )
+    for label, ratio_of in (("", per), (" by event-loop thread CPU per span", by_loop)):
+        for (scenario, protocol), values in ratio_of.items():
+            if len(values) == 1:
+                out.append(f"- {scenario} / raw{label}, {protocol}: {values[0]:.2f}")
+            else:
+                rounds = ", ".join(f"{v:.2f}" for v in values)
+                out.append(
+                    f"- {scenario} / raw{label}, {protocol}: median {statistics.median(values):.2f} over "
+                    f"{len(values)} rounds ({rounds})"
+                )
     return out
 
 
@@ -750,7 +811,10 @@ def report(
         "succeeded requests are capped at the receiver's accepted spans / spans per request. *failed* "
         "lists the receiver's own request outcomes other than ok (throttled = exporter queue full, "
         "answered 503/UNAVAILABLE with a retry delay). CPU columns are "
-        "shares of one core (receiver: utime+stime of its process from /proc; driver: from wait4).",
+        "shares of one core (receiver: utime+stime of its process from /proc; driver: from wait4). "
+        "*loop thread us/span*: CPU of the receiver's event-loop thread (its main thread, where all "
+        "the Python runs) per span; the ratios below are also given from it (raw's over the "
+        "scenario's), which moves less than throughput when other work shares the cores.",
         "",
         *driver_check(runs),
         "",

@@ -75,6 +75,22 @@ def test_ratios_over_rounds_pair_each_run_with_the_raw_run_of_its_round() -> Non
     assert run.ratios(runs[1:2] + runs[2:4]) == ["- pipeline / raw, HTTP: 0.80"]
 
 
+def test_ratios_from_the_event_loop_threads_cpu_per_span() -> None:
+    def run_at(scenario: str, requests: int, loop_cpu: float | None) -> run.Run:
+        return run.Run(
+            scenario, "HTTP", "wrk", requests, 0, 1.0, 1.0, 1.0, 0.1, 0.9, None, 100, loop_cpu=loop_cpu
+        )
+
+    raw, pipe = run_at("raw", 1000, 0.4), run_at("pipeline", 400, 0.32)  # 4 and 8 us per span
+    assert raw.loop_us_per_span == pytest.approx(4.0) and pipe.loop_us_per_span == pytest.approx(8.0)
+    assert run.ratios([raw, pipe]) == [
+        "- pipeline / raw, HTTP: 0.40",
+        "- pipeline / raw by event-loop thread CPU per span, HTTP: 0.50",
+    ]
+    assert "| 4.00 |" in run.table([raw, pipe]) and "| n/a |" in run.table([run_at("raw", 1, None)])
+    assert run.ratios([raw, run_at("pipeline", 400, None)]) == ["- pipeline / raw, HTTP: 0.40"]
+
+
 def test_rounds_must_be_positive() -> None:
     with pytest.raises(SystemExit):
         run.main(["--rounds", "0"])
