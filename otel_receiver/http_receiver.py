@@ -1,8 +1,9 @@
 """OTLP/HTTP on aiohttp: ``POST /v1/traces|metrics|logs`` (protobuf or JSON), ``GET /health``.
 
 aiohttp because it is the most used, well-kept asyncio HTTP server, runs on the same
-event loop as grpc.aio (one process, one loop, no thread hand-offs), and lets us turn
-off its automatic request decompression so gzip bombs are bounded by our own code.
+event loop as grpc.aio (one process, one loop, no thread hand-offs for Python work), and
+lets us turn off its automatic request decompression so gzip bombs are bounded by our
+own code.
 """
 
 from __future__ import annotations
