@@ -1373,9 +1373,9 @@ static int pf_init(Prefilter *pf, PyObject *args, PyObject *kwargs) {
 
 /* ------------------------------------------------------------------ the worker thread */
 
-/* The request scan costs ~1.7-2.6 us per 1.5 kB span, 11-20% of the receiver's event-loop
- * thread at 10% PII, and needs no Python object: the worker runs it on another core while
- * that thread decodes the request and serves others. Python's executors would not do: a
+/* The request scan costs ~1.7-3 us per 1.5 kB span (by CPU), 11-20% of the receiver's
+ * event-loop thread at 10% PII, and needs no Python object: the worker runs it on another
+ * core while that thread decodes the request and serves others. Python's executors would not do: a
  * thread that must take the GIL back to return its result waits for the switch interval
  * (5 ms) while the loop's thread runs Python, a hundred scans' worth. This one never takes
  * the GIL; its results are collected by the GIL holder (completed), woken by the pipe. */
