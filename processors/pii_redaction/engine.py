@@ -300,10 +300,13 @@ class BackgroundScans:
         return future
 
     def _collect(self) -> None:
+        # Called by a loop's reader: after a hand-over, the previous loop may still call it
+        # once, from its own thread, and collect the new loop's results.
+        here = asyncio.get_running_loop()
         for job, found in self._prefilter.completed():
             future = self._waiting.pop(job, None)
             if future is not None:
-                _settle(self._loop, future, found)
+                _settle(here, future, found)
 
     def close(self) -> None:
         """Stop watching the pipe. Requests still waiting get None, as if the scan had
