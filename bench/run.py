@@ -552,23 +552,9 @@ def measure(
             if counted is not None:
                 accepted = min(ok, round(counted.received / spans))
                 ok, failed = accepted, failed + ok - accepted
-        runs.append(
-            Run(
-                name,
-                "gRPC",
-                driver,
-                ok,
-                failed,
-                secs,
-                p50,
-                p99,
-                dcpu,
-                cpu / secs,
-                counted,
-                spans,
-                loop_cpu=loop,
-            )
-        )
+        measured = Run(name, "gRPC", driver, ok, failed, secs, p50, p99, dcpu, cpu / secs, counted, spans)
+        measured.loop_cpu = loop
+        runs.append(measured)
     if "http" in args.protocols:
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
@@ -577,23 +563,9 @@ def measure(
             server, lambda: wrk(http_port, rotation, args.duration, args.connections, script)
         )
         driver = f"wrk, {args.bodies} bodies"
-        runs.append(
-            Run(
-                name,
-                "HTTP",
-                driver,
-                ok,
-                failed,
-                secs,
-                p50,
-                p99,
-                dcpu,
-                cpu / secs,
-                counted,
-                spans,
-                loop_cpu=loop,
-            )
-        )
+        measured = Run(name, "HTTP", driver, ok, failed, secs, p50, p99, dcpu, cpu / secs, counted, spans)
+        measured.loop_cpu = loop
+        runs.append(measured)
     return runs
 
 
