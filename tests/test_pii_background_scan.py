@@ -12,7 +12,6 @@ output is the one the in-line scan gives, with no in-line scan of a large reques
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import select
 import shutil
@@ -31,13 +30,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.workload import generate_trace_requests
 from exporters.file.exporter import read_records
-from otel_receiver.component import ComponentSettings, Processor, RequestContext, Signal
+from otel_receiver.component import Processor, RequestContext, Signal
 from otel_receiver.ingest import Ingest
 from otel_receiver.pipeline import Pipeline
 from otel_receiver.telemetry import SelfTelemetry
-from processors.pii_redaction import PiiRedactionConfig, factory
 from processors.pii_redaction.engine import BackgroundScans, PrefilteredScanner
 from processors.pii_redaction.processor import BACKGROUND_SCAN_MIN_BYTES, PiiRedactionProcessor
+from tests import test_pii_prefilter as prefilter_tests
 from tests.conftest import RunningReceiver
 from tests.test_pii_prefilter import fuzz_buffers
 
@@ -47,10 +46,29 @@ TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def make_processor(**config: object) -> PiiRedactionProcessor:
-    settings = ComponentSettings("pii_redaction", SelfTelemetry(), logging.getLogger("test"))
-    proc = factory.create(PiiRedactionConfig(**config), settings)
+    proc = prefilter_tests.make_processor(**config)
     assert isinstance(proc, PiiRedactionProcessor)
     return proc
+
+
+class CountingPrefilter:
+    """Counts the scanner's in-line scans (the sizes scanned); the processor's background
+    scans keep the real prefilter."""
+
+    def __init__(self, real: Any, scanned: list[int]) -> None:
+        self.real, self.scanned = real, scanned
+
+    def scan(self, buf: bytes) -> Any:
+        self.scanned.append(len(buf))
+        return self.real.scan(buf)
+
+    def learn(self, key: bytes, hit: bool) -> None:
+        self.real.learn(key, hit)
+
+
+def count_inline_scans(proc: PiiRedactionProcessor, scanned: list[int]) -> None:
+    assert isinstance(proc.scanner, PrefilteredScanner)
+    proc.scanner._prefilter = CountingPrefilter(proc.scanner._prefilter, scanned)
 
 
 def prefilter_of(proc: PiiRedactionProcessor) -> Any:
@@ -224,22 +242,7 @@ def test_background_scans_serve_the_processor_and_fall_back_when_the_wire_change
     proc = make_processor()
     reference = make_processor()
     inline_scans: list[int] = []
-
-    class CountingPrefilter:
-        """The scanner's in-line scans counted; the background keeps the real prefilter."""
-
-        def __init__(self, real: Any) -> None:
-            self.real = real
-
-        def scan(self, buf: bytes) -> Any:
-            inline_scans.append(len(buf))
-            return self.real.scan(buf)
-
-        def learn(self, key: bytes, hit: bool) -> None:
-            self.real.learn(key, hit)
-
-    assert isinstance(proc.scanner, PrefilteredScanner)
-    proc.scanner._prefilter = CountingPrefilter(proc.scanner._prefilter)
+    count_inline_scans(proc, inline_scans)
     bodies = workload_bodies(6, 1.0, seed=21)
     assert all(len(body) >= BACKGROUND_SCAN_MIN_BYTES for body in bodies)
 
@@ -396,14 +399,7 @@ def test_real_receivers_redact_concurrent_large_requests_as_the_inline_scan_does
     running = receiver_factory(RECEIVER_YAML.format(path=out))
     proc = next(p for _, p in running.service._processors if isinstance(p, PiiRedactionProcessor))
     inline: list[int] = []
-
-    def count_inline_scans() -> None:
-        assert isinstance(proc.scanner, PrefilteredScanner)
-        real = proc.scanner._prefilter
-        counting = {"scan": lambda _, buf: inline.append(len(buf)) or real.scan(buf), "learn": real.learn}
-        proc.scanner._prefilter = type("Counting", (), counting)()
-
-    running.call(count_inline_scans)
+    running.call(lambda: count_inline_scans(proc, inline))
     bodies = workload_bodies(24, 0.3, seed=31)
     assert all(len(body) >= BACKGROUND_SCAN_MIN_BYTES for body in bodies)
 
