@@ -474,6 +474,9 @@ def test_counter_per_type_and_two_instances_share_the_registry() -> None:
     b.process(trace_request({"x": CARD}), RequestContext())
     assert tel.value("otel_receiver_pii_redactions_total", {"type": "EMAIL"}) == 2
     assert tel.value("otel_receiver_pii_redactions_total", {"type": "CREDIT_CARD"}) == 1
+    # Again: the processor keeps the counter's child per type after its first use.
+    a.process(trace_request({"y": EMAIL}), RequestContext())
+    assert tel.value("otel_receiver_pii_redactions_total", {"type": "EMAIL"}) == 3
 
 
 def test_second_pass_adds_to_existing_annotation() -> None:

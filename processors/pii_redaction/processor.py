@@ -160,6 +160,9 @@ class PiiRedactionProcessor(Processor):
         scanner = self.scanner
         self._background = scanner.in_background() if isinstance(scanner, PrefilteredScanner) else None
         self.counter = redactions_counter(settings.telemetry.registry)
+        # The counter's child per type: labels() costs ~1.8 us more than the increment,
+        # paid for each type in each request with a redaction.
+        self._counted: dict[str, Any] = {}
         # (attributes field, sorted (type, count) pairs) -> the encoded pii.redacted.* attributes
         self._annotations: dict[tuple[int, tuple[tuple[str, int], ...]], bytes] = {}
 
@@ -191,11 +194,12 @@ class PiiRedactionProcessor(Processor):
             kv = span.attributes.add()
             kv.key = f"warm_up.{i}"
             kv.value.string_value = text
-        saved, self.counter = self.counter, Counter("warm_up", "unregistered", ["type"], registry=None)
+        saved = self.counter, self._counted
+        self.counter, self._counted = Counter("warm_up", "unregistered", ["type"], registry=None), {}
         try:
             self.process_traces(req, RequestContext())
         finally:
-            self.counter = saved
+            self.counter, self._counted = saved
 
     # --- per-request entry points ---
 
@@ -257,8 +261,12 @@ class PiiRedactionProcessor(Processor):
                 context.splice_wire(batch, edits)
             else:
                 context.drop_wire()
+        counted = self._counted
         for type_name, n in totals.items():
-            self.counter.labels(type=type_name).inc(n)
+            child = counted.get(type_name)
+            if child is None:
+                child = counted[type_name] = self.counter.labels(type=type_name)
+            child.inc(n)
         return batch
 
     def _targets(self, batch: Any, context: RequestContext) -> list[tuple[Path, Fields]]:
