@@ -608,3 +608,118 @@ def test_the_vector_scan_finds_what_the_byte_scan_finds(config: dict[str, object
     finally:
         _prefilter.use_vector(True)
     assert not differ[:3], f"{len(differ)} buffers scanned differently"
+
+
+# --- The detectors the C pass finds by itself (_matchers.h) against RE2 and the validators
+
+
+def _luhn_completed(body: str) -> str:
+    total = 0
+    for k, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if k % 2 == 0:  # doubled once the check digit is appended
+            d = d * 2 - 9 if d * 2 > 9 else d * 2
+        total += d
+    return body + str((10 - total % 10) % 10)
+
+
+def native_edge_buffers(seed: int, count: int) -> list[bytes]:
+    """Strings built around the shapes the native matchers decide: e-mail local parts and
+    labels at their limits, top-level domains of 1-26 letters and file extensions, card
+    numbers of 11-21 digits with one or two kinds of separator (most pass Luhn), API keys
+    around their minimum lengths, and word bytes glued to either edge."""
+    rng = random.Random(seed)
+    edge = b" .-_@:/\"'\\,;()[]{}=+%a1Z\xc3\xa9\x00\n"
+
+    def chars(alphabet: bytes, lo: int, hi: int) -> bytes:
+        return bytes(rng.choice(alphabet) for _ in range(rng.randint(lo, hi)))
+
+    def email() -> bytes:
+        local = chars(b"abcXYZ019._%+-", 0, 8) if rng.random() < 0.9 else b"l" * rng.randint(240, 260)
+        labels = [chars(b"abc019-", 0, 6) for _ in range(rng.randint(0, 3))]
+        tld = rng.choice([b"png", b"JPG", b"py", b"org", b"io", b"museum"]) if rng.random() < 0.4 else None
+        tld = tld if tld is not None else chars(b"abcdefXYZ", 1, 26)
+        sep = b"." if rng.random() < 0.9 else rng.choice([b"..", b"-", b""])
+        return local + b"@" + sep.join([*labels, tld]) if labels else local + b"@" + tld
+
+    def card() -> bytes:
+        prefix = rng.choice(["4", "51", "22", "34", "37", "6011", "65", "35", "36", "300", "38", "62", "50", "1", "9"])
+        length = rng.randint(11, 21)
+        body = prefix + "".join(rng.choice("0123456789") for _ in range(max(0, length - len(prefix) - 1)))
+        digits = _luhn_completed(body) if rng.random() < 0.8 else body + rng.choice("0123456789")
+        if rng.random() < 0.05:
+            digits = digits[0] * len(digits)
+        out = []
+        seps = rng.choice([" ", "-", " -", "", ""])
+        for k, ch in enumerate(digits):
+            if k and seps and rng.random() < 0.3:
+                out.append(rng.choice(seps))
+            out.append(ch)
+        return "".join(out).encode()
+
+    def key() -> bytes:
+        if rng.random() < 0.4:
+            return rng.choice([b"AKIA", b"ASIA", b"APKA", b"AKIB", b"akia"]) + chars(b"ABCXYZ0189", 15, 17)
+        token = chars(b"abcdXYZW0189_-", 14, 26)
+        prefix = rng.choice([b"sk-", b"sk-proj-", b"sk_", b"sk-ant-api03-", b"sk-ant-admin01-", b"sk-ant-api3-"])
+        return prefix + token
+
+    out = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 5)):
+            maker = rng.random()
+            piece = email() if maker < 0.4 else card() if maker < 0.7 else key()
+            parts.append(chars(edge, 0, 2) + piece + chars(edge, 0, 2))
+        buf = bytearray(b"".join(parts))
+        for _ in range(rng.randint(0, 2)):
+            if buf:
+                buf[rng.randrange(len(buf))] = rng.choice(edge)
+        out.append(bytes(buf))
+    return out
+
+
+def test_the_native_matchers_find_what_re2_and_the_validators_find() -> None:
+    """The text path with the native matchers against the same path handing every region
+    to RE2 and the Python validators: the same hits, string by string."""
+    from processors.pii_redaction.engine import _TextFinder
+
+    redactor = make_processor().redactor  # type: ignore[attr-defined]
+    native = redactor._text_finder  # type: ignore[attr-defined]
+    assert native is not None
+    in_c = [e for e in _prefilter.NATIVE_DETECTORS if e in {d.name for d in redactor.detectors}]  # type: ignore[attr-defined]
+    assert sorted(in_c) == ["anthropic_api_key", "aws_access_key_id", "credit_card", "email", "openai_api_key"]
+    plain = _TextFinder.for_detectors(redactor.detectors, redactor.key_patterns, native=False)  # type: ignore[attr-defined]
+    buffers = native_edge_buffers(seed=11, count=8000) + fuzz_buffers(seed=12, count=2000) + workload_strings(4)
+    failures = []
+    found: dict[str, int] = {}
+    for buf in buffers:
+        results = []
+        for finder in (native, plain):
+            redactor._text_finder = finder  # type: ignore[attr-defined]
+            try:
+                work, _ = redactor._candidates(buf)  # type: ignore[attr-defined]
+                hits = redactor._find_in(buf, work) if work else []  # type: ignore[attr-defined]
+            finally:
+                redactor._text_finder = native  # type: ignore[attr-defined]
+            results.append([(h.start, h.end, h.detector.name) for h in hits])
+        if results[0] != results[1]:
+            failures.append((buf, results[0], results[1]))
+        for _, _, name in results[1]:
+            found[name] = found.get(name, 0) + 1
+    # Enough of each detector's hits that the comparison means something.
+    assert not failures[:3], f"{len(failures)} strings differ"
+    assert all(found.get(name, 0) >= 200 for name in in_c), sorted(found.items())
+
+
+def test_native_detectors_need_their_tables_and_a_matcher() -> None:
+    prefilter = _prefilter.Prefilter(_prefilter.FAMILIES["email"])
+    email_bit = _prefilter.DETECTOR_BITS["email"]
+    with pytest.raises(ValueError, match="native_checks"):
+        prefilter.text_detectors([(email_bit, 0, None, True)])
+    prefilter.native_checks([("4", 13, 19)], ["png"])
+    with pytest.raises(ValueError, match="no native matcher"):
+        prefilter.text_detectors([(_prefilter.DETECTOR_BITS["phone"], 0, None, True)])
+    prefilter.text_detectors([(email_bit, 3, None, True)])
+    work, _, _ = prefilter.scan_text(b"mail jane@mailbox.org or logo@2x.png")
+    assert work == [(3, 5, 21)]

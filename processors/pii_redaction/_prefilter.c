@@ -36,6 +36,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "_matchers.h"
+
 /* x86-64 with GCC or clang: the scan classifies 64 bytes at a time with AVX2 when the CPU
  * has it (checked at import), and a scalar loop does the same everywhere else. */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -257,7 +259,9 @@ typedef struct {
     /* scan_text's detectors, in the caller's order: their bits and the caller's indexes. */
     unsigned text_bits[N_DETECTOR_BITS];
     Py_ssize_t text_index[N_DETECTOR_BITS];
+    uint8_t text_native[N_DETECTOR_BITS]; /* found by _matchers.h, not handed to RE2 */
     unsigned n_text;
+    NativeChecks native;
     KeySlot *keys;
     size_t key_slots; /* a power of two */
     size_t key_count;
@@ -1142,12 +1146,38 @@ PyDoc_STRVAR(scan_text_doc,
              "buf is one string value. work: [(index, start, end, last)] for the detectors given\n"
              "to text_detectors(), in that order, each region sorted and disjoint and holding every\n"
              "match of that detector whose anchor the scan found; last: the end of the region's\n"
-             "last window (a search that has passed it can find no more); key_hits and\n"
-             "unknown_keys as scan().");
+             "last window (a search that has passed it can find no more). For a detector given as\n"
+             "native, [(index, start, end)] instead: its validated matches in those regions.\n"
+             "key_hits and unknown_keys as scan().");
 
-static int append_region(PyObject *work, Py_ssize_t index, size_t start, size_t end, size_t last) {
+/* The detectors _matchers.h finds by itself, by bit index. */
+static const Native NATIVE[N_DETECTOR_BITS] = {
+    [0] = {m_email, m_email_ok},              /* D_EMAIL */
+    [1] = {m_card, m_card_ok},                /* D_CREDIT_CARD */
+    [7] = {m_openai, m_random_token_ok},      /* D_OPENAI */
+    [8] = {m_anthropic, NULL},                /* D_ANTHROPIC */
+    [9] = {m_aws_id, NULL},                   /* D_AWS_ID */
+};
+
+/* A region's work: (index, start, end, last) for RE2; or, for a detector found here, one
+ * (index, start, end) per hit, found as Redactor._find_in finds them (_matchers.h). */
+static int append_region(const Prefilter *pf, PyObject *work, unsigned t, const uint8_t *b, size_t n, size_t start,
+                         size_t end, size_t last) {
+    Py_ssize_t index = pf->text_index[t];
     if (last > end) last = end;
-    return append_tuple(work, Py_BuildValue("(nnnn)", index, (Py_ssize_t)start, (Py_ssize_t)end, (Py_ssize_t)last));
+    if (!pf->text_native[t])
+        return append_tuple(work,
+                            Py_BuildValue("(nnnn)", index, (Py_ssize_t)start, (Py_ssize_t)end, (Py_ssize_t)last));
+    const Native *native = &NATIVE[pf->text_bits[t]];
+    size_t pos = start, s, e;
+    while (pos < end && native->match(b, n, pos, end, &s, &e)) {
+        if ((native->valid == NULL || native->valid(&pf->native, b, s, e)) &&
+            append_tuple(work, Py_BuildValue("(nnn)", index, (Py_ssize_t)s, (Py_ssize_t)e)) < 0)
+            return -1;
+        pos = e; /* no match here is empty */
+        if (pos >= last) break;
+    }
+    return 0;
 }
 
 static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
@@ -1160,7 +1190,6 @@ static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
     for (size_t k = 0; k < f->n_windows; k++) present |= f->windows[k].dets;
     for (unsigned t = 0; t < pf->n_text && present && work != NULL; t++) {
         uint32_t bit = 1u << pf->text_bits[t];
-        Py_ssize_t index = pf->text_index[t];
         if (!(present & bit)) continue;
         size_t start = 0, end = 0, last = 0;
         int open = 0;
@@ -1172,7 +1201,7 @@ static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
                 if (w->end > last) last = w->end;
                 continue;
             }
-            if (open && append_region(work, index, start, end, last) < 0) {
+            if (open && append_region(pf, work, t, s.b, s.n, start, end, last) < 0) {
                 Py_CLEAR(work);
                 break;
             }
@@ -1181,7 +1210,7 @@ static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
             last = w->end;
             open = 1;
         }
-        if (work != NULL && open && append_region(work, index, start, end, last) < 0) Py_CLEAR(work);
+        if (work != NULL && open && append_region(pf, work, t, s.b, s.n, start, end, last) < 0) Py_CLEAR(work);
     }
     PyObject *result = with_keys(f, work);
     PyBuffer_Release(&view);
@@ -1190,10 +1219,11 @@ static PyObject *pf_scan_text(Prefilter *pf, PyObject *arg) {
 
 PyDoc_STRVAR(text_detectors_doc,
              "text_detectors(entries) -> None: the detectors scan_text() reports, in order, as\n"
-             "[(bit, index, breakers)]: the detector's bit (DETECTOR_BITS), the index reported\n"
-             "with its regions, and None or 256 bytes marking with a non-zero byte the bytes no\n"
-             "match of the detector can contain (its regions end at them; without, a region is\n"
-             "the whole text).");
+             "[(bit, index, breakers[, native])]: the detector's bit (DETECTOR_BITS), the index\n"
+             "reported with its regions, and None or 256 bytes marking with a non-zero byte the\n"
+             "bytes no match of the detector can contain (its regions end at them; without, a\n"
+             "region is the whole text); native: found here (NATIVE_DETECTORS, after\n"
+             "native_checks()) rather than reported as regions.");
 
 static PyObject *pf_text_detectors(Prefilter *pf, PyObject *entries) {
     PyObject *seq = PySequence_Fast(entries, "text_detectors: a sequence of (bit, index, breakers)");
@@ -1207,21 +1237,32 @@ static PyObject *pf_text_detectors(Prefilter *pf, PyObject *entries) {
     uint32_t breaks[256] = {0};
     unsigned bits[N_DETECTOR_BITS];
     Py_ssize_t indexes[N_DETECTOR_BITS];
+    uint8_t native[N_DETECTOR_BITS];
     for (Py_ssize_t k = 0; k < count; k++) {
         unsigned int d;
         Py_ssize_t index;
         PyObject *table;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "InO:text_detectors", &d, &index, &table)) {
+        int is_native = 0;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "InO|p:text_detectors", &d, &index, &table,
+                              &is_native)) {
             Py_DECREF(seq);
             return NULL;
         }
         if (d >= N_DETECTOR_BITS || (table != Py_None && (!PyBytes_Check(table) || PyBytes_GET_SIZE(table) != 256))) {
             Py_DECREF(seq);
-            PyErr_SetString(PyExc_ValueError, "text_detectors: (bit < 23, index, None or 256 bytes)");
+            PyErr_SetString(PyExc_ValueError, "text_detectors: (bit < 23, index, None or 256 bytes[, native])");
+            return NULL;
+        }
+        if (is_native && (NATIVE[d].match == NULL || !pf->native.set)) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError,
+                            NATIVE[d].match == NULL ? "text_detectors: no native matcher for this detector"
+                                                    : "text_detectors: native_checks() first");
             return NULL;
         }
         bits[k] = d;
         indexes[k] = index;
+        native[k] = (uint8_t)is_native;
         if (table != Py_None) {
             const uint8_t *t = (const uint8_t *)PyBytes_AS_STRING(table);
             for (size_t c = 0; c < 256; c++)
@@ -1232,7 +1273,61 @@ static PyObject *pf_text_detectors(Prefilter *pf, PyObject *entries) {
     memcpy(pf->breaks, breaks, sizeof breaks);
     memcpy(pf->text_bits, bits, sizeof(unsigned) * (size_t)count);
     memcpy(pf->text_index, indexes, sizeof(Py_ssize_t) * (size_t)count);
+    memcpy(pf->text_native, native, (size_t)count);
     pf->n_text = (unsigned)count;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(native_checks_doc,
+             "native_checks(card_prefixes, rejected_tlds) -> None: the tables the native\n"
+             "validators read, from detectors.py: card issuer prefixes as (digits, min length,\n"
+             "max length), and the top-level domains (lowercase) that make an e-mail address a\n"
+             "file name.");
+
+static PyObject *pf_native_checks(Prefilter *pf, PyObject *args) {
+    PyObject *prefixes, *tlds;
+    if (!PyArg_ParseTuple(args, "OO:native_checks", &prefixes, &tlds)) return NULL;
+    NativeChecks checks = {0};
+    PyObject *seq = PySequence_Fast(prefixes, "native_checks: card_prefixes must be a sequence");
+    if (seq == NULL) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const char *digits;
+        Py_ssize_t len;
+        unsigned char lo, hi;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "s#bb:native_checks", &digits, &len, &lo, &hi) ||
+            count > MAX_CARD_PREFIXES || len < 1 || len >= (Py_ssize_t)sizeof checks.card[0].digits) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "native_checks: up to 64 prefixes of 1-7 digits");
+            Py_DECREF(seq);
+            return NULL;
+        }
+        memcpy(checks.card[k].digits, digits, (size_t)len);
+        checks.card[k].len = (uint8_t)len;
+        checks.card[k].lo = lo;
+        checks.card[k].hi = hi;
+    }
+    checks.n_card = (unsigned)count;
+    Py_DECREF(seq);
+    seq = PySequence_Fast(tlds, "native_checks: rejected_tlds must be a sequence");
+    if (seq == NULL) return NULL;
+    count = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t len;
+        const char *name = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, k), &len);
+        if (name == NULL || count > MAX_REJECTED_TLDS || len < 1 || len >= (Py_ssize_t)sizeof checks.tld[0].name) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "native_checks: up to 32 domains of 1-15 bytes");
+            Py_DECREF(seq);
+            return NULL;
+        }
+        memcpy(checks.tld[k].name, name, (size_t)len);
+        checks.tld[k].len = (uint8_t)len;
+    }
+    checks.n_tld = (unsigned)count;
+    Py_DECREF(seq);
+    checks.set = 1;
+    lock_tables(pf);
+    pf->native = checks;
+    pthread_mutex_unlock(&pf->lock);
     Py_RETURN_NONE;
 }
 
@@ -1679,6 +1774,7 @@ static PyMethodDef pf_methods[] = {
     {"scan", (PyCFunction)pf_scan, METH_O, scan_doc},
     {"scan_text", (PyCFunction)pf_scan_text, METH_O, scan_text_doc},
     {"text_detectors", (PyCFunction)pf_text_detectors, METH_O, text_detectors_doc},
+    {"native_checks", (PyCFunction)pf_native_checks, METH_VARARGS, native_checks_doc},
     {"learn", (PyCFunction)pf_learn, METH_VARARGS, learn_doc},
     {"key_count", (PyCFunction)pf_key_count, METH_NOARGS, "Keys with a learnt decision."},
     {"submit", (PyCFunction)pf_submit, METH_O, submit_doc},
@@ -1799,6 +1895,22 @@ PyMODINIT_FUNC PyInit__prefilter(void) {
     if (add_int_dict(m, "FAMILIES", families, NULL, sizeof families / sizeof families[0]) < 0 ||
         add_int_dict(m, "DETECTOR_BITS", detectors, indexes, sizeof detectors / sizeof detectors[0]) < 0)
         goto fail;
+    PyObject *native = PyFrozenSet_New(NULL);
+    if (native == NULL) goto fail;
+    for (size_t i = 0; i < sizeof detectors / sizeof detectors[0]; i++) {
+        if (NATIVE[indexes[i]].match == NULL) continue;
+        PyObject *name = PyUnicode_FromString(detectors[i].name);
+        if (name == NULL || PySet_Add(native, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(native);
+            goto fail;
+        }
+        Py_DECREF(name);
+    }
+    if (PyModule_AddObject(m, "NATIVE_DETECTORS", native) < 0) {
+        Py_DECREF(native);
+        goto fail;
+    }
     return m;
 fail:
     Py_DECREF(m);

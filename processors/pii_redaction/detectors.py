@@ -867,6 +867,24 @@ CONTEXT_FREE_VALIDATORS: frozenset[Validator] = frozenset(
 )
 
 
+# The built-in detectors whose matches _prefilter.c finds by itself (_matchers.h), with the
+# validator each must have for that: the C code implements these patterns and validators,
+# and the tables below (native_tables), so a change to one of them must be made there too.
+NATIVE_VALIDATORS: dict[str, Validator | None] = {
+    "email": _validate_email,
+    "credit_card": _validate_card,
+    "openai_api_key": _validate_random_token,
+    "anthropic_api_key": None,
+    "aws_access_key_id": None,
+}
+
+
+def native_tables() -> tuple[list[tuple[str, int, int]], list[str]]:
+    """What the C validators read: the card issuer prefixes, and the file extensions that
+    make an e-mail address a file name (``Prefilter.native_checks``)."""
+    return list(_CARD_PREFIXES), sorted(_FILE_EXTENSIONS)
+
+
 def detector_names(regions: Sequence[str] = ("US",)) -> list[str]:
     return [d.name for d in builtin_detectors(regions)]
 

@@ -32,12 +32,14 @@ from processors.pii_redaction.detectors import (
     BLOCKED_KEY,
     CONTEXT_FREE_VALIDATORS,
     IBAN_COUNTRIES,
+    NATIVE_VALIDATORS,
     Detector,
     builtin_detectors,
     bytes_in_matches,
     key_anchors,
     key_pattern_stays_in_key,
     key_rules_regex,
+    native_tables,
     relax_assertions,
     validator_from_callable,
 )
@@ -362,8 +364,9 @@ def _latin1(pattern: str) -> Any:
 
 # One detector to run over buf[start:end]: (index into Redactor.detectors, start, end, last).
 # No match of it starts at or after ``last`` (where the prefilter's last window for it ends):
-# once a search reaches it, the region is done.
-Work = tuple[int, int, int, int]
+# once a search reaches it, the region is done. Or a hit of a detector the C pass finds by
+# itself (``_matchers.h``): (index, start, end).
+Work = tuple[int, int, int, int] | tuple[int, int, int]
 _first = operator.itemgetter(0)
 _blake2b = hashlib.blake2b
 
@@ -386,27 +389,37 @@ class _TextFinder:
     """
 
     @classmethod
-    def for_detectors(cls, detectors: Sequence[Detector], key_patterns: Sequence[str]) -> _TextFinder | None:
+    def for_detectors(
+        cls, detectors: Sequence[Detector], key_patterns: Sequence[str], native: bool = True
+    ) -> _TextFinder | None:
         if _prefilter is None:
             return None
         plan = _PrefilterPlan(detectors, key_patterns)
         # Key patterns the C pass cannot frame keep the Set path, which holds their JSON forms.
-        return cls(detectors, plan) if plan.keys_in_c else None
+        return cls(detectors, plan, native) if plan.keys_in_c else None
 
-    def __init__(self, detectors: Sequence[Detector], plan: _PrefilterPlan) -> None:
+    def __init__(self, detectors: Sequence[Detector], plan: _PrefilterPlan, native: bool = True) -> None:
         assert _prefilter is not None
         self._prefilter = plan.prefilter()
         self._key_rule = plan.key_rule
         covered = {d.name for d in plan.covered}
-        entries: list[tuple[int, int, bytes | None]] = []
+        entries: list[tuple[int, int, bytes | None, bool]] = []
         self._rest: list[int] = []
+        self._prefilter.native_checks(*native_tables())
         for i, d in enumerate(detectors):
             if not (d.builtin and d.name in covered):
                 self._rest.append(i)
                 continue
             allowed = bytes_in_matches(d.pattern)
             breakers = None if allowed is None else bytes(c not in allowed for c in range(256))
-            entries.append((_prefilter.DETECTOR_BITS[d.name], i, breakers))
+            # Found by the C pass itself (_matchers.h) when it implements this very validator.
+            in_c = (
+                native
+                and d.name in _prefilter.NATIVE_DETECTORS
+                and d.name in NATIVE_VALIDATORS
+                and d.validate is NATIVE_VALIDATORS[d.name]
+            )
+            entries.append((_prefilter.DETECTOR_BITS[d.name], i, breakers, in_c))
         # In detector order, as the Set path reports them: hits of equal priority and
         # length are then resolved alike on both paths.
         self._prefilter.text_detectors(entries)
@@ -583,7 +596,11 @@ class Redactor:
     def _find_in(self, buf: bytes, work: list[Work]) -> list[Hit]:
         hits: list[Hit] = []
         cache = self._validation_cache
-        for i, start, end, last in work:
+        for item in work:
+            if len(item) == 3:  # a hit the C pass found and validated (_matchers.h)
+                hits.append(Hit(item[1], item[2], self._searches[item[0]][3]))
+                continue
+            i, start, end, last = item
             match, extractor, value_group, det, validate, cacheable = self._searches[i]
             pos = start
             # An empty match is never a hit, so the search stops once it reaches the end.
