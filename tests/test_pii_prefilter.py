@@ -643,7 +643,8 @@ def native_edge_buffers(seed: int, count: int) -> list[bytes]:
         return local + b"@" + sep.join([*labels, tld]) if labels else local + b"@" + tld
 
     def card() -> bytes:
-        prefix = rng.choice(["4", "51", "22", "34", "37", "6011", "65", "35", "36", "300", "38", "62", "50", "1", "9"])
+        issuers = ["4", "51", "22", "34", "37", "6011", "65", "35", "36", "300", "38", "62", "50"]
+        prefix = rng.choice([*issuers, "1", "9"])  # and two prefixes no network issues
         length = rng.randint(11, 21)
         body = prefix + "".join(rng.choice("0123456789") for _ in range(max(0, length - len(prefix) - 1)))
         digits = _luhn_completed(body) if rng.random() < 0.8 else body + rng.choice("0123456789")
@@ -661,7 +662,8 @@ def native_edge_buffers(seed: int, count: int) -> list[bytes]:
         if rng.random() < 0.4:
             return rng.choice([b"AKIA", b"ASIA", b"APKA", b"AKIB", b"akia"]) + chars(b"ABCXYZ0189", 15, 17)
         token = chars(b"abcdXYZW0189_-", 14, 26)
-        prefix = rng.choice([b"sk-", b"sk-proj-", b"sk_", b"sk-ant-api03-", b"sk-ant-admin01-", b"sk-ant-api3-"])
+        prefixes = [b"sk-", b"sk-proj-", b"sk_", b"sk-ant-api03-", b"sk-ant-admin01-", b"sk-ant-api3-"]
+        prefix = rng.choice(prefixes)
         return prefix + token
 
     out = []
@@ -688,9 +690,16 @@ def test_the_native_matchers_find_what_re2_and_the_validators_find() -> None:
     native = redactor._text_finder  # type: ignore[attr-defined]
     assert native is not None
     in_c = [e for e in _prefilter.NATIVE_DETECTORS if e in {d.name for d in redactor.detectors}]  # type: ignore[attr-defined]
-    assert sorted(in_c) == ["anthropic_api_key", "aws_access_key_id", "credit_card", "email", "openai_api_key"]
+    assert sorted(in_c) == [
+        "anthropic_api_key",
+        "aws_access_key_id",
+        "credit_card",
+        "email",
+        "openai_api_key",
+    ]
     plain = _TextFinder.for_detectors(redactor.detectors, redactor.key_patterns, native=False)  # type: ignore[attr-defined]
-    buffers = native_edge_buffers(seed=11, count=8000) + fuzz_buffers(seed=12, count=2000) + workload_strings(4)
+    buffers = native_edge_buffers(seed=11, count=8000) + fuzz_buffers(seed=12, count=2000)
+    buffers += workload_strings(4)
     failures = []
     found: dict[str, int] = {}
     for buf in buffers:
