@@ -1151,6 +1151,8 @@ PyDoc_STRVAR(scan_text_doc,
              "key_hits and unknown_keys as scan().");
 
 /* The detectors _matchers.h finds by itself, by bit index. */
+_Static_assert(D_EMAIL == 1 << 0 && D_CREDIT_CARD == 1 << 1, "NATIVE's indexes follow the D_* bits");
+_Static_assert(D_OPENAI == 1 << 7 && D_ANTHROPIC == 1 << 8 && D_AWS_ID == 1 << 9, "NATIVE's indexes follow the D_* bits");
 static const Native NATIVE[N_DETECTOR_BITS] = {
     [0] = {m_email, m_email_ok},              /* D_EMAIL */
     [1] = {m_card, m_card_ok},                /* D_CREDIT_CARD */
