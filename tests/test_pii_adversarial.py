@@ -47,6 +47,14 @@ def one_value(req: ExportTraceServiceRequest, key: str = "x") -> Any:
         "eyJhbGciOiJIUzI1NiJ9." * 3 + " ",  # JWT-shaped, invalid
         "+1 (415) 555-0132 ",  # valid phones back to back
         "2024-01-15 10:30:00 ",  # timestamps
+        # the shapes the C matchers (_matchers.h) walk: domains of endless labels, runs of
+        # card groups past 19 digits, key prefixes whose runs stay short or never end
+        "a@b.",
+        "x.y-z.",
+        "4111 1111 ",
+        "sk-ant-api03-x ",
+        "sk-",
+        "AKIA",
     ],
 )
 def test_megabyte_string_is_bounded(filler: str) -> None:
