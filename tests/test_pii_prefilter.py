@@ -384,14 +384,19 @@ def test_without_the_extension_every_anchor_runs_in_re2(monkeypatch: pytest.Monk
 
 def _found(redactor: object, buf: bytes, text_path: bool) -> tuple[list[tuple[int, int, str]], bool]:
     """Hits and key marker of one string, on the text path or on the RE2 Set path."""
-    finder = redactor._text_finder  # type: ignore[attr-defined]
-    if not text_path:
-        redactor._text_finder = None  # type: ignore[attr-defined]
+    return _found_with(redactor, buf, redactor._text_finder if text_path else None)  # type: ignore[attr-defined]
+
+
+def _found_with(redactor: object, buf: bytes, finder: object) -> tuple[list[tuple[int, int, str]], bool]:
+    """Hits and key marker of one string with ``finder`` as the redactor's text finder
+    (None: the RE2 Set path)."""
+    own = redactor._text_finder  # type: ignore[attr-defined]
+    redactor._text_finder = finder  # type: ignore[attr-defined]
     try:
         work, marker = redactor._candidates(buf)  # type: ignore[attr-defined]
         hits = redactor._find_in(buf, work) if work else []  # type: ignore[attr-defined]
     finally:
-        redactor._text_finder = finder  # type: ignore[attr-defined]
+        redactor._text_finder = own  # type: ignore[attr-defined]
     return [(h.start, h.end, h.detector.name) for h in hits], marker
 
 
@@ -703,21 +708,13 @@ def test_the_native_matchers_find_what_re2_and_the_validators_find() -> None:
     failures = []
     found: dict[str, int] = {}
     for buf in buffers:
-        results = []
-        for finder in (native, plain):
-            redactor._text_finder = finder  # type: ignore[attr-defined]
-            try:
-                work, _ = redactor._candidates(buf)  # type: ignore[attr-defined]
-                hits = redactor._find_in(buf, work) if work else []  # type: ignore[attr-defined]
-            finally:
-                redactor._text_finder = native  # type: ignore[attr-defined]
-            results.append([(h.start, h.end, h.detector.name) for h in hits])
-        if results[0] != results[1]:
-            failures.append((buf, results[0], results[1]))
-        for _, _, name in results[1]:
+        in_c_hits, re2_hits = _found_with(redactor, buf, native)[0], _found_with(redactor, buf, plain)[0]
+        if in_c_hits != re2_hits:
+            failures.append((buf, in_c_hits, re2_hits))
+        for _, _, name in re2_hits:
             found[name] = found.get(name, 0) + 1
-    # Enough of each detector's hits that the comparison means something.
     assert not failures[:3], f"{len(failures)} strings differ"
+    # Enough of each detector's hits that the comparison means something.
     assert all(found.get(name, 0) >= 200 for name in in_c), sorted(found.items())
 
 
