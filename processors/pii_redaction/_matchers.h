@@ -19,6 +19,8 @@
  * one of these patterns or validators in detectors.py must be made here too (NATIVE_VALIDATORS
  * there names what the matchers stand in for).
  */
+/* Included by _prefilter.c after its byte classes (is_digit, is_alpha, is_upper,
+ * is_alnum, is_word), which the matchers share. */
 #ifndef PII_MATCHERS_H
 #define PII_MATCHERS_H
 
@@ -43,28 +45,23 @@ typedef struct {
     int set;
 } NativeChecks;
 
-static inline int m_digit(uint8_t c) { return (unsigned)(c - '0') < 10; }
-static inline int m_alpha(uint8_t c) { return (unsigned)((c | 0x20) - 'a') < 26; }
-static inline int m_alnum(uint8_t c) { return m_digit(c) || m_alpha(c); }
-/* RE2's \w, ASCII only in both its Latin-1 and UTF-8 modes. */
-static inline int m_word(uint8_t c) { return m_alnum(c) || c == '_'; }
 /* \b before b[s]: b[s] is a word byte here, so the byte before must not be one. */
-static inline int m_boundary_before(const uint8_t *b, size_t s) { return s == 0 || !m_word(b[s - 1]); }
+static inline int m_boundary_before(const uint8_t *b, size_t s) { return s == 0 || !is_word(b[s - 1]); }
 /* \b after b[e - 1], a word byte here: the byte at e, if the text has one, must not be. */
-static inline int m_boundary_after(const uint8_t *b, size_t n, size_t e) { return e >= n || !m_word(b[e]); }
+static inline int m_boundary_after(const uint8_t *b, size_t n, size_t e) { return e >= n || !is_word(b[e]); }
 
 /* ---------------------------------------------------------------- email */
 
 /* [A-Za-z0-9._%+\-] */
 static inline int m_email_local(uint8_t c) {
-    return m_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+    return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
-static inline int m_label(uint8_t c) { return m_alnum(c) || c == '-'; }
+static inline int m_label(uint8_t c) { return is_alnum(c) || c == '-'; }
 
 /* [A-Za-z]{2,24}\b at t: the end of the top-level domain, or 0. */
 static size_t m_tld_end(const uint8_t *b, size_t n, size_t t, size_t end) {
     size_t x = t;
-    while (x < end && x - t <= 24 && m_alpha(b[x])) x++;
+    while (x < end && x - t <= 24 && is_alpha(b[x])) x++;
     size_t len = x - t;
     if (len < 2 || len > 24 || !m_boundary_after(b, n, x)) return 0;
     return x;
@@ -78,7 +75,7 @@ static size_t m_domain_end(const uint8_t *b, size_t n, size_t d, size_t end) {
     for (;;) {
         size_t q = p;
         while (q < end && m_label(b[q])) q++;
-        if (q == p || q >= end || b[q] != '.' || !m_alnum(b[p]) || !m_alnum(b[q - 1])) break;
+        if (q == p || q >= end || b[q] != '.' || !is_alnum(b[p]) || !is_alnum(b[q - 1])) break;
         p = q + 1;
         size_t t = m_tld_end(b, n, p, end);
         if (t) best = t;
@@ -134,14 +131,14 @@ static int m_email_ok(const NativeChecks *c, const uint8_t *b, size_t s, size_t 
  * then the most of them (at least 11) that end on a boundary. */
 static int m_card(const uint8_t *b, size_t n, size_t pos, size_t end, size_t *ms, size_t *me) {
     for (size_t s = pos; s < end; s++) {
-        if (!m_digit(b[s]) || !m_boundary_before(b, s)) continue;
+        if (!is_digit(b[s]) || !m_boundary_before(b, s)) continue;
         size_t ends[19];
         unsigned groups = 0;
         size_t p = s + 1;
         while (groups < 18) {
-            if (p + 1 < end && (b[p] == ' ' || b[p] == '-') && m_digit(b[p + 1]))
+            if (p + 1 < end && (b[p] == ' ' || b[p] == '-') && is_digit(b[p + 1]))
                 p += 2;
-            else if (p < end && m_digit(b[p]))
+            else if (p < end && is_digit(b[p]))
                 p += 1;
             else
                 break;
@@ -165,7 +162,7 @@ static int m_card_ok(const NativeChecks *c, const uint8_t *b, size_t s, size_t e
     size_t len = 0;
     uint8_t separator = 0;
     for (size_t k = s; k < e; k++) {
-        if (m_digit(b[k])) {
+        if (is_digit(b[k])) {
             if (len == sizeof digits) return 0;
             digits[len++] = (char)b[k];
         } else if (separator && separator != b[k]) {
@@ -194,7 +191,7 @@ static int m_card_ok(const NativeChecks *c, const uint8_t *b, size_t s, size_t e
 /* ---------------------------------------------------------------- secrets */
 
 /* [A-Za-z0-9_\-] */
-static inline int m_token(uint8_t c) { return m_word(c) || c == '-'; }
+static inline int m_token(uint8_t c) { return is_word(c) || c == '-'; }
 
 static size_t m_token_run(const uint8_t *b, size_t p, size_t end) {
     while (p < end && m_token(b[p])) p++;
@@ -230,8 +227,8 @@ static int m_random_token_ok(const NativeChecks *c, const uint8_t *b, size_t s, 
     }
     int digit = 0, upper = 0, lower = 0;
     for (size_t k = from; k < e; k++) {
-        digit |= m_digit(b[k]);
-        upper |= (unsigned)(b[k] - 'A') < 26;
+        digit |= is_digit(b[k]);
+        upper |= is_upper(b[k]);
         lower |= (unsigned)(b[k] - 'a') < 26;
     }
     return e - from >= 16 && digit && upper && lower;
@@ -248,7 +245,7 @@ static int m_anthropic(const uint8_t *b, size_t n, size_t pos, size_t end, size_
             p += 5;
         else
             continue;
-        if (p + 3 > end || !m_digit(b[p]) || !m_digit(b[p + 1]) || b[p + 2] != '-') continue;
+        if (p + 3 > end || !is_digit(b[p]) || !is_digit(b[p + 1]) || b[p + 2] != '-') continue;
         size_t r = m_token_run(b, p + 3, end);
         if (r - (p + 3) >= 20) {
             *ms = s;
@@ -269,7 +266,7 @@ static int m_aws_id(const uint8_t *b, size_t n, size_t pos, size_t end, size_t *
             known = memcmp(b + s + 1, prefixes[k], 3) == 0;
         if (!known) continue;
         size_t k = s + 4;
-        while (k < s + 20 && (m_digit(b[k]) || (unsigned)(b[k] - 'A') < 26)) k++;
+        while (k < s + 20 && (is_digit(b[k]) || is_upper(b[k]))) k++;
         if (k == s + 20 && m_boundary_after(b, n, k)) {
             *ms = s;
             *me = k;

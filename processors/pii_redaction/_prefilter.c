@@ -36,8 +36,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "_matchers.h"
-
 /* x86-64 with GCC or clang: the scan classifies 64 bytes at a time with AVX2 when the CPU
  * has it (checked at import), and a scalar loop does the same everywhere else. */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -136,6 +134,11 @@ static inline int is_digit_separator(uint8_t c) {
 }
 /* A key rule's relaxed dot, [^\x00-\x1f"\\]: the bytes a key can be made of. */
 static inline int is_key_byte(uint8_t c) { return c >= 0x20 && c != '"' && c != '\\'; }
+/* RE2's \w, ASCII only in both its Latin-1 and UTF-8 modes. */
+static inline int is_word(uint8_t c) { return is_alnum(c) || c == '_'; }
+
+/* The native matchers read the byte classes above. */
+#include "_matchers.h"
 
 #ifdef HAVE_AVX2_CODE
 /* key_run_start 32 bytes at a time: keys run ~20-30 bytes, one step finds most. */
@@ -399,7 +402,6 @@ static inline int single_of(const uint8_t *sep, unsigned len, const char *set) {
     return len == 1 && strchr(set, sep[0]) != NULL;
 }
 
-static inline int is_word(uint8_t c) { return is_alnum(c) || c == '_'; }
 static inline int is_value_tag(uint8_t c) { return c == 0x0a || c == 0x12 || c == 0x2a || c == 0x3a; }
 
 /* _VALUE_START can end right before b[t]: a non-word byte, or a field tag, up to three
