@@ -433,15 +433,17 @@ def _invalid_label_request() -> bytes:
     return req.SerializeToString().replace(b"XX", b"\xff\xfe")
 
 
-def _worker_threads() -> int:
-    """The accumulators' worker threads in this process, by the name they give themselves."""
+def _worker_threads() -> set[str]:
+    """The thread ids of the accumulators' workers in this process, by the name they give
+    themselves."""
     import glob
 
-    names = []
+    tids = set()
     for path in glob.glob("/proc/self/task/*/comm"):
         with contextlib.suppress(OSError), open(path) as f:
-            names.append(f.read().strip())
-    return names.count("spanmetrics")
+            if f.read().strip() == "spanmetrics":
+                tids.add(path.split("/")[-2])
+    return tids
 
 
 def test_submitted_requests_come_back_in_order_and_sum_as_added_ones() -> None:
@@ -491,14 +493,21 @@ def test_add_is_refused_while_submitted_requests_are_pending() -> None:
 
 
 def test_an_accumulator_dropped_with_requests_in_flight_stops_its_worker() -> None:
+    """Only this accumulator's worker is followed: another accumulator alive in the process
+    may start or stop its own meanwhile. pthread_join returns when the thread has released
+    its memory, a moment before the kernel removes it from /proc: hence the short wait."""
     before = _worker_threads()
     wires = [r.SerializeToString() for r in generate_trace_requests(100, 50, seed=4)]
     accumulator = _accumulator()
     for i, wire in enumerate(wires):
         accumulator.submit(i, (wire,), "", True, False)
-    assert _worker_threads() == before + 1
+    ours = _worker_threads() - before
+    assert len(ours) == 1
     del accumulator  # joins the worker, releases the requests still queued
-    assert _worker_threads() == before
+    deadline = time.monotonic() + 2.0
+    while ours & _worker_threads() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert not ours & _worker_threads()
 
 
 def test_a_forked_child_walks_what_its_parent_had_submitted() -> None:
