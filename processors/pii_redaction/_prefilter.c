@@ -1723,6 +1723,8 @@ static PyObject *use_vector(PyObject *module, PyObject *arg) {
     return PyBool_FromLong(use_avx2);
 }
 
+#include "_masker.h"
+
 PyDoc_STRVAR(inside_json_strings_doc,
              "inside_json_strings(buf, spans) -> bool\n\n"
              "Whether every [start, end) of `spans` (sorted by start) lies inside one string\n"
@@ -1737,35 +1739,27 @@ static PyObject *inside_json_strings(PyObject *module, PyObject *args) {
     Py_buffer view;
     PyObject *spans;
     if (!PyArg_ParseTuple(args, "y*O!:inside_json_strings", &view, &PyList_Type, &spans)) return NULL;
-    const uint8_t *b = view.buf;
-    size_t n = (size_t)view.len, quotes = 0, counted = 0;
-    int inside = 1;
-    const uint8_t *q = n ? memchr(b, '\\', n) : NULL; /* an escaped quote: parity is not exact */
-    while (q != NULL && inside) {
-        size_t next = (size_t)(q + 1 - b);
-        if (next < n && b[next] == '"') inside = 0;
-        q = next < n ? memchr(b + next, '\\', n - next) : NULL;
+    size_t n = (size_t)view.len, count = (size_t)PyList_GET_SIZE(spans);
+    MaskHit *hits = PyMem_Malloc((count + 1) * sizeof *hits);
+    if (hits == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
     }
-    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(spans) && inside; k++) {
+    PyObject *result = NULL;
+    for (size_t k = 0; k < count; k++) {
         Py_ssize_t start, end;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(spans, k), "nn", &start, &end)) {
-            PyBuffer_Release(&view);
-            return NULL;
-        }
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(spans, k), "nn", &start, &end)) goto done;
         if (start < 0 || end < start || (size_t)end > n) {
-            PyBuffer_Release(&view);
             PyErr_SetString(PyExc_ValueError, "a span needs 0 <= start <= end <= len(buf)");
-            return NULL;
+            goto done;
         }
-        size_t s = (size_t)start, e = (size_t)end;
-        for (size_t i = counted; i < s; i++) quotes += b[i] == '"';
-        counted = s;
-        if (memchr(b + s, '"', e - s) != NULL || memchr(b + s, '\\', e - s) != NULL || (s > 0 && b[s - 1] == '\\') ||
-            quotes % 2 == 0)
-            inside = 0;
+        hits[k] = (MaskHit){(size_t)start, (size_t)end, 0, (uint32_t)k};
     }
+    result = PyBool_FromLong(spans_inside_json(view.buf, n, hits, count));
+done:
+    PyMem_Free(hits);
     PyBuffer_Release(&view);
-    return PyBool_FromLong(inside);
+    return result;
 }
 
 static PyMethodDef module_methods[] = {
@@ -1832,14 +1826,16 @@ static int add_int_dict(PyObject *m, const char *attr, const Named *named, const
 }
 
 PyMODINIT_FUNC PyInit__prefilter(void) {
-    if (PyType_Ready(&PrefilterType) < 0) return NULL;
+    if (PyType_Ready(&PrefilterType) < 0 || PyType_Ready(&MaskerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
 #ifdef HAVE_AVX2_CODE
     init_classes();
 #endif
     Py_XDECREF(use_vector(m, Py_True));
-    if (PyModule_AddObjectRef(m, "Prefilter", (PyObject *)&PrefilterType) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "Prefilter", (PyObject *)&PrefilterType) < 0 ||
+        PyModule_AddObjectRef(m, "Masker", (PyObject *)&MaskerType) < 0)
+        goto fail;
     static const Named families[] = {
         {"email", F_EMAIL},
         {"digits", F_DIGITS},

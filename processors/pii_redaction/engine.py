@@ -520,6 +520,22 @@ class Redactor:
         # By identity: a frozen dataclass hashes every field on each lookup (~1 us).
         self._action_cache: dict[int, str] = {}
         self._text_finder = _TextFinder.for_detectors(self.detectors, self.key_patterns)
+        self._type_names = sorted({d.type for d in self.detectors})
+        self._masker = self._new_masker()
+
+    def _new_masker(self) -> Any:
+        """The C mask step (``_masker.h``), where it gives what ``_finish_text`` would: every
+        detector masks, and no NER span joins the hits."""
+        if _prefilter is None or self.ner is not None:
+            return None
+        if any(self.action_for(d) != "mask" for d in self.detectors):
+            return None
+        type_ids = {t: k for k, t in enumerate(self._type_names)}
+        return _prefilter.Masker(
+            [d.priority for d in self.detectors],
+            [self.token(d.type, "mask", b"") for d in self.detectors],
+            [type_ids[d.type] for d in self.detectors],
+        )
 
     # --- anchors for the request prefilter ---
 
@@ -594,14 +610,23 @@ class Redactor:
         return [(i, 0, n, n) for i in sorted(ids) if i < key_marker], any(i >= key_marker for i in ids)
 
     def _find_in(self, buf: bytes, work: list[Work]) -> list[Hit]:
-        hits: list[Hit] = []
+        detectors = self.detectors
+        hits = [Hit(start, end, detectors[i]) for i, start, end in self._spans_in(buf, work)]
+        if len(hits) > 1:
+            hits = _resolve(hits)
+        return hits
+
+    def _spans_in(self, buf: bytes, work: list[Work]) -> list[tuple[int, int, int]]:
+        """The matches of ``work``'s detectors, validated, as (detector index, start, end),
+        overlaps not yet resolved."""
+        spans: list[tuple[int, int, int]] = []
         cache = self._validation_cache
         for item in work:
             if len(item) == 3:  # a hit the C pass found and validated (_matchers.h)
-                hits.append(Hit(item[1], item[2], self._searches[item[0]][3]))
+                spans.append(item)
                 continue
             i, start, end, last = item
-            match, extractor, value_group, det, validate, cacheable = self._searches[i]
+            match, extractor, value_group, _det, validate, cacheable = self._searches[i]
             pos = start
             # An empty match is never a hit, so the search stops once it reaches the end.
             while pos < end:
@@ -610,12 +635,12 @@ class Redactor:
                     break
                 vs, ve = s, e
                 if value_group:
-                    spans = extractor.Match(_ANCHOR_BOTH, buf, s, e)
-                    if spans[0][0] >= 0 and spans[value_group][0] >= 0:
-                        vs, ve = spans[value_group]
+                    groups = extractor.Match(_ANCHOR_BOTH, buf, s, e)
+                    if groups[0][0] >= 0 and groups[value_group][0] >= 0:
+                        vs, ve = groups[value_group]
                 if ve > vs:
                     if validate is None:
-                        hits.append(Hit(vs, ve, det))
+                        spans.append((i, vs, ve))
                     elif cacheable:
                         # Conversation histories repeat the same values turn after turn. The
                         # key is a digest, so no candidate is kept in memory as text.
@@ -627,16 +652,14 @@ class Redactor:
                                 cache.clear()
                             cache[key] = rel
                         for a, z in rel:
-                            hits.append(Hit(vs + a, vs + z, det))
+                            spans.append((i, vs + a, vs + z))
                     else:
                         for a, z in validate(buf, vs, ve):
-                            hits.append(Hit(a, z, det))
+                            spans.append((i, a, z))
                 pos = e if e > s else e + 1
                 if pos >= last:
                     break
-        if len(hits) > 1:
-            hits = _resolve(hits)
-        return hits
+        return spans
 
     # --- rewriting ---
 
@@ -675,39 +698,76 @@ class Redactor:
         """Redacted ``text`` (JSON inside kept valid); None when clean; DROP to drop it."""
         buf = text.encode("utf-8", "surrogatepass")
         work, marker = self._candidates(buf)
+        masker = self._masker
+        if masker is not None and not marker:
+            # Every action is mask and there is no NER: resolving the hits, the JSON-string
+            # check, masking and counting are one C call.
+            if not work:
+                return None
+            spans = self._spans_in(buf, work)
+            if not spans:
+                return None
+            json_shaped = self._json_shaped(text, depth)
+            masked = masker.mask(buf, spans, json_shaped)
+            if masked is None:  # a hit outside the JSON's string literals
+                result = self._redact_json_text(buf, tally, depth)
+                if result is not _NOT_JSON:
+                    return result
+                masked = masker.mask(buf, spans, False)
+            redacted, counts = masked
+            by_type, type_names = tally.by_type, self._type_names
+            for t, n in counts:
+                name = type_names[t]
+                by_type[name] = by_type.get(name, 0) + n
+            decoded: str = redacted.decode("utf-8", "surrogatepass")
+            return decoded
         ner_spans = self.ner(text) if self.ner is not None else None
         if not work and not marker and not ner_spans:
             return None
         hits: list[Hit] | None = None
-        if self.parse_json and depth < self.max_depth:
-            stripped = text.lstrip()
-            if stripped[:1] in ("{", "[") and text.rstrip()[-1:] in ("}", "]"):
-                if not ner_spans and not marker:
-                    # Cheap path: no validated value in the raw text means none in the parsed
-                    # strings either (no key rule and no escaped ASCII is involved).
-                    hits = self._find_in(buf, work)
-                    if not hits:
-                        return None
-                    if self._inside_json_strings(buf, hits):
-                        # Replacing text inside string literals with quote- and backslash-free
-                        # tokens keeps the document valid, its structure and its formatting.
-                        return self._finish_text(buf, tally, hits)
-                try:
-                    doc = orjson.loads(buf)
-                except orjson.JSONDecodeError:
-                    doc = _NOT_JSON
-                if doc is not _NOT_JSON:
-                    new_doc = self.redact_json(doc, tally, depth + 1)
-                    if new_doc is DROP:
-                        return DROP
-                    if new_doc is _UNCHANGED:
-                        return None
-                    return orjson.dumps(new_doc).decode()
+        if self._json_shaped(text, depth):
+            if not ner_spans and not marker:
+                # Cheap path: no validated value in the raw text means none in the parsed
+                # strings either (no key rule and no escaped ASCII is involved).
+                hits = self._find_in(buf, work)
+                if not hits:
+                    return None
+                if self._inside_json_strings(buf, hits):
+                    # Replacing text inside string literals with quote- and backslash-free
+                    # tokens keeps the document valid, its structure and its formatting.
+                    return self._finish_text(buf, tally, hits)
+            result = self._redact_json_text(buf, tally, depth)
+            if result is not _NOT_JSON:
+                return result
         if hits is None:
             hits = self._find_in(buf, work) if work else []
         if ner_spans:
             hits = _resolve(hits + _ner_hits(buf, text, ner_spans))
         return self._finish_text(buf, tally, hits)
+
+    def _json_shaped(self, text: str, depth: int) -> bool:
+        """Whether ``text`` is to be read as a JSON document."""
+        return (
+            self.parse_json
+            and depth < self.max_depth
+            and text.lstrip()[:1] in ("{", "[")
+            and text.rstrip()[-1:] in ("}", "]")
+        )
+
+    def _redact_json_text(self, buf: bytes, tally: Tally, depth: int) -> str | Any | None:
+        """``buf`` parsed as JSON and redacted value by value; ``_NOT_JSON`` if it does not
+        parse."""
+        try:
+            doc = orjson.loads(buf)
+        except orjson.JSONDecodeError:
+            return _NOT_JSON
+        new_doc = self.redact_json(doc, tally, depth + 1)
+        if new_doc is DROP:
+            return DROP
+        if new_doc is _UNCHANGED:
+            return None
+        dumped: str = orjson.dumps(new_doc).decode()
+        return dumped
 
     def _finish_text(self, buf: bytes, tally: Tally, hits: list[Hit]) -> str | Any | None:
         result = self.redact_bytes(buf, tally, hits)
