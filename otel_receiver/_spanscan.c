@@ -337,8 +337,37 @@ static int read_ranges(PyObject *list, Ranges *h) {
 
 /* The set of (field number, occurrence index) of the length-delimited fields of the
  * message at [s, e) that overlap a range; NULL with an exception set. */
-static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const Ranges *h) {
-    PyObject *hit = PySet_New(NULL);
+/* {(field number, occurrence index)}: adds one pair. */
+static int add_pair(PyObject *set, unsigned long number, long idx) {
+    PyObject *pair = Py_BuildValue("(kl)", number, idx);
+    int rc = pair == NULL ? -1 : PySet_Add(set, pair);
+    Py_XDECREF(pair);
+    return rc;
+}
+
+/* {field number: [occurrence indexes]}: appends one index. */
+static int add_by_number(PyObject *dict, unsigned long number, long idx) {
+    PyObject *key = PyLong_FromUnsignedLong(number);
+    if (key == NULL) return -1;
+    PyObject *indexes = PyDict_GetItemWithError(dict, key);
+    int rc = -1;
+    if (indexes == NULL && !PyErr_Occurred()) {
+        indexes = PyList_New(0);
+        if (indexes != NULL) {
+            rc = PyDict_SetItem(dict, key, indexes);
+            Py_DECREF(indexes); /* the dict holds it */
+        }
+        if (rc < 0) indexes = NULL;
+    }
+    PyObject *value = indexes == NULL ? NULL : PyLong_FromLong(idx);
+    rc = value == NULL ? -1 : PyList_Append(indexes, value);
+    Py_XDECREF(value);
+    Py_DECREF(key);
+    return rc;
+}
+
+static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const Ranges *h, int by_number) {
+    PyObject *hit = by_number ? PyDict_New() : PySet_New(NULL);
     PyObject *rare = NULL; /* occurrences of numbers >= COUNTED_NUMBERS */
     if (hit == NULL) return NULL;
     uint32_t seen[COUNTED_NUMBERS] = {0};
@@ -376,17 +405,18 @@ static PyObject *fields_with_hits(const uint8_t *base, size_t s, size_t e, const
         size_t fs = (size_t)(f.data - base), fe = fs + f.len;
         while (i < h->n && h->ends[i] <= fs) i++;
         if (i < h->n && h->starts[i] < fe) {
-            PyObject *pair = Py_BuildValue("(kl)", (unsigned long)f.number, idx);
-            if (pair == NULL || PySet_Add(hit, pair) < 0) {
-                Py_XDECREF(pair);
-                goto fail;
-            }
-            Py_DECREF(pair);
+            if (by_number ? add_by_number(hit, f.number, idx) < 0 : add_pair(hit, f.number, idx) < 0) goto fail;
         }
     }
     if (rc < 0) {
         PyErr_SetString(PyExc_ValueError, "malformed message");
         goto fail;
+    }
+    if (by_number) { /* highest first: deleting one keeps the lower indexes valid */
+        PyObject *indexes;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(hit, &pos, NULL, &indexes))
+            if (PyList_Reverse(indexes) < 0) goto fail;
     }
     Py_XDECREF(rare);
     return hit;
@@ -396,14 +426,22 @@ fail:
     return NULL;
 }
 
-/* Adds (ri, si, k) -> the fields of the message at `f` holding a range; 0, or -1. */
+/* Adds (ri, si, k) -> the fields of the message at `f` holding a range: to the dict `out`
+ * (locate), or as a pair to the list `out` (locate_fields); 0, or -1. */
 static int add_located(PyObject *out, const uint8_t *base, const Field *f, const Ranges *h, long ri, long si,
                        long k) {
     size_t s = (size_t)(f->data - base);
-    PyObject *fields = fields_with_hits(base, s, s + f->len, h);
+    int by_number = PyList_Check(out);
+    PyObject *fields = fields_with_hits(base, s, s + f->len, h, by_number);
     if (fields == NULL) return -1;
-    PyObject *place = Py_BuildValue("(lll)", ri, si, k);
-    int rc = place == NULL ? -1 : PyDict_SetItem(out, place, fields);
+    PyObject *place = Py_BuildValue("(lll)", ri, si, k), *pair = NULL;
+    int rc = -1;
+    if (place != NULL && !by_number) {
+        rc = PyDict_SetItem(out, place, fields);
+    } else if (place != NULL && (pair = PyTuple_Pack(2, place, fields)) != NULL) {
+        rc = PyList_Append(out, pair);
+    }
+    Py_XDECREF(pair);
     Py_XDECREF(place);
     Py_DECREF(fields);
     return rc;
@@ -461,16 +499,17 @@ PyDoc_STRVAR(locate_doc,
              "occurrence index)}}. None when a resource or scope to look into is split over\n"
              "several fields (a client's encoding the parser merges); ValueError when malformed.");
 
-static PyObject *locate(PyObject *self, PyObject *args) {
+/* locate (a dict of sets) or locate_fields (a list of pairs, sorted by place). */
+static PyObject *locate_into(PyObject *args, const char *format, int by_number) {
     Py_buffer request;
     PyObject *match_list, *out = NULL;
-    if (!PyArg_ParseTuple(args, "y*O!:locate", &request, &PyList_Type, &match_list)) return NULL;
+    if (!PyArg_ParseTuple(args, format, &request, &PyList_Type, &match_list)) return NULL;
     Ranges h;
     if (read_ranges(match_list, &h) < 0) {
         PyBuffer_Release(&request);
         return NULL;
     }
-    out = PyDict_New();
+    out = by_number ? PyList_New(0) : PyDict_New();
     if (out == NULL) goto done;
     const uint8_t *base = (const uint8_t *)request.buf;
     Reader r = reader(base, (size_t)request.len);
@@ -492,10 +531,25 @@ static PyObject *locate(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "malformed request");
         Py_CLEAR(out);
     }
+    /* A resource's own fields may follow its scopes in a client's encoding. Places are
+     * unique, so the sort never compares two field dicts. */
+    if (by_number && out != NULL && PyList_Sort(out) < 0) Py_CLEAR(out);
 done:
     PyMem_Free(h.starts);
     PyBuffer_Release(&request);
     return out;
+}
+
+static PyObject *locate(PyObject *self, PyObject *args) { return locate_into(args, "y*O!:locate", 0); }
+
+PyDoc_STRVAR(locate_fields_doc,
+             "locate_fields(request, matches) -> list | None\n\n"
+             "locate's answer in the shape pii_redaction walks: [(place, {field number:\n"
+             "[occurrence indexes, highest first]})], sorted by place. None and ValueError as\n"
+             "locate.");
+
+static PyObject *locate_fields(PyObject *self, PyObject *args) {
+    return locate_into(args, "y*O!:locate_fields", 1);
 }
 
 /* ------------------------------------------------------------------------ splice */
@@ -748,6 +802,7 @@ static PyMethodDef methods[] = {
     {"positions", positions, METH_VARARGS, positions_doc},
     {"splice", splice, METH_VARARGS, splice_doc},
     {"locate", locate, METH_VARARGS, locate_doc},
+    {"locate_fields", locate_fields, METH_VARARGS, locate_fields_doc},
     {NULL, NULL, 0, NULL},
 };
 

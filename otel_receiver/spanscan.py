@@ -219,6 +219,25 @@ def locate(wire: bytes, matches: list[tuple[int, int]]) -> dict[Position, set[tu
     return found
 
 
+def locate_fields(wire: bytes, matches: list[tuple[int, int]]) -> list[tuple[Position, dict[int, list[int]]]]:
+    """``locate``'s answer as pii_redaction walks it: ``[(place, {field number: occurrence
+    indexes, highest first})]``, sorted by place (the order ``splice`` wants its edits in).
+    Built in C, it saves the processor a sort and a dict per located item."""
+    if _spanscan is None:
+        return [(place, _by_number(fields)) for place, fields in sorted(python_locate(wire, matches).items())]
+    found: list[tuple[Position, dict[int, list[int]]]] | None = _spanscan.locate_fields(wire, matches)
+    if found is None:
+        raise NotCanonical("a resource or scope in several fields")
+    return found
+
+
+def _by_number(fields: set[tuple[int, int]]) -> dict[int, list[int]]:
+    by_number: dict[int, list[int]] = {}
+    for number, index in sorted(fields, reverse=True):
+        by_number.setdefault(number, []).append(index)
+    return by_number
+
+
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = 0
     shift = 0

@@ -1,6 +1,7 @@
 """``spanscan.locate`` in C against ``spanscan.python_locate``, the reference it replaces
 in pii_redaction: same places, same fields, same refusals, on generated requests, the
-benchmark workload, clients' encodings and random bytes."""
+benchmark workload, clients' encodings and random bytes. ``locate_fields`` (the same answer
+in the shape pii_redaction walks) against ``locate``'s."""
 
 from __future__ import annotations
 
@@ -30,8 +31,23 @@ def _outcome(fn, wire: bytes, matches: list[tuple[int, int]]) -> object:  # type
         return "malformed"
 
 
+def _by_number(found: object) -> object:
+    """``locate``'s answer as ``locate_fields`` gives it."""
+    if not isinstance(found, dict):
+        return found
+    out = []
+    for place, fields in sorted(found.items()):
+        by_number: dict[int, list[int]] = {}
+        for number, index in sorted(fields, key=lambda pair: (pair[0], -pair[1])):
+            by_number.setdefault(number, []).append(index)
+        out.append((place, by_number))
+    return out
+
+
 def _same(wire: bytes, matches: list[tuple[int, int]]) -> None:
-    assert _outcome(spanscan.locate, wire, matches) == _outcome(python_locate, wire, matches)
+    reference = _outcome(python_locate, wire, matches)
+    assert _outcome(spanscan.locate, wire, matches) == reference
+    assert _outcome(spanscan.locate_fields, wire, matches) == _by_number(reference)
 
 
 def _ranges(size: int) -> st.SearchStrategy[list[tuple[int, int]]]:
@@ -57,6 +73,7 @@ def test_the_workload_with_its_real_matches() -> None:
         found = spanscan.locate(wire, every_digit)
         assert found == python_locate(wire, every_digit)
         assert len(found) > 50
+        assert spanscan.locate_fields(wire, every_digit) == _by_number(found)
 
 
 def test_overlap_not_containment_and_the_empty_cases() -> None:
@@ -102,6 +119,19 @@ def test_unknown_and_high_field_numbers_are_counted_like_the_reference() -> None
     wire = field(1, field(2, field(2, span)))
     found = spanscan.locate(wire, [(0, len(wire))])
     assert found[(0, 0, 0)] == {(9, 0), (9, 1), (1000, 0), (1000, 1)}
+    assert spanscan.locate_fields(wire, [(0, len(wire))])[-1] == ((0, 0, 0), {9: [1, 0], 1000: [1, 0]})
+    _same(wire, [(0, len(wire))])
+
+
+def test_located_fields_come_sorted_by_place_when_a_resource_follows_its_scopes() -> None:
+    """A client may write a ResourceSpans' resource after its scope_spans."""
+    req = generate_trace_requests(1, 2, seed=1)[0]
+    rs = req.resource_spans[0]
+    resource_last = b"".join(field(2, scope.SerializeToString()) for scope in rs.scope_spans)
+    resource_last += field(1, rs.resource.SerializeToString())
+    wire = field(1, resource_last)
+    places = [place for place, _ in spanscan.locate_fields(wire, [(0, len(wire))])]
+    assert places == sorted(places) and places[0] == (0, -1, -1)
     _same(wire, [(0, len(wire))])
 
 
@@ -120,6 +150,8 @@ def test_random_bytes_locate_or_refuse(data: bytes, draw: st.DataObject) -> None
     matches = draw.draw(_ranges(len(data)))
     with contextlib.suppress(ValueError):  # the C scan refuses malformed bytes with ValueError only
         spanscan.locate(data, matches)
+    with contextlib.suppress(ValueError):
+        spanscan.locate_fields(data, matches)
 
 
 def test_bad_matches_are_refused() -> None:
@@ -129,3 +161,13 @@ def test_bad_matches_are_refused() -> None:
         spanscan.locate(b"", [(5, 2)])
     with pytest.raises(ValueError):
         spanscan.locate(b"", [(-1, 2)])
+    with pytest.raises(ValueError):
+        spanscan.locate_fields(b"", [(5, 2)])
+
+
+def test_locate_fields_without_the_extension_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    wire = generate_trace_requests(1, 20, seed=2)[0].SerializeToString()
+    every_digit = [(i, i + 1) for i, b in enumerate(wire) if 0x30 <= b <= 0x39]
+    in_c = spanscan.locate_fields(wire, every_digit)
+    monkeypatch.setattr(spanscan, "_spanscan", None)
+    assert spanscan.locate_fields(wire, every_digit) == in_c

@@ -1,9 +1,10 @@
 """PII and secret redaction: validated detectors, a one-scan clean path, JSON kept valid (see README.md)."""
 
 from otel_receiver.component import ComponentSettings, Factory, Processor, Signal
+from otel_receiver.spanscan import locate
 from processors.pii_redaction.config import CustomDetectorConfig, KeyRule, NerConfig, PiiRedactionConfig
 from processors.pii_redaction.engine import Redactor, RequestScanner
-from processors.pii_redaction.processor import PiiRedactionProcessor, locate
+from processors.pii_redaction.processor import PiiRedactionProcessor
 
 
 def _create(config: PiiRedactionConfig, settings: ComponentSettings) -> Processor:

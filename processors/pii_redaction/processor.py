@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 from otel_receiver import attributes as attrs
 from otel_receiver.component import Batch, ComponentSettings, Processor, RequestContext, Signal
 from otel_receiver.encoded_attributes import int_array_attribute, int_attribute, string_array_attribute
-from otel_receiver.spanscan import Edit, NotCanonical, locate
+from otel_receiver.spanscan import Edit, NotCanonical, locate_fields
 from otel_receiver.telemetry import PerRegistry
 from processors.pii_redaction.config import PiiRedactionConfig, resolve_validator
 from processors.pii_redaction.detectors import BLOCKED_KEY
@@ -100,14 +100,6 @@ _LOG_BODY, _LOG_ATTRIBUTES = 5, 6
 
 
 _NOTHING: tuple[int, ...] = ()
-
-
-def _by_field(located: set[tuple[int, int]]) -> dict[int, list[int]]:
-    """``locate``'s (field number, occurrence index) pairs as ``Fields``."""
-    by_field: dict[int, list[int]] = {}
-    for fno, i in sorted(located, reverse=True):
-        by_field.setdefault(fno, []).append(i)
-    return by_field
 
 
 def _indexes(fields: Fields, fno: int) -> Sequence[int] | None:
@@ -287,8 +279,7 @@ class PiiRedactionProcessor(Processor):
                 if not matches:
                     return []
                 try:
-                    located = sorted(locate(buf, matches).items())
-                    return [(path, _by_field(fields)) for path, fields in located]
+                    return cast("list[tuple[Path, Fields]]", locate_fields(buf, matches))
                 except NotCanonical:
                     continue
                 except (IndexError, ValueError):
