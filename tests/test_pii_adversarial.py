@@ -55,6 +55,9 @@ def one_value(req: ExportTraceServiceRequest, key: str = "x") -> Any:
         "sk-ant-api03-x ",
         "sk-",
         "AKIA",
+        "_password \t",  # names whose [:=] never comes
+        "pwd=abcde ",  # values one character short
+        "_api_key:",  # names, separators and values run together
     ],
 )
 def test_megabyte_string_is_bounded(filler: str) -> None:

@@ -632,7 +632,9 @@ def native_edge_buffers(seed: int, count: int) -> list[bytes]:
     """Strings built around the shapes the native matchers decide: e-mail local parts and
     labels at their limits, top-level domains of 1-26 letters and file extensions, card
     numbers of 11-21 digits with one or two kinds of separator (most pass Luhn), API keys
-    around their minimum lengths, and word bytes glued to either edge."""
+    around their minimum lengths, secret assignments (names in any case, the characters
+    RE2's case folding adds, quotes, spaces and values around six characters), and word
+    bytes glued to either edge."""
     rng = random.Random(seed)
     edge = b" .-_@:/\"'\\,;()[]{}=+%a1Z\xc3\xa9\x00\n"
 
@@ -663,6 +665,24 @@ def native_edge_buffers(seed: int, count: int) -> list[bytes]:
             out.append(ch)
         return "".join(out).encode()
 
+    def assignment() -> bytes:
+        names = ["password", "passwd", "pwd", "secret", "client_secret", "api_key", "apikey", "api-key"]
+        names += ["access_key", "auth-token", "access_token", "private_key", "passwords", "secrets", "tokens"]
+        name = "".join(ch.upper() if rng.random() < 0.3 else ch for ch in rng.choice(names))
+        if rng.random() < 0.1:  # the characters RE2's case folding adds to s and k
+            name = name.replace("s", "\u017f", 1).replace("k", "\u212a", 1)
+        lead = rng.choice([b"", b"", b"_", b"x_", b"x", b" ", b"\xc3\xa9", b"1"])
+        quote = rng.choice([b"", b"", b'"', b"'"])
+        op = rng.choice([b"=", b":", b"=", b" ", b"=>"])
+        spaces = [rng.choice([b"", b"", b" ", b"  ", b"\t", b"\n", b"\x0b"]) for _ in range(2)]
+        # Placeholders, masks and templates the validator turns down, a Kelvin sign that
+        # lower() makes a 'k', and the UTF-8 that RE2 reads loosely or stops at.
+        values = [b"null", b"changeme", b"PASSWORD", b"Redacted", b"xxxxxx", b"**..**", b"${DB_PASS}"]
+        values += [b"{{pw}}", b"[REDACTED:SECRET]", b"cha\xe2\x84\xaageme", b"\xc5\xbfecret1"]
+        values += [b"\xe0\x80\x80abcd", b"ab\xffcdefg"]
+        value = rng.choice(values) if rng.random() < 0.4 else chars(b"abcXYZ019!$%*./\xc3\xa9", 3, 9)
+        return lead + name.encode() + quote + spaces[0] + op + spaces[1] + quote + value + chars(edge, 0, 1)
+
     def key() -> bytes:
         if rng.random() < 0.4:
             return rng.choice([b"AKIA", b"ASIA", b"APKA", b"AKIB", b"akia"]) + chars(b"ABCXYZ0189", 15, 17)
@@ -676,7 +696,10 @@ def native_edge_buffers(seed: int, count: int) -> list[bytes]:
         parts = []
         for _ in range(rng.randint(1, 5)):
             maker = rng.random()
-            piece = email() if maker < 0.4 else card() if maker < 0.7 else key()
+            if maker < 0.3:
+                piece = email()
+            else:
+                piece = card() if maker < 0.55 else assignment() if maker < 0.8 else key()
             parts.append(chars(edge, 0, 2) + piece + chars(edge, 0, 2))
         buf = bytearray(b"".join(parts))
         for _ in range(rng.randint(0, 2)):
@@ -701,6 +724,7 @@ def test_the_native_matchers_find_what_re2_and_the_validators_find() -> None:
         "credit_card",
         "email",
         "openai_api_key",
+        "secret_assignment",
     ]
     plain = _TextFinder.for_detectors(redactor.detectors, redactor.key_patterns, native=False)  # type: ignore[attr-defined]
     buffers = native_edge_buffers(seed=11, count=8000) + fuzz_buffers(seed=12, count=2000)
@@ -723,7 +747,9 @@ def test_native_detectors_need_their_tables_and_a_matcher() -> None:
     email_bit = _prefilter.DETECTOR_BITS["email"]
     with pytest.raises(ValueError, match="native_checks"):
         prefilter.text_detectors([(email_bit, 0, None, True)])
-    prefilter.native_checks([("4", 13, 19)], ["png"])
+    with pytest.raises(ValueError, match="placeholders"):
+        prefilter.native_checks([("4", 13, 19)], ["png"], ["NULL"])
+    prefilter.native_checks([("4", 13, 19)], ["png"], ["null"])
     with pytest.raises(ValueError, match="no native matcher"):
         prefilter.text_detectors([(_prefilter.DETECTOR_BITS["phone"], 0, None, True)])
     prefilter.text_detectors([(email_bit, 3, None, True)])

@@ -1155,12 +1155,14 @@ PyDoc_STRVAR(scan_text_doc,
 /* The detectors _matchers.h finds by itself, by bit index. */
 _Static_assert(D_EMAIL == 1 << 0 && D_CREDIT_CARD == 1 << 1, "NATIVE's indexes follow the D_* bits");
 _Static_assert(D_OPENAI == 1 << 7 && D_ANTHROPIC == 1 << 8 && D_AWS_ID == 1 << 9, "NATIVE's indexes follow the D_* bits");
+_Static_assert(D_ASSIGNMENT == 1 << 22, "NATIVE's indexes follow the D_* bits");
 static const Native NATIVE[N_DETECTOR_BITS] = {
     [0] = {m_email, m_email_ok},              /* D_EMAIL */
     [1] = {m_card, m_card_ok},                /* D_CREDIT_CARD */
     [7] = {m_openai, m_random_token_ok},      /* D_OPENAI */
     [8] = {m_anthropic, NULL},                /* D_ANTHROPIC */
     [9] = {m_aws_id, NULL},                   /* D_AWS_ID */
+    [22] = {m_assignment, m_assignment_ok},   /* D_ASSIGNMENT */
 };
 
 /* A region's work: (index, start, end, last) for RE2; or, for a detector found here, one
@@ -1283,14 +1285,14 @@ static PyObject *pf_text_detectors(Prefilter *pf, PyObject *entries) {
 }
 
 PyDoc_STRVAR(native_checks_doc,
-             "native_checks(card_prefixes, rejected_tlds) -> None: the tables the native\n"
-             "validators read, from detectors.py: card issuer prefixes as (digits, min length,\n"
-             "max length), and the top-level domains (lowercase) that make an e-mail address a\n"
-             "file name.");
+             "native_checks(card_prefixes, rejected_tlds, placeholders) -> None: the tables the\n"
+             "native validators read, from detectors.py: card issuer prefixes as (digits, min\n"
+             "length, max length), the top-level domains (lowercase) that make an e-mail address a\n"
+             "file name, and the values (lowercase ASCII) a secret assignment does not count.");
 
 static PyObject *pf_native_checks(Prefilter *pf, PyObject *args) {
-    PyObject *prefixes, *tlds;
-    if (!PyArg_ParseTuple(args, "OO:native_checks", &prefixes, &tlds)) return NULL;
+    PyObject *prefixes, *tlds, *placeholders;
+    if (!PyArg_ParseTuple(args, "OOO:native_checks", &prefixes, &tlds, &placeholders)) return NULL;
     NativeChecks checks = {0};
     PyObject *seq = PySequence_Fast(prefixes, "native_checks: card_prefixes must be a sequence");
     if (seq == NULL) return NULL;
@@ -1327,6 +1329,26 @@ static PyObject *pf_native_checks(Prefilter *pf, PyObject *args) {
         checks.tld[k].len = (uint8_t)len;
     }
     checks.n_tld = (unsigned)count;
+    Py_DECREF(seq);
+    seq = PySequence_Fast(placeholders, "native_checks: placeholders must be a sequence");
+    if (seq == NULL) return NULL;
+    count = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t len;
+        const char *word = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, k), &len);
+        int lower_ascii = word != NULL && len >= 1 && len < (Py_ssize_t)sizeof checks.placeholder[0].word;
+        for (Py_ssize_t i = 0; lower_ascii && i < len; i++)
+            lower_ascii = (uint8_t)word[i] >= 0x20 && (uint8_t)word[i] < 0x80 && !is_upper((uint8_t)word[i]);
+        if (!lower_ascii || count > MAX_PLACEHOLDERS) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "native_checks: up to 16 placeholders of 1-15 lowercase ASCII bytes");
+            Py_DECREF(seq);
+            return NULL;
+        }
+        memcpy(checks.placeholder[k].word, word, (size_t)len);
+        checks.placeholder[k].len = (uint8_t)len;
+    }
+    checks.n_placeholder = (unsigned)count;
     Py_DECREF(seq);
     checks.set = 1;
     lock_tables(pf);

@@ -876,13 +876,15 @@ NATIVE_VALIDATORS: dict[str, Validator | None] = {
     "openai_api_key": _validate_random_token,
     "anthropic_api_key": None,
     "aws_access_key_id": None,
+    "secret_assignment": _validate_assignment,
 }
 
 
-def native_tables() -> tuple[list[tuple[str, int, int]], list[str]]:
-    """What the C validators read: the card issuer prefixes, and the file extensions that
-    make an e-mail address a file name (``Prefilter.native_checks``)."""
-    return list(_CARD_PREFIXES), sorted(_FILE_EXTENSIONS)
+def native_tables() -> tuple[list[tuple[str, int, int]], list[str], list[str]]:
+    """What the C validators read: the card issuer prefixes, the file extensions that make
+    an e-mail address a file name, and the placeholder values of a secret assignment
+    (``Prefilter.native_checks``)."""
+    return list(_CARD_PREFIXES), sorted(_FILE_EXTENSIONS), sorted(_PLACEHOLDERS)
 
 
 def detector_names(regions: Sequence[str] = ("US",)) -> list[str]:
