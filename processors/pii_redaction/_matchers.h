@@ -34,20 +34,18 @@
 #define MAX_REJECTED_TLDS 32
 #define MAX_PLACEHOLDERS 16
 typedef struct {
+    char text[16]; /* lowercase */
+    uint8_t len;
+} NativeWord;
+typedef struct {
     struct {
         char digits[8];
         uint8_t len, lo, hi;
     } card[MAX_CARD_PREFIXES];
     unsigned n_card;
-    struct {
-        char name[16]; /* lowercase */
-        uint8_t len;
-    } tld[MAX_REJECTED_TLDS];
+    NativeWord tld[MAX_REJECTED_TLDS];
     unsigned n_tld;
-    struct {
-        char word[16]; /* lowercase ASCII */
-        uint8_t len;
-    } placeholder[MAX_PLACEHOLDERS];
+    NativeWord placeholder[MAX_PLACEHOLDERS]; /* ASCII */
     unsigned n_placeholder;
     int set;
 } NativeChecks;
@@ -126,7 +124,7 @@ static int m_email_ok(const NativeChecks *c, const uint8_t *b, size_t s, size_t 
     for (unsigned k = 0; k < c->n_tld; k++) {
         if (c->tld[k].len != len) continue;
         size_t j = 0;
-        while (j < len && (uint8_t)(b[t + j] | 0x20) == (uint8_t)c->tld[k].name[j]) j++;
+        while (j < len && (uint8_t)(b[t + j] | 0x20) == (uint8_t)c->tld[k].text[j]) j++;
         if (j == len) return 0;
     }
     return 1;
@@ -370,7 +368,7 @@ static int m_assignment(const uint8_t *b, size_t n, size_t pos, size_t end, size
  * and not a template or an earlier mask. The value holds no quote to strip. */
 static int m_assignment_ok(const NativeChecks *c, const uint8_t *b, size_t s, size_t e) {
     for (unsigned k = 0; k < c->n_placeholder; k++) {
-        const char *word = c->placeholder[k].word;
+        const char *word = c->placeholder[k].text;
         size_t i = 0, p = s;
         while (i < c->placeholder[k].len && p < e) {
             if (b[p] < 0x80 && lower(b[p]) == (uint8_t)word[i]) {

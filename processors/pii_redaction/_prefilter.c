@@ -1284,6 +1284,32 @@ static PyObject *pf_text_detectors(Prefilter *pf, PyObject *entries) {
     Py_RETURN_NONE;
 }
 
+/* A sequence of str into `out` (at most `max`, each of 1-15 bytes, lowercase ASCII too
+ * when `lowercase_ascii`) and its count into `*count`: 0, or -1 with `error` raised. */
+static int read_words(PyObject *words, const char *error, int lowercase_ascii, NativeWord *out, unsigned max,
+                      unsigned *count) {
+    PyObject *seq = PySequence_Fast(words, error);
+    if (seq == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, k), &len);
+        int fits = text != NULL && n <= (Py_ssize_t)max && len >= 1 && len < (Py_ssize_t)sizeof out[0].text;
+        for (Py_ssize_t i = 0; fits && lowercase_ascii && i < len; i++)
+            fits = (uint8_t)text[i] >= 0x20 && (uint8_t)text[i] < 0x80 && !is_upper((uint8_t)text[i]);
+        if (!fits) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, error);
+            Py_DECREF(seq);
+            return -1;
+        }
+        memcpy(out[k].text, text, (size_t)len);
+        out[k].len = (uint8_t)len;
+    }
+    *count = (unsigned)n;
+    Py_DECREF(seq);
+    return 0;
+}
+
 PyDoc_STRVAR(native_checks_doc,
              "native_checks(card_prefixes, rejected_tlds, placeholders) -> None: the tables the\n"
              "native validators read, from detectors.py: card issuer prefixes as (digits, min\n"
@@ -1314,42 +1340,11 @@ static PyObject *pf_native_checks(Prefilter *pf, PyObject *args) {
     }
     checks.n_card = (unsigned)count;
     Py_DECREF(seq);
-    seq = PySequence_Fast(tlds, "native_checks: rejected_tlds must be a sequence");
-    if (seq == NULL) return NULL;
-    count = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t k = 0; k < count; k++) {
-        Py_ssize_t len;
-        const char *name = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, k), &len);
-        if (name == NULL || count > MAX_REJECTED_TLDS || len < 1 || len >= (Py_ssize_t)sizeof checks.tld[0].name) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "native_checks: up to 32 domains of 1-15 bytes");
-            Py_DECREF(seq);
-            return NULL;
-        }
-        memcpy(checks.tld[k].name, name, (size_t)len);
-        checks.tld[k].len = (uint8_t)len;
-    }
-    checks.n_tld = (unsigned)count;
-    Py_DECREF(seq);
-    seq = PySequence_Fast(placeholders, "native_checks: placeholders must be a sequence");
-    if (seq == NULL) return NULL;
-    count = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t k = 0; k < count; k++) {
-        Py_ssize_t len;
-        const char *word = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, k), &len);
-        int lower_ascii = word != NULL && len >= 1 && len < (Py_ssize_t)sizeof checks.placeholder[0].word;
-        for (Py_ssize_t i = 0; lower_ascii && i < len; i++)
-            lower_ascii = (uint8_t)word[i] >= 0x20 && (uint8_t)word[i] < 0x80 && !is_upper((uint8_t)word[i]);
-        if (!lower_ascii || count > MAX_PLACEHOLDERS) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "native_checks: up to 16 placeholders of 1-15 lowercase ASCII bytes");
-            Py_DECREF(seq);
-            return NULL;
-        }
-        memcpy(checks.placeholder[k].word, word, (size_t)len);
-        checks.placeholder[k].len = (uint8_t)len;
-    }
-    checks.n_placeholder = (unsigned)count;
-    Py_DECREF(seq);
+    if (read_words(tlds, "native_checks: up to 32 domains of 1-15 bytes", 0, checks.tld, MAX_REJECTED_TLDS,
+                   &checks.n_tld) < 0 ||
+        read_words(placeholders, "native_checks: up to 16 placeholders of 1-15 lowercase ASCII bytes", 1,
+                   checks.placeholder, MAX_PLACEHOLDERS, &checks.n_placeholder) < 0)
+        return NULL;
     checks.set = 1;
     lock_tables(pf);
     pf->native = checks;
