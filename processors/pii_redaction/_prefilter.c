@@ -246,7 +246,7 @@ typedef struct Job {
     int failed; /* out of memory during the scan */
 } Job;
 
-typedef struct {
+typedef struct Prefilter {
     PyObject_HEAD
     uint32_t families;
     uint8_t table[256];
@@ -286,6 +286,7 @@ typedef struct {
     int ready_fds[2];
     pid_t worker_pid; /* the process that started the worker; 0 when none */
     pthread_t worker;
+    struct Prefilter *live_prev, *live_next; /* every live prefilter, for the fork handlers */
 } Prefilter;
 
 typedef struct {
@@ -1689,6 +1690,43 @@ static PyObject *pf_ready_fd(Prefilter *pf, PyObject *unused) {
     return PyLong_FromLong(pf->ready_fds[0]);
 }
 
+/* fork() copies the queues as the worker left them, and it may be halfway through moving
+ * a job (pending -> running -> done) with queue_lock held: the child would lose that job,
+ * and a request would wait for it forever. The handlers below hold every prefilter's
+ * queue_lock across fork() (the worker holds it only between steps, never while scanning),
+ * so the child sees each job in exactly one place. Registered once; every prefilter is on
+ * the list from creation to deallocation, both with the GIL held. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static Prefilter *live_head;
+
+static void fork_prepare(void) {
+    pthread_mutex_lock(&live_lock);
+    for (Prefilter *pf = live_head; pf != NULL; pf = pf->live_next) pthread_mutex_lock(&pf->queue_lock);
+}
+
+static void fork_done(void) {
+    for (Prefilter *pf = live_head; pf != NULL; pf = pf->live_next) pthread_mutex_unlock(&pf->queue_lock);
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void link_live(Prefilter *pf) {
+    pthread_mutex_lock(&live_lock);
+    pf->live_prev = NULL;
+    pf->live_next = live_head;
+    if (live_head != NULL) live_head->live_prev = pf;
+    live_head = pf;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void unlink_live(Prefilter *pf) {
+    pthread_mutex_lock(&live_lock);
+    if (pf->live_prev != NULL) pf->live_prev->live_next = pf->live_next;
+    else if (live_head == pf) live_head = pf->live_next;
+    if (pf->live_next != NULL) pf->live_next->live_prev = pf->live_prev;
+    pf->live_prev = pf->live_next = NULL;
+    pthread_mutex_unlock(&live_lock);
+}
+
 static PyObject *pf_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     Prefilter *pf = (Prefilter *)PyType_GenericNew(type, args, kwargs);
     if (pf == NULL) return NULL;
@@ -1696,10 +1734,12 @@ static PyObject *pf_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     pthread_mutex_init(&pf->queue_lock, NULL);
     pthread_cond_init(&pf->queue_cond, NULL);
     pf->ready_fds[0] = pf->ready_fds[1] = -1;
+    link_live(pf);
     return (PyObject *)pf;
 }
 
 static void pf_dealloc(Prefilter *pf) {
+    unlink_live(pf);
     if (pf->worker_pid != 0 && pf->worker_pid == getpid()) {
         /* The worker holds no Python object and never takes the GIL: joined with it held. */
         pthread_mutex_lock(&pf->queue_lock);
@@ -1844,6 +1884,14 @@ static int add_int_dict(PyObject *m, const char *attr, const Named *named, const
 
 PyMODINIT_FUNC PyInit__prefilter(void) {
     if (PyType_Ready(&PrefilterType) < 0 || PyType_Ready(&MaskerType) < 0) return NULL;
+    static int fork_handlers;
+    if (!fork_handlers) {
+        if (pthread_atfork(fork_prepare, fork_done, fork_done) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "_prefilter: pthread_atfork failed");
+            return NULL;
+        }
+        fork_handlers = 1;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
 #ifdef HAVE_AVX2_CODE
