@@ -14,7 +14,8 @@
 typedef struct {
     size_t start, end;
     uint32_t det;
-    uint32_t seq; /* the order the caller gave, then the order kept: ties keep it */
+    int32_t priority; /* the detector's */
+    uint32_t seq;     /* the order the caller gave, then the order kept: ties keep it */
 } MaskHit;
 
 typedef struct {
@@ -58,11 +59,9 @@ static int by_start_end(const void *a, const void *b) {
 }
 
 /* engine._choose's order: higher priority, then longer, then start, then the order before. */
-static const int32_t *choose_priority;
 static int by_preference(const void *a, const void *b) {
     const MaskHit *x = a, *y = b;
-    int32_t px = choose_priority[x->det], py = choose_priority[y->det];
-    if (px != py) return px > py ? -1 : 1;
+    if (x->priority != y->priority) return x->priority > y->priority ? -1 : 1;
     size_t lx = x->end - x->start, ly = y->end - y->start;
     if (lx != ly) return lx > ly ? -1 : 1;
     if (x->start != y->start) return x->start < y->start ? -1 : 1;
@@ -77,15 +76,13 @@ static int by_start_then_seq(const void *a, const void *b) {
 
 /* engine._choose on cluster[0..n), by_start order: the greedy pick of non-overlapping hits
  * by preference, appended to kept[*n_kept..]. `scratch` holds n hits. */
-static void choose(const Masker *m, const MaskHit *cluster, size_t n, MaskHit *scratch, MaskHit *kept,
-                   size_t *n_kept) {
+static void choose(const MaskHit *cluster, size_t n, MaskHit *scratch, MaskHit *kept, size_t *n_kept) {
     if (n == 1) {
         kept[(*n_kept)++] = cluster[0];
         return;
     }
     memcpy(scratch, cluster, n * sizeof *scratch);
     for (size_t i = 0; i < n; i++) scratch[i].seq = (uint32_t)i; /* its place in by_start order */
-    choose_priority = m->priority; /* qsort has no context argument; the GIL serialises callers */
     qsort(scratch, n, sizeof *scratch, by_preference);
     size_t first = *n_kept;
     for (size_t i = 0; i < n; i++) {
@@ -99,7 +96,7 @@ static void choose(const Masker *m, const MaskHit *cluster, size_t n, MaskHit *s
 
 /* engine._resolve: hits[0..n) become the kept hits, sorted by start; returns their count,
  * or -1 without memory. */
-static Py_ssize_t resolve_hits(const Masker *m, MaskHit *hits, size_t n) {
+static Py_ssize_t resolve_hits(MaskHit *hits, size_t n) {
     qsort(hits, n, sizeof *hits, by_start_end);
     size_t previous_end = 0;
     int overlap = 0;
@@ -114,14 +111,14 @@ static Py_ssize_t resolve_hits(const Masker *m, MaskHit *hits, size_t n) {
     size_t n_kept = 0, first = 0, cluster_end = hits[0].end;
     for (size_t i = 1; i < n; i++) {
         if (hits[i].start >= cluster_end) {
-            choose(m, hits + first, i - first, scratch, kept, &n_kept);
+            choose(hits + first, i - first, scratch, kept, &n_kept);
             first = i;
             cluster_end = hits[i].end;
         } else if (hits[i].end > cluster_end) {
             cluster_end = hits[i].end;
         }
     }
-    choose(m, hits + first, n - first, scratch, kept, &n_kept);
+    choose(hits + first, n - first, scratch, kept, &n_kept);
     for (size_t i = 0; i < n_kept; i++) kept[i].seq = (uint32_t)i;
     qsort(kept, n_kept, sizeof *kept, by_start_then_seq);
     memcpy(hits, kept, n_kept * sizeof *hits);
@@ -222,9 +219,9 @@ static PyObject *masker_mask(Masker *m, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_ValueError, "a hit needs 0 <= detector < detectors, 0 <= start <= end <= len(buf)");
             goto done;
         }
-        hits[i] = (MaskHit){(size_t)start, (size_t)end, (uint32_t)det, (uint32_t)i};
+        hits[i] = (MaskHit){(size_t)start, (size_t)end, (uint32_t)det, m->priority[det], (uint32_t)i};
     }
-    Py_ssize_t kept = n ? resolve_hits(m, hits, (size_t)n) : 0;
+    Py_ssize_t kept = n ? resolve_hits(hits, (size_t)n) : 0;
     if (kept < 0) {
         PyErr_NoMemory();
         goto done;

@@ -1810,7 +1810,7 @@ static PyObject *inside_json_strings(PyObject *module, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "a span needs 0 <= start <= end <= len(buf)");
             goto done;
         }
-        hits[k] = (MaskHit){(size_t)start, (size_t)end, 0, (uint32_t)k};
+        hits[k] = (MaskHit){(size_t)start, (size_t)end, 0, 0, (uint32_t)k};
     }
     result = PyBool_FromLong(spans_inside_json(view.buf, n, hits, count));
 done:
