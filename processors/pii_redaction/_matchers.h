@@ -7,17 +7,18 @@
  * (~1.4 us for a 22-byte region), a BLAKE2 digest for the validation cache, the validator
  * and the glue around them. The first five detectors here are three quarters of the
  * regions; here a region costs well under a microsecond. Secret assignments (14 us per
- * region through RE2 and Python) were added next. No library matches these shapes from C without
- * linking RE2's C++ (the google-re2 wheel links it statically into its module).
+ * region through RE2 and Python) were added next. No library matches these shapes from C
+ * without linking RE2's C++ (the google-re2 wheel links it statically into its module).
  *
  * Contract: for a region [start, end) of the text b[0, n), with `last` the end of its last
- * window, native_region() reports what Redactor._find_in reports for that detector and that
- * region: RE2's leftmost-first matches of the detector's pattern (detectors.py), searched
- * from `start`, then from each match's end, while the search is before `end` and `last`;
- * each kept when the Python validator keeps it. Like RE2 given the whole text as context,
- * a \b at a match's edge reads the byte beyond it even when that byte is outside the
- * region. tests/test_pii_prefilter.py compares both paths on generated input; a change to
- * one of these patterns or validators in detectors.py must be made here too (NATIVE_VALIDATORS
+ * window, append_region() (_prefilter.c) reports what Redactor._spans_in reports for that
+ * detector and that region: RE2's leftmost-first matches of the detector's pattern
+ * (detectors.py), searched from `start`, then from each match's end, while the search is
+ * before `end` and `last`; each kept when the Python validator keeps it, as its `value`
+ * group where it has one. Like RE2 given the whole text as context, a \b at a match's edge
+ * reads the byte beyond it even when that byte is outside the region.
+ * tests/test_pii_prefilter.py compares both paths on generated input; a change to one of
+ * these patterns or validators in detectors.py must be made here too (NATIVE_VALIDATORS
  * there names what the matchers stand in for).
  */
 /* Included by _prefilter.c after its byte classes (is_digit, is_alpha, is_upper,
